@@ -1,0 +1,505 @@
+//! The Cloud Partner Portal client: the cancel call, polling its operation,
+//! and the offer's operations list, with auth and Location handling.
+
+pub mod auth;
+pub mod location;
+pub mod wire;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::{Response, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+use crate::metrics::Metrics;
+pub use auth::{AuthError, Credentials, TokenSource};
+pub use location::{LocationError, resolve_location};
+pub use wire::{ErrorBody, Operation, OperationState};
+
+/// Largest body read from CPP or Azure AD; a larger one is an error.
+const MAX_BODY: usize = 1 << 20;
+
+/// Which CPP call a request was; also the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Cancel,
+    Operation,
+    Submissions,
+    Token,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Cancel => "cancel",
+            Endpoint::Operation => "operation",
+            Endpoint::Submissions => "submissions",
+            Endpoint::Token => "token",
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether an error may go away by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    Transient { retry_after: Option<Duration> },
+    Terminal,
+}
+
+/// 408, 429 and 5xx are transient (cpp-api.md); other 4xx are terminal.
+pub fn classify_status(status: u16, retry_after: Option<Duration>) -> RetryClass {
+    match status {
+        408 | 429 | 500..=599 => RetryClass::Transient { retry_after },
+        _ => RetryClass::Terminal,
+    }
+}
+
+/// Timeouts and connection errors are transient; a request that could not
+/// even be built is not.
+pub fn classify_request_error(e: &reqwest::Error) -> RetryClass {
+    if e.is_builder() {
+        RetryClass::Terminal
+    } else {
+        RetryClass::Transient { retry_after: None }
+    }
+}
+
+/// A stable, secret-free word for what went wrong with a request.
+pub fn request_error_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection broke while reading the answer"
+    } else if e.is_builder() {
+        "could not build the request"
+    } else {
+        "connection error"
+    }
+}
+
+/// What failed while talking to CPP.
+#[derive(Debug, thiserror::Error)]
+pub enum CppError {
+    #[error("CPP {endpoint} request failed: {kind}")]
+    Request {
+        endpoint: Endpoint,
+        kind: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("CPP {endpoint} call answered HTTP {status}{}", body.as_ref().map(|b| format!(" ({b})")).unwrap_or_default())]
+    Rejected {
+        endpoint: Endpoint,
+        status: u16,
+        body: Option<ErrorBody>,
+        retry_after: Option<Duration>,
+    },
+    #[error("CPP {endpoint} answer unreadable: {detail}")]
+    Malformed { endpoint: Endpoint, detail: String },
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    #[error("getting a CPP token: {0}")]
+    Auth(#[from] AuthError),
+    #[error("offer path cannot be built from the endpoint URL")]
+    BadEndpoint,
+}
+
+impl CppError {
+    pub fn retry_class(&self) -> RetryClass {
+        match self {
+            CppError::Request { source, .. } => classify_request_error(source),
+            CppError::Rejected {
+                status,
+                retry_after,
+                ..
+            } => classify_status(*status, *retry_after),
+            CppError::Auth(e) => e.retry_class(),
+            CppError::Malformed { .. } | CppError::Location(_) | CppError::BadEndpoint => {
+                RetryClass::Terminal
+            }
+        }
+    }
+
+    /// The HTTP status CPP answered, when it answered.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            CppError::Rejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Metric label; exhaustive so a new variant gets a name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CppError::Request { .. } => "request",
+            CppError::Rejected { .. } => "rejected",
+            CppError::Malformed { .. } => "malformed",
+            CppError::Location(_) => "location",
+            CppError::Auth(_) => "auth",
+            CppError::BadEndpoint => "endpoint",
+        }
+    }
+}
+
+/// Which offer a call is about.
+#[derive(Debug, Clone, Copy)]
+pub struct OfferRef<'a> {
+    pub publisher_id: &'a str,
+    pub offer_id: &'a str,
+    pub api_version: &'a str,
+}
+
+/// CPP's answer to the cancel call when it was not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelAnswer {
+    /// 200: cancelled synchronously.
+    Cancelled,
+    /// 202: cancelling; where to poll (header, else body), and when.
+    Accepted {
+        location: Option<String>,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// One poll of the cancel operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollAnswer {
+    pub operation: Operation,
+    /// A new `Location` header, which replaces the URL to poll.
+    pub location: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+/// Settings for [`CppClient::new`].
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub endpoint: Url,
+    pub authority_host: Url,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Requests per second to CPP, shared by all callers; `None`: unlimited.
+    pub rate_limit: Option<(NonZeroU32, NonZeroU32)>,
+}
+
+impl ClientConfig {
+    pub fn new(endpoint: Url, authority_host: Url) -> Self {
+        ClientConfig {
+            endpoint,
+            authority_host,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            rate_limit: None,
+        }
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+/// One client for all reconciles: reqwest pools connections, so it is built once.
+pub struct CppClient {
+    http: reqwest::Client,
+    endpoint: Url,
+    tokens: TokenSource,
+    limiter: Option<DefaultDirectRateLimiter>,
+    metrics: Arc<Metrics>,
+}
+
+/// rustls needs one process-wide crypto provider; ring is the one kube uses.
+pub fn install_crypto_provider() {
+    // An Err means one is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl CppClient {
+    pub fn new(config: ClientConfig, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            // A redirect could carry the request (and its token) elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("offer-cancel-operator/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let limiter = config
+            .rate_limit
+            .map(|(rps, burst)| RateLimiter::direct(Quota::per_second(rps).allow_burst(burst)));
+        Ok(CppClient {
+            tokens: TokenSource::new(http.clone(), config.authority_host, metrics.clone()),
+            http,
+            endpoint: config.endpoint,
+            limiter,
+            metrics,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    pub fn tokens(&self) -> &TokenSource {
+        &self.tokens
+    }
+
+    /// POSTs the cancel. Callers send it at most once per recorded intent.
+    pub async fn cancel(
+        &self,
+        offer: OfferRef<'_>,
+        notification_emails: &str,
+        creds: &Credentials,
+    ) -> Result<CancelAnswer, CppError> {
+        let url = self.offer_url(offer, &["cancel"], &[])?;
+        let body = serde_json::json!({ "metadata": { "notification-emails": notification_emails } });
+        let answer = self
+            .send(Endpoint::Cancel, creds, |token| {
+                self.http.post(url.clone()).bearer_auth(token).json(&body)
+            })
+            .await?;
+        match answer.status {
+            200 => Ok(CancelAnswer::Cancelled),
+            202 => Ok(CancelAnswer::Accepted {
+                location: header_text(&answer.headers, LOCATION)
+                    .or_else(|| wire::location_from_body(&answer.body)),
+                retry_after: retry_after(&answer.headers),
+            }),
+            _ => Err(rejected(Endpoint::Cancel, &answer)),
+        }
+    }
+
+    /// GETs the cancel operation at a location CPP gave.
+    pub async fn poll(&self, location: &str, creds: &Credentials) -> Result<PollAnswer, CppError> {
+        let url = resolve_location(&self.endpoint, location)?;
+        let answer = self
+            .send(Endpoint::Operation, creds, |token| {
+                self.http.get(url.clone()).bearer_auth(token)
+            })
+            .await?;
+        if answer.status != 200 {
+            return Err(rejected(Endpoint::Operation, &answer));
+        }
+        let operation = Operation::parse(&answer.body).map_err(|detail| CppError::Malformed {
+            endpoint: Endpoint::Operation,
+            detail,
+        })?;
+        Ok(PollAnswer {
+            operation,
+            location: header_text(&answer.headers, LOCATION),
+            retry_after: retry_after(&answer.headers),
+        })
+    }
+
+    /// The offer's running operations (`submissions?status=running`).
+    pub async fn running_operations(
+        &self,
+        offer: OfferRef<'_>,
+        creds: &Credentials,
+    ) -> Result<Vec<Operation>, CppError> {
+        let url = self.offer_url(offer, &["submissions", ""], &[("status", "running")])?;
+        let answer = self
+            .send(Endpoint::Submissions, creds, |token| {
+                self.http.get(url.clone()).bearer_auth(token)
+            })
+            .await?;
+        if answer.status != 200 {
+            return Err(rejected(Endpoint::Submissions, &answer));
+        }
+        wire::parse_operation_list(&answer.body).map_err(|detail| CppError::Malformed {
+            endpoint: Endpoint::Submissions,
+            detail,
+        })
+    }
+
+    /// The path of one operation, as a migrated offer's Location has it.
+    pub fn operation_location(offer: OfferRef<'_>, operation_id: &str) -> String {
+        let seg = |s: &str| {
+            let mut u = Url::parse("http://x/").expect("static URL parses");
+            u.path_segments_mut().expect("http URL has a path").push(s);
+            u.path().trim_start_matches('/').to_string()
+        };
+        format!(
+            "/api/publishers/{}/offers/{}/operations/{}?api-version={}",
+            seg(offer.publisher_id),
+            seg(offer.offer_id),
+            seg(operation_id),
+            seg(offer.api_version)
+        )
+    }
+
+    /// `{endpoint}/api/publishers/{p}/offers/{o}/{tail...}?api-version=..`,
+    /// each segment percent-encoded.
+    fn offer_url(
+        &self,
+        offer: OfferRef<'_>,
+        tail: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Url, CppError> {
+        let mut url = self.endpoint.clone();
+        {
+            let mut path = url.path_segments_mut().map_err(|_| CppError::BadEndpoint)?;
+            path.pop_if_empty()
+                .extend(["api", "publishers", offer.publisher_id, "offers", offer.offer_id])
+                .extend(tail);
+        }
+        url.query_pairs_mut()
+            .clear()
+            .append_pair("api-version", offer.api_version)
+            .extend_pairs(query);
+        Ok(url)
+    }
+
+    /// Sends with a token; on 401 with refreshable credentials, fetches a
+    /// fresh token once and sends once more.
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        creds: &Credentials,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<Answer, CppError> {
+        let token = self.token(creds).await?;
+        let answer = self.send_once(endpoint, build(token.expose_secret())).await?;
+        if answer.status != 401 || !creds.can_refresh() {
+            return Ok(answer);
+        }
+        self.tokens.forget(creds).await;
+        let token = self.token(creds).await?;
+        self.send_once(endpoint, build(token.expose_secret())).await
+    }
+
+    async fn token(&self, creds: &Credentials) -> Result<SecretString, CppError> {
+        Ok(self.tokens.token(creds).await?)
+    }
+
+    async fn send_once(
+        &self,
+        endpoint: Endpoint,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Answer, CppError> {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        let started = Instant::now();
+        let result = request.send().await;
+        let code = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+        self.metrics
+            .observe_request(endpoint.as_str(), code, started.elapsed());
+        let response = result.map_err(|source| CppError::Request {
+            endpoint,
+            kind: request_error_kind(&source),
+            source,
+        })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = read_limited(response)
+            .await
+            .map_err(|e| body_error(endpoint, e))?;
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("answer larger than {MAX_BODY} bytes")]
+    TooLarge,
+    #[error("{}", request_error_kind(.0))]
+    Read(#[source] reqwest::Error),
+}
+
+fn body_error(endpoint: Endpoint, e: BodyError) -> CppError {
+    match e {
+        BodyError::Read(source) => CppError::Request {
+            endpoint,
+            kind: request_error_kind(&source),
+            source,
+        },
+        BodyError::TooLarge => CppError::Malformed {
+            endpoint,
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// Reads a body, refusing one larger than [`MAX_BODY`].
+pub(crate) async fn read_limited(mut response: Response) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = header_text(headers, RETRY_AFTER)?;
+    wire::parse_retry_after(&value, jiff::Timestamp::now())
+}
+
+fn rejected(endpoint: Endpoint, answer: &Answer) -> CppError {
+    CppError::Rejected {
+        endpoint,
+        status: answer.status,
+        body: ErrorBody::parse(&answer.body),
+        retry_after: retry_after(&answer.headers),
+    }
+}
+
+/// The standard reason phrase, for messages.
+pub fn reason_phrase(status: u16) -> &'static str {
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_as_cpp_api_md_says() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(matches!(classify_status(s, None), RetryClass::Transient { .. }), "{s}");
+        }
+        for s in [400, 401, 403, 404, 409, 422] {
+            assert_eq!(classify_status(s, None), RetryClass::Terminal, "{s}");
+        }
+    }
+
+    #[test]
+    fn operation_location_escapes_segments() {
+        let offer = OfferRef {
+            publisher_id: "contoso",
+            offer_id: "offer.one",
+            api_version: "2017-10-31",
+        };
+        assert_eq!(
+            CppClient::operation_location(offer, "a/b"),
+            "/api/publishers/contoso/offers/offer.one/operations/a%2Fb?api-version=2017-10-31"
+        );
+    }
+}

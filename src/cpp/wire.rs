@@ -1,0 +1,355 @@
+//! What CPP sends back, read leniently: the documents disagree with
+//! themselves (object or array, `completed` or `complete`), and any body may be
+//! malformed or hostile, so nothing here panics and every text is bounded.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Longest text taken from a CPP body into a message.
+const MAX_TEXT: usize = 512;
+/// Longest Retry-After honoured; a larger one is clamped, not trusted.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A cancel operation's state, normalised as cpp-api.md says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationState {
+    Done,
+    Failed,
+    InProgress,
+}
+
+/// Compares case-insensitively and ignores spaces, so `Not Started`,
+/// `notStarted` and `notstarted` are one value; unknown values are in progress.
+pub fn normalize_status(raw: &str) -> OperationState {
+    let folded: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect();
+    match folded.as_str() {
+        "completed" | "complete" | "succeeded" | "canceled" | "cancelled" => OperationState::Done,
+        "failed" => OperationState::Failed,
+        _ => OperationState::InProgress,
+    }
+}
+
+/// CPP's error body: `{ "error": { "code": ..., "message": ... } }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ErrorBody {
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl ErrorBody {
+    /// Reads the documented shape, and a bare `{code, message}` too.
+    pub fn parse(body: &[u8]) -> Option<ErrorBody> {
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let inner = value.get("error").unwrap_or(&value);
+        let text = |k: &str| inner.get(k).and_then(Value::as_str).map(bounded);
+        let parsed = ErrorBody {
+            code: text("code"),
+            message: text("message"),
+        };
+        (parsed.code.is_some() || parsed.message.is_some()).then_some(parsed)
+    }
+}
+
+impl std::fmt::Display for ErrorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.code, &self.message) {
+            (Some(c), Some(m)) => write!(f, "{c}: {m}"),
+            (Some(c), None) => f.write_str(c),
+            (None, Some(m)) => f.write_str(m),
+            (None, None) => f.write_str("no details"),
+        }
+    }
+}
+
+/// One operation as `GET operation` or the submissions list returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Operation {
+    pub id: Option<String>,
+    pub submission_type: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    pub messages: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawOperation {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    submission_type: Option<Value>,
+    #[serde(default)]
+    status: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    messages: Option<Value>,
+}
+
+impl Operation {
+    /// An object, or an array whose first element is the operation.
+    pub fn parse(body: &[u8]) -> Result<Operation, String> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("operation body is not JSON: {e}"))?;
+        let object = match value {
+            Value::Array(items) => items
+                .into_iter()
+                .next()
+                .ok_or("operation body is an empty array")?,
+            other => other,
+        };
+        Operation::from_value(object)
+    }
+
+    fn from_value(value: Value) -> Result<Operation, String> {
+        if !value.is_object() {
+            return Err("operation body is not an object".into());
+        }
+        let raw: RawOperation =
+            serde_json::from_value(value).map_err(|e| format!("operation body: {e}"))?;
+        let status = raw
+            .status
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(bounded)
+            .ok_or("operation body has no status")?;
+        Ok(Operation {
+            id: raw.id.as_ref().and_then(scalar_text),
+            submission_type: raw.submission_type.as_ref().and_then(scalar_text),
+            status,
+            error: raw.error.as_ref().and_then(error_text),
+            messages: raw.messages.as_ref().map(message_texts).unwrap_or_default(),
+        })
+    }
+
+    pub fn state(&self) -> OperationState {
+        normalize_status(&self.status)
+    }
+
+    pub fn is_cancel(&self) -> bool {
+        self.submission_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("cancel"))
+    }
+
+    /// The operation's error and messages in one line, for status.
+    pub fn failure_detail(&self) -> String {
+        let mut parts: Vec<&str> = self.error.iter().map(String::as_str).collect();
+        parts.extend(self.messages.iter().map(String::as_str));
+        if parts.is_empty() {
+            return "no error details".into();
+        }
+        bounded(&parts.join("; "))
+    }
+}
+
+/// The submissions list: an array, or an object holding one under `value`.
+pub fn parse_operation_list(body: &[u8]) -> Result<Vec<Operation>, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("submissions body is not JSON: {e}"))?;
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Object(mut map) => match map.remove("value") {
+            Some(Value::Array(items)) => items,
+            _ => vec![Value::Object(map)],
+        },
+        _ => return Err("submissions body is neither a list nor an object".into()),
+    };
+    // One odd entry must not hide the others.
+    Ok(items
+        .into_iter()
+        .filter_map(|v| Operation::from_value(v).ok())
+        .collect())
+}
+
+/// A location given in the body: a JSON string, or a field named
+/// `location` or `operationLocation` in any case.
+pub fn location_from_body(body: &[u8]) -> Option<String> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let found = match &value {
+        Value::String(s) => Some(s.as_str()),
+        Value::Object(map) => map
+            .iter()
+            .find(|(k, _)| {
+                k.eq_ignore_ascii_case("location") || k.eq_ignore_ascii_case("operationLocation")
+            })
+            .and_then(|(_, v)| v.as_str()),
+        _ => None,
+    };
+    found.map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+}
+
+/// `Retry-After` as seconds or an HTTP date, clamped to [`MAX_RETRY_AFTER`].
+pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+        let ahead = at.duration_since(now);
+        Duration::try_from(ahead).unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(bounded(s)),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn error_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) => Some(plain_text(s)),
+        Value::Object(_) => ErrorBody::parse(v.to_string().as_bytes()).map(|e| e.to_string()),
+        other => Some(bounded(&other.to_string())),
+    }
+}
+
+fn message_texts(v: &Value) -> Vec<String> {
+    let Some(items) = v.as_array() else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|m| m.get("messageHtml").and_then(Value::as_str))
+        .map(plain_text)
+        .filter(|m| !m.is_empty())
+        .take(5)
+        .collect()
+}
+
+/// `messageHtml` is HTML: drop the tags so status holds words.
+pub fn plain_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len().min(MAX_TEXT));
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(if c.is_control() { ' ' } else { c }),
+            _ => {}
+        }
+    }
+    bounded(out.trim())
+}
+
+/// Cuts text to [`MAX_TEXT`] characters on a character boundary.
+pub fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_status_spelling_is_normalised() {
+        use OperationState::*;
+        for (raw, want) in [
+            ("completed", Done),
+            ("Complete", Done),
+            ("SUCCEEDED", Done),
+            ("canceled", Done),
+            ("Cancelled", Done),
+            ("failed", Failed),
+            ("Failed", Failed),
+            ("notStarted", InProgress),
+            ("not started", InProgress),
+            ("running", InProgress),
+            ("somethingNew", InProgress),
+            ("", InProgress),
+        ] {
+            assert_eq!(normalize_status(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn operation_reads_object_and_array_forms() {
+        let object = br#"{"id":"1","submissionType":"cancel","status":"running"}"#;
+        let array = br#"[{"id":"1","submissionType":"cancel","status":"running"}]"#;
+        assert_eq!(Operation::parse(object).unwrap(), Operation::parse(array).unwrap());
+        assert!(Operation::parse(b"[]").is_err());
+        assert!(Operation::parse(b"42").is_err());
+        assert!(Operation::parse(b"{\"id\":1}").is_err(), "no status");
+        assert!(Operation::parse(b"not json").is_err());
+    }
+
+    #[test]
+    fn failure_detail_joins_error_and_messages_without_html() {
+        let body = br#"{"status":"failed","error":"Cancel failed",
+            "messages":[{"messageHtml":"<b>Step</b> blocked","level":"error"},{"level":"x"}]}"#;
+        let op = Operation::parse(body).unwrap();
+        assert_eq!(op.state(), OperationState::Failed);
+        assert_eq!(op.failure_detail(), "Cancel failed; Step blocked");
+    }
+
+    #[test]
+    fn error_body_reads_documented_shape() {
+        let body = br#"{"error":{"code":"InvalidAPIVersion","message":"Invalid api version."}}"#;
+        let e = ErrorBody::parse(body).unwrap();
+        assert_eq!(e.to_string(), "InvalidAPIVersion: Invalid api version.");
+        assert_eq!(ErrorBody::parse(b"<html>"), None);
+        assert_eq!(ErrorBody::parse(b"{}"), None);
+    }
+
+    #[test]
+    fn location_in_body_as_string_or_field_any_case() {
+        assert_eq!(location_from_body(br#""/api/x""#).as_deref(), Some("/api/x"));
+        assert_eq!(location_from_body(br#"{"Location":"/a"}"#).as_deref(), Some("/a"));
+        assert_eq!(
+            location_from_body(br#"{"OPERATIONLOCATION":"/b"}"#).as_deref(),
+            Some("/b")
+        );
+        assert_eq!(location_from_body(br#"{"other":"/c"}"#), None);
+        assert_eq!(location_from_body(br#"{"location":""}"#), None);
+        assert_eq!(location_from_body(b""), None);
+    }
+
+    #[test]
+    fn retry_after_as_seconds_or_date_and_clamped() {
+        let now: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 10:00:42 GMT", now),
+            Some(Duration::from_secs(42))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("99999999", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn list_accepts_array_or_value_wrapper_and_skips_odd_entries() {
+        let body = br#"{"value":[{"id":"a","status":"running","submissionType":"cancel"},7]}"#;
+        let ops = parse_operation_list(body).unwrap();
+        assert_eq!(ops.len(), 1);
+        assert!(ops[0].is_cancel());
+        assert!(parse_operation_list(b"[]").unwrap().is_empty());
+        assert!(parse_operation_list(b"true").is_err());
+    }
+
+    #[test]
+    fn bounded_cuts_on_char_boundary() {
+        let long = "é".repeat(MAX_TEXT + 10);
+        let cut = bounded(&long);
+        assert!(cut.ends_with("..."));
+        assert_eq!(cut.chars().count(), MAX_TEXT + 3);
+    }
+}

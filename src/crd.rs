@@ -1,0 +1,367 @@
+//! The `OfferCancellation` custom resource: spec, status, and the checks the
+//! operator applies to a spec before it trusts it (the schema does the same on
+//! the API server, but the one-shot CLI reads YAML that no server has seen).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of the resource.
+pub const GROUP: &str = "offercancel.dev";
+/// Annotation whose every new value asks for one new attempt of a Failed resource.
+pub const RETRY_ANNOTATION: &str = "offercancel.dev/retry";
+/// The CPP api-version used when the spec names none.
+pub const DEFAULT_API_VERSION: &str = "2017-10-31";
+/// Lower bound of `pollIntervalSeconds`; also enforced by the schema.
+pub const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
+
+/// Pattern of publisherId and offerId, as the schema has it.
+pub const ID_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
+/// Pattern of one notification address, as the schema has it.
+pub const EMAIL_PATTERN: &str = r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#;
+const MAX_ID_LEN: usize = 128;
+const MAX_EMAIL_LEN: usize = 254;
+const MAX_EMAILS: usize = 20;
+
+/// Cancels the operation in progress (publish, go-live, ...) on one Cloud Partner Portal offer.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    doc = "Asks the operator to cancel the operation in progress on one Cloud Partner Portal offer.",
+    group = "offercancel.dev",
+    version = "v1alpha1",
+    kind = "OfferCancellation",
+    plural = "offercancellations",
+    shortname = "ocancel",
+    namespaced,
+    status = "OfferCancellationStatus",
+    printcolumn(name = "Publisher", type_ = "string", json_path = ".spec.publisherId"),
+    printcolumn(name = "Offer", type_ = "string", json_path = ".spec.offerId"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Operation",
+        type_ = "string",
+        json_path = ".status.operationStatus",
+        priority = 1
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferCancellationSpec {
+    /// Publisher identifier in the Cloud Partner Portal, e.g. `contoso`. Immutable.
+    #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("publisherId is immutable: create a new OfferCancellation instead"))]
+    pub publisher_id: String,
+
+    /// Offer identifier in the Cloud Partner Portal. Immutable.
+    #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("offerId is immutable: create a new OfferCancellation instead"))]
+    pub offer_id: String,
+
+    /// Addresses CPP notifies about the progress of the cancel operation
+    /// (sent comma-joined as `metadata.notification-emails`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), inner(length(min = 3, max = 254), pattern(r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#)))]
+    pub notification_emails: Vec<String>,
+
+    /// Secret in this namespace with either `token` (a bearer token) or
+    /// `tenantId`, `clientId` and `clientSecret` (Azure AD client credentials).
+    pub credentials_secret_ref: SecretRef,
+
+    /// CPP api-version to call.
+    #[serde(default = "default_api_version")]
+    #[schemars(length(min = 1, max = 32), pattern(r"^[0-9A-Za-z.-]+$"))]
+    pub api_version: String,
+
+    /// Seconds between two polls of an asynchronous cancel (at least 5).
+    #[serde(default = "default_poll_interval")]
+    #[schemars(range(min = 5, max = 86400))]
+    pub poll_interval_seconds: u32,
+
+    /// Stop polling after this many seconds from the cancel request: the
+    /// resource then fails with reason Timeout. Unset: poll until done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: Option<u32>,
+}
+
+/// Reference to a Secret in the resource's own namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+fn default_api_version() -> String {
+    DEFAULT_API_VERSION.to_string()
+}
+
+fn default_poll_interval() -> u32 {
+    30
+}
+
+/// Where a cancellation stands.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Not yet sent, or sent without a decisive answer yet.
+    Pending,
+    /// CPP accepted the cancel (202) and the operator polls it.
+    Cancelling,
+    /// The operation was cancelled.
+    Cancelled,
+    /// The cancel failed; see the message and the Stalled condition.
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Cancelling => "Cancelling",
+            Phase::Cancelled => "Cancelled",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// Observed state, written only by the operator.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferCancellationStatus {
+    /// Pending, Cancelling, Cancelled or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Ready (True only when Cancelled), Reconciling (True while work is in
+    /// flight) and Stalled (True on a failure that needs a change to clear).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// HTTP status of CPP's decisive answer to the cancel call (200, 202 or a 4xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// The cancel operation's location, exactly as CPP returned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_location: Option<String>,
+    /// The cancel operation's status as CPP last reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_status: Option<String>,
+    /// The last outcome in words, with CPP's error code and message when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the operator recorded its intent to send the cancel request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<Time>,
+    /// When the resource reached Cancelled or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// How many times the cancel request was sent or about to be sent.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Transient errors in a row since CPP last answered; drives the backoff.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_errors: u32,
+    /// The value of the offercancel.dev/retry annotation the current attempt answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_request: Option<String>,
+    /// resourceVersion of the credentials Secret the current attempt used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_version: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Why a spec cannot be acted on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("spec.{field} is invalid: {why}")]
+    Invalid { field: &'static str, why: String },
+}
+
+fn invalid(field: &'static str, why: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field,
+        why: why.into(),
+    }
+}
+
+/// Same rule as the schema's pattern: segments of letters, digits, `-`, `_`
+/// joined by single dots, so no `/`, `$`, `..`, whitespace or dot-segments.
+fn check_id(field: &'static str, value: &str) -> Result<(), SpecError> {
+    if value.is_empty() || value.len() > MAX_ID_LEN {
+        return Err(invalid(field, format!("must be 1 to {MAX_ID_LEN} characters")));
+    }
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !value.split('.').all(segment_ok) {
+        return Err(invalid(
+            field,
+            "only letters, digits, '-', '_' and single inner dots are allowed",
+        ));
+    }
+    Ok(())
+}
+
+fn check_email(value: &str) -> Result<(), SpecError> {
+    let bad_char = |c: char| c.is_whitespace() || ",;<>\"".contains(c);
+    let shape_ok = match value.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        }
+        None => false,
+    };
+    if value.len() > MAX_EMAIL_LEN || value.chars().any(bad_char) || !shape_ok {
+        return Err(invalid(
+            "notificationEmails",
+            format!("{value:?} is not an email address"),
+        ));
+    }
+    Ok(())
+}
+
+impl OfferCancellationSpec {
+    /// Checks what the schema checks, for specs that never met an API server.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        check_id("publisherId", &self.publisher_id)?;
+        check_id("offerId", &self.offer_id)?;
+        if self.notification_emails.len() > MAX_EMAILS {
+            return Err(invalid(
+                "notificationEmails",
+                format!("at most {MAX_EMAILS} addresses"),
+            ));
+        }
+        self.notification_emails
+            .iter()
+            .try_for_each(|e| check_email(e))?;
+        if self.credentials_secret_ref.name.is_empty() {
+            return Err(invalid("credentialsSecretRef.name", "must not be empty"));
+        }
+        let api_ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+        if self.api_version.is_empty() || self.api_version.len() > 32 || !self.api_version.bytes().all(api_ok) {
+            return Err(invalid("apiVersion", "must look like 2017-10-31"));
+        }
+        if self.poll_interval_seconds < MIN_POLL_INTERVAL_SECONDS {
+            return Err(invalid("pollIntervalSeconds", "must be at least 5"));
+        }
+        if self.timeout_seconds == Some(0) {
+            return Err(invalid("timeoutSeconds", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The comma-joined list CPP expects in `metadata.notification-emails`.
+    pub fn notification_emails_joined(&self) -> String {
+        self.notification_emails.join(",")
+    }
+}
+
+/// The CRD as YAML, as `offer-cancel-operator crd` prints it.
+pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
+    let yaml = serde_yaml::to_string(&OfferCancellation::crd())?;
+    Ok(quote_date_like_scalars(&yaml))
+}
+
+/// serde_yaml writes `2017-10-31` bare, which is a YAML 1.2 string but a
+/// YAML 1.1 timestamp: kubectl's YAML reader would turn the default into
+/// `2017-10-31T00:00:00Z`. Quote such scalars so every reader sees a string.
+fn quote_date_like_scalars(yaml: &str) -> String {
+    let date_like = |v: &str| {
+        let b = v.as_bytes();
+        b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+    };
+    let mut out = String::with_capacity(yaml.len() + 16);
+    for line in yaml.lines() {
+        match line.rsplit_once(": ") {
+            Some((key, value)) if date_like(value) => {
+                out.push_str(&format!("{key}: '{value}'"));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> OfferCancellationSpec {
+        serde_yaml::from_str(
+            "publisherId: contoso\nofferId: contoso-offer\ncredentialsSecretRef: {name: cpp}\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn defaults_fill_api_version_and_poll_interval() {
+        let s = spec();
+        assert_eq!(s.api_version, "2017-10-31");
+        assert_eq!(s.poll_interval_seconds, 30);
+        assert_eq!(s.timeout_seconds, None);
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn ids_reject_path_tricks() {
+        for bad in ["", "a/b", "a$b", "..", "a..b", ".a", "a.", "a b", "ä", "a%2F"] {
+            let mut s = spec();
+            s.offer_id = bad.to_string();
+            assert!(s.validate().is_err(), "{bad:?} should be refused");
+        }
+        let mut s = spec();
+        s.offer_id = "x".repeat(129);
+        assert!(s.validate().is_err());
+        s.offer_id = "contoso.offer_v2-preview".into();
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn emails_are_checked_and_comma_joined() {
+        let mut s = spec();
+        s.notification_emails = vec!["jondoe@contoso.com".into(), "ops@contoso.com".into()];
+        assert!(s.validate().is_ok());
+        assert_eq!(s.notification_emails_joined(), "jondoe@contoso.com,ops@contoso.com");
+        for bad in ["nobody", "a,b@c.d", "a@b", "a b@c.d", "@c.d"] {
+            s.notification_emails = vec![bad.into()];
+            assert!(s.validate().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn poll_interval_below_five_is_refused() {
+        let mut s = spec();
+        s.poll_interval_seconds = 4;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn schema_patterns_match_the_code_constants() {
+        // The schemars attributes must repeat these literals; keep them in step.
+        let crd = serde_json::to_value(OfferCancellation::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert_eq!(spec["publisherId"]["pattern"], ID_PATTERN);
+        assert_eq!(spec["offerId"]["pattern"], ID_PATTERN);
+        assert_eq!(spec["notificationEmails"]["items"]["pattern"], EMAIL_PATTERN);
+        assert_eq!(spec["offerId"]["x-kubernetes-validations"][0]["rule"], "self == oldSelf");
+    }
+
+    #[test]
+    fn crd_yaml_quotes_the_default_api_version() {
+        let yaml = crd_yaml().unwrap();
+        assert!(yaml.contains("default: '2017-10-31'"), "{yaml}");
+        let back: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(back["spec"]["names"]["shortNames"][0], "ocancel");
+    }
+}

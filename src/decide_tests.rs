@@ -1,0 +1,445 @@
+use super::*;
+use crate::crd::SecretRef;
+
+const T0: &str = "2026-11-25T10:00:00Z";
+
+fn at(secs: i64) -> Timestamp {
+    T0.parse::<Timestamp>().unwrap() + jiff::SignedDuration::from_secs(secs)
+}
+
+fn spec() -> OfferCancellationSpec {
+    OfferCancellationSpec {
+        publisher_id: "contoso".into(),
+        offer_id: "contoso-offer".into(),
+        notification_emails: vec![],
+        credentials_secret_ref: SecretRef { name: "cpp".into() },
+        api_version: "2017-10-31".into(),
+        poll_interval_seconds: 30,
+        timeout_seconds: None,
+    }
+}
+
+/// A little world: one resource, its status, and a pinned clock.
+struct World {
+    spec: OfferCancellationSpec,
+    status: OfferCancellationStatus,
+    generation: i64,
+    retry: Option<String>,
+    secret_version: Option<String>,
+    now: Timestamp,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            spec: spec(),
+            status: OfferCancellationStatus::default(),
+            generation: 1,
+            retry: None,
+            secret_version: Some("100".into()),
+            now: at(0),
+        }
+    }
+
+    fn obs(&self) -> Observed<'_> {
+        Observed {
+            spec: &self.spec,
+            status: &self.status,
+            generation: self.generation,
+            retry_request: self.retry.as_deref(),
+            credentials_version: self.secret_version.as_deref(),
+            now: self.now,
+        }
+    }
+
+    fn step(&self) -> Step {
+        next_step(&self.obs())
+    }
+
+    fn apply(&mut self, outcome: Outcome) -> Transition {
+        let t = transition(&self.obs(), outcome);
+        self.status = t.status.clone();
+        t
+    }
+
+    /// Drives a fresh resource through intent and a 202 with a location.
+    fn accepted(mut self, location: &str) -> Self {
+        assert_eq!(self.step(), Step::SendCancel);
+        self.apply(Outcome::IntentRecorded);
+        self.apply(Outcome::Accepted {
+            location: Some(location.into()),
+            retry_after: None,
+        });
+        self
+    }
+
+    fn condition(&self, kind: &str) -> (String, String) {
+        let c = self
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == kind)
+            .unwrap_or_else(|| panic!("no {kind} condition"));
+        (c.status.clone(), c.reason.clone())
+    }
+}
+
+fn polled(status: &str, state: OperationState) -> Outcome {
+    Outcome::Polled {
+        status: status.into(),
+        state,
+        location: None,
+        retry_after: None,
+        detail: "boom".into(),
+    }
+}
+
+#[test]
+fn fresh_resource_sends_the_cancel() {
+    assert_eq!(World::new().step(), Step::SendCancel);
+}
+
+#[test]
+fn invalid_spec_fails_without_any_call() {
+    let mut w = World::new();
+    w.spec.offer_id = "a/../b".into();
+    let Step::Record(outcome) = w.step() else {
+        panic!("expected a record step");
+    };
+    let t = w.apply(outcome);
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(w.condition(condition::STALLED), ("True".into(), reason::INVALID_SPEC.into()));
+    assert_eq!(w.step(), Step::Idle);
+}
+
+#[test]
+fn intent_is_recorded_before_the_post() {
+    let mut w = World::new();
+    let t = w.apply(Outcome::IntentRecorded);
+    assert_eq!(t.status.phase, Some(Phase::Pending));
+    assert_eq!(t.status.requested_at, Some(Time(at(0))));
+    assert_eq!(t.status.attempts, 1);
+    assert_eq!(t.status.credentials_version.as_deref(), Some("100"));
+    assert_eq!(t.notice.unwrap().reason, reason::CANCEL_REQUESTED);
+    assert_eq!(w.condition(condition::RECONCILING).0, "True");
+}
+
+#[test]
+fn synchronous_200_is_cancelled_and_ready() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    w.now = at(1);
+    let t = w.apply(Outcome::Cancelled);
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(t.status.http_status, Some(200));
+    assert_eq!(t.status.completed_at, Some(Time(at(1))));
+    assert_eq!(t.requeue, Requeue::Never);
+    assert_eq!(w.condition(condition::READY), ("True".into(), reason::CANCELLED.into()));
+    assert_eq!(w.condition(condition::RECONCILING).0, "False");
+    assert_eq!(w.condition(condition::STALLED).0, "False");
+    assert_eq!(w.step(), Step::Idle);
+}
+
+#[test]
+fn accepted_202_polls_after_the_larger_of_interval_and_retry_after() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    let t = w.apply(Outcome::Accepted {
+        location: Some("/api/operations/a$b$2$preview?api-version=2017-10-31".into()),
+        retry_after: Some(Duration::from_secs(90)),
+    });
+    assert_eq!(t.status.phase, Some(Phase::Cancelling));
+    assert_eq!(t.status.http_status, Some(202));
+    assert_eq!(t.requeue, Requeue::After(Duration::from_secs(90)));
+    assert_eq!(t.notice.unwrap().reason, reason::CANCEL_ACCEPTED);
+    assert_eq!(
+        w.step(),
+        Step::Poll {
+            location: "/api/operations/a$b$2$preview?api-version=2017-10-31".into()
+        }
+    );
+    let short = transition(
+        &w.obs(),
+        Outcome::Accepted {
+            location: Some("/x".into()),
+            retry_after: Some(Duration::from_secs(2)),
+        },
+    );
+    assert_eq!(short.requeue, Requeue::After(Duration::from_secs(30)));
+}
+
+#[test]
+fn a_poll_that_learns_nothing_new_changes_nothing() {
+    let mut w = World::new().accepted("/op");
+    w.apply(polled("running", OperationState::InProgress));
+    let before = w.status.clone();
+    w.now = at(300);
+    let t = w.apply(polled("running", OperationState::InProgress));
+    assert_eq!(t.status, before, "an unchanged poll must not rewrite status");
+    assert_eq!(t.notice, None);
+    assert_eq!(t.requeue, Requeue::After(Duration::from_secs(30)));
+}
+
+#[test]
+fn a_changed_operation_status_is_recorded_keeping_transition_times() {
+    let mut w = World::new().accepted("/op");
+    w.apply(polled("notStarted", OperationState::InProgress));
+    let since = w.status.conditions[0].last_transition_time.clone();
+    w.now = at(60);
+    let t = w.apply(polled("running", OperationState::InProgress));
+    assert_eq!(t.status.operation_status.as_deref(), Some("running"));
+    assert_eq!(t.status.conditions[0].last_transition_time, since);
+}
+
+#[test]
+fn poll_done_is_cancelled_and_failed_is_failed_with_details() {
+    let mut w = World::new().accepted("/op");
+    let t = w.apply(polled("completed", OperationState::Done));
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(t.status.operation_status.as_deref(), Some("completed"));
+
+    let mut w = World::new().accepted("/op");
+    let t = w.apply(polled("failed", OperationState::Failed));
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert!(t.status.message.unwrap().contains("boom"));
+    assert_eq!(w.condition(condition::STALLED), ("True".into(), reason::OPERATION_FAILED.into()));
+}
+
+#[test]
+fn a_new_location_from_a_poll_replaces_the_old_one() {
+    let mut w = World::new().accepted("/old");
+    w.apply(Outcome::Polled {
+        status: "running".into(),
+        state: OperationState::InProgress,
+        location: Some("/new".into()),
+        retry_after: None,
+        detail: String::new(),
+    });
+    assert_eq!(w.step(), Step::Poll { location: "/new".into() });
+}
+
+#[test]
+fn forbidden_is_terminal_and_never_reposted() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    let t = w.apply(Outcome::Rejected {
+        reason: reason_for_status(403),
+        message: "CPP cancel call answered HTTP 403".into(),
+        cancel_status: Some(403),
+    });
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(t.status.http_status, Some(403));
+    assert_eq!(t.requeue, Requeue::Never);
+    assert_eq!(w.condition(condition::STALLED), ("True".into(), reason::FORBIDDEN.into()));
+    // Resyncs, requeues and restarts all see the same status.
+    for secs in [30, 3600, 86_400] {
+        w.now = at(secs);
+        assert_eq!(w.step(), Step::Idle);
+    }
+}
+
+#[test]
+fn failed_retries_on_new_annotation_value_once() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    w.apply(Outcome::Rejected {
+        reason: reason::NOT_FOUND,
+        message: "404".into(),
+        cancel_status: Some(404),
+    });
+    w.retry = Some("1".into());
+    assert_eq!(w.step(), Step::SendCancel);
+    let t = w.apply(Outcome::IntentRecorded);
+    assert_eq!(t.status.attempts, 2);
+    assert_eq!(t.status.http_status, None);
+    w.apply(Outcome::Rejected {
+        reason: reason::NOT_FOUND,
+        message: "404".into(),
+        cancel_status: Some(404),
+    });
+    assert_eq!(w.step(), Step::Idle, "the same annotation value asks for one attempt");
+}
+
+#[test]
+fn failed_retries_when_spec_or_secret_changes() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    w.apply(Outcome::Rejected {
+        reason: reason::UNAUTHORIZED,
+        message: "401".into(),
+        cancel_status: Some(401),
+    });
+    assert_eq!(w.step(), Step::Idle);
+    w.secret_version = Some("101".into());
+    assert_eq!(w.step(), Step::SendCancel);
+    w.secret_version = Some("100".into());
+    w.generation = 2;
+    assert_eq!(w.step(), Step::SendCancel);
+}
+
+#[test]
+fn cancelled_is_never_sent_again_even_on_edits_or_retry_annotation() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    w.apply(Outcome::Cancelled);
+    w.retry = Some("again".into());
+    w.secret_version = Some("999".into());
+    assert_eq!(w.step(), Step::Idle);
+    w.generation = 2;
+    assert_eq!(w.step(), Step::Record(Outcome::Acknowledged));
+    let t = w.apply(Outcome::Acknowledged);
+    assert_eq!(t.status.observed_generation, Some(2));
+    assert!(t.status.conditions.iter().all(|c| c.observed_generation == Some(2)));
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(w.step(), Step::Idle);
+}
+
+#[test]
+fn crash_after_intent_looks_for_the_operation_before_resending() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    // The controller restarts here: only the status survives.
+    assert_eq!(w.step(), Step::FindCancel { send_if_absent: true });
+    w.apply(Outcome::Adopted {
+        location: "/api/publishers/contoso/offers/contoso-offer/operations/1".into(),
+    });
+    assert_eq!(w.status.phase, Some(Phase::Cancelling));
+    assert!(matches!(w.step(), Step::Poll { .. }));
+}
+
+#[test]
+fn resend_after_in_doubt_keeps_the_first_request_time() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    w.now = at(50);
+    let t = w.apply(Outcome::IntentRecorded);
+    assert_eq!(t.status.requested_at, Some(Time(at(0))));
+    assert_eq!(t.status.attempts, 2);
+}
+
+#[test]
+fn restart_mid_poll_resumes_polling_the_recorded_location() {
+    let w = World::new().accepted("/api/operations/x");
+    assert_eq!(w.step(), Step::Poll { location: "/api/operations/x".into() });
+}
+
+#[test]
+fn accepted_without_location_looks_it_up_and_fails_clearly_if_absent() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    w.apply(Outcome::Accepted {
+        location: None,
+        retry_after: None,
+    });
+    assert_eq!(w.status.phase, Some(Phase::Cancelling));
+    assert_eq!(w.step(), Step::FindCancel { send_if_absent: false });
+    let t = w.apply(Outcome::NoLocationFound);
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        w.condition(condition::STALLED),
+        ("True".into(), reason::LOCATION_UNAVAILABLE.into())
+    );
+}
+
+#[test]
+fn transient_errors_back_off_and_notify_once_per_streak() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    let first = w.apply(Outcome::Transient {
+        message: "CPP cancel call answered HTTP 503".into(),
+        retry_after: Some(Duration::from_secs(4)),
+    });
+    assert_eq!(first.status.phase, Some(Phase::Pending));
+    assert_eq!(first.status.consecutive_errors, 1);
+    assert_eq!(
+        first.requeue,
+        Requeue::Backoff {
+            errors: 1,
+            at_least: Duration::from_secs(4)
+        }
+    );
+    assert_eq!(first.notice.unwrap().reason, reason::TRANSIENT_ERROR);
+    assert_eq!(w.condition(condition::READY), ("False".into(), reason::TRANSIENT_ERROR.into()));
+    assert_eq!(w.condition(condition::RECONCILING).0, "True");
+    let second = w.apply(Outcome::Transient {
+        message: "CPP cancel call answered HTTP 503".into(),
+        retry_after: None,
+    });
+    assert_eq!(second.status.consecutive_errors, 2);
+    assert_eq!(second.notice, None);
+    // After a transient error the POST is in doubt: look before resending.
+    assert_eq!(w.step(), Step::FindCancel { send_if_absent: true });
+}
+
+#[test]
+fn transient_error_while_polling_keeps_polling() {
+    let mut w = World::new().accepted("/op");
+    w.apply(Outcome::Transient {
+        message: "timed out".into(),
+        retry_after: None,
+    });
+    assert_eq!(w.status.phase, Some(Phase::Cancelling));
+    assert_eq!(w.step(), Step::Poll { location: "/op".into() });
+    w.apply(polled("running", OperationState::InProgress));
+    assert_eq!(w.status.consecutive_errors, 0);
+}
+
+#[test]
+fn missing_credentials_stall_without_sending_and_recover() {
+    let mut w = World::new();
+    let t = w.apply(Outcome::CredentialsUnavailable("Secret cpp not found".into()));
+    assert_eq!(t.status.phase, Some(Phase::Pending));
+    assert_eq!(t.requeue, Requeue::After(CREDENTIALS_RETRY));
+    assert_eq!(
+        w.condition(condition::STALLED),
+        ("True".into(), reason::CREDENTIALS_UNAVAILABLE.into())
+    );
+    assert_eq!(w.step(), Step::SendCancel, "still nothing sent");
+}
+
+#[test]
+fn timeout_fails_polling_at_the_deadline() {
+    let mut w = World::new();
+    w.spec.timeout_seconds = Some(100);
+    let mut w = w.accepted("/op");
+    w.now = at(80);
+    let t = w.apply(polled("running", OperationState::InProgress));
+    assert_eq!(t.requeue, Requeue::After(Duration::from_secs(20)), "wake at the deadline");
+    w.now = at(100);
+    assert_eq!(w.step(), Step::Record(Outcome::TimedOut));
+    let t = w.apply(Outcome::TimedOut);
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(w.condition(condition::STALLED), ("True".into(), reason::TIMEOUT.into()));
+}
+
+#[test]
+fn observed_generation_is_set_on_status_and_every_condition() {
+    let mut w = World::new();
+    w.generation = 7;
+    let t = w.apply(Outcome::IntentRecorded);
+    assert_eq!(t.status.observed_generation, Some(7));
+    assert_eq!(t.status.conditions.len(), 3);
+    assert!(t.status.conditions.iter().all(|c| c.observed_generation == Some(7)));
+}
+
+#[test]
+fn messages_carry_nothing_volatile() {
+    let mut a = World::new();
+    let mut b = World::new();
+    b.now = at(12_345);
+    a.apply(Outcome::IntentRecorded);
+    b.apply(Outcome::IntentRecorded);
+    assert_eq!(a.status.message, b.status.message);
+    let ta = a.apply(polled("failed", OperationState::Failed));
+    let tb = b.apply(polled("failed", OperationState::Failed));
+    assert_eq!(ta.notice, tb.notice);
+}
+
+#[test]
+fn status_reasons_cover_terminal_http_codes() {
+    assert_eq!(reason_for_status(400), reason::BAD_REQUEST);
+    assert_eq!(reason_for_status(401), reason::UNAUTHORIZED);
+    assert_eq!(reason_for_status(403), reason::FORBIDDEN);
+    assert_eq!(reason_for_status(404), reason::NOT_FOUND);
+    assert_eq!(reason_for_status(418), reason::REJECTED);
+}

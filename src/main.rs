@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", offer_cancel_operator::crd::crd_yaml().unwrap());
+}

@@ -1,0 +1,116 @@
+//! Prometheus metrics. Every label value is a `&'static str` from an
+//! exhaustive match (or an HTTP status code), never `Debug` text, so label
+//! cardinality stays bounded whatever CPP or the API server send.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
+};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub endpoint: &'static str,
+    /// HTTP status, or 0 when no answer came (timeout, connection error).
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub error: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+}
+
+/// All the operator's metrics, registered once.
+pub struct Metrics {
+    pub reconciliations: Counter,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub reconcile_duration: Histogram,
+    pub cancellations: Family<OutcomeLabels, Counter>,
+    pub cpp_requests: Family<RequestLabels, Counter>,
+    pub cpp_request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    pub in_flight: Gauge,
+    pub token_fetches: Counter,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut m = Metrics {
+            reconciliations: Counter::default(),
+            reconcile_errors: Family::default(),
+            reconcile_duration: latency_histogram(),
+            cancellations: Family::default(),
+            cpp_requests: Family::default(),
+            cpp_request_duration: Family::new_with_constructor(latency_histogram),
+            in_flight: Gauge::default(),
+            token_fetches: Counter::default(),
+            registry: Registry::with_prefix("offercancel"),
+        };
+        m.register();
+        m
+    }
+}
+
+impl Metrics {
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        r.register("reconciliations", "Reconciliations run", self.reconciliations.clone());
+        r.register("reconcile_errors", "Reconciliations that ended in an error", self.reconcile_errors.clone());
+        r.register("reconcile_duration_seconds", "Time spent in one reconciliation", self.reconcile_duration.clone());
+        r.register("cancellations", "Cancellations that reached a final phase, by outcome", self.cancellations.clone());
+        r.register("cpp_requests", "Requests to CPP and Azure AD, by endpoint and HTTP status", self.cpp_requests.clone());
+        r.register("cpp_request_duration_seconds", "Latency of requests to CPP and Azure AD", self.cpp_request_duration.clone());
+        r.register("in_flight_cancellations", "Resources in Pending or Cancelling", self.in_flight.clone());
+        r.register("token_fetches", "Tokens fetched from Azure AD", self.token_fetches.clone());
+    }
+
+    pub fn observe_request(&self, endpoint: &'static str, code: u16, took: Duration) {
+        self.cpp_requests
+            .get_or_create(&RequestLabels { endpoint, code })
+            .inc();
+        self.cpp_request_duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_show_up_with_endpoint_and_code_labels() {
+        let m = Metrics::default();
+        m.observe_request("cancel", 202, Duration::from_millis(3));
+        m.observe_request("cancel", 202, Duration::from_millis(3));
+        let text = m.encode();
+        assert!(
+            text.contains(r#"offercancel_cpp_requests_total{endpoint="cancel",code="202"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains("offercancel_cpp_request_duration_seconds_count{endpoint=\"cancel\"} 2"));
+    }
+}
