@@ -4,3 +4,7 @@ pub mod crd;
 pub mod cpp;
 pub mod metrics;
 pub mod decide;
+pub mod controller;
+pub mod credentials;
+pub mod engine;
+pub mod simulator;

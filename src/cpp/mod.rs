@@ -302,13 +302,15 @@ impl CppClient {
         })
     }
 
-    /// The offer's running operations (`submissions?status=running`).
-    pub async fn running_operations(
+    /// The offer's operations (`submissions/`). Unfiltered on purpose: a
+    /// cancel operation that is still `notStarted` would be missing from
+    /// `status=running`, and then a second POST would go out.
+    pub async fn operations(
         &self,
         offer: OfferRef<'_>,
         creds: &Credentials,
     ) -> Result<Vec<Operation>, CppError> {
-        let url = self.offer_url(offer, &["submissions", ""], &[("status", "running")])?;
+        let url = self.offer_url(offer, &["submissions", ""], &[])?;
         let answer = self
             .send(Endpoint::Submissions, creds, |token| {
                 self.http.get(url.clone()).bearer_auth(token)

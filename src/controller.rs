@@ -1,0 +1,360 @@
+//! Controller wiring: watches, the reconcile that reads state and hands it to
+//! the engine, the status writer (server-side apply under one field
+//! manager, only when changed), and Events.
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+use crate::cpp::{CppClient, Credentials};
+use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase, RETRY_ANNOTATION};
+use crate::credentials::{self, CredentialsError};
+use crate::decide::{Requeue, Transition};
+use crate::engine::{self, StatusSink, Subject};
+use crate::metrics::{ErrorLabels, Metrics, OutcomeLabels};
+
+/// The one field manager for everything the operator writes.
+pub const FIELD_MANAGER: &str = "offer-cancel-operator";
+/// Requeue after an error that left no recorded outcome.
+const ERROR_REQUEUE: Duration = Duration::from_secs(30);
+
+/// What failed in the controller layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("resource has no namespace")]
+    NoNamespace,
+    #[error("reading Secret {name}: {source}")]
+    ReadSecret {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing status: {0}")]
+    WriteStatus(#[source] kube::Error),
+}
+
+impl Error {
+    /// Metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NoNamespace => "no_namespace",
+            Error::ReadSecret { .. } => "read_secret",
+            Error::WriteStatus(_) => "write_status",
+        }
+    }
+}
+
+/// Controller settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Watch one namespace; `None`: all.
+    pub namespace: Option<String>,
+    pub concurrency: u16,
+    /// Cap of the backoff after transient errors.
+    pub max_backoff: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespace: None,
+            concurrency: 16,
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub cpp: Arc<CppClient>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub config: Config,
+    gate: Gate,
+}
+
+impl Context {
+    pub fn new(client: Client, cpp: Arc<CppClient>, metrics: Arc<Metrics>, config: Config) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            cpp,
+            metrics,
+            config,
+            gate: Gate::default(),
+        }
+    }
+}
+
+/// What the next reconcile must see unchanged for an early wake-up to be
+/// put back to sleep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    generation: i64,
+    retry_request: Option<String>,
+    credentials_version: Option<String>,
+}
+
+/// Our own status writes wake the resource up through the watch. Without
+/// this, each write would trigger an immediate poll (or defeat a backoff).
+/// It lives in memory only: after a restart the first reconcile polls at once.
+#[derive(Default)]
+struct Gate {
+    until: Mutex<HashMap<ObjectRef<OfferCancellation>, (Instant, Fingerprint)>>,
+}
+
+impl Gate {
+    fn remaining(&self, key: &ObjectRef<OfferCancellation>, fp: &Fingerprint) -> Option<Duration> {
+        let map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, seen) = map.get(key)?;
+        let left = at.checked_duration_since(Instant::now())?;
+        (seen == fp && !left.is_zero()).then_some(left)
+    }
+
+    fn set(&self, key: ObjectRef<OfferCancellation>, wait: Option<Duration>, fp: Fingerprint) {
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        match wait {
+            Some(wait) => map.insert(key, (Instant::now() + wait, fp)),
+            None => map.remove(&key),
+        };
+    }
+}
+
+/// Capped exponential backoff with jitter, from backon.
+pub fn backoff_delay(errors: u32, cap: Duration) -> Duration {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(2))
+        .with_max_delay(cap)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(errors.saturating_sub(1) as usize)
+        .unwrap_or(cap)
+}
+
+fn requeue_delay(requeue: Requeue, cap: Duration) -> Option<Duration> {
+    match requeue {
+        Requeue::Never => None,
+        Requeue::After(d) => Some(d),
+        Requeue::Backoff { errors, at_least } => Some(backoff_delay(errors, cap).max(at_least)),
+    }
+}
+
+/// Reads the credentials Secret: its resourceVersion and what it yields.
+async fn read_credentials(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<(Option<String>, Result<Credentials, String>), Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let secret = api.get_opt(name).await.map_err(|source| Error::ReadSecret {
+        name: name.to_string(),
+        source,
+    })?;
+    let Some(secret) = secret else {
+        let missing = CredentialsError::NotFound { name: name.into() };
+        return Ok((None, Err(missing.to_string())));
+    };
+    let creds = credentials::from_secret(&secret, name).map_err(|e| e.to_string());
+    Ok((secret.resource_version(), creds))
+}
+
+/// One reconcile: read, decide and act through the engine, schedule.
+pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    ctx.metrics.reconciliations.inc();
+    let result = reconcile_inner(&obj, &ctx).await;
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(obj: &OfferCancellation, ctx: &Context) -> Result<Action, Error> {
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let status = obj.status.clone().unwrap_or_default();
+    if status.phase == Some(Phase::Cancelled) && status.observed_generation == obj.meta().generation {
+        return Ok(Action::await_change());
+    }
+    let (version, creds) = read_credentials(ctx, &ns, &obj.spec.credentials_secret_ref.name).await?;
+    let mut subject = Subject {
+        spec: obj.spec.clone(),
+        status,
+        generation: obj.meta().generation.unwrap_or_default(),
+        retry_request: obj.annotations().get(RETRY_ANNOTATION).cloned(),
+        credentials_version: version,
+    };
+    let key = ObjectRef::from_obj(obj);
+    let fp = Fingerprint {
+        generation: subject.generation,
+        retry_request: subject.retry_request.clone(),
+        credentials_version: subject.credentials_version.clone(),
+    };
+    if let Some(left) = ctx.gate.remaining(&key, &fp) {
+        return Ok(Action::requeue(left));
+    }
+    let mut sink = KubeSink { ctx, obj };
+    let requeue = engine::run_step(&ctx.cpp, &mut subject, creds.as_ref().map_err(Clone::clone), &mut sink).await?;
+    let wait = requeue_delay(requeue, ctx.config.max_backoff);
+    ctx.gate.set(key, wait, fp);
+    Ok(wait.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Requeues after an error that the engine could not record in status.
+pub fn error_policy(_obj: Arc<OfferCancellation>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %error, "reconcile failed");
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels { error: error.kind() })
+        .inc();
+    Action::requeue(ERROR_REQUEUE)
+}
+
+/// Writes status to the API server and publishes the transition's Event.
+struct KubeSink<'a> {
+    ctx: &'a Context,
+    obj: &'a OfferCancellation,
+}
+
+impl StatusSink for KubeSink<'_> {
+    type Error = Error;
+
+    async fn save(&mut self, before: &OfferCancellationStatus, t: &Transition) -> Result<(), Error> {
+        if &t.status == before {
+            return Ok(());
+        }
+        write_status(self.ctx, self.obj, &t.status).await?;
+        count_final(&self.ctx.metrics, before, &t.status);
+        if let Some(notice) = &t.notice {
+            let event = Event {
+                type_: if notice.warning { EventType::Warning } else { EventType::Normal },
+                reason: notice.reason.into(),
+                note: Some(notice.note.clone()),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            let reference = self.obj.object_ref(&());
+            if let Err(e) = self.ctx.recorder.publish(&event, &reference).await {
+                tracing::warn!(error = %e, reason = notice.reason, "publishing event failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn count_final(metrics: &Metrics, before: &OfferCancellationStatus, after: &OfferCancellationStatus) {
+    let outcome = match after.phase {
+        _ if before.phase == after.phase => return,
+        Some(Phase::Cancelled) => "cancelled",
+        Some(Phase::Failed) => "failed",
+        Some(Phase::Pending) | Some(Phase::Cancelling) | None => return,
+    };
+    metrics.cancellations.get_or_create(&OutcomeLabels { outcome }).inc();
+}
+
+/// Server-side apply of the whole status. A failed write is retried a few
+/// times: losing the answer to a POST would leave the request in doubt.
+async fn write_status(ctx: &Context, obj: &OfferCancellation, status: &OfferCancellationStatus) -> Result<(), Error> {
+    use backon::Retryable;
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({
+        "apiVersion": OfferCancellation::api_version(&()),
+        "kind": OfferCancellation::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let name = obj.name_any();
+    let write = || async { api.patch_status(&name, &params, &Patch::Apply(&patch)).await };
+    write
+        .retry(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_times(3),
+        )
+        .when(|e| !matches!(e, kube::Error::Api(s) if s.code == 404))
+        .await
+        .map(|_| ())
+        .map_err(Error::WriteStatus)
+}
+
+/// Runs the controller until SIGTERM or SIGINT.
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let (resources, secrets): (Api<OfferCancellation>, Api<Secret>) = match &ctx.config.namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    let controller = Controller::new(resources, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    controller
+        .watches(secrets, watcher::Config::default(), move |secret| {
+            referencing(&store.state(), &secret)
+        })
+        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile loop");
+            }
+        })
+        .await;
+}
+
+/// The resources whose credentials live in this Secret.
+pub fn referencing(
+    resources: &[Arc<OfferCancellation>],
+    secret: &Secret,
+) -> Vec<ObjectRef<OfferCancellation>> {
+    let (ns, name) = (secret.namespace(), secret.name_any());
+    resources
+        .iter()
+        .filter(|r| r.namespace() == ns && r.spec.credentials_secret_ref.name == name)
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let cap = Duration::from_secs(60);
+        let first = backoff_delay(1, cap);
+        assert!(first >= Duration::from_secs(2) && first <= Duration::from_secs(4), "{first:?}");
+        for n in 1..40 {
+            assert!(backoff_delay(n, cap) <= cap * 2, "n={n}");
+        }
+        assert!(backoff_delay(10, cap) >= cap);
+    }
+
+    #[test]
+    fn retry_after_wins_over_a_shorter_backoff() {
+        let d = requeue_delay(
+            Requeue::Backoff {
+                errors: 1,
+                at_least: Duration::from_secs(45),
+            },
+            Duration::from_secs(300),
+        );
+        assert_eq!(d, Some(Duration::from_secs(45)));
+        assert_eq!(requeue_delay(Requeue::Never, Duration::from_secs(1)), None);
+    }
+}

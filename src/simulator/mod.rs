@@ -1,0 +1,242 @@
+//! A local Cloud Partner Portal: the part of the API the operator uses,
+//! with its odd corners and injectable faults. See the README for its
+//! `/_sim` endpoints.
+
+pub mod scenario;
+pub mod state;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+pub use scenario::Scenario;
+use scenario::Faults;
+use state::{Fault, Reply, SimState};
+
+type Shared = Arc<Mutex<SimState>>;
+type Params = Query<HashMap<String, String>>;
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Scenario(String),
+}
+
+/// A running simulator.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Binds `addr` and serves in the background.
+pub async fn spawn(scenario: Scenario, addr: &str) -> Result<Running, Error> {
+    scenario.validate().map_err(Error::Scenario)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    let app = router(Arc::new(Mutex::new(SimState::new(scenario))));
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "simulator stopped");
+        }
+    });
+    Ok(Running { addr, task })
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/{tenant}/oauth2/token", post(token))
+        .route("/api/publishers/{p}/offers/{o}/cancel", post(cancel))
+        .route("/api/publishers/{p}/offers/{o}/operations/{id}", get(operation))
+        .route("/api/publishers/{p}/offers/{o}/submissions", get(submissions))
+        .route("/api/publishers/{p}/offers/{o}/submissions/", get(submissions))
+        .route("/api/operations/{id}", get(legacy_operation))
+        .route("/_sim/stats", get(stats))
+        .route("/_sim/reset", post(reset))
+        .route("/_sim/faults", post(set_faults))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+fn lock(state: &Shared) -> std::sync::MutexGuard<'_, SimState> {
+    // A panic elsewhere must not take the simulator down with it.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn auth(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()
+}
+
+fn api_version(q: &HashMap<String, String>) -> Option<&str> {
+    q.get("api-version").map(String::as_str)
+}
+
+fn respond(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = if reply.body.is_null() {
+        status.into_response()
+    } else {
+        (status, axum::Json(reply.body)).into_response()
+    };
+    for (name, value) in reply.headers {
+        if let Ok(v) = value.parse() {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
+}
+
+/// Latency first, then maybe a fault instead of the real answer.
+async fn faulted(state: &Shared, offer: Option<(&str, &str)>) -> Option<Response> {
+    let (latency, fault) = lock(state).roll_faults(offer);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    Some(match fault? {
+        Fault::Throttle => respond(
+            Reply::error(429, "TooManyRequests", "Rate limit exceeded.").with_header("Retry-After", "1"),
+        ),
+        Fault::ServerError(code) => respond(Reply::error(code, "ServiceUnavailable", "Try again later.")),
+        Fault::Drop => dropped_connection(),
+    })
+}
+
+/// Headers go out, then the body breaks: the client sees a dropped connection.
+fn dropped_connection() -> Response {
+    let broken = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped"))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .body(Body::from_stream(broken))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn token(State(state): State<Shared>, Path(tenant): Path<String>, body: Bytes) -> Response {
+    if let Some(r) = faulted(&state, None).await {
+        return r;
+    }
+    let form: HashMap<String, String> = form_urlencoded_pairs(&body);
+    respond(lock(&state).issue_token(&tenant, &form))
+}
+
+fn form_urlencoded_pairs(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+async fn cancel(
+    State(state): State<Shared>,
+    Path((p, o)): Path<(String, String)>,
+    Query(q): Params,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = faulted(&state, Some((&p, &o))).await {
+        return r;
+    }
+    respond(lock(&state).cancel(auth(&headers), api_version(&q), &p, &o, &body))
+}
+
+async fn operation(
+    State(state): State<Shared>,
+    Path((p, o, id)): Path<(String, String, String)>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = faulted(&state, Some((&p, &o))).await {
+        return r;
+    }
+    respond(lock(&state).get_operation(auth(&headers), api_version(&q), &p, &o, &id))
+}
+
+async fn legacy_operation(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = faulted(&state, None).await {
+        return r;
+    }
+    respond(lock(&state).get_legacy_operation(auth(&headers), api_version(&q), &id))
+}
+
+async fn submissions(
+    State(state): State<Shared>,
+    Path((p, o)): Path<(String, String)>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = faulted(&state, Some((&p, &o))).await {
+        return r;
+    }
+    let status = q.get("status").map(String::as_str);
+    respond(lock(&state).submissions(auth(&headers), api_version(&q), &p, &o, status))
+}
+
+async fn stats(State(state): State<Shared>) -> Response {
+    axum::Json(lock(&state).stats()).into_response()
+}
+
+async fn reset(State(state): State<Shared>) -> Response {
+    lock(&state).reset();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Body: the [`Faults`] fields, plus `offer: "publisher/offer"` to scope them.
+async fn set_faults(State(state): State<Shared>, body: Bytes) -> Response {
+    let result = parse_faults_request(&body)
+        .and_then(|(offer, faults)| lock(&state).set_faults(offer.as_deref(), faults));
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(message) => respond(Reply::error(400, "BadRequest", &message)),
+    }
+}
+
+fn parse_faults_request(body: &[u8]) -> Result<(Option<String>, Faults), String> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("Malformed JSON body: {e}"))?;
+    let object = value.as_object_mut().ok_or("body must be a JSON object")?;
+    let offer = match object.remove("offer") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => return Err("offer must be a string publisher/offer".into()),
+    };
+    let faults = serde_json::from_value(value).map_err(|e| format!("faults: {e}"))?;
+    Ok((offer, faults))
+}
+
+async fn not_found() -> Response {
+    respond(Reply::error(404, "NotFound", "No such resource."))
+}
+
+async fn method_not_allowed() -> Response {
+    respond(Reply::error(405, "MethodNotAllowed", "Method not allowed on this resource."))
+}

@@ -1,0 +1,264 @@
+//! The simulator's scenario: who may call, which offers exist, and how each
+//! offer's cancel behaves. Loaded from YAML; a built-in default covers
+//! `examples/offercancellation.yaml`.
+
+use serde::{Deserialize, Serialize};
+
+/// The whole scenario.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scenario {
+    /// Seed of the fault dice; the same seed gives the same faults.
+    #[serde(default)]
+    pub seed: u64,
+    /// Lifetime of issued tokens.
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime_seconds: u64,
+    /// api-versions the service accepts.
+    #[serde(default = "default_api_versions")]
+    pub api_versions: Vec<String>,
+    #[serde(default)]
+    pub principals: Vec<Principal>,
+    /// Static bearer tokens that never expire.
+    #[serde(default)]
+    pub tokens: Vec<StaticToken>,
+    #[serde(default)]
+    pub publishers: Vec<Publisher>,
+    /// Faults on every request.
+    #[serde(default)]
+    pub faults: Faults,
+}
+
+fn default_token_lifetime() -> u64 {
+    3600
+}
+
+fn default_api_versions() -> Vec<String> {
+    vec![crate::crd::DEFAULT_API_VERSION.to_string()]
+}
+
+/// An Azure AD service principal and the publishers it was added to.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Principal {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    #[serde(default)]
+    pub publishers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StaticToken {
+    pub token: String,
+    #[serde(default)]
+    pub publishers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Publisher {
+    pub id: String,
+    #[serde(default)]
+    pub offers: Vec<Offer>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum CancelMode {
+    #[default]
+    Sync,
+    Async,
+}
+
+/// Where a 202 says the cancel operation is.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum LocationShape {
+    /// `/api/publishers/{p}/offers/{o}/operations/{guid}` in the header.
+    #[default]
+    Migrated,
+    /// `/api/operations/{p}${o}${n}$preview` in the header.
+    NonMigrated,
+    /// The migrated path in the body, no header.
+    Body,
+    /// Neither header nor body.
+    Absent,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum BodyShape {
+    #[default]
+    Object,
+    Array,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum CancelResult {
+    #[default]
+    Completed,
+    Failed,
+}
+
+/// One offer and how cancelling it behaves.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Offer {
+    pub id: String,
+    /// The operation in progress (`publish`, `goLive`, ...); none: nothing to cancel.
+    #[serde(default = "default_in_progress")]
+    pub in_progress: Option<String>,
+    #[serde(default)]
+    pub cancel: CancelMode,
+    #[serde(default)]
+    pub location: LocationShape,
+    /// Operation GETs until the cancel operation ends (at least 1).
+    #[serde(default = "default_polls")]
+    pub polls_until_done: u32,
+    /// Or: seconds until it ends, whatever the polls.
+    #[serde(default)]
+    pub seconds_until_done: Option<u64>,
+    #[serde(default)]
+    pub result: CancelResult,
+    /// Messages of a failed cancel operation.
+    #[serde(default)]
+    pub messages: Vec<String>,
+    #[serde(default)]
+    pub body: BodyShape,
+    /// Retry-After sent with the 202 and each poll.
+    #[serde(default)]
+    pub retry_after_seconds: Option<u64>,
+    /// Faults for this offer only, on top of the global ones.
+    #[serde(default)]
+    pub faults: Faults,
+}
+
+fn default_in_progress() -> Option<String> {
+    Some("publish".into())
+}
+
+fn default_polls() -> u32 {
+    2
+}
+
+/// Injected failures; rates are shares of requests from 0.0 to 1.0.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Faults {
+    /// Share answered 429 with Retry-After.
+    #[serde(default)]
+    pub throttle_rate: f64,
+    /// Share answered 500 or 503.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Share whose connection is dropped mid-answer.
+    #[serde(default)]
+    pub drop_rate: f64,
+    /// Added to every answer.
+    #[serde(default)]
+    pub latency_ms: u64,
+}
+
+impl Faults {
+    pub fn is_quiet(&self) -> bool {
+        self.throttle_rate <= 0.0 && self.error_rate <= 0.0 && self.drop_rate <= 0.0 && self.latency_ms == 0
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, rate) in [
+            ("throttleRate", self.throttle_rate),
+            ("errorRate", self.error_rate),
+            ("dropRate", self.drop_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{name} must be between 0 and 1"));
+            }
+        }
+        if self.latency_ms > 60_000 {
+            return Err("latencyMs must be at most 60000".into());
+        }
+        Ok(())
+    }
+}
+
+/// The default principal, which `cancel --simulate` uses.
+pub const DEFAULT_TENANT: &str = "contoso-tenant";
+pub const DEFAULT_CLIENT_ID: &str = "offer-cancel-operator";
+pub const DEFAULT_CLIENT_SECRET: &str = "simulated-client-secret";
+/// A static token the default scenario accepts for publisher contoso.
+pub const DEFAULT_TOKEN: &str = "simulated-static-token";
+
+const DEFAULT_SCENARIO: &str = include_str!("default-scenario.yaml");
+
+impl Scenario {
+    /// The built-in scenario (src/simulator/default-scenario.yaml).
+    pub fn default_scenario() -> Scenario {
+        // Covered by a test, so a broken built-in fails CI, not a user.
+        serde_yaml::from_str(DEFAULT_SCENARIO).unwrap_or_else(|_| Scenario::empty())
+    }
+
+    pub fn empty() -> Scenario {
+        Scenario {
+            seed: 0,
+            token_lifetime_seconds: default_token_lifetime(),
+            api_versions: default_api_versions(),
+            principals: vec![],
+            tokens: vec![],
+            publishers: vec![],
+            faults: Faults::default(),
+        }
+    }
+
+    pub fn from_yaml(text: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = serde_yaml::from_str(text).map_err(|e| format!("scenario: {e}"))?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.faults.validate()?;
+        for p in &self.publishers {
+            for o in &p.offers {
+                o.faults.validate().map_err(|e| format!("offer {}/{}: {e}", p.id, o.id))?;
+                if o.polls_until_done == 0 {
+                    return Err(format!("offer {}/{}: pollsUntilDone must be at least 1", p.id, o.id));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_scenario_parses_and_covers_the_documented_cases() {
+        let s = Scenario::from_yaml(DEFAULT_SCENARIO).unwrap();
+        let offers: Vec<&Offer> = s.publishers.iter().flat_map(|p| &p.offers).collect();
+        assert!(offers.iter().any(|o| o.cancel == CancelMode::Sync));
+        for shape in [LocationShape::Migrated, LocationShape::NonMigrated] {
+            assert!(offers.iter().any(|o| o.cancel == CancelMode::Async && o.location == shape));
+        }
+        let example: crate::crd::OfferCancellation =
+            serde_yaml::from_str(include_str!("../../examples/offercancellation.yaml")).unwrap();
+        let publisher = s.publishers.iter().find(|p| p.id == example.spec.publisher_id).unwrap();
+        assert!(publisher.offers.iter().any(|o| o.id == example.spec.offer_id));
+        let forbidden = s
+            .publishers
+            .iter()
+            .any(|p| !s.principals[0].publishers.contains(&p.id));
+        assert!(forbidden, "one publisher the default principal may not touch");
+    }
+
+    #[test]
+    fn rates_outside_zero_to_one_are_refused() {
+        let err = Scenario::from_yaml("faults: {throttleRate: 1.5}").unwrap_err();
+        assert!(err.contains("throttleRate"), "{err}");
+        assert!(Scenario::from_yaml("bogus: 1").is_err());
+    }
+}

@@ -1,0 +1,507 @@
+//! The simulated service's state and rules, free of HTTP: each call takes
+//! parsed request parts and returns a [`Reply`].
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::scenario::{BodyShape, CancelMode, CancelResult, Faults, LocationShape, Offer, Scenario};
+use crate::cpp::auth::CPP_RESOURCE;
+
+/// An answer, before it becomes HTTP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
+}
+
+impl Reply {
+    fn json(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![],
+            body,
+        }
+    }
+
+    /// CPP's documented error shape.
+    pub fn error(status: u16, code: &str, message: &str) -> Reply {
+        Reply::json(status, json!({ "error": { "code": code, "message": message } }))
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Counts per `publisher/offer`, for tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferStats {
+    /// Cancel POSTs that reached the offer (faulted ones are not counted here).
+    pub cancel_posts: u64,
+    pub operation_gets: u64,
+    pub submission_gets: u64,
+}
+
+/// An injected fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Throttle,
+    ServerError(u16),
+    Drop,
+}
+
+#[derive(Debug, Clone)]
+struct CancelOperation {
+    id: String,
+    legacy_id: String,
+    started: Instant,
+    polls: u32,
+    notification_emails: String,
+}
+
+#[derive(Debug, Clone)]
+struct OfferState {
+    config: Offer,
+    in_progress: Option<String>,
+    cancel_op: Option<CancelOperation>,
+    finished: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Caller {
+    Principal(usize),
+    Static(usize),
+}
+
+/// The service.
+pub struct SimState {
+    scenario: Scenario,
+    offers: HashMap<(String, String), OfferState>,
+    /// Legacy operation ids (`p$o$n$preview`) to their offer.
+    legacy: HashMap<String, (String, String)>,
+    tokens: HashMap<String, (usize, Instant)>,
+    stats: HashMap<String, OfferStats>,
+    tokens_issued: u64,
+    faults_injected: u64,
+    next_op: u64,
+    rng: fastrand::Rng,
+}
+
+impl SimState {
+    pub fn new(scenario: Scenario) -> SimState {
+        let mut state = SimState {
+            rng: fastrand::Rng::with_seed(scenario.seed),
+            scenario,
+            offers: HashMap::new(),
+            legacy: HashMap::new(),
+            tokens: HashMap::new(),
+            stats: HashMap::new(),
+            tokens_issued: 0,
+            faults_injected: 0,
+            next_op: 0,
+        };
+        state.reset();
+        state
+    }
+
+    /// Back to the scenario as loaded: offers, tokens, counters and dice.
+    pub fn reset(&mut self) {
+        self.offers = self
+            .scenario
+            .publishers
+            .iter()
+            .flat_map(|p| p.offers.iter().map(move |o| (p.id.clone(), o.clone())))
+            .map(|(p, o)| {
+                let state = OfferState {
+                    in_progress: o.in_progress.clone(),
+                    config: o.clone(),
+                    cancel_op: None,
+                    finished: vec![],
+                };
+                ((p, state.config.id.clone()), state)
+            })
+            .collect();
+        self.legacy.clear();
+        self.tokens.clear();
+        self.stats.clear();
+        self.tokens_issued = 0;
+        self.faults_injected = 0;
+        self.next_op = 0;
+        self.rng = fastrand::Rng::with_seed(self.scenario.seed);
+    }
+
+    pub fn stats(&self) -> Value {
+        json!({
+            "offers": self.stats,
+            "tokensIssued": self.tokens_issued,
+            "faultsInjected": self.faults_injected,
+        })
+    }
+
+    /// Replaces the global faults, or one offer's (`"publisher/offer"`).
+    pub fn set_faults(&mut self, offer: Option<&str>, faults: Faults) -> Result<(), String> {
+        faults.validate()?;
+        match offer {
+            None => self.scenario.faults = faults,
+            Some(key) => {
+                let (p, o) = key.split_once('/').ok_or("offer must be publisher/offer")?;
+                let state = self
+                    .offers
+                    .get_mut(&(p.to_string(), o.to_string()))
+                    .ok_or("no such offer")?;
+                state.config.faults = faults;
+            }
+        }
+        Ok(())
+    }
+
+    /// Latency to add, and a fault to answer with, for a request to `offer`.
+    pub fn roll_faults(&mut self, offer: Option<(&str, &str)>) -> (Duration, Option<Fault>) {
+        let local = offer
+            .and_then(|(p, o)| self.offers.get(&(p.to_string(), o.to_string())))
+            .map(|s| s.config.faults.clone())
+            .unwrap_or_default();
+        let global = &self.scenario.faults;
+        let latency = Duration::from_millis(global.latency_ms + local.latency_ms);
+        let combined = |a: f64, b: f64| 1.0 - (1.0 - a) * (1.0 - b);
+        let roll = self.rng.f64();
+        let throttle = combined(global.throttle_rate, local.throttle_rate);
+        let error = combined(global.error_rate, local.error_rate);
+        let drop = combined(global.drop_rate, local.drop_rate);
+        let fault = if roll < throttle {
+            Some(Fault::Throttle)
+        } else if roll < throttle + error {
+            Some(Fault::ServerError(if self.rng.bool() { 500 } else { 503 }))
+        } else if roll < throttle + error + drop {
+            Some(Fault::Drop)
+        } else {
+            None
+        };
+        if fault.is_some() {
+            self.faults_injected += 1;
+        }
+        (latency, fault)
+    }
+
+    /// `POST /{tenant}/oauth2/token`, the Azure AD v1 client-credentials grant.
+    pub fn issue_token(&mut self, tenant: &str, form: &HashMap<String, String>) -> Reply {
+        let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+        if field("grant_type") != "client_credentials" {
+            return aad_error(400, "unsupported_grant_type");
+        }
+        if field("resource") != CPP_RESOURCE {
+            return aad_error(400, "invalid_resource");
+        }
+        let Some(index) = self
+            .scenario
+            .principals
+            .iter()
+            .position(|p| p.tenant_id == tenant && p.client_id == field("client_id"))
+        else {
+            return aad_error(400, "unauthorized_client");
+        };
+        if self.scenario.principals[index].client_secret != field("client_secret") {
+            return aad_error(401, "invalid_client");
+        }
+        self.tokens_issued += 1;
+        let token = format!("sim-{:016x}{:016x}", self.rng.u64(..), self.rng.u64(..));
+        let lifetime = self.scenario.token_lifetime_seconds;
+        self.tokens
+            .insert(token.clone(), (index, Instant::now() + Duration::from_secs(lifetime)));
+        Reply::json(
+            200,
+            json!({
+                "token_type": "Bearer",
+                "expires_in": lifetime.to_string(),
+                "resource": CPP_RESOURCE,
+                "access_token": token,
+            }),
+        )
+    }
+
+    fn caller(&self, authorization: Option<&str>) -> Option<Caller> {
+        let token = authorization?.strip_prefix("Bearer ")?.trim();
+        if let Some(i) = self.scenario.tokens.iter().position(|t| t.token == token) {
+            return Some(Caller::Static(i));
+        }
+        let (index, expires) = self.tokens.get(token)?;
+        (Instant::now() < *expires).then_some(Caller::Principal(*index))
+    }
+
+    fn may_use(&self, caller: Caller, publisher: &str) -> bool {
+        let allowed = match caller {
+            Caller::Principal(i) => &self.scenario.principals[i].publishers,
+            Caller::Static(i) => &self.scenario.tokens[i].publishers,
+        };
+        allowed.iter().any(|p| p == publisher)
+    }
+
+    /// Auth, api-version and existence checks shared by the offer calls.
+    fn admit(
+        &mut self,
+        authorization: Option<&str>,
+        api_version: Option<&str>,
+        publisher: &str,
+        offer: &str,
+    ) -> Result<(String, String), Reply> {
+        let caller = self
+            .caller(authorization)
+            .ok_or_else(|| Reply::error(401, "Unauthorized", "Missing, invalid or expired bearer token."))?;
+        let versions = &self.scenario.api_versions;
+        if !api_version.is_some_and(|v| versions.iter().any(|k| k == v)) {
+            let message = format!("Invalid api version. Allowed values are [{}]", versions.join(", "));
+            return Err(Reply::error(400, "InvalidAPIVersion", &message));
+        }
+        if !self.may_use(caller, publisher) {
+            return Err(Reply::error(403, "Forbidden", "The caller has no access to this publisher's namespace."));
+        }
+        let key = (publisher.to_string(), offer.to_string());
+        if !self.offers.contains_key(&key) {
+            return Err(Reply::error(404, "NotFound", "The publisher or offer does not exist."));
+        }
+        Ok(key)
+    }
+
+    fn stats_for(&mut self, key: &(String, String)) -> &mut OfferStats {
+        self.stats.entry(format!("{}/{}", key.0, key.1)).or_default()
+    }
+
+    /// `POST .../cancel`.
+    pub fn cancel(
+        &mut self,
+        authorization: Option<&str>,
+        api_version: Option<&str>,
+        publisher: &str,
+        offer: &str,
+        body: &[u8],
+    ) -> Reply {
+        let key = match self.admit(authorization, api_version, publisher, offer) {
+            Ok(key) => key,
+            Err(reply) => return reply,
+        };
+        self.stats_for(&key).cancel_posts += 1;
+        let emails = match parse_cancel_body(body) {
+            Ok(emails) => emails,
+            Err(message) => return Reply::error(400, "BadRequest", &message),
+        };
+        let id = self.next_operation_id();
+        let n = self.next_op;
+        let Some(state) = self.offers.get_mut(&key) else {
+            return Reply::error(404, "NotFound", "The offer does not exist.");
+        };
+        if state.cancel_op.is_some() {
+            return Reply::error(409, "OperationInProgress", "A cancel operation is already in progress.");
+        }
+        if state.in_progress.is_none() {
+            return Reply::error(404, "NotFound", "No operation is in progress on this offer.");
+        }
+        let api = api_version.unwrap_or_default();
+        if state.config.cancel == CancelMode::Sync {
+            state.in_progress = None;
+            return Reply::json(200, Value::Null);
+        }
+        let legacy_id = format!("{}${}${}$preview", key.0, key.1, n);
+        let op = CancelOperation {
+            id: id.clone(),
+            legacy_id: legacy_id.clone(),
+            started: Instant::now(),
+            polls: 0,
+            notification_emails: emails,
+        };
+        let migrated = format!("/api/publishers/{}/offers/{}/operations/{id}?api-version={api}", key.0, key.1);
+        let legacy = format!("/api/operations/{legacy_id}?api-version={api}");
+        state.cancel_op = Some(op);
+        let config = state.config.clone();
+        self.legacy.insert(legacy_id, key.clone());
+        let reply = match config.location {
+            LocationShape::Migrated => Reply::json(202, Value::Null).with_header("Location", migrated),
+            LocationShape::NonMigrated => Reply::json(202, Value::Null).with_header("Location", legacy),
+            LocationShape::Body => Reply::json(202, json!({ "operationLocation": migrated })),
+            LocationShape::Absent => Reply::json(202, Value::Null),
+        };
+        with_retry_after(reply, &config)
+    }
+
+    fn next_operation_id(&mut self) -> String {
+        self.next_op += 1;
+        let r = self.rng.u64(..);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            (r >> 32) as u32,
+            (r >> 16) as u16,
+            self.next_op & 0xfff,
+            (r >> 4) & 0xfff,
+            self.next_op
+        )
+    }
+
+    /// `GET .../operations/{id}` (migrated shape).
+    pub fn get_operation(
+        &mut self,
+        authorization: Option<&str>,
+        api_version: Option<&str>,
+        publisher: &str,
+        offer: &str,
+        id: &str,
+    ) -> Reply {
+        let key = match self.admit(authorization, api_version, publisher, offer) {
+            Ok(key) => key,
+            Err(reply) => return reply,
+        };
+        self.poll(&key, |op| op.id == id)
+    }
+
+    /// `GET /api/operations/{p$o$n$preview}` (non-migrated shape).
+    pub fn get_legacy_operation(
+        &mut self,
+        authorization: Option<&str>,
+        api_version: Option<&str>,
+        legacy_id: &str,
+    ) -> Reply {
+        let Some((p, o)) = self.legacy.get(legacy_id).cloned() else {
+            // Still check auth first, as the service would.
+            if self.caller(authorization).is_none() {
+                return Reply::error(401, "Unauthorized", "Missing, invalid or expired bearer token.");
+            }
+            return Reply::error(404, "NotFound", "The operation does not exist.");
+        };
+        let key = match self.admit(authorization, api_version, &p, &o) {
+            Ok(key) => key,
+            Err(reply) => return reply,
+        };
+        self.poll(&key, |op| op.legacy_id == legacy_id)
+    }
+
+    fn poll(&mut self, key: &(String, String), matches: impl Fn(&CancelOperation) -> bool) -> Reply {
+        self.stats_for(key).operation_gets += 1;
+        let Some(state) = self.offers.get_mut(key) else {
+            return Reply::error(404, "NotFound", "The offer does not exist.");
+        };
+        if let Some(op) = state.cancel_op.as_mut().filter(|op| matches(op)) {
+            op.polls += 1;
+        }
+        let body = match state.cancel_op.as_ref().filter(|op| matches(op)) {
+            Some(op) => operation_json(&state.config, op),
+            None => return Reply::error(404, "NotFound", "The operation does not exist."),
+        };
+        if is_final(&body) {
+            state.cancel_op = None;
+            state.in_progress = None;
+            state.finished.push(body.clone());
+        }
+        let body = match state.config.body {
+            BodyShape::Object => body,
+            BodyShape::Array => json!([body]),
+        };
+        with_retry_after(Reply::json(200, body), &state.config)
+    }
+
+    /// `GET .../submissions/?status=` — the offer's operations.
+    pub fn submissions(
+        &mut self,
+        authorization: Option<&str>,
+        api_version: Option<&str>,
+        publisher: &str,
+        offer: &str,
+        status: Option<&str>,
+    ) -> Reply {
+        let key = match self.admit(authorization, api_version, publisher, offer) {
+            Ok(key) => key,
+            Err(reply) => return reply,
+        };
+        self.stats_for(&key).submission_gets += 1;
+        let Some(state) = self.offers.get(&key) else {
+            return Reply::error(404, "NotFound", "The offer does not exist.");
+        };
+        let mut all: Vec<Value> = state.finished.clone();
+        match (&state.cancel_op, &state.in_progress) {
+            (Some(op), _) => all.push(operation_json(&state.config, op)),
+            (None, Some(kind)) => all.push(json!({ "id": "publish-1", "submissionType": kind, "status": "running" })),
+            (None, None) => {}
+        }
+        let wanted = status.map(fold);
+        all.retain(|op| wanted.as_deref().is_none_or(|w| op["status"].as_str().map(fold).as_deref() == Some(w)));
+        Reply::json(200, Value::Array(all))
+    }
+}
+
+fn fold(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
+}
+
+fn aad_error(status: u16, code: &str) -> Reply {
+    // Azure AD's descriptions carry trace ids and timestamps; so does ours.
+    let description = format!("AADSTS700016: {code}. Trace ID: {:x}", fastrand::u64(..));
+    Reply::json(status, json!({ "error": code, "error_description": description }))
+}
+
+fn with_retry_after(reply: Reply, config: &Offer) -> Reply {
+    match config.retry_after_seconds {
+        Some(s) => reply.with_header("Retry-After", s.to_string()),
+        None => reply,
+    }
+}
+
+/// `{ "metadata": { "notification-emails": "a@b.c,d@e.f" } }`; metadata may be absent.
+fn parse_cancel_body(body: &[u8]) -> Result<String, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(String::new());
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("Malformed JSON body: {e}"))?;
+    let metadata = match value.get("metadata") {
+        None | Some(Value::Null) => return Ok(String::new()),
+        Some(m) if m.is_object() => m,
+        Some(_) => return Err("metadata must be an object".into()),
+    };
+    match metadata.get("notification-emails") {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err("notification-emails must be a comma-separated string".into()),
+    }
+}
+
+fn operation_status(config: &Offer, op: &CancelOperation) -> &'static str {
+    let done = match config.seconds_until_done {
+        Some(secs) => op.started.elapsed() >= Duration::from_secs(secs),
+        None => op.polls >= config.polls_until_done,
+    };
+    match (done, config.result, op.polls) {
+        (true, CancelResult::Completed, _) => "completed",
+        (true, CancelResult::Failed, _) => "failed",
+        (false, _, 0 | 1) => "notStarted",
+        (false, _, _) => "running",
+    }
+}
+
+fn operation_json(config: &Offer, op: &CancelOperation) -> Value {
+    let status = operation_status(config, op);
+    let failed = status == "failed";
+    let messages: Vec<Value> = if failed {
+        config
+            .messages
+            .iter()
+            .map(|m| json!({ "messageHtml": m, "level": "error", "timestamp": "2026-11-25T00:00:00Z" }))
+            .collect()
+    } else {
+        vec![]
+    };
+    json!({
+        "id": op.id,
+        "submissionType": "cancel",
+        "status": status,
+        "cancellationRequestState": "canCancel",
+        "messages": messages,
+        "steps": [],
+        "error": if failed { json!("The cancel operation failed.") } else { Value::Null },
+        "notificationEmails": op.notification_emails,
+        "createdDateTime": "2026-11-25T00:00:00Z",
+    })
+}
+
+fn is_final(op: &Value) -> bool {
+    matches!(op["status"].as_str(), Some("completed" | "failed"))
+}
