@@ -11,6 +11,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,6 +21,7 @@ use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase, RETRY_ANNOTA
 use crate::credentials::{self, CredentialsError};
 use crate::decide::{Requeue, Transition};
 use crate::engine::{self, StatusSink, Subject};
+use crate::health::Health;
 use crate::metrics::{ErrorLabels, Metrics, OutcomeLabels};
 
 /// The one field manager for everything the operator writes.
@@ -162,10 +164,13 @@ async fn read_credentials(
     name: &str,
 ) -> Result<(Option<String>, Result<Credentials, String>), Error> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let secret = api.get_opt(name).await.map_err(|source| Error::ReadSecret {
-        name: name.to_string(),
-        source,
-    })?;
+    let secret = api
+        .get_opt(name)
+        .await
+        .map_err(|source| Error::ReadSecret {
+            name: name.to_string(),
+            source,
+        })?;
     let Some(secret) = secret else {
         let missing = CredentialsError::NotFound { name: name.into() };
         return Ok((None, Err(missing.to_string())));
@@ -188,10 +193,12 @@ pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result
 async fn reconcile_inner(obj: &OfferCancellation, ctx: &Context) -> Result<Action, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let status = obj.status.clone().unwrap_or_default();
-    if status.phase == Some(Phase::Cancelled) && status.observed_generation == obj.meta().generation {
+    if status.phase == Some(Phase::Cancelled) && status.observed_generation == obj.meta().generation
+    {
         return Ok(Action::await_change());
     }
-    let (version, creds) = read_credentials(ctx, &ns, &obj.spec.credentials_secret_ref.name).await?;
+    let (version, creds) =
+        read_credentials(ctx, &ns, &obj.spec.credentials_secret_ref.name).await?;
     let mut subject = Subject {
         spec: obj.spec.clone(),
         status,
@@ -209,7 +216,13 @@ async fn reconcile_inner(obj: &OfferCancellation, ctx: &Context) -> Result<Actio
         return Ok(Action::requeue(left));
     }
     let mut sink = KubeSink { ctx, obj };
-    let requeue = engine::run_step(&ctx.cpp, &mut subject, creds.as_ref().map_err(Clone::clone), &mut sink).await?;
+    let requeue = engine::run_step(
+        &ctx.cpp,
+        &mut subject,
+        creds.as_ref().map_err(Clone::clone),
+        &mut sink,
+    )
+    .await?;
     let wait = requeue_delay(requeue, ctx.config.max_backoff);
     ctx.gate.set(key, wait, fp);
     Ok(wait.map_or_else(Action::await_change, Action::requeue))
@@ -220,7 +233,9 @@ pub fn error_policy(_obj: Arc<OfferCancellation>, error: &Error, ctx: Arc<Contex
     tracing::warn!(error = %error, "reconcile failed");
     ctx.metrics
         .reconcile_errors
-        .get_or_create(&ErrorLabels { error: error.kind() })
+        .get_or_create(&ErrorLabels {
+            error: error.kind(),
+        })
         .inc();
     Action::requeue(ERROR_REQUEUE)
 }
@@ -234,7 +249,11 @@ struct KubeSink<'a> {
 impl StatusSink for KubeSink<'_> {
     type Error = Error;
 
-    async fn save(&mut self, before: &OfferCancellationStatus, t: &Transition) -> Result<(), Error> {
+    async fn save(
+        &mut self,
+        before: &OfferCancellationStatus,
+        t: &Transition,
+    ) -> Result<(), Error> {
         if &t.status == before {
             return Ok(());
         }
@@ -242,7 +261,11 @@ impl StatusSink for KubeSink<'_> {
         count_final(&self.ctx.metrics, before, &t.status);
         if let Some(notice) = &t.notice {
             let event = Event {
-                type_: if notice.warning { EventType::Warning } else { EventType::Normal },
+                type_: if notice.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
                 reason: notice.reason.into(),
                 note: Some(notice.note.clone()),
                 action: "Reconcile".into(),
@@ -257,19 +280,30 @@ impl StatusSink for KubeSink<'_> {
     }
 }
 
-fn count_final(metrics: &Metrics, before: &OfferCancellationStatus, after: &OfferCancellationStatus) {
+fn count_final(
+    metrics: &Metrics,
+    before: &OfferCancellationStatus,
+    after: &OfferCancellationStatus,
+) {
     let outcome = match after.phase {
         _ if before.phase == after.phase => return,
         Some(Phase::Cancelled) => "cancelled",
         Some(Phase::Failed) => "failed",
         Some(Phase::Pending) | Some(Phase::Cancelling) | None => return,
     };
-    metrics.cancellations.get_or_create(&OutcomeLabels { outcome }).inc();
+    metrics
+        .cancellations
+        .get_or_create(&OutcomeLabels { outcome })
+        .inc();
 }
 
 /// Server-side apply of the whole status. A failed write is retried a few
 /// times: losing the answer to a POST would leave the request in doubt.
-async fn write_status(ctx: &Context, obj: &OfferCancellation, status: &OfferCancellationStatus) -> Result<(), Error> {
+async fn write_status(
+    ctx: &Context,
+    obj: &OfferCancellation,
+    status: &OfferCancellationStatus,
+) -> Result<(), Error> {
     use backon::Retryable;
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
@@ -280,7 +314,10 @@ async fn write_status(ctx: &Context, obj: &OfferCancellation, status: &OfferCanc
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let name = obj.name_any();
-    let write = || async { api.patch_status(&name, &params, &Patch::Apply(&patch)).await };
+    let write = || async {
+        api.patch_status(&name, &params, &Patch::Apply(&patch))
+            .await
+    };
     write
         .retry(
             backon::ExponentialBuilder::default()
@@ -293,21 +330,38 @@ async fn write_status(ctx: &Context, obj: &OfferCancellation, status: &OfferCanc
         .map_err(Error::WriteStatus)
 }
 
-/// Runs the controller until SIGTERM or SIGINT.
-pub async fn run(ctx: Arc<Context>) {
+/// Runs the controller until SIGTERM, SIGINT or `stop`; marks `health`
+/// ready once the resource cache has synced.
+pub async fn run(
+    ctx: Arc<Context>,
+    health: Arc<Health>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.client.clone();
     let (resources, secrets): (Api<OfferCancellation>, Api<Secret>) = match &ctx.config.namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
         None => (Api::all(client.clone()), Api::all(client)),
     };
     let controller = Controller::new(resources, watcher::Config::default().any_semantic());
     let store = controller.store();
+    let synced = store.clone();
+    tokio::spawn(async move {
+        if synced.wait_until_ready().await.is_ok() {
+            health
+                .ready
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
     controller
         .watches(secrets, watcher::Config::default(), move |secret| {
             referencing(&store.state(), &secret)
         })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .shutdown_on_signal()
+        .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -338,7 +392,10 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         let cap = Duration::from_secs(60);
         let first = backoff_delay(1, cap);
-        assert!(first >= Duration::from_secs(2) && first <= Duration::from_secs(4), "{first:?}");
+        assert!(
+            first >= Duration::from_secs(2) && first <= Duration::from_secs(4),
+            "{first:?}"
+        );
         for n in 1..40 {
             assert!(backoff_delay(n, cap) <= cap * 2, "n={n}");
         }

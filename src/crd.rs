@@ -25,6 +25,8 @@ const MAX_EMAIL_LEN: usize = 254;
 const MAX_EMAILS: usize = 20;
 
 /// Cancels the operation in progress (publish, go-live, ...) on one Cloud Partner Portal offer.
+// clippy reads the repeated `printcolumn(type_ = ...)` keys as duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     doc = "Asks the operator to cancel the operation in progress on one Cloud Partner Portal offer.",
@@ -38,7 +40,11 @@ const MAX_EMAILS: usize = 20;
     printcolumn(name = "Publisher", type_ = "string", json_path = ".spec.publisherId"),
     printcolumn(name = "Offer", type_ = "string", json_path = ".spec.offerId"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
     printcolumn(
         name = "Operation",
         type_ = "string",
@@ -49,19 +55,31 @@ const MAX_EMAILS: usize = 20;
 #[serde(rename_all = "camelCase")]
 pub struct OfferCancellationSpec {
     /// Publisher identifier in the Cloud Partner Portal, e.g. `contoso`. Immutable.
-    #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"))]
+    #[schemars(
+        length(min = 1, max = 128),
+        pattern(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    )]
     #[x_kube(validation = Rule::new("self == oldSelf").message("publisherId is immutable: create a new OfferCancellation instead"))]
     pub publisher_id: String,
 
     /// Offer identifier in the Cloud Partner Portal. Immutable.
-    #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"))]
+    #[schemars(
+        length(min = 1, max = 128),
+        pattern(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    )]
     #[x_kube(validation = Rule::new("self == oldSelf").message("offerId is immutable: create a new OfferCancellation instead"))]
     pub offer_id: String,
 
     /// Addresses CPP notifies about the progress of the cancel operation
     /// (sent comma-joined as `metadata.notification-emails`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20), inner(length(min = 3, max = 254), pattern(r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#)))]
+    #[schemars(
+        length(max = 20),
+        inner(
+            length(min = 3, max = 254),
+            pattern(r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#)
+        )
+    )]
     pub notification_emails: Vec<String>,
 
     /// Secret in this namespace with either `token` (a bearer token) or
@@ -194,7 +212,10 @@ fn invalid(field: &'static str, why: impl Into<String>) -> SpecError {
 /// joined by single dots, so no `/`, `$`, `..`, whitespace or dot-segments.
 fn check_id(field: &'static str, value: &str) -> Result<(), SpecError> {
     if value.is_empty() || value.len() > MAX_ID_LEN {
-        return Err(invalid(field, format!("must be 1 to {MAX_ID_LEN} characters")));
+        return Err(invalid(
+            field,
+            format!("must be 1 to {MAX_ID_LEN} characters"),
+        ));
     }
     let segment_ok = |s: &str| {
         !s.is_empty()
@@ -213,9 +234,7 @@ fn check_id(field: &'static str, value: &str) -> Result<(), SpecError> {
 fn check_email(value: &str) -> Result<(), SpecError> {
     let bad_char = |c: char| c.is_whitespace() || ",;<>\"".contains(c);
     let shape_ok = match value.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !domain.contains('@')
-        }
+        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.contains('@'),
         None => false,
     };
     if value.len() > MAX_EMAIL_LEN || value.chars().any(bad_char) || !shape_ok {
@@ -245,7 +264,10 @@ impl OfferCancellationSpec {
             return Err(invalid("credentialsSecretRef.name", "must not be empty"));
         }
         let api_ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
-        if self.api_version.is_empty() || self.api_version.len() > 32 || !self.api_version.bytes().all(api_ok) {
+        if self.api_version.is_empty()
+            || self.api_version.len() > 32
+            || !self.api_version.bytes().all(api_ok)
+        {
             return Err(invalid("apiVersion", "must look like 2017-10-31"));
         }
         if self.poll_interval_seconds < MIN_POLL_INTERVAL_SECONDS {
@@ -278,7 +300,9 @@ fn quote_date_like_scalars(yaml: &str) -> String {
         b.len() == 10
             && b[4] == b'-'
             && b[7] == b'-'
-            && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
     };
     let mut out = String::with_capacity(yaml.len() + 16);
     for line in yaml.lines() {
@@ -315,7 +339,9 @@ mod tests {
 
     #[test]
     fn ids_reject_path_tricks() {
-        for bad in ["", "a/b", "a$b", "..", "a..b", ".a", "a.", "a b", "ä", "a%2F"] {
+        for bad in [
+            "", "a/b", "a$b", "..", "a..b", ".a", "a.", "a b", "ä", "a%2F",
+        ] {
             let mut s = spec();
             s.offer_id = bad.to_string();
             assert!(s.validate().is_err(), "{bad:?} should be refused");
@@ -332,7 +358,10 @@ mod tests {
         let mut s = spec();
         s.notification_emails = vec!["jondoe@contoso.com".into(), "ops@contoso.com".into()];
         assert!(s.validate().is_ok());
-        assert_eq!(s.notification_emails_joined(), "jondoe@contoso.com,ops@contoso.com");
+        assert_eq!(
+            s.notification_emails_joined(),
+            "jondoe@contoso.com,ops@contoso.com"
+        );
         for bad in ["nobody", "a,b@c.d", "a@b", "a b@c.d", "@c.d"] {
             s.notification_emails = vec![bad.into()];
             assert!(s.validate().is_err(), "{bad:?} should be refused");
@@ -353,8 +382,14 @@ mod tests {
         let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
         assert_eq!(spec["publisherId"]["pattern"], ID_PATTERN);
         assert_eq!(spec["offerId"]["pattern"], ID_PATTERN);
-        assert_eq!(spec["notificationEmails"]["items"]["pattern"], EMAIL_PATTERN);
-        assert_eq!(spec["offerId"]["x-kubernetes-validations"][0]["rule"], "self == oldSelf");
+        assert_eq!(
+            spec["notificationEmails"]["items"]["pattern"],
+            EMAIL_PATTERN
+        );
+        assert_eq!(
+            spec["offerId"]["x-kubernetes-validations"][0]["rule"],
+            "self == oldSelf"
+        );
     }
 
     #[test]

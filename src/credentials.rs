@@ -16,13 +16,19 @@ pub const CLIENT_SECRET_KEY: &str = "clientSecret";
 pub enum CredentialsError {
     #[error("Secret {name} not found in this namespace")]
     NotFound { name: String },
-    #[error("Secret {name} has neither key {TOKEN_KEY} nor keys {TENANT_KEY}, {CLIENT_ID_KEY} and {CLIENT_SECRET_KEY}")]
+    #[error(
+        "Secret {name} has neither key {TOKEN_KEY} nor keys {TENANT_KEY}, {CLIENT_ID_KEY} and {CLIENT_SECRET_KEY}"
+    )]
     MissingKeys { name: String },
     #[error("Secret {name}: key {key} is empty or not UTF-8 text")]
     BadValue { name: String, key: &'static str },
 }
 
-fn value(secret: &Secret, name: &str, key: &'static str) -> Result<Option<String>, CredentialsError> {
+fn value(
+    secret: &Secret,
+    name: &str,
+    key: &'static str,
+) -> Result<Option<String>, CredentialsError> {
     let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) else {
         return Ok(None);
     };
@@ -84,8 +90,15 @@ mod tests {
 
     #[test]
     fn client_credentials_need_all_three_keys() {
-        let s = secret(&[("tenantId", b"t"), ("clientId", b"c"), ("clientSecret", b"s")]);
-        assert!(matches!(from_secret(&s, "cpp"), Ok(Credentials::ClientSecret { .. })));
+        let s = secret(&[
+            ("tenantId", b"t"),
+            ("clientId", b"c"),
+            ("clientSecret", b"s"),
+        ]);
+        assert!(matches!(
+            from_secret(&s, "cpp"),
+            Ok(Credentials::ClientSecret { .. })
+        ));
         let s = secret(&[("tenantId", b"t"), ("clientId", b"c")]);
         assert_eq!(
             from_secret(&s, "cpp").unwrap_err(),

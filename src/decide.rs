@@ -128,7 +128,9 @@ pub enum Outcome {
         retry_after: Option<Duration>,
     },
     /// A running cancel operation was found in the operations list.
-    Adopted { location: String },
+    Adopted {
+        location: String,
+    },
     /// Accepted without a location, and none could be found.
     NoLocationFound,
     Polled {
@@ -162,7 +164,10 @@ pub enum Requeue {
     After(Duration),
     /// Capped exponential backoff for the n-th error in a row, but not
     /// sooner than `at_least` (a Retry-After).
-    Backoff { errors: u32, at_least: Duration },
+    Backoff {
+        errors: u32,
+        at_least: Duration,
+    },
 }
 
 /// A Kubernetes Event to publish for a transition.
@@ -228,7 +233,9 @@ fn retry_requested(obs: &Observed) -> bool {
 fn deadline(obs: &Observed) -> Option<Timestamp> {
     let requested = obs.status.requested_at.as_ref()?.0;
     let timeout = obs.spec.timeout_seconds?;
-    requested.checked_add(jiff::SignedDuration::from_secs(timeout.into())).ok()
+    requested
+        .checked_add(jiff::SignedDuration::from_secs(timeout.into()))
+        .ok()
 }
 
 fn timed_out(obs: &Observed) -> bool {
@@ -415,7 +422,13 @@ fn credentials_unavailable(
     message: String,
 ) -> Transition {
     next.phase.get_or_insert(Phase::Pending);
-    set_health(obs, &mut next, Health::Blocked, reason::CREDENTIALS_UNAVAILABLE, &message);
+    set_health(
+        obs,
+        &mut next,
+        Health::Blocked,
+        reason::CREDENTIALS_UNAVAILABLE,
+        &message,
+    );
     Transition {
         status: next,
         requeue: Requeue::After(CREDENTIALS_RETRY),
@@ -439,7 +452,13 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
     next.retry_request = obs.retry_request.map(String::from);
     next.credentials_version = obs.credentials_version.map(String::from);
     let message = "sending the cancel request to CPP";
-    set_health(obs, &mut next, Health::Working, reason::CANCEL_REQUESTED, message);
+    set_health(
+        obs,
+        &mut next,
+        Health::Working,
+        reason::CANCEL_REQUESTED,
+        message,
+    );
     Transition {
         status: next,
         requeue: Requeue::After(Duration::ZERO),
@@ -451,7 +470,13 @@ fn cancelled(obs: &Observed, mut next: OfferCancellationStatus, message: String)
     next.phase = Some(Phase::Cancelled);
     next.consecutive_errors = 0;
     next.completed_at = Some(Time(obs.now));
-    set_health(obs, &mut next, Health::Succeeded, reason::CANCELLED, &message);
+    set_health(
+        obs,
+        &mut next,
+        Health::Succeeded,
+        reason::CANCELLED,
+        &message,
+    );
     Transition {
         status: next,
         requeue: Requeue::Never,
@@ -473,12 +498,19 @@ fn accepted(
             poll_wait(obs, retry_after),
         ),
         None => (
-            "CPP accepted the cancel without a location; looking for the cancel operation".to_string(),
+            "CPP accepted the cancel without a location; looking for the cancel operation"
+                .to_string(),
             Duration::from_secs(1),
         ),
     };
     next.operation_location = location;
-    set_health(obs, &mut next, Health::Working, reason::CANCEL_IN_PROGRESS, &message);
+    set_health(
+        obs,
+        &mut next,
+        Health::Working,
+        reason::CANCEL_IN_PROGRESS,
+        &message,
+    );
     Transition {
         status: next,
         requeue: Requeue::After(wait),
@@ -491,7 +523,13 @@ fn adopted(obs: &Observed, mut next: OfferCancellationStatus, location: String) 
     next.consecutive_errors = 0;
     next.operation_location = Some(location);
     let message = "found the cancel operation in progress; polling it";
-    set_health(obs, &mut next, Health::Working, reason::CANCEL_IN_PROGRESS, message);
+    set_health(
+        obs,
+        &mut next,
+        Health::Working,
+        reason::CANCEL_IN_PROGRESS,
+        message,
+    );
     Transition {
         status: next,
         requeue: Requeue::After(Duration::ZERO),
@@ -513,9 +551,7 @@ fn polled(
         next.operation_location = location;
     }
     match state {
-        OperationState::Done => {
-            cancelled(obs, next, format!("the cancel operation ended: {raw}"))
-        }
+        OperationState::Done => cancelled(obs, next, format!("the cancel operation ended: {raw}")),
         OperationState::Failed => fail(
             obs,
             next,
@@ -526,7 +562,13 @@ fn polled(
             next.phase = Some(Phase::Cancelling);
             next.consecutive_errors = 0;
             let message = format!("the cancel operation is {raw}");
-            set_health(obs, &mut next, Health::Working, reason::CANCEL_IN_PROGRESS, &message);
+            set_health(
+                obs,
+                &mut next,
+                Health::Working,
+                reason::CANCEL_IN_PROGRESS,
+                &message,
+            );
             Transition {
                 status: next,
                 requeue: Requeue::After(poll_wait(obs, retry_after)),
@@ -546,7 +588,13 @@ fn transient(
     next.consecutive_errors = next.consecutive_errors.saturating_add(1);
     let first = next.consecutive_errors == 1;
     let message = format!("transient error, will retry: {message}");
-    set_health(obs, &mut next, Health::Working, reason::TRANSIENT_ERROR, &message);
+    set_health(
+        obs,
+        &mut next,
+        Health::Working,
+        reason::TRANSIENT_ERROR,
+        &message,
+    );
     Transition {
         requeue: Requeue::Backoff {
             errors: next.consecutive_errors,

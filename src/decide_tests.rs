@@ -108,7 +108,10 @@ fn invalid_spec_fails_without_any_call() {
     };
     let t = w.apply(outcome);
     assert_eq!(t.status.phase, Some(Phase::Failed));
-    assert_eq!(w.condition(condition::STALLED), ("True".into(), reason::INVALID_SPEC.into()));
+    assert_eq!(
+        w.condition(condition::STALLED),
+        ("True".into(), reason::INVALID_SPEC.into())
+    );
     assert_eq!(w.step(), Step::Idle);
 }
 
@@ -134,7 +137,10 @@ fn synchronous_200_is_cancelled_and_ready() {
     assert_eq!(t.status.http_status, Some(200));
     assert_eq!(t.status.completed_at, Some(Time(at(1))));
     assert_eq!(t.requeue, Requeue::Never);
-    assert_eq!(w.condition(condition::READY), ("True".into(), reason::CANCELLED.into()));
+    assert_eq!(
+        w.condition(condition::READY),
+        ("True".into(), reason::CANCELLED.into())
+    );
     assert_eq!(w.condition(condition::RECONCILING).0, "False");
     assert_eq!(w.condition(condition::STALLED).0, "False");
     assert_eq!(w.step(), Step::Idle);
@@ -175,7 +181,10 @@ fn a_poll_that_learns_nothing_new_changes_nothing() {
     let before = w.status.clone();
     w.now = at(300);
     let t = w.apply(polled("running", OperationState::InProgress));
-    assert_eq!(t.status, before, "an unchanged poll must not rewrite status");
+    assert_eq!(
+        t.status, before,
+        "an unchanged poll must not rewrite status"
+    );
     assert_eq!(t.notice, None);
     assert_eq!(t.requeue, Requeue::After(Duration::from_secs(30)));
 }
@@ -202,7 +211,10 @@ fn poll_done_is_cancelled_and_failed_is_failed_with_details() {
     let t = w.apply(polled("failed", OperationState::Failed));
     assert_eq!(t.status.phase, Some(Phase::Failed));
     assert!(t.status.message.unwrap().contains("boom"));
-    assert_eq!(w.condition(condition::STALLED), ("True".into(), reason::OPERATION_FAILED.into()));
+    assert_eq!(
+        w.condition(condition::STALLED),
+        ("True".into(), reason::OPERATION_FAILED.into())
+    );
 }
 
 #[test]
@@ -215,7 +227,12 @@ fn a_new_location_from_a_poll_replaces_the_old_one() {
         retry_after: None,
         detail: String::new(),
     });
-    assert_eq!(w.step(), Step::Poll { location: "/new".into() });
+    assert_eq!(
+        w.step(),
+        Step::Poll {
+            location: "/new".into()
+        }
+    );
 }
 
 #[test]
@@ -230,7 +247,10 @@ fn forbidden_is_terminal_and_never_reposted() {
     assert_eq!(t.status.phase, Some(Phase::Failed));
     assert_eq!(t.status.http_status, Some(403));
     assert_eq!(t.requeue, Requeue::Never);
-    assert_eq!(w.condition(condition::STALLED), ("True".into(), reason::FORBIDDEN.into()));
+    assert_eq!(
+        w.condition(condition::STALLED),
+        ("True".into(), reason::FORBIDDEN.into())
+    );
     // Resyncs, requeues and restarts all see the same status.
     for secs in [30, 3600, 86_400] {
         w.now = at(secs);
@@ -257,7 +277,11 @@ fn failed_retries_on_new_annotation_value_once() {
         message: "404".into(),
         cancel_status: Some(404),
     });
-    assert_eq!(w.step(), Step::Idle, "the same annotation value asks for one attempt");
+    assert_eq!(
+        w.step(),
+        Step::Idle,
+        "the same annotation value asks for one attempt"
+    );
 }
 
 #[test]
@@ -289,7 +313,12 @@ fn cancelled_is_never_sent_again_even_on_edits_or_retry_annotation() {
     assert_eq!(w.step(), Step::Record(Outcome::Acknowledged));
     let t = w.apply(Outcome::Acknowledged);
     assert_eq!(t.status.observed_generation, Some(2));
-    assert!(t.status.conditions.iter().all(|c| c.observed_generation == Some(2)));
+    assert!(
+        t.status
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(2))
+    );
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
     assert_eq!(w.step(), Step::Idle);
 }
@@ -299,7 +328,12 @@ fn crash_after_intent_looks_for_the_operation_before_resending() {
     let mut w = World::new();
     w.apply(Outcome::IntentRecorded);
     // The controller restarts here: only the status survives.
-    assert_eq!(w.step(), Step::FindCancel { send_if_absent: true });
+    assert_eq!(
+        w.step(),
+        Step::FindCancel {
+            send_if_absent: true
+        }
+    );
     w.apply(Outcome::Adopted {
         location: "/api/publishers/contoso/offers/contoso-offer/operations/1".into(),
     });
@@ -320,7 +354,12 @@ fn resend_after_in_doubt_keeps_the_first_request_time() {
 #[test]
 fn restart_mid_poll_resumes_polling_the_recorded_location() {
     let w = World::new().accepted("/api/operations/x");
-    assert_eq!(w.step(), Step::Poll { location: "/api/operations/x".into() });
+    assert_eq!(
+        w.step(),
+        Step::Poll {
+            location: "/api/operations/x".into()
+        }
+    );
 }
 
 #[test]
@@ -332,7 +371,12 @@ fn accepted_without_location_looks_it_up_and_fails_clearly_if_absent() {
         retry_after: None,
     });
     assert_eq!(w.status.phase, Some(Phase::Cancelling));
-    assert_eq!(w.step(), Step::FindCancel { send_if_absent: false });
+    assert_eq!(
+        w.step(),
+        Step::FindCancel {
+            send_if_absent: false
+        }
+    );
     let t = w.apply(Outcome::NoLocationFound);
     assert_eq!(t.status.phase, Some(Phase::Failed));
     assert_eq!(
@@ -359,7 +403,10 @@ fn transient_errors_back_off_and_notify_once_per_streak() {
         }
     );
     assert_eq!(first.notice.unwrap().reason, reason::TRANSIENT_ERROR);
-    assert_eq!(w.condition(condition::READY), ("False".into(), reason::TRANSIENT_ERROR.into()));
+    assert_eq!(
+        w.condition(condition::READY),
+        ("False".into(), reason::TRANSIENT_ERROR.into())
+    );
     assert_eq!(w.condition(condition::RECONCILING).0, "True");
     let second = w.apply(Outcome::Transient {
         message: "CPP cancel call answered HTTP 503".into(),
@@ -368,7 +415,12 @@ fn transient_errors_back_off_and_notify_once_per_streak() {
     assert_eq!(second.status.consecutive_errors, 2);
     assert_eq!(second.notice, None);
     // After a transient error the POST is in doubt: look before resending.
-    assert_eq!(w.step(), Step::FindCancel { send_if_absent: true });
+    assert_eq!(
+        w.step(),
+        Step::FindCancel {
+            send_if_absent: true
+        }
+    );
 }
 
 #[test]
@@ -379,7 +431,12 @@ fn transient_error_while_polling_keeps_polling() {
         retry_after: None,
     });
     assert_eq!(w.status.phase, Some(Phase::Cancelling));
-    assert_eq!(w.step(), Step::Poll { location: "/op".into() });
+    assert_eq!(
+        w.step(),
+        Step::Poll {
+            location: "/op".into()
+        }
+    );
     w.apply(polled("running", OperationState::InProgress));
     assert_eq!(w.status.consecutive_errors, 0);
 }
@@ -387,7 +444,9 @@ fn transient_error_while_polling_keeps_polling() {
 #[test]
 fn missing_credentials_stall_without_sending_and_recover() {
     let mut w = World::new();
-    let t = w.apply(Outcome::CredentialsUnavailable("Secret cpp not found".into()));
+    let t = w.apply(Outcome::CredentialsUnavailable(
+        "Secret cpp not found".into(),
+    ));
     assert_eq!(t.status.phase, Some(Phase::Pending));
     assert_eq!(t.requeue, Requeue::After(CREDENTIALS_RETRY));
     assert_eq!(
@@ -404,12 +463,19 @@ fn timeout_fails_polling_at_the_deadline() {
     let mut w = w.accepted("/op");
     w.now = at(80);
     let t = w.apply(polled("running", OperationState::InProgress));
-    assert_eq!(t.requeue, Requeue::After(Duration::from_secs(20)), "wake at the deadline");
+    assert_eq!(
+        t.requeue,
+        Requeue::After(Duration::from_secs(20)),
+        "wake at the deadline"
+    );
     w.now = at(100);
     assert_eq!(w.step(), Step::Record(Outcome::TimedOut));
     let t = w.apply(Outcome::TimedOut);
     assert_eq!(t.status.phase, Some(Phase::Failed));
-    assert_eq!(w.condition(condition::STALLED), ("True".into(), reason::TIMEOUT.into()));
+    assert_eq!(
+        w.condition(condition::STALLED),
+        ("True".into(), reason::TIMEOUT.into())
+    );
 }
 
 #[test]
@@ -419,7 +485,12 @@ fn observed_generation_is_set_on_status_and_every_condition() {
     let t = w.apply(Outcome::IntentRecorded);
     assert_eq!(t.status.observed_generation, Some(7));
     assert_eq!(t.status.conditions.len(), 3);
-    assert!(t.status.conditions.iter().all(|c| c.observed_generation == Some(7)));
+    assert!(
+        t.status
+            .conditions
+            .iter()
+            .all(|c| c.observed_generation == Some(7))
+    );
 }
 
 #[test]

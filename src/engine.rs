@@ -5,9 +5,13 @@
 use jiff::Timestamp;
 use std::future::Future;
 
-use crate::cpp::{CancelAnswer, CppClient, CppError, Credentials, OfferRef, OperationState, RetryClass};
+use crate::cpp::{
+    CancelAnswer, CppClient, CppError, Credentials, OfferRef, OperationState, RetryClass,
+};
 use crate::crd::{OfferCancellationSpec, OfferCancellationStatus};
-use crate::decide::{Observed, Outcome, Requeue, Step, Transition, next_step, reason, reason_for_status, transition};
+use crate::decide::{
+    Observed, Outcome, Requeue, Step, Transition, next_step, reason, reason_for_status, transition,
+};
 
 /// Where status goes. `save` returns only after the status is durable, so
 /// the intent is recorded before the cancel is sent.

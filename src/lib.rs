@@ -1,10 +1,26 @@
 //! offer-cancel-operator: cancels in-flight Cloud Partner Portal offer
 //! operations from Kubernetes.
-pub mod crd;
-pub mod cpp;
-pub mod metrics;
-pub mod decide;
+//!
+//! - [`crd`]: the `OfferCancellation` resource.
+//! - [`cpp`]: the Cloud Partner Portal client (wire format, auth, Location).
+//! - [`decide`]: the pure decision (what next, and what status follows).
+//! - [`engine`]: executes decisions against CPP, saving status in between.
+//! - [`controller`]: Kubernetes wiring (watches, status writes, events).
+//! - [`credentials`]: credentials from Secrets.
+//! - [`oneshot`]: the `cancel` command.
+//! - [`simulator`]: a local CPP.
+//! - [`metrics`], [`health`], [`telemetry`]: operating it.
+//! - [`cli`]: flags and environment.
+pub mod cli;
 pub mod controller;
+pub mod cpp;
+pub mod crd;
 pub mod credentials;
+pub mod decide;
 pub mod engine;
+pub mod health;
+pub mod metrics;
+pub mod oneshot;
+pub mod run;
 pub mod simulator;
+pub mod telemetry;

@@ -32,7 +32,9 @@ pub struct ErrorLabels {
 }
 
 fn latency_histogram() -> Histogram {
-    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
 }
 
 /// All the operator's metrics, registered once.
@@ -69,14 +71,46 @@ impl Default for Metrics {
 impl Metrics {
     fn register(&mut self) {
         let r = &mut self.registry;
-        r.register("reconciliations", "Reconciliations run", self.reconciliations.clone());
-        r.register("reconcile_errors", "Reconciliations that ended in an error", self.reconcile_errors.clone());
-        r.register("reconcile_duration_seconds", "Time spent in one reconciliation", self.reconcile_duration.clone());
-        r.register("cancellations", "Cancellations that reached a final phase, by outcome", self.cancellations.clone());
-        r.register("cpp_requests", "Requests to CPP and Azure AD, by endpoint and HTTP status", self.cpp_requests.clone());
-        r.register("cpp_request_duration_seconds", "Latency of requests to CPP and Azure AD", self.cpp_request_duration.clone());
-        r.register("in_flight_cancellations", "Resources in Pending or Cancelling", self.in_flight.clone());
-        r.register("token_fetches", "Tokens fetched from Azure AD", self.token_fetches.clone());
+        r.register(
+            "reconciliations",
+            "Reconciliations run",
+            self.reconciliations.clone(),
+        );
+        r.register(
+            "reconcile_errors",
+            "Reconciliations that ended in an error",
+            self.reconcile_errors.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconciliation",
+            self.reconcile_duration.clone(),
+        );
+        r.register(
+            "cancellations",
+            "Cancellations that reached a final phase, by outcome",
+            self.cancellations.clone(),
+        );
+        r.register(
+            "cpp_requests",
+            "Requests to CPP and Azure AD, by endpoint and HTTP status",
+            self.cpp_requests.clone(),
+        );
+        r.register(
+            "cpp_request_duration_seconds",
+            "Latency of requests to CPP and Azure AD",
+            self.cpp_request_duration.clone(),
+        );
+        r.register(
+            "in_flight_cancellations",
+            "Resources in Pending or Cancelling",
+            self.in_flight.clone(),
+        );
+        r.register(
+            "token_fetches",
+            "Tokens fetched from Azure AD",
+            self.token_fetches.clone(),
+        );
     }
 
     pub fn observe_request(&self, endpoint: &'static str, code: u16, took: Duration) {
@@ -111,6 +145,8 @@ mod tests {
             text.contains(r#"offercancel_cpp_requests_total{endpoint="cancel",code="202"} 2"#),
             "{text}"
         );
-        assert!(text.contains("offercancel_cpp_request_duration_seconds_count{endpoint=\"cancel\"} 2"));
+        assert!(
+            text.contains("offercancel_cpp_request_duration_seconds_count{endpoint=\"cancel\"} 2")
+        );
     }
 }

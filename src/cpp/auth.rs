@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::metrics::Metrics;
 use super::{RetryClass, classify_request_error, classify_status, read_limited};
+use crate::metrics::Metrics;
 
 /// The resource every CPP token is requested for.
 pub const CPP_RESOURCE: &str = "https://cloudpartner.azure.com";
@@ -122,7 +122,10 @@ impl TokenSource {
                 tenant_id,
                 client_id,
                 client_secret,
-            } => self.principal_token(tenant_id, client_id, client_secret).await,
+            } => {
+                self.principal_token(tenant_id, client_id, client_secret)
+                    .await
+            }
         }
     }
 
@@ -185,9 +188,15 @@ impl TokenSource {
             ("resource", CPP_RESOURCE),
         ];
         let started = Instant::now();
-        let sent = self.http.post(self.token_url(tenant_id)?).form(&form).send().await;
+        let sent = self
+            .http
+            .post(self.token_url(tenant_id)?)
+            .form(&form)
+            .send()
+            .await;
         let code = sent.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
-        self.metrics.observe_request("token", code, started.elapsed());
+        self.metrics
+            .observe_request("token", code, started.elapsed());
         let response = sent.map_err(auth_request_error)?;
         let status = response.status().as_u16();
         let body = read_limited(response)
@@ -247,7 +256,10 @@ mod tests {
         assert_eq!(expires_in_seconds(Some(&serde_json::json!(60))), 60);
         assert_eq!(expires_in_seconds(Some(&serde_json::json!("soon"))), 300);
         assert_eq!(expires_in_seconds(None), 300);
-        assert_eq!(expires_in_seconds(Some(&serde_json::json!(u64::MAX))), 86_400);
+        assert_eq!(
+            expires_in_seconds(Some(&serde_json::json!(u64::MAX))),
+            86_400
+        );
     }
 
     #[test]
@@ -272,6 +284,9 @@ mod tests {
             Arc::default(),
         );
         let url = source.token_url("a/b?c").unwrap();
-        assert_eq!(url.as_str(), "https://login.example/base/a%2Fb%3Fc/oauth2/token");
+        assert_eq!(
+            url.as_str(),
+            "https://login.example/base/a%2Fb%3Fc/oauth2/token"
+        );
     }
 }

@@ -9,7 +9,9 @@ pub enum LocationError {
     Empty,
     #[error("operation location is not a usable URL or path")]
     Malformed,
-    #[error("operation location points at host {host:?}, not the configured CPP endpoint; refusing to send the token there")]
+    #[error(
+        "operation location points at host {host:?}, not the configured CPP endpoint; refusing to send the token there"
+    )]
     ForeignHost { host: String },
 }
 
@@ -25,7 +27,10 @@ pub fn resolve_location(endpoint: &Url, location: &str) -> Result<Url, LocationE
     if location.is_empty() {
         return Err(LocationError::Empty);
     }
-    if location.chars().any(|c| c.is_control() || c == ' ' || c == '\\') {
+    if location
+        .chars()
+        .any(|c| c.is_control() || c == ' ' || c == '\\')
+    {
         return Err(LocationError::Malformed);
     }
     if location.starts_with("//") || has_scheme(location) {
@@ -41,7 +46,9 @@ fn has_scheme(location: &str) -> bool {
     match location.split_once(':') {
         Some((scheme, _)) => {
             !scheme.is_empty()
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
                 && !scheme.contains('/')
         }
         None => false,
@@ -49,7 +56,9 @@ fn has_scheme(location: &str) -> bool {
 }
 
 fn absolute_on_endpoint(endpoint: &Url, location: &str) -> Result<Url, LocationError> {
-    let url = endpoint.join(location).map_err(|_| LocationError::Malformed)?;
+    let url = endpoint
+        .join(location)
+        .map_err(|_| LocationError::Malformed)?;
     same_origin(endpoint, url)
 }
 
@@ -82,7 +91,10 @@ mod tests {
     fn non_migrated_shape_keeps_dollar_signs() {
         let loc = "/api/operations/contoso$contoso-offer$2$preview?api-version=2017-10-31";
         let url = resolve_location(&endpoint(), loc).unwrap();
-        assert_eq!(url.path(), "/api/operations/contoso$contoso-offer$2$preview");
+        assert_eq!(
+            url.path(),
+            "/api/operations/contoso$contoso-offer$2$preview"
+        );
         assert_eq!(url.query(), Some("api-version=2017-10-31"));
     }
 
@@ -95,8 +107,11 @@ mod tests {
 
     #[test]
     fn absolute_location_on_same_host_is_followed() {
-        let url =
-            resolve_location(&endpoint(), "https://cloudpartner.azure.com/api/operations/x").unwrap();
+        let url = resolve_location(
+            &endpoint(),
+            "https://cloudpartner.azure.com/api/operations/x",
+        )
+        .unwrap();
         assert_eq!(url.path(), "/api/operations/x");
     }
 
@@ -111,14 +126,26 @@ mod tests {
             "https://cloudpartner.azure.com@evil.example/api",
         ] {
             let err = resolve_location(&endpoint(), loc).unwrap_err();
-            assert!(matches!(err, LocationError::ForeignHost { .. }), "{loc}: {err:?}");
+            assert!(
+                matches!(err, LocationError::ForeignHost { .. }),
+                "{loc}: {err:?}"
+            );
         }
     }
 
     #[test]
     fn junk_is_malformed_not_a_panic() {
-        assert_eq!(resolve_location(&endpoint(), "  "), Err(LocationError::Empty));
-        for loc in ["/api/\nx", "/a b", "\\\\evil\\x", "javascript:alert(1)", "file:///etc/passwd"] {
+        assert_eq!(
+            resolve_location(&endpoint(), "  "),
+            Err(LocationError::Empty)
+        );
+        for loc in [
+            "/api/\nx",
+            "/a b",
+            "\\\\evil\\x",
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+        ] {
             assert!(resolve_location(&endpoint(), loc).is_err(), "{loc:?}");
         }
     }

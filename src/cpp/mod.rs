@@ -263,7 +263,8 @@ impl CppClient {
         creds: &Credentials,
     ) -> Result<CancelAnswer, CppError> {
         let url = self.offer_url(offer, &["cancel"], &[])?;
-        let body = serde_json::json!({ "metadata": { "notification-emails": notification_emails } });
+        let body =
+            serde_json::json!({ "metadata": { "notification-emails": notification_emails } });
         let answer = self
             .send(Endpoint::Cancel, creds, |token| {
                 self.http.post(url.clone()).bearer_auth(token).json(&body)
@@ -353,7 +354,13 @@ impl CppClient {
         {
             let mut path = url.path_segments_mut().map_err(|_| CppError::BadEndpoint)?;
             path.pop_if_empty()
-                .extend(["api", "publishers", offer.publisher_id, "offers", offer.offer_id])
+                .extend([
+                    "api",
+                    "publishers",
+                    offer.publisher_id,
+                    "offers",
+                    offer.offer_id,
+                ])
                 .extend(tail);
         }
         url.query_pairs_mut()
@@ -372,7 +379,9 @@ impl CppClient {
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<Answer, CppError> {
         let token = self.token(creds).await?;
-        let answer = self.send_once(endpoint, build(token.expose_secret())).await?;
+        let answer = self
+            .send_once(endpoint, build(token.expose_secret()))
+            .await?;
         if answer.status != 401 || !creds.can_refresh() {
             return Ok(answer);
         }
@@ -485,7 +494,10 @@ mod tests {
     #[test]
     fn statuses_are_classified_as_cpp_api_md_says() {
         for s in [408, 429, 500, 502, 503, 504] {
-            assert!(matches!(classify_status(s, None), RetryClass::Transient { .. }), "{s}");
+            assert!(
+                matches!(classify_status(s, None), RetryClass::Transient { .. }),
+                "{s}"
+            );
         }
         for s in [400, 401, 403, 404, 409, 422] {
             assert_eq!(classify_status(s, None), RetryClass::Terminal, "{s}");

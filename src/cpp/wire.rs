@@ -181,7 +181,10 @@ pub fn location_from_body(body: &[u8]) -> Option<String> {
             .and_then(|(_, v)| v.as_str()),
         _ => None,
     };
-    found.map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+    found
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
 }
 
 /// `Retry-After` as seconds or an HTTP date, clamped to [`MAX_RETRY_AFTER`].
@@ -280,7 +283,10 @@ mod tests {
     fn operation_reads_object_and_array_forms() {
         let object = br#"{"id":"1","submissionType":"cancel","status":"running"}"#;
         let array = br#"[{"id":"1","submissionType":"cancel","status":"running"}]"#;
-        assert_eq!(Operation::parse(object).unwrap(), Operation::parse(array).unwrap());
+        assert_eq!(
+            Operation::parse(object).unwrap(),
+            Operation::parse(array).unwrap()
+        );
         assert!(Operation::parse(b"[]").is_err());
         assert!(Operation::parse(b"42").is_err());
         assert!(Operation::parse(b"{\"id\":1}").is_err(), "no status");
@@ -307,8 +313,14 @@ mod tests {
 
     #[test]
     fn location_in_body_as_string_or_field_any_case() {
-        assert_eq!(location_from_body(br#""/api/x""#).as_deref(), Some("/api/x"));
-        assert_eq!(location_from_body(br#"{"Location":"/a"}"#).as_deref(), Some("/a"));
+        assert_eq!(
+            location_from_body(br#""/api/x""#).as_deref(),
+            Some("/api/x")
+        );
+        assert_eq!(
+            location_from_body(br#"{"Location":"/a"}"#).as_deref(),
+            Some("/a")
+        );
         assert_eq!(
             location_from_body(br#"{"OPERATIONLOCATION":"/b"}"#).as_deref(),
             Some("/b")

@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-pub use scenario::Scenario;
 use scenario::Faults;
+pub use scenario::Scenario;
 use state::{Fault, Reply, SimState};
 
 type Shared = Arc<Mutex<SimState>>;
@@ -69,13 +69,57 @@ pub async fn spawn(scenario: Scenario, addr: &str) -> Result<Running, Error> {
     Ok(Running { addr, task })
 }
 
+/// `offer-cancel-operator simulator`: serves until Ctrl-C or SIGTERM.
+pub async fn serve(args: crate::cli::SimulatorArgs) -> Result<(), Error> {
+    let scenario = match &args.scenario {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Scenario(format!("reading {}: {e}", path.display())))?;
+            Scenario::from_yaml(&text).map_err(Error::Scenario)?
+        }
+        None => Scenario::default_scenario(),
+    };
+    let running = spawn(scenario, &args.listen).await?;
+    tracing::info!(url = %running.url(), "CPP simulator listening");
+    shutdown_signal().await;
+    running.task.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/token", post(token))
         .route("/api/publishers/{p}/offers/{o}/cancel", post(cancel))
-        .route("/api/publishers/{p}/offers/{o}/operations/{id}", get(operation))
-        .route("/api/publishers/{p}/offers/{o}/submissions", get(submissions))
-        .route("/api/publishers/{p}/offers/{o}/submissions/", get(submissions))
+        .route(
+            "/api/publishers/{p}/offers/{o}/operations/{id}",
+            get(operation),
+        )
+        .route(
+            "/api/publishers/{p}/offers/{o}/submissions",
+            get(submissions),
+        )
+        .route(
+            "/api/publishers/{p}/offers/{o}/submissions/",
+            get(submissions),
+        )
         .route("/api/operations/{id}", get(legacy_operation))
         .route("/_sim/stats", get(stats))
         .route("/_sim/reset", post(reset))
@@ -121,9 +165,12 @@ async fn faulted(state: &Shared, offer: Option<(&str, &str)>) -> Option<Response
     }
     Some(match fault? {
         Fault::Throttle => respond(
-            Reply::error(429, "TooManyRequests", "Rate limit exceeded.").with_header("Retry-After", "1"),
+            Reply::error(429, "TooManyRequests", "Rate limit exceeded.")
+                .with_header("Retry-After", "1"),
         ),
-        Fault::ServerError(code) => respond(Reply::error(code, "ServiceUnavailable", "Try again later.")),
+        Fault::ServerError(code) => {
+            respond(Reply::error(code, "ServiceUnavailable", "Try again later."))
+        }
         Fault::Drop => dropped_connection(),
     })
 }
@@ -131,7 +178,10 @@ async fn faulted(state: &Shared, offer: Option<(&str, &str)>) -> Option<Response
 /// Headers go out, then the body breaks: the client sees a dropped connection.
 fn dropped_connection() -> Response {
     let broken = futures::stream::once(async {
-        Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped"))
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "dropped",
+        ))
     });
     Response::builder()
         .status(StatusCode::OK)
@@ -238,5 +288,9 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    respond(Reply::error(405, "MethodNotAllowed", "Method not allowed on this resource."))
+    respond(Reply::error(
+        405,
+        "MethodNotAllowed",
+        "Method not allowed on this resource.",
+    ))
 }

@@ -164,7 +164,10 @@ pub struct Faults {
 
 impl Faults {
     pub fn is_quiet(&self) -> bool {
-        self.throttle_rate <= 0.0 && self.error_rate <= 0.0 && self.drop_rate <= 0.0 && self.latency_ms == 0
+        self.throttle_rate <= 0.0
+            && self.error_rate <= 0.0
+            && self.drop_rate <= 0.0
+            && self.latency_ms == 0
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -213,7 +216,8 @@ impl Scenario {
     }
 
     pub fn from_yaml(text: &str) -> Result<Scenario, String> {
-        let scenario: Scenario = serde_yaml::from_str(text).map_err(|e| format!("scenario: {e}"))?;
+        let scenario: Scenario =
+            serde_yaml::from_str(text).map_err(|e| format!("scenario: {e}"))?;
         scenario.validate()?;
         Ok(scenario)
     }
@@ -222,9 +226,14 @@ impl Scenario {
         self.faults.validate()?;
         for p in &self.publishers {
             for o in &p.offers {
-                o.faults.validate().map_err(|e| format!("offer {}/{}: {e}", p.id, o.id))?;
+                o.faults
+                    .validate()
+                    .map_err(|e| format!("offer {}/{}: {e}", p.id, o.id))?;
                 if o.polls_until_done == 0 {
-                    return Err(format!("offer {}/{}: pollsUntilDone must be at least 1", p.id, o.id));
+                    return Err(format!(
+                        "offer {}/{}: pollsUntilDone must be at least 1",
+                        p.id, o.id
+                    ));
                 }
             }
         }
@@ -242,17 +251,33 @@ mod tests {
         let offers: Vec<&Offer> = s.publishers.iter().flat_map(|p| &p.offers).collect();
         assert!(offers.iter().any(|o| o.cancel == CancelMode::Sync));
         for shape in [LocationShape::Migrated, LocationShape::NonMigrated] {
-            assert!(offers.iter().any(|o| o.cancel == CancelMode::Async && o.location == shape));
+            assert!(
+                offers
+                    .iter()
+                    .any(|o| o.cancel == CancelMode::Async && o.location == shape)
+            );
         }
         let example: crate::crd::OfferCancellation =
             serde_yaml::from_str(include_str!("../../examples/offercancellation.yaml")).unwrap();
-        let publisher = s.publishers.iter().find(|p| p.id == example.spec.publisher_id).unwrap();
-        assert!(publisher.offers.iter().any(|o| o.id == example.spec.offer_id));
+        let publisher = s
+            .publishers
+            .iter()
+            .find(|p| p.id == example.spec.publisher_id)
+            .unwrap();
+        assert!(
+            publisher
+                .offers
+                .iter()
+                .any(|o| o.id == example.spec.offer_id)
+        );
         let forbidden = s
             .publishers
             .iter()
             .any(|p| !s.principals[0].publishers.contains(&p.id));
-        assert!(forbidden, "one publisher the default principal may not touch");
+        assert!(
+            forbidden,
+            "one publisher the default principal may not touch"
+        );
     }
 
     #[test]

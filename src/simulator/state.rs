@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::scenario::{BodyShape, CancelMode, CancelResult, Faults, LocationShape, Offer, Scenario};
+use super::scenario::{
+    BodyShape, CancelMode, CancelResult, Faults, LocationShape, Offer, Scenario,
+};
 use crate::cpp::auth::CPP_RESOURCE;
 
 /// An answer, before it becomes HTTP.
@@ -27,7 +29,10 @@ impl Reply {
 
     /// CPP's documented error shape.
     pub fn error(status: u16, code: &str, message: &str) -> Reply {
-        Reply::json(status, json!({ "error": { "code": code, "message": message } }))
+        Reply::json(
+            status,
+            json!({ "error": { "code": code, "message": message } }),
+        )
     }
 
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
@@ -210,8 +215,10 @@ impl SimState {
         self.tokens_issued += 1;
         let token = format!("sim-{:016x}{:016x}", self.rng.u64(..), self.rng.u64(..));
         let lifetime = self.scenario.token_lifetime_seconds;
-        self.tokens
-            .insert(token.clone(), (index, Instant::now() + Duration::from_secs(lifetime)));
+        self.tokens.insert(
+            token.clone(),
+            (index, Instant::now() + Duration::from_secs(lifetime)),
+        );
         Reply::json(
             200,
             json!({
@@ -248,26 +255,43 @@ impl SimState {
         publisher: &str,
         offer: &str,
     ) -> Result<(String, String), Reply> {
-        let caller = self
-            .caller(authorization)
-            .ok_or_else(|| Reply::error(401, "Unauthorized", "Missing, invalid or expired bearer token."))?;
+        let caller = self.caller(authorization).ok_or_else(|| {
+            Reply::error(
+                401,
+                "Unauthorized",
+                "Missing, invalid or expired bearer token.",
+            )
+        })?;
         let versions = &self.scenario.api_versions;
         if !api_version.is_some_and(|v| versions.iter().any(|k| k == v)) {
-            let message = format!("Invalid api version. Allowed values are [{}]", versions.join(", "));
+            let message = format!(
+                "Invalid api version. Allowed values are [{}]",
+                versions.join(", ")
+            );
             return Err(Reply::error(400, "InvalidAPIVersion", &message));
         }
         if !self.may_use(caller, publisher) {
-            return Err(Reply::error(403, "Forbidden", "The caller has no access to this publisher's namespace."));
+            return Err(Reply::error(
+                403,
+                "Forbidden",
+                "The caller has no access to this publisher's namespace.",
+            ));
         }
         let key = (publisher.to_string(), offer.to_string());
         if !self.offers.contains_key(&key) {
-            return Err(Reply::error(404, "NotFound", "The publisher or offer does not exist."));
+            return Err(Reply::error(
+                404,
+                "NotFound",
+                "The publisher or offer does not exist.",
+            ));
         }
         Ok(key)
     }
 
     fn stats_for(&mut self, key: &(String, String)) -> &mut OfferStats {
-        self.stats.entry(format!("{}/{}", key.0, key.1)).or_default()
+        self.stats
+            .entry(format!("{}/{}", key.0, key.1))
+            .or_default()
     }
 
     /// `POST .../cancel`.
@@ -294,10 +318,18 @@ impl SimState {
             return Reply::error(404, "NotFound", "The offer does not exist.");
         };
         if state.cancel_op.is_some() {
-            return Reply::error(409, "OperationInProgress", "A cancel operation is already in progress.");
+            return Reply::error(
+                409,
+                "OperationInProgress",
+                "A cancel operation is already in progress.",
+            );
         }
         if state.in_progress.is_none() {
-            return Reply::error(404, "NotFound", "No operation is in progress on this offer.");
+            return Reply::error(
+                404,
+                "NotFound",
+                "No operation is in progress on this offer.",
+            );
         }
         let api = api_version.unwrap_or_default();
         if state.config.cancel == CancelMode::Sync {
@@ -312,14 +344,21 @@ impl SimState {
             polls: 0,
             notification_emails: emails,
         };
-        let migrated = format!("/api/publishers/{}/offers/{}/operations/{id}?api-version={api}", key.0, key.1);
+        let migrated = format!(
+            "/api/publishers/{}/offers/{}/operations/{id}?api-version={api}",
+            key.0, key.1
+        );
         let legacy = format!("/api/operations/{legacy_id}?api-version={api}");
         state.cancel_op = Some(op);
         let config = state.config.clone();
         self.legacy.insert(legacy_id, key.clone());
         let reply = match config.location {
-            LocationShape::Migrated => Reply::json(202, Value::Null).with_header("Location", migrated),
-            LocationShape::NonMigrated => Reply::json(202, Value::Null).with_header("Location", legacy),
+            LocationShape::Migrated => {
+                Reply::json(202, Value::Null).with_header("Location", migrated)
+            }
+            LocationShape::NonMigrated => {
+                Reply::json(202, Value::Null).with_header("Location", legacy)
+            }
             LocationShape::Body => Reply::json(202, json!({ "operationLocation": migrated })),
             LocationShape::Absent => Reply::json(202, Value::Null),
         };
@@ -365,7 +404,11 @@ impl SimState {
         let Some((p, o)) = self.legacy.get(legacy_id).cloned() else {
             // Still check auth first, as the service would.
             if self.caller(authorization).is_none() {
-                return Reply::error(401, "Unauthorized", "Missing, invalid or expired bearer token.");
+                return Reply::error(
+                    401,
+                    "Unauthorized",
+                    "Missing, invalid or expired bearer token.",
+                );
             }
             return Reply::error(404, "NotFound", "The operation does not exist.");
         };
@@ -376,7 +419,11 @@ impl SimState {
         self.poll(&key, |op| op.legacy_id == legacy_id)
     }
 
-    fn poll(&mut self, key: &(String, String), matches: impl Fn(&CancelOperation) -> bool) -> Reply {
+    fn poll(
+        &mut self,
+        key: &(String, String),
+        matches: impl Fn(&CancelOperation) -> bool,
+    ) -> Reply {
         self.stats_for(key).operation_gets += 1;
         let Some(state) = self.offers.get_mut(key) else {
             return Reply::error(404, "NotFound", "The offer does not exist.");
@@ -420,23 +467,35 @@ impl SimState {
         let mut all: Vec<Value> = state.finished.clone();
         match (&state.cancel_op, &state.in_progress) {
             (Some(op), _) => all.push(operation_json(&state.config, op)),
-            (None, Some(kind)) => all.push(json!({ "id": "publish-1", "submissionType": kind, "status": "running" })),
+            (None, Some(kind)) => {
+                all.push(json!({ "id": "publish-1", "submissionType": kind, "status": "running" }))
+            }
             (None, None) => {}
         }
         let wanted = status.map(fold);
-        all.retain(|op| wanted.as_deref().is_none_or(|w| op["status"].as_str().map(fold).as_deref() == Some(w)));
+        all.retain(|op| {
+            wanted
+                .as_deref()
+                .is_none_or(|w| op["status"].as_str().map(fold).as_deref() == Some(w))
+        });
         Reply::json(200, Value::Array(all))
     }
 }
 
 fn fold(s: &str) -> String {
-    s.chars().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect()
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 fn aad_error(status: u16, code: &str) -> Reply {
     // Azure AD's descriptions carry trace ids and timestamps; so does ours.
     let description = format!("AADSTS700016: {code}. Trace ID: {:x}", fastrand::u64(..));
-    Reply::json(status, json!({ "error": code, "error_description": description }))
+    Reply::json(
+        status,
+        json!({ "error": code, "error_description": description }),
+    )
 }
 
 fn with_retry_after(reply: Reply, config: &Offer) -> Reply {
@@ -451,7 +510,8 @@ fn parse_cancel_body(body: &[u8]) -> Result<String, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(String::new());
     }
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("Malformed JSON body: {e}"))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("Malformed JSON body: {e}"))?;
     let metadata = match value.get("metadata") {
         None | Some(Value::Null) => return Ok(String::new()),
         Some(m) if m.is_object() => m,

@@ -1,0 +1,180 @@
+//! Command-line interface. Every flag can also come from the environment
+//! variable named next to it; secret-bearing variables hide their values in
+//! `--help`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Url;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cpp::ClientConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "offer-cancel-operator",
+    version,
+    about = "Cancels in-flight Cloud Partner Portal offer operations"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator.
+    Controller(ControllerArgs),
+    /// Cancel once, outside Kubernetes, from a resource file.
+    Cancel(CancelArgs),
+    /// Print the CustomResourceDefinition as YAML.
+    Crd,
+    /// Run the local Cloud Partner Portal simulator.
+    Simulator(SimulatorArgs),
+}
+
+/// Where CPP and Azure AD are, and how to talk to them.
+#[derive(Debug, Clone, Args)]
+pub struct CppArgs {
+    /// CPP base URL.
+    #[arg(
+        long,
+        env = "CPP_ENDPOINT",
+        default_value = "https://cloudpartner.azure.com"
+    )]
+    pub endpoint: Url,
+    /// Azure AD authority; tokens come from {authority-host}/{tenantId}/oauth2/token.
+    #[arg(
+        long,
+        env = "AZURE_AUTHORITY_HOST",
+        default_value = "https://login.microsoftonline.com"
+    )]
+    pub authority_host: Url,
+    /// Timeout of one HTTP request, in seconds.
+    #[arg(long, env = "CPP_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+    /// Requests per second to CPP, shared by all cancellations (0: no limit).
+    #[arg(long, env = "CPP_RATE_LIMIT_RPS", default_value_t = 10)]
+    pub rate_limit_rps: u32,
+    /// Burst allowed above the rate.
+    #[arg(long, env = "CPP_RATE_LIMIT_BURST", default_value_t = 20)]
+    pub rate_limit_burst: u32,
+}
+
+impl CppArgs {
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(self.endpoint.clone(), self.authority_host.clone());
+        config.request_timeout = Duration::from_secs(self.request_timeout_seconds.max(1));
+        config.rate_limit = NonZeroU32::new(self.rate_limit_rps)
+            .map(|rps| (rps, NonZeroU32::new(self.rate_limit_burst).unwrap_or(rps)));
+        config
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub cpp: CppArgs,
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Reconciles run at once.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+    /// Cap of the backoff after transient errors, in seconds.
+    #[arg(long, env = "MAX_BACKOFF_SECONDS", default_value_t = 300)]
+    pub max_backoff_seconds: u64,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Reconcile only while holding the leader Lease.
+    #[arg(long, env = "LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (default: the pod's namespace, else offercancel-system).
+    #[arg(long, env = "LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "offer-cancel-operator")]
+    pub lease_name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The OfferCancellation resource file (YAML).
+    #[arg(short = 'f', long = "file")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub cpp: CppArgs,
+    /// Poll until the cancel completes; without it, stop once CPP accepted it.
+    #[arg(long)]
+    pub wait: bool,
+    /// Start the built-in simulator and cancel against it (ignores --endpoint,
+    /// --authority-host and credentials).
+    #[arg(long)]
+    pub simulate: bool,
+    /// A bearer token for CPP.
+    #[arg(
+        long,
+        env = "CPP_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "client_secret"
+    )]
+    pub token: Option<String>,
+    /// Azure AD tenant of the service principal.
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub tenant_id: Option<String>,
+    /// Application (client) id of the service principal.
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// Client secret of the service principal.
+    #[arg(long, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulatorArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SIMULATOR_LISTEN", default_value = "127.0.0.1:8089")]
+    pub listen: String,
+    /// Scenario file (YAML); default: the built-in scenario.
+    #[arg(long, env = "SIMULATOR_SCENARIO")]
+    pub scenario: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn cancel_defaults_point_at_the_real_services() {
+        let cli = Cli::try_parse_from(["x", "cancel", "-f", "a.yaml"]).unwrap();
+        let Command::Cancel(args) = cli.command else {
+            panic!("expected cancel");
+        };
+        assert_eq!(
+            args.cpp.endpoint.as_str(),
+            "https://cloudpartner.azure.com/"
+        );
+        assert_eq!(
+            args.cpp.authority_host.as_str(),
+            "https://login.microsoftonline.com/"
+        );
+        assert!(!args.wait && !args.simulate);
+    }
+}

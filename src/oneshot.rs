@@ -1,0 +1,198 @@
+//! `offer-cancel-operator cancel`: the same client, decision and engine as
+//! the controller, with status kept in memory and printed as it changes.
+
+use secrecy::SecretString;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::CancelArgs;
+use crate::controller::backoff_delay;
+use crate::cpp::{ClientConfig, CppClient, Credentials};
+use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
+use crate::decide::{Requeue, Transition};
+use crate::engine::{StatusSink, Subject, run_step};
+use crate::metrics::Metrics;
+use crate::simulator::{self, Scenario, scenario};
+
+/// Give up after this many transient errors in a row.
+const MAX_CONSECUTIVE_ERRORS: u32 = 8;
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// What failed before any cancel could be attempted.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an OfferCancellation: {message}")]
+    Parse { path: String, message: String },
+    #[error(
+        "no credentials: pass --token, or --tenant-id, --client-id and --client-secret (or their environment variables)"
+    )]
+    NoCredentials,
+    #[error("building the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("starting the simulator: {0}")]
+    Simulator(#[from] simulator::Error),
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    Cancelled,
+    /// Accepted and not waited for.
+    Accepted,
+    Failed(String),
+    /// Stuck on something only the user can fix (credentials), or on
+    /// transient errors for too long.
+    GaveUp(String),
+}
+
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ending::Cancelled => f.write_str("result: Cancelled"),
+            Ending::Accepted => f.write_str(
+                "result: Cancelling (accepted by CPP; pass --wait to poll until it completes)",
+            ),
+            Ending::Failed(m) => write!(f, "result: Failed: {m}"),
+            Ending::GaveUp(m) => write!(f, "result: gave up: {m}"),
+        }
+    }
+}
+
+impl Ending {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Ending::Cancelled | Ending::Accepted => 0,
+            Ending::Failed(_) => 1,
+            Ending::GaveUp(_) => 2,
+        }
+    }
+}
+
+/// Prints each status change as one line.
+struct PrintSink;
+
+impl StatusSink for PrintSink {
+    type Error = Infallible;
+
+    async fn save(
+        &mut self,
+        before: &OfferCancellationStatus,
+        t: &Transition,
+    ) -> Result<(), Infallible> {
+        if &t.status != before {
+            println!("{}", transition_line(&t.status));
+        }
+        Ok(())
+    }
+}
+
+fn transition_line(status: &OfferCancellationStatus) -> String {
+    let phase = status.phase.map(Phase::as_str).unwrap_or("-");
+    let mut line = format!("{phase:<10} {}", status.message.as_deref().unwrap_or(""));
+    if let (Some(Phase::Cancelling), Some(loc)) = (status.phase, &status.operation_location) {
+        line.push_str(&format!(" [location {loc}]"));
+    }
+    line
+}
+
+fn read_resource(path: &std::path::Path) -> Result<OfferCancellation, Error> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    serde_yaml::from_str(&text).map_err(|e| Error::Parse {
+        path: shown,
+        message: e.to_string(),
+    })
+}
+
+fn credentials(args: &CancelArgs) -> Result<Credentials, Error> {
+    if let Some(token) = &args.token {
+        return Ok(Credentials::Token(SecretString::from(token.clone())));
+    }
+    match (&args.tenant_id, &args.client_id, &args.client_secret) {
+        (Some(t), Some(c), Some(s)) => Ok(Credentials::ClientSecret {
+            tenant_id: t.clone(),
+            client_id: c.clone(),
+            client_secret: SecretString::from(s.clone()),
+        }),
+        _ => Err(Error::NoCredentials),
+    }
+}
+
+fn simulated_credentials() -> Credentials {
+    Credentials::ClientSecret {
+        tenant_id: scenario::DEFAULT_TENANT.into(),
+        client_id: scenario::DEFAULT_CLIENT_ID.into(),
+        client_secret: SecretString::from(scenario::DEFAULT_CLIENT_SECRET),
+    }
+}
+
+/// Runs the one-shot cancel as the flags say.
+pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
+    let resource = read_resource(&args.file)?;
+    let mut config = args.cpp.client_config();
+    let mut _simulator = None;
+    let creds = if args.simulate {
+        let running = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0").await?;
+        println!("simulator listening on {}", running.url());
+        let url: reqwest::Url = running.url().parse().map_err(|_| Error::NoCredentials)?;
+        config = ClientConfig {
+            endpoint: url.clone(),
+            authority_host: url,
+            ..config
+        };
+        _simulator = Some(running);
+        simulated_credentials()
+    } else {
+        credentials(&args)?
+    };
+    let cpp = CppClient::new(config, Arc::new(Metrics::default()))?;
+    println!(
+        "cancelling the operation in progress on {}/{}",
+        resource.spec.publisher_id, resource.spec.offer_id
+    );
+    Ok(drive(&cpp, resource, &creds, args.wait).await)
+}
+
+/// Steps until a final phase (or an accepted cancel, without `wait`).
+pub async fn drive(
+    cpp: &CppClient,
+    resource: OfferCancellation,
+    creds: &Credentials,
+    wait: bool,
+) -> Ending {
+    let mut subject = Subject {
+        spec: resource.spec,
+        status: OfferCancellationStatus::default(),
+        generation: 1,
+        retry_request: None,
+        credentials_version: None,
+    };
+    loop {
+        let Ok(requeue) = run_step(cpp, &mut subject, Ok(creds), &mut PrintSink).await;
+        let status = &subject.status;
+        let message = status.message.clone().unwrap_or_default();
+        match (status.phase, requeue) {
+            (Some(Phase::Cancelled), _) => return Ending::Cancelled,
+            (Some(Phase::Failed), _) => return Ending::Failed(message),
+            (Some(Phase::Cancelling), _) if !wait => return Ending::Accepted,
+            (_, Requeue::Never) => return Ending::GaveUp(message),
+            _ if status.consecutive_errors >= MAX_CONSECUTIVE_ERRORS => {
+                return Ending::GaveUp(message);
+            }
+            (_, Requeue::After(d)) => tokio::time::sleep(d).await,
+            (_, Requeue::Backoff { errors, at_least }) => {
+                tokio::time::sleep(backoff_delay(errors, MAX_BACKOFF).max(at_least)).await
+            }
+        }
+    }
+}
