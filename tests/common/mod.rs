@@ -1,0 +1,173 @@
+//! Test builders and a mocked Kubernetes API server: one scenario per test,
+//! each expected call checked for method, path and body, in order, with a
+//! timeout that catches calls that never came.
+#![allow(dead_code)]
+
+use http::{Request, Response};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::client::Body;
+use kube::{Client, Resource, ResourceExt};
+use offer_cancel_operator::controller::{self, Context};
+use offer_cancel_operator::cpp::{ClientConfig, CppClient};
+use offer_cancel_operator::crd::{OfferCancellation, OfferCancellationSpec, OfferCancellationStatus};
+use offer_cancel_operator::decide::{Observed, Outcome, transition};
+use offer_cancel_operator::metrics::Metrics;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const NS: &str = "default";
+pub const NAME: &str = "contoso-offer-cancel";
+pub const SECRET: &str = "cpp-credentials";
+pub const STATUS_PATH: &str =
+    "/apis/offercancel.dev/v1alpha1/namespaces/default/offercancellations/contoso-offer-cancel/status";
+pub const SECRET_PATH: &str = "/api/v1/namespaces/default/secrets/cpp-credentials";
+pub const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+pub fn spec(offer: &str) -> OfferCancellationSpec {
+    serde_yaml::from_str(&format!(
+        "publisherId: contoso\nofferId: {offer}\ncredentialsSecretRef: {{name: {SECRET}}}\npollIntervalSeconds: 5\n"
+    ))
+    .unwrap()
+}
+
+pub fn resource(offer: &str, status: Option<OfferCancellationStatus>) -> OfferCancellation {
+    let mut oc = OfferCancellation::new(NAME, spec(offer));
+    oc.meta_mut().namespace = Some(NS.into());
+    oc.meta_mut().generation = Some(1);
+    oc.meta_mut().resource_version = Some("10".into());
+    oc.meta_mut().uid = Some("uid-1".into());
+    oc.status = status;
+    oc
+}
+
+/// The status a resource has after these outcomes, as the operator wrote it.
+pub fn status_after(offer: &str, outcomes: Vec<Outcome>) -> OfferCancellationStatus {
+    let spec = spec(offer);
+    let mut status = OfferCancellationStatus::default();
+    for outcome in outcomes {
+        let obs = Observed {
+            spec: &spec,
+            status: &status,
+            generation: 1,
+            retry_request: None,
+            credentials_version: Some("5"),
+            now: jiff::Timestamp::now(),
+        };
+        status = transition(&obs, outcome).status;
+    }
+    status
+}
+
+pub fn token_secret(token: &str) -> Secret {
+    let mut secret = Secret::default();
+    secret.meta_mut().name = Some(SECRET.into());
+    secret.meta_mut().namespace = Some(NS.into());
+    secret.meta_mut().resource_version = Some("5".into());
+    secret.data = Some(BTreeMap::from([("token".to_string(), ByteString(token.as_bytes().to_vec()))]));
+    secret
+}
+
+pub fn principal_secret(tenant: &str, client: &str, client_secret: &str) -> Secret {
+    let mut secret = token_secret("");
+    secret.data = Some(BTreeMap::from([
+        ("tenantId".to_string(), ByteString(tenant.as_bytes().to_vec())),
+        ("clientId".to_string(), ByteString(client.as_bytes().to_vec())),
+        ("clientSecret".to_string(), ByteString(client_secret.as_bytes().to_vec())),
+    ]));
+    secret
+}
+
+/// One call the scenario expects.
+pub enum Call {
+    /// GET of the credentials Secret; `None` answers 404.
+    GetSecret(Option<Secret>),
+    /// Server-side apply of status; the closure checks the applied status.
+    PatchStatus(Box<dyn FnOnce(&Value) + Send>),
+    /// An Event with this reason.
+    Event(&'static str),
+}
+
+pub fn patch(check: impl FnOnce(&Value) + Send + 'static) -> Call {
+    Call::PatchStatus(Box::new(check))
+}
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// The mocked API server, handing out answers in scenario order.
+pub struct ApiServerVerifier(Handle);
+
+/// A Context whose kube client talks to the verifier and whose CPP client
+/// talks to `cpp_url`.
+pub fn context(cpp_url: &str) -> (Arc<Context>, ApiServerVerifier) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, NS);
+    let url: reqwest::Url = cpp_url.parse().unwrap();
+    let mut config = ClientConfig::new(url.clone(), url);
+    config.request_timeout = Duration::from_secs(2);
+    let metrics = Arc::new(Metrics::default());
+    let cpp = Arc::new(CppClient::new(config, metrics.clone()).unwrap());
+    let ctx = Context::new(client, cpp, metrics, controller::Config::default());
+    (Arc::new(ctx), ApiServerVerifier(handle))
+}
+
+fn json_response(status: u16, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .body(Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap()
+}
+
+impl ApiServerVerifier {
+    /// Serves the calls in order; returns the applied statuses.
+    pub fn run(mut self, obj: OfferCancellation, calls: Vec<Call>) -> tokio::task::JoinHandle<Vec<Value>> {
+        tokio::spawn(async move {
+            let mut applied = Vec::new();
+            for (i, call) in calls.into_iter().enumerate() {
+                let (request, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
+                    .await
+                    .unwrap_or_else(|_| panic!("call {i} never came"))
+                    .expect("service not called");
+                let method = request.method().clone();
+                let path = request.uri().path().to_string();
+                let query = request.uri().query().unwrap_or("").to_string();
+                let body = request.into_body().collect_bytes().await.unwrap();
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                match call {
+                    Call::GetSecret(secret) => {
+                        assert_eq!((method.as_str(), path.as_str()), ("GET", SECRET_PATH), "call {i}");
+                        let response = match secret {
+                            Some(s) => json_response(200, &serde_json::to_value(s).unwrap()),
+                            None => json_response(
+                                404,
+                                &json!({"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"secrets \"cpp-credentials\" not found"}),
+                            ),
+                        };
+                        send.send_response(response);
+                    }
+                    Call::PatchStatus(check) => {
+                        assert_eq!((method.as_str(), path.as_str()), ("PATCH", STATUS_PATH), "call {i}");
+                        assert!(query.contains("fieldManager=offer-cancel-operator"), "{query}");
+                        assert!(query.contains("force=true"), "{query}");
+                        assert_eq!(body["apiVersion"], "offercancel.dev/v1alpha1");
+                        assert_eq!(body["kind"], "OfferCancellation");
+                        check(&body["status"]);
+                        applied.push(body["status"].clone());
+                        let mut answer = serde_json::to_value(&obj).unwrap();
+                        answer["status"] = body["status"].clone();
+                        send.send_response(json_response(200, &answer));
+                    }
+                    Call::Event(reason) => {
+                        assert_eq!((method.as_str(), path.as_str()), ("POST", EVENTS_PATH), "call {i}");
+                        assert_eq!(body["reason"], reason, "call {i}");
+                        assert_eq!(body["regarding"]["name"], obj.name_any());
+                        send.send_response(json_response(201, &body));
+                    }
+                }
+            }
+            applied
+        })
+    }
+}

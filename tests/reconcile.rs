@@ -1,0 +1,297 @@
+//! The reconcile path against a mocked Kubernetes API server, with CPP
+//! played by wiremock: the exact calls, in order, and the status written.
+
+mod common;
+
+use common::*;
+use kube::runtime::controller::Action;
+use offer_cancel_operator::controller::reconcile;
+use offer_cancel_operator::crd::OfferCancellation;
+use offer_cancel_operator::decide::{Outcome, reason};
+use std::sync::Arc;
+use std::time::Duration;
+use wiremock::matchers::{header, method, path, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CANCEL: &str = "/api/publishers/contoso/offers/contoso-offer/cancel";
+
+async fn run(obj: OfferCancellation, cpp: &MockServer, calls: Vec<Call>) -> (Action, Vec<serde_json::Value>) {
+    let (ctx, server) = context(&cpp.uri());
+    let verifier = server.run(obj.clone(), calls);
+    let action = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(obj), ctx))
+        .await
+        .expect("reconcile hung: an unexpected call got no answer")
+        .expect("reconcile failed");
+    let applied = tokio::time::timeout(Duration::from_secs(1), verifier)
+        .await
+        .expect("scenario not completed")
+        .expect("scenario panicked");
+    (action, applied)
+}
+
+fn condition<'a>(status: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} in {status}"))
+}
+
+#[tokio::test]
+async fn sync_cancel_records_intent_then_cancelled() {
+    let cpp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(CANCEL))
+        .and(header("authorization", "Bearer tok"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&cpp)
+        .await;
+    let calls = vec![
+        Call::GetSecret(Some(token_secret("tok"))),
+        patch(|s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["attempts"], 1);
+            assert!(s["requestedAt"].is_string());
+            assert!(s.get("httpStatus").is_none());
+            assert_eq!(s["observedGeneration"], 1);
+            assert_eq!(condition(s, "Reconciling")["status"], "True");
+        }),
+        Call::Event(reason::CANCEL_REQUESTED),
+        patch(|s| {
+            assert_eq!(s["phase"], "Cancelled");
+            assert_eq!(s["httpStatus"], 200);
+            assert!(s["completedAt"].is_string());
+            assert_eq!(condition(s, "Ready")["status"], "True");
+            assert_eq!(condition(s, "Ready")["observedGeneration"], 1);
+            assert_eq!(condition(s, "Stalled")["status"], "False");
+        }),
+        Call::Event(reason::CANCELLED),
+    ];
+    let (action, applied) = run(resource("contoso-offer", None), &cpp, calls).await;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(applied.len(), 2);
+}
+
+#[tokio::test]
+async fn async_cancel_records_location_exactly_and_requeues_for_polling() {
+    let cpp = MockServer::start().await;
+    let loc = "/api/operations/contoso$contoso-offer$2$preview?api-version=2017-10-31";
+    Mock::given(method("POST"))
+        .and(path(CANCEL))
+        .respond_with(ResponseTemplate::new(202).insert_header("Location", loc))
+        .expect(1)
+        .mount(&cpp)
+        .await;
+    let calls = vec![
+        Call::GetSecret(Some(token_secret("tok"))),
+        patch(|s| assert_eq!(s["phase"], "Pending")),
+        Call::Event(reason::CANCEL_REQUESTED),
+        patch(move |s| {
+            assert_eq!(s["phase"], "Cancelling");
+            assert_eq!(s["httpStatus"], 202);
+            assert_eq!(s["operationLocation"], loc);
+            assert_eq!(condition(s, "Reconciling")["reason"], reason::CANCEL_IN_PROGRESS);
+        }),
+        Call::Event(reason::CANCEL_ACCEPTED),
+    ];
+    let (action, _) = run(resource("contoso-offer", None), &cpp, calls).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+}
+
+#[tokio::test]
+async fn recorded_request_is_never_posted_again_and_unchanged_poll_writes_nothing() {
+    let cpp = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&cpp).await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/api/publishers/contoso/offers/contoso-offer/operations/op-1$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"status": "running"})))
+        .expect(1)
+        .mount(&cpp)
+        .await;
+    let location = "/api/publishers/contoso/offers/contoso-offer/operations/op-1?api-version=2017-10-31";
+    let status = status_after(
+        "contoso-offer",
+        vec![
+            Outcome::IntentRecorded,
+            Outcome::Accepted {
+                location: Some(location.into()),
+                retry_after: None,
+            },
+            Outcome::Polled {
+                status: "running".into(),
+                state: offer_cancel_operator::cpp::OperationState::InProgress,
+                location: None,
+                retry_after: None,
+                detail: String::new(),
+            },
+        ],
+    );
+    // A restarted controller: nothing in memory, the status says Cancelling.
+    let calls = vec![Call::GetSecret(Some(token_secret("tok")))];
+    let (action, applied) = run(resource("contoso-offer", Some(status)), &cpp, calls).await;
+    assert!(applied.is_empty(), "an unchanged poll must not write status");
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+}
+
+#[tokio::test]
+async fn forbidden_is_failed_and_a_resync_calls_nothing() {
+    let cpp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(CANCEL))
+        .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({"error": {"code": "Forbidden", "message": "no access"}})))
+        .expect(1)
+        .mount(&cpp)
+        .await;
+    let calls = vec![
+        Call::GetSecret(Some(token_secret("tok"))),
+        patch(|s| assert_eq!(s["phase"], "Pending")),
+        Call::Event(reason::CANCEL_REQUESTED),
+        patch(|s| {
+            assert_eq!(s["phase"], "Failed");
+            assert_eq!(s["httpStatus"], 403);
+            assert_eq!(condition(s, "Stalled")["status"], "True");
+            assert_eq!(condition(s, "Stalled")["reason"], reason::FORBIDDEN);
+            assert_eq!(s["message"], "CPP cancel call answered HTTP 403 (Forbidden: no access)");
+        }),
+        Call::Event(reason::CANCEL_FAILED),
+    ];
+    let (action, applied) = run(resource("contoso-offer", None), &cpp, calls).await;
+    assert_eq!(action, Action::await_change());
+
+    // The resync: same resource with its Failed status. Only the Secret is read.
+    let failed = serde_json::from_value(applied[1].clone()).unwrap();
+    let calls = vec![Call::GetSecret(Some(token_secret("tok")))];
+    let (action, applied) = run(resource("contoso-offer", Some(failed)), &cpp, calls).await;
+    assert_eq!(action, Action::await_change());
+    assert!(applied.is_empty());
+}
+
+#[tokio::test]
+async fn missing_secret_stalls_with_a_clear_message_and_sends_nothing() {
+    let cpp = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&cpp).await;
+    let calls = vec![
+        Call::GetSecret(None),
+        patch(|s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["message"], "Secret cpp-credentials not found in this namespace");
+            assert_eq!(condition(s, "Stalled")["reason"], reason::CREDENTIALS_UNAVAILABLE);
+            assert!(s.get("requestedAt").is_none());
+        }),
+    ];
+    let (action, _) = run(resource("contoso-offer", None), &cpp, calls).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+}
+
+#[tokio::test]
+async fn intent_without_answer_adopts_the_running_cancel_instead_of_posting() {
+    let cpp = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(202)).expect(0).mount(&cpp).await;
+    Mock::given(method("GET"))
+        .and(path("/api/publishers/contoso/offers/contoso-offer/submissions/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
+            {"id": "pub-1", "submissionType": "publish", "status": "running"},
+            {"id": "c-9", "submissionType": "cancel", "status": "notStarted"}
+        ])))
+        .expect(1)
+        .mount(&cpp)
+        .await;
+    let status = status_after("contoso-offer", vec![Outcome::IntentRecorded]);
+    let calls = vec![
+        Call::GetSecret(Some(token_secret("tok"))),
+        patch(|s| {
+            assert_eq!(s["phase"], "Cancelling");
+            assert_eq!(
+                s["operationLocation"],
+                "/api/publishers/contoso/offers/contoso-offer/operations/c-9?api-version=2017-10-31"
+            );
+        }),
+        Call::Event(reason::CANCEL_ACCEPTED),
+    ];
+    run(resource("contoso-offer", Some(status)), &cpp, calls).await;
+}
+
+#[tokio::test]
+async fn intent_without_answer_and_no_cancel_running_sends_once() {
+    let cpp = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/publishers/contoso/offers/contoso-offer/submissions/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
+            {"id": "pub-1", "submissionType": "publish", "status": "running"}
+        ])))
+        .expect(1)
+        .mount(&cpp)
+        .await;
+    Mock::given(method("POST")).and(path(CANCEL)).respond_with(ResponseTemplate::new(200)).expect(1).mount(&cpp).await;
+    let status = status_after("contoso-offer", vec![Outcome::IntentRecorded]);
+    let calls = vec![
+        Call::GetSecret(Some(token_secret("tok"))),
+        patch(|s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["attempts"], 2);
+        }),
+        Call::Event(reason::CANCEL_REQUESTED),
+        patch(|s| assert_eq!(s["phase"], "Cancelled")),
+        Call::Event(reason::CANCELLED),
+    ];
+    run(resource("contoso-offer", Some(status)), &cpp, calls).await;
+}
+
+#[tokio::test]
+async fn transient_error_records_the_error_and_backs_off() {
+    let cpp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "40"))
+        .expect(1)
+        .mount(&cpp)
+        .await;
+    let calls = vec![
+        Call::GetSecret(Some(token_secret("tok"))),
+        patch(|s| assert_eq!(s["phase"], "Pending")),
+        Call::Event(reason::CANCEL_REQUESTED),
+        patch(|s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["consecutiveErrors"], 1);
+            assert_eq!(s["message"], "transient error, will retry: CPP cancel call answered HTTP 503");
+            assert_eq!(condition(s, "Ready")["reason"], reason::TRANSIENT_ERROR);
+            assert_eq!(condition(s, "Reconciling")["status"], "True");
+        }),
+        Call::Event(reason::TRANSIENT_ERROR),
+    ];
+    let (action, _) = run(resource("contoso-offer", None), &cpp, calls).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(40)));
+}
+
+#[tokio::test]
+async fn secrets_never_reach_status_or_events() {
+    let cpp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/t1/oauth2/token"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "error": "invalid_client", "error_description": "bad secret s3cr3t-value"
+        })))
+        .mount(&cpp)
+        .await;
+    let calls = vec![
+        Call::GetSecret(Some(principal_secret("t1", "app", "s3cr3t-value"))),
+        patch(|s| {
+            let text = s.to_string();
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert_eq!(s["phase"], "Failed");
+            assert_eq!(condition(s, "Stalled")["reason"], reason::CREDENTIALS_REJECTED);
+            assert!(s.get("requestedAt").is_none(), "no intent without a token");
+        }),
+        Call::Event(reason::CANCEL_FAILED),
+    ];
+    run(resource("contoso-offer", None), &cpp, calls).await;
+}
+
+#[tokio::test]
+async fn cancelled_and_up_to_date_reads_nothing_at_all() {
+    let cpp = MockServer::start().await;
+    let status = status_after("contoso-offer", vec![Outcome::IntentRecorded, Outcome::Cancelled]);
+    let (action, applied) = run(resource("contoso-offer", Some(status)), &cpp, vec![]).await;
+    assert_eq!(action, Action::await_change());
+    assert!(applied.is_empty());
+    assert!(cpp.received_requests().await.unwrap().is_empty());
+}
