@@ -61,6 +61,8 @@ pub struct Config {
     /// Watch one namespace; `None`: all.
     pub namespace: Option<String>,
     pub concurrency: u16,
+    /// First wait of the backoff after transient errors.
+    pub min_backoff: Duration,
     /// Cap of the backoff after transient errors.
     pub max_backoff: Duration,
 }
@@ -70,6 +72,7 @@ impl Default for Config {
         Config {
             namespace: None,
             concurrency: 16,
+            min_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(300),
         }
     }
@@ -137,10 +140,10 @@ impl Gate {
 }
 
 /// Capped exponential backoff with jitter, from backon.
-pub fn backoff_delay(errors: u32, cap: Duration) -> Duration {
+pub fn backoff_delay(errors: u32, min: Duration, cap: Duration) -> Duration {
     use backon::BackoffBuilder;
     backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_secs(2))
+        .with_min_delay(min)
         .with_max_delay(cap)
         .with_jitter()
         .without_max_times()
@@ -149,11 +152,14 @@ pub fn backoff_delay(errors: u32, cap: Duration) -> Duration {
         .unwrap_or(cap)
 }
 
-fn requeue_delay(requeue: Requeue, cap: Duration) -> Option<Duration> {
+/// When to look again; `None`: only on a change.
+pub fn requeue_delay(requeue: Requeue, min: Duration, cap: Duration) -> Option<Duration> {
     match requeue {
         Requeue::Never => None,
         Requeue::After(d) => Some(d),
-        Requeue::Backoff { errors, at_least } => Some(backoff_delay(errors, cap).max(at_least)),
+        Requeue::Backoff { errors, at_least } => {
+            Some(backoff_delay(errors, min, cap).max(at_least))
+        }
     }
 }
 
@@ -223,7 +229,7 @@ async fn reconcile_inner(obj: &OfferCancellation, ctx: &Context) -> Result<Actio
         &mut sink,
     )
     .await?;
-    let wait = requeue_delay(requeue, ctx.config.max_backoff);
+    let wait = requeue_delay(requeue, ctx.config.min_backoff, ctx.config.max_backoff);
     ctx.gate.set(key, wait, fp);
     Ok(wait.map_or_else(Action::await_change, Action::requeue))
 }
@@ -409,9 +415,15 @@ mod tests {
                 errors: 1,
                 at_least: Duration::from_secs(45),
             },
+            Duration::from_secs(2),
             Duration::from_secs(300),
         );
         assert_eq!(d, Some(Duration::from_secs(45)));
-        assert_eq!(requeue_delay(Requeue::Never, Duration::from_secs(1)), None);
+        let never = requeue_delay(
+            Requeue::Never,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        assert_eq!(never, None);
     }
 }

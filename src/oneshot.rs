@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::CancelArgs;
-use crate::controller::backoff_delay;
+use crate::controller::requeue_delay;
 use crate::cpp::{ClientConfig, CppClient, Credentials};
 use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
 use crate::decide::{Requeue, Transition};
@@ -17,6 +17,7 @@ use crate::simulator::{self, Scenario, scenario};
 
 /// Give up after this many transient errors in a row.
 const MAX_CONSECUTIVE_ERRORS: u32 = 8;
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What failed before any cancel could be attempted.
@@ -189,9 +190,9 @@ pub async fn drive(
             _ if status.consecutive_errors >= MAX_CONSECUTIVE_ERRORS => {
                 return Ending::GaveUp(message);
             }
-            (_, Requeue::After(d)) => tokio::time::sleep(d).await,
-            (_, Requeue::Backoff { errors, at_least }) => {
-                tokio::time::sleep(backoff_delay(errors, MAX_BACKOFF).max(at_least)).await
+            (_, requeue) => {
+                let wait = requeue_delay(requeue, MIN_BACKOFF, MAX_BACKOFF).unwrap_or_default();
+                tokio::time::sleep(wait).await
             }
         }
     }

@@ -58,6 +58,7 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
     let config = controller::Config {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency.max(1),
+        min_backoff: Duration::from_secs(2),
         max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
     };
     let ctx = Arc::new(Context::new(client.clone(), cpp, metrics, config));

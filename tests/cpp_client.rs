@@ -1,7 +1,8 @@
 //! The CPP client against a local HTTP server (wiremock).
 
 use offer_cancel_operator::cpp::{
-    CancelAnswer, ClientConfig, CppClient, CppError, Credentials, OfferRef, OperationState, RetryClass,
+    CancelAnswer, ClientConfig, CppClient, CppError, Credentials, OfferRef, OperationState,
+    RetryClass,
 };
 use offer_cancel_operator::metrics::Metrics;
 use secrecy::SecretString;
@@ -50,12 +51,17 @@ async fn cancel_posts_the_documented_request_and_reads_200() {
         .and(query_param("api-version", "2017-10-31"))
         .and(header("authorization", "Bearer static-token"))
         .and(header("content-type", "application/json"))
-        .and(body_json(serde_json::json!({"metadata": {"notification-emails": "a@b.c,d@e.f"}})))
+        .and(body_json(
+            serde_json::json!({"metadata": {"notification-emails": "a@b.c,d@e.f"}}),
+        ))
         .respond_with(ResponseTemplate::new(200))
         .expect(1)
         .mount(&server)
         .await;
-    let answer = client(&server).cancel(OFFER, "a@b.c,d@e.f", &token()).await.unwrap();
+    let answer = client(&server)
+        .cancel(OFFER, "a@b.c,d@e.f", &token())
+        .await
+        .unwrap();
     assert_eq!(answer, CancelAnswer::Cancelled);
 }
 
@@ -65,7 +71,11 @@ async fn accepted_202_reads_location_header_and_retry_after_seconds() {
     let loc = "/api/operations/contoso$contoso-offer$2$preview?api-version=2017-10-31";
     Mock::given(method("POST"))
         .and(path(CANCEL_PATH))
-        .respond_with(ResponseTemplate::new(202).insert_header("Location", loc).insert_header("Retry-After", "12"))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .insert_header("Location", loc)
+                .insert_header("Retry-After", "12"),
+        )
         .mount(&server)
         .await;
     let answer = client(&server).cancel(OFFER, "", &token()).await.unwrap();
@@ -83,7 +93,10 @@ async fn accepted_202_takes_location_from_body_when_header_is_absent() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(CANCEL_PATH))
-        .respond_with(ResponseTemplate::new(202).set_body_json(serde_json::json!({"operationLocation": "/api/x"})))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .set_body_json(serde_json::json!({"operationLocation": "/api/x"})),
+        )
         .mount(&server)
         .await;
     let answer = client(&server).cancel(OFFER, "", &token()).await.unwrap();
@@ -94,16 +107,27 @@ async fn accepted_202_takes_location_from_body_when_header_is_absent() {
 async fn retry_after_as_http_date_is_honoured() {
     let server = MockServer::start().await;
     let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
-    let date = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&at).unwrap();
+    let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&at)
+        .unwrap();
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", date.as_str()))
         .mount(&server)
         .await;
-    let err = client(&server).cancel(OFFER, "", &token()).await.unwrap_err();
-    let RetryClass::Transient { retry_after: Some(wait) } = err.retry_class() else {
+    let err = client(&server)
+        .cancel(OFFER, "", &token())
+        .await
+        .unwrap_err();
+    let RetryClass::Transient {
+        retry_after: Some(wait),
+    } = err.retry_class()
+    else {
         panic!("429 must be transient with a wait: {err:?}");
     };
-    assert!(wait > Duration::from_secs(100) && wait <= Duration::from_secs(120), "{wait:?}");
+    assert!(
+        wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+        "{wait:?}"
+    );
 }
 
 #[tokio::test]
@@ -111,29 +135,62 @@ async fn non_migrated_location_is_requested_with_dollar_signs_as_is() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/api/operations/contoso$contoso-offer$2$preview"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([{"status": "Not Started"}])))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!([{"status": "Not Started"}])),
+        )
         .mount(&server)
         .await;
     let loc = "/api/operations/contoso$contoso-offer$2$preview?api-version=2017-10-31";
     let answer = client(&server).poll(loc, &token()).await.unwrap();
     assert_eq!(answer.operation.state(), OperationState::InProgress);
     let seen = server.received_requests().await.unwrap();
-    assert_eq!(seen[0].url.path(), "/api/operations/contoso$contoso-offer$2$preview");
+    assert_eq!(
+        seen[0].url.path(),
+        "/api/operations/contoso$contoso-offer$2$preview"
+    );
     assert_eq!(seen[0].url.query(), Some("api-version=2017-10-31"));
 }
 
 #[tokio::test]
 async fn poll_reads_object_or_array_and_every_status_spelling() {
     for (body, want) in [
-        (serde_json::json!({"status": "completed"}), OperationState::Done),
-        (serde_json::json!([{"status": "Complete"}]), OperationState::Done),
-        (serde_json::json!({"status": "succeeded"}), OperationState::Done),
-        (serde_json::json!({"status": "Cancelled"}), OperationState::Done),
-        (serde_json::json!({"status": "canceled"}), OperationState::Done),
-        (serde_json::json!([{"status": "failed", "error": "nope"}]), OperationState::Failed),
-        (serde_json::json!({"status": "running"}), OperationState::InProgress),
-        (serde_json::json!({"status": "notStarted"}), OperationState::InProgress),
-        (serde_json::json!({"status": "brandNewValue"}), OperationState::InProgress),
+        (
+            serde_json::json!({"status": "completed"}),
+            OperationState::Done,
+        ),
+        (
+            serde_json::json!([{"status": "Complete"}]),
+            OperationState::Done,
+        ),
+        (
+            serde_json::json!({"status": "succeeded"}),
+            OperationState::Done,
+        ),
+        (
+            serde_json::json!({"status": "Cancelled"}),
+            OperationState::Done,
+        ),
+        (
+            serde_json::json!({"status": "canceled"}),
+            OperationState::Done,
+        ),
+        (
+            serde_json::json!([{"status": "failed", "error": "nope"}]),
+            OperationState::Failed,
+        ),
+        (
+            serde_json::json!({"status": "running"}),
+            OperationState::InProgress,
+        ),
+        (
+            serde_json::json!({"status": "notStarted"}),
+            OperationState::InProgress,
+        ),
+        (
+            serde_json::json!({"status": "brandNewValue"}),
+            OperationState::InProgress,
+        ),
     ] {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
@@ -178,7 +235,9 @@ async fn unauthorized_refreshes_the_token_once_and_retries_once() {
     Mock::given(method("POST"))
         .and(path("/tenant-1/oauth2/token"))
         .and(body_string_contains("grant_type=client_credentials"))
-        .and(body_string_contains("resource=https%3A%2F%2Fcloudpartner.azure.com"))
+        .and(body_string_contains(
+            "resource=https%3A%2F%2Fcloudpartner.azure.com",
+        ))
         .respond_with(token_answer("tok"))
         .expect(2)
         .mount(&server)
@@ -194,7 +253,10 @@ async fn unauthorized_refreshes_the_token_once_and_retries_once() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
-    let answer = client(&server).cancel(OFFER, "", &principal()).await.unwrap();
+    let answer = client(&server)
+        .cancel(OFFER, "", &principal())
+        .await
+        .unwrap();
     assert_eq!(answer, CancelAnswer::Cancelled);
 }
 
@@ -211,7 +273,10 @@ async fn a_second_401_is_terminal_and_not_retried_again() {
         .expect(2)
         .mount(&server)
         .await;
-    let err = client(&server).cancel(OFFER, "", &principal()).await.unwrap_err();
+    let err = client(&server)
+        .cancel(OFFER, "", &principal())
+        .await
+        .unwrap_err();
     assert_eq!(err.http_status(), Some(401));
     assert_eq!(err.retry_class(), RetryClass::Terminal);
 }
@@ -224,7 +289,10 @@ async fn tokens_are_cached_per_principal() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(path(CANCEL_PATH)).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+    Mock::given(path(CANCEL_PATH))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
     let c = client(&server);
     for _ in 0..3 {
         c.cancel(OFFER, "", &principal()).await.unwrap();
@@ -241,7 +309,10 @@ async fn rejected_token_request_never_shows_the_secret_or_aad_text() {
         })))
         .mount(&server)
         .await;
-    let err = client(&server).cancel(OFFER, "", &principal()).await.unwrap_err();
+    let err = client(&server)
+        .cancel(OFFER, "", &principal())
+        .await
+        .unwrap_err();
     let text = format!("{err} {err:?}");
     assert!(text.contains("invalid_client"), "{text}");
     assert!(!text.contains("very-secret-value"), "{text}");
@@ -257,7 +328,10 @@ async fn terminal_4xx_carries_the_parsed_error_body() {
         })))
         .mount(&server)
         .await;
-    let err = client(&server).cancel(OFFER, "", &token()).await.unwrap_err();
+    let err = client(&server)
+        .cancel(OFFER, "", &token())
+        .await
+        .unwrap_err();
     assert_eq!(err.retry_class(), RetryClass::Terminal);
     assert_eq!(
         err.to_string(),
@@ -269,26 +343,54 @@ async fn terminal_4xx_carries_the_parsed_error_body() {
 async fn server_errors_and_timeouts_are_transient() {
     for code in [408u16, 500, 502, 503] {
         let server = MockServer::start().await;
-        Mock::given(path(CANCEL_PATH)).respond_with(ResponseTemplate::new(code)).mount(&server).await;
-        let err = client(&server).cancel(OFFER, "", &token()).await.unwrap_err();
-        assert!(matches!(err.retry_class(), RetryClass::Transient { .. }), "{code}");
+        Mock::given(path(CANCEL_PATH))
+            .respond_with(ResponseTemplate::new(code))
+            .mount(&server)
+            .await;
+        let err = client(&server)
+            .cancel(OFFER, "", &token())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err.retry_class(), RetryClass::Transient { .. }),
+            "{code}"
+        );
     }
     let server = MockServer::start().await;
     Mock::given(path(CANCEL_PATH))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
         .mount(&server)
         .await;
-    let err = client(&server).cancel(OFFER, "", &token()).await.unwrap_err();
-    assert!(matches!(err, CppError::Request { kind: "timed out", .. }), "{err:?}");
+    let err = client(&server)
+        .cancel(OFFER, "", &token())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CppError::Request {
+                kind: "timed out",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(matches!(err.retry_class(), RetryClass::Transient { .. }));
 }
 
 #[tokio::test]
 async fn connection_refused_is_transient() {
     let url: reqwest::Url = "http://127.0.0.1:9".parse().unwrap();
-    let c = CppClient::new(ClientConfig::new(url.clone(), url), Arc::new(Metrics::default())).unwrap();
+    let c = CppClient::new(
+        ClientConfig::new(url.clone(), url),
+        Arc::new(Metrics::default()),
+    )
+    .unwrap();
     let err = c.cancel(OFFER, "", &token()).await.unwrap_err();
-    assert!(matches!(err.retry_class(), RetryClass::Transient { .. }), "{err:?}");
+    assert!(
+        matches!(err.retry_class(), RetryClass::Transient { .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -306,10 +408,15 @@ async fn oversized_bodies_are_refused_not_buffered() {
 async fn redirects_are_not_followed() {
     let server = MockServer::start().await;
     Mock::given(path(CANCEL_PATH))
-        .respond_with(ResponseTemplate::new(307).insert_header("Location", "https://attacker.example/steal"))
+        .respond_with(
+            ResponseTemplate::new(307).insert_header("Location", "https://attacker.example/steal"),
+        )
         .mount(&server)
         .await;
-    let err = client(&server).cancel(OFFER, "", &token()).await.unwrap_err();
+    let err = client(&server)
+        .cancel(OFFER, "", &token())
+        .await
+        .unwrap_err();
     assert_eq!(err.http_status(), Some(307));
 }
 
@@ -317,7 +424,9 @@ async fn redirects_are_not_followed() {
 async fn operations_list_is_read_from_submissions() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path("/api/publishers/contoso/offers/contoso-offer/submissions/"))
+        .and(path(
+            "/api/publishers/contoso/offers/contoso-offer/submissions/",
+        ))
         .and(query_param("api-version", "2017-10-31"))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
             {"id": "p1", "submissionType": "publish", "status": "running"},

@@ -15,7 +15,11 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const CANCEL: &str = "/api/publishers/contoso/offers/contoso-offer/cancel";
 
-async fn run(obj: OfferCancellation, cpp: &MockServer, calls: Vec<Call>) -> (Action, Vec<serde_json::Value>) {
+async fn run(
+    obj: OfferCancellation,
+    cpp: &MockServer,
+    calls: Vec<Call>,
+) -> (Action, Vec<serde_json::Value>) {
     let (ctx, server) = context(&cpp.uri());
     let verifier = server.run(obj.clone(), calls);
     let action = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(obj), ctx))
@@ -90,7 +94,10 @@ async fn async_cancel_records_location_exactly_and_requeues_for_polling() {
             assert_eq!(s["phase"], "Cancelling");
             assert_eq!(s["httpStatus"], 202);
             assert_eq!(s["operationLocation"], loc);
-            assert_eq!(condition(s, "Reconciling")["reason"], reason::CANCEL_IN_PROGRESS);
+            assert_eq!(
+                condition(s, "Reconciling")["reason"],
+                reason::CANCEL_IN_PROGRESS
+            );
         }),
         Call::Event(reason::CANCEL_ACCEPTED),
     ];
@@ -101,14 +108,23 @@ async fn async_cancel_records_location_exactly_and_requeues_for_polling() {
 #[tokio::test]
 async fn recorded_request_is_never_posted_again_and_unchanged_poll_writes_nothing() {
     let cpp = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&cpp).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&cpp)
+        .await;
     Mock::given(method("GET"))
-        .and(path_regex("^/api/publishers/contoso/offers/contoso-offer/operations/op-1$"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"status": "running"})))
+        .and(path_regex(
+            "^/api/publishers/contoso/offers/contoso-offer/operations/op-1$",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"status": "running"})),
+        )
         .expect(1)
         .mount(&cpp)
         .await;
-    let location = "/api/publishers/contoso/offers/contoso-offer/operations/op-1?api-version=2017-10-31";
+    let location =
+        "/api/publishers/contoso/offers/contoso-offer/operations/op-1?api-version=2017-10-31";
     let status = status_after(
         "contoso-offer",
         vec![
@@ -129,7 +145,10 @@ async fn recorded_request_is_never_posted_again_and_unchanged_poll_writes_nothin
     // A restarted controller: nothing in memory, the status says Cancelling.
     let calls = vec![Call::GetSecret(Some(token_secret("tok")))];
     let (action, applied) = run(resource("contoso-offer", Some(status)), &cpp, calls).await;
-    assert!(applied.is_empty(), "an unchanged poll must not write status");
+    assert!(
+        applied.is_empty(),
+        "an unchanged poll must not write status"
+    );
     assert_eq!(action, Action::requeue(Duration::from_secs(5)));
 }
 
@@ -138,7 +157,9 @@ async fn forbidden_is_failed_and_a_resync_calls_nothing() {
     let cpp = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(CANCEL))
-        .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({"error": {"code": "Forbidden", "message": "no access"}})))
+        .respond_with(ResponseTemplate::new(403).set_body_json(
+            serde_json::json!({"error": {"code": "Forbidden", "message": "no access"}}),
+        ))
         .expect(1)
         .mount(&cpp)
         .await;
@@ -151,7 +172,10 @@ async fn forbidden_is_failed_and_a_resync_calls_nothing() {
             assert_eq!(s["httpStatus"], 403);
             assert_eq!(condition(s, "Stalled")["status"], "True");
             assert_eq!(condition(s, "Stalled")["reason"], reason::FORBIDDEN);
-            assert_eq!(s["message"], "CPP cancel call answered HTTP 403 (Forbidden: no access)");
+            assert_eq!(
+                s["message"],
+                "CPP cancel call answered HTTP 403 (Forbidden: no access)"
+            );
         }),
         Call::Event(reason::CANCEL_FAILED),
     ];
@@ -169,13 +193,23 @@ async fn forbidden_is_failed_and_a_resync_calls_nothing() {
 #[tokio::test]
 async fn missing_secret_stalls_with_a_clear_message_and_sends_nothing() {
     let cpp = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&cpp).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&cpp)
+        .await;
     let calls = vec![
         Call::GetSecret(None),
         patch(|s| {
             assert_eq!(s["phase"], "Pending");
-            assert_eq!(s["message"], "Secret cpp-credentials not found in this namespace");
-            assert_eq!(condition(s, "Stalled")["reason"], reason::CREDENTIALS_UNAVAILABLE);
+            assert_eq!(
+                s["message"],
+                "Secret cpp-credentials not found in this namespace"
+            );
+            assert_eq!(
+                condition(s, "Stalled")["reason"],
+                reason::CREDENTIALS_UNAVAILABLE
+            );
             assert!(s.get("requestedAt").is_none());
         }),
     ];
@@ -186,9 +220,15 @@ async fn missing_secret_stalls_with_a_clear_message_and_sends_nothing() {
 #[tokio::test]
 async fn intent_without_answer_adopts_the_running_cancel_instead_of_posting() {
     let cpp = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(202)).expect(0).mount(&cpp).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(0)
+        .mount(&cpp)
+        .await;
     Mock::given(method("GET"))
-        .and(path("/api/publishers/contoso/offers/contoso-offer/submissions/"))
+        .and(path(
+            "/api/publishers/contoso/offers/contoso-offer/submissions/",
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
             {"id": "pub-1", "submissionType": "publish", "status": "running"},
             {"id": "c-9", "submissionType": "cancel", "status": "notStarted"}
@@ -215,14 +255,21 @@ async fn intent_without_answer_adopts_the_running_cancel_instead_of_posting() {
 async fn intent_without_answer_and_no_cancel_running_sends_once() {
     let cpp = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path("/api/publishers/contoso/offers/contoso-offer/submissions/"))
+        .and(path(
+            "/api/publishers/contoso/offers/contoso-offer/submissions/",
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
             {"id": "pub-1", "submissionType": "publish", "status": "running"}
         ])))
         .expect(1)
         .mount(&cpp)
         .await;
-    Mock::given(method("POST")).and(path(CANCEL)).respond_with(ResponseTemplate::new(200)).expect(1).mount(&cpp).await;
+    Mock::given(method("POST"))
+        .and(path(CANCEL))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&cpp)
+        .await;
     let status = status_after("contoso-offer", vec![Outcome::IntentRecorded]);
     let calls = vec![
         Call::GetSecret(Some(token_secret("tok"))),
@@ -252,7 +299,10 @@ async fn transient_error_records_the_error_and_backs_off() {
         patch(|s| {
             assert_eq!(s["phase"], "Pending");
             assert_eq!(s["consecutiveErrors"], 1);
-            assert_eq!(s["message"], "transient error, will retry: CPP cancel call answered HTTP 503");
+            assert_eq!(
+                s["message"],
+                "transient error, will retry: CPP cancel call answered HTTP 503"
+            );
             assert_eq!(condition(s, "Ready")["reason"], reason::TRANSIENT_ERROR);
             assert_eq!(condition(s, "Reconciling")["status"], "True");
         }),
@@ -278,7 +328,10 @@ async fn secrets_never_reach_status_or_events() {
             let text = s.to_string();
             assert!(!text.contains("s3cr3t"), "{text}");
             assert_eq!(s["phase"], "Failed");
-            assert_eq!(condition(s, "Stalled")["reason"], reason::CREDENTIALS_REJECTED);
+            assert_eq!(
+                condition(s, "Stalled")["reason"],
+                reason::CREDENTIALS_REJECTED
+            );
             assert!(s.get("requestedAt").is_none(), "no intent without a token");
         }),
         Call::Event(reason::CANCEL_FAILED),
@@ -289,7 +342,10 @@ async fn secrets_never_reach_status_or_events() {
 #[tokio::test]
 async fn cancelled_and_up_to_date_reads_nothing_at_all() {
     let cpp = MockServer::start().await;
-    let status = status_after("contoso-offer", vec![Outcome::IntentRecorded, Outcome::Cancelled]);
+    let status = status_after(
+        "contoso-offer",
+        vec![Outcome::IntentRecorded, Outcome::Cancelled],
+    );
     let (action, applied) = run(resource("contoso-offer", Some(status)), &cpp, vec![]).await;
     assert_eq!(action, Action::await_change());
     assert!(applied.is_empty());

@@ -45,7 +45,8 @@ impl Reply {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OfferStats {
-    /// Cancel POSTs that reached the offer (faulted ones are not counted here).
+    /// Cancel POSTs that arrived, whatever the answer (faulted ones excepted:
+    /// an injected fault stands for a request that never reached the service).
     pub cancel_posts: u64,
     pub operation_gets: u64,
     pub submission_gets: u64,
@@ -303,11 +304,13 @@ impl SimState {
         offer: &str,
         body: &[u8],
     ) -> Reply {
+        // Counted whatever the answer: the tests ask how many POSTs arrived.
+        self.stats_for(&(publisher.to_string(), offer.to_string()))
+            .cancel_posts += 1;
         let key = match self.admit(authorization, api_version, publisher, offer) {
             Ok(key) => key,
             Err(reply) => return reply,
         };
-        self.stats_for(&key).cancel_posts += 1;
         let emails = match parse_cancel_body(body) {
             Ok(emails) => emails,
             Err(message) => return Reply::error(400, "BadRequest", &message),

@@ -3,6 +3,8 @@
 //! timeout that catches calls that never came.
 #![allow(dead_code)]
 
+pub mod fake_api;
+
 use http::{Request, Response};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -10,7 +12,9 @@ use kube::client::Body;
 use kube::{Client, Resource, ResourceExt};
 use offer_cancel_operator::controller::{self, Context};
 use offer_cancel_operator::cpp::{ClientConfig, CppClient};
-use offer_cancel_operator::crd::{OfferCancellation, OfferCancellationSpec, OfferCancellationStatus};
+use offer_cancel_operator::crd::{
+    OfferCancellation, OfferCancellationSpec, OfferCancellationStatus,
+};
 use offer_cancel_operator::decide::{Observed, Outcome, transition};
 use offer_cancel_operator::metrics::Metrics;
 use serde_json::{Value, json};
@@ -21,8 +25,7 @@ use std::time::Duration;
 pub const NS: &str = "default";
 pub const NAME: &str = "contoso-offer-cancel";
 pub const SECRET: &str = "cpp-credentials";
-pub const STATUS_PATH: &str =
-    "/apis/offercancel.dev/v1alpha1/namespaces/default/offercancellations/contoso-offer-cancel/status";
+pub const STATUS_PATH: &str = "/apis/offercancel.dev/v1alpha1/namespaces/default/offercancellations/contoso-offer-cancel/status";
 pub const SECRET_PATH: &str = "/api/v1/namespaces/default/secrets/cpp-credentials";
 pub const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
@@ -66,16 +69,28 @@ pub fn token_secret(token: &str) -> Secret {
     secret.meta_mut().name = Some(SECRET.into());
     secret.meta_mut().namespace = Some(NS.into());
     secret.meta_mut().resource_version = Some("5".into());
-    secret.data = Some(BTreeMap::from([("token".to_string(), ByteString(token.as_bytes().to_vec()))]));
+    secret.data = Some(BTreeMap::from([(
+        "token".to_string(),
+        ByteString(token.as_bytes().to_vec()),
+    )]));
     secret
 }
 
 pub fn principal_secret(tenant: &str, client: &str, client_secret: &str) -> Secret {
     let mut secret = token_secret("");
     secret.data = Some(BTreeMap::from([
-        ("tenantId".to_string(), ByteString(tenant.as_bytes().to_vec())),
-        ("clientId".to_string(), ByteString(client.as_bytes().to_vec())),
-        ("clientSecret".to_string(), ByteString(client_secret.as_bytes().to_vec())),
+        (
+            "tenantId".to_string(),
+            ByteString(tenant.as_bytes().to_vec()),
+        ),
+        (
+            "clientId".to_string(),
+            ByteString(client.as_bytes().to_vec()),
+        ),
+        (
+            "clientSecret".to_string(),
+            ByteString(client_secret.as_bytes().to_vec()),
+        ),
     ]));
     secret
 }
@@ -122,14 +137,19 @@ fn json_response(status: u16, body: &Value) -> Response<Body> {
 
 impl ApiServerVerifier {
     /// Serves the calls in order; returns the applied statuses.
-    pub fn run(mut self, obj: OfferCancellation, calls: Vec<Call>) -> tokio::task::JoinHandle<Vec<Value>> {
+    pub fn run(
+        mut self,
+        obj: OfferCancellation,
+        calls: Vec<Call>,
+    ) -> tokio::task::JoinHandle<Vec<Value>> {
         tokio::spawn(async move {
             let mut applied = Vec::new();
             for (i, call) in calls.into_iter().enumerate() {
-                let (request, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
-                    .await
-                    .unwrap_or_else(|_| panic!("call {i} never came"))
-                    .expect("service not called");
+                let (request, send) =
+                    tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
+                        .await
+                        .unwrap_or_else(|_| panic!("call {i} never came"))
+                        .expect("service not called");
                 let method = request.method().clone();
                 let path = request.uri().path().to_string();
                 let query = request.uri().query().unwrap_or("").to_string();
@@ -137,7 +157,11 @@ impl ApiServerVerifier {
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 match call {
                     Call::GetSecret(secret) => {
-                        assert_eq!((method.as_str(), path.as_str()), ("GET", SECRET_PATH), "call {i}");
+                        assert_eq!(
+                            (method.as_str(), path.as_str()),
+                            ("GET", SECRET_PATH),
+                            "call {i}"
+                        );
                         let response = match secret {
                             Some(s) => json_response(200, &serde_json::to_value(s).unwrap()),
                             None => json_response(
@@ -148,8 +172,15 @@ impl ApiServerVerifier {
                         send.send_response(response);
                     }
                     Call::PatchStatus(check) => {
-                        assert_eq!((method.as_str(), path.as_str()), ("PATCH", STATUS_PATH), "call {i}");
-                        assert!(query.contains("fieldManager=offer-cancel-operator"), "{query}");
+                        assert_eq!(
+                            (method.as_str(), path.as_str()),
+                            ("PATCH", STATUS_PATH),
+                            "call {i}"
+                        );
+                        assert!(
+                            query.contains("fieldManager=offer-cancel-operator"),
+                            "{query}"
+                        );
                         assert!(query.contains("force=true"), "{query}");
                         assert_eq!(body["apiVersion"], "offercancel.dev/v1alpha1");
                         assert_eq!(body["kind"], "OfferCancellation");
@@ -160,7 +191,11 @@ impl ApiServerVerifier {
                         send.send_response(json_response(200, &answer));
                     }
                     Call::Event(reason) => {
-                        assert_eq!((method.as_str(), path.as_str()), ("POST", EVENTS_PATH), "call {i}");
+                        assert_eq!(
+                            (method.as_str(), path.as_str()),
+                            ("POST", EVENTS_PATH),
+                            "call {i}"
+                        );
                         assert_eq!(body["reason"], reason, "call {i}");
                         assert_eq!(body["regarding"]["name"], obj.name_any());
                         send.send_response(json_response(201, &body));
