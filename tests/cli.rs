@@ -1,0 +1,184 @@
+//! The one-shot CLI (the real binary) against the simulator.
+
+use offer_cancel_operator::simulator::{self, Scenario};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_offer-cancel-operator");
+
+fn resource_file(publisher: &str, offer: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("oco-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{publisher}-{offer}.yaml"));
+    let yaml = format!(
+        "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\nmetadata: {{name: x}}\n\
+         spec:\n  publisherId: {publisher}\n  offerId: {offer}\n  credentialsSecretRef: {{name: unused}}\n  pollIntervalSeconds: 5\n"
+    );
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+async fn cancel(sim: &simulator::Running, publisher: &str, offer: &str, extra: &[&str]) -> Output {
+    let file = resource_file(publisher, offer);
+    let url = sim.url();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["cancel", "-f"])
+        .arg(&file)
+        .args(["--endpoint", &url, "--authority-host", &url])
+        .args(extra)
+        .env_remove("CPP_TOKEN")
+        .env_remove("AZURE_CLIENT_SECRET");
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const TOKEN: [&str; 2] = ["--token", "simulated-static-token"];
+
+#[tokio::test]
+async fn sync_offer_prints_transitions_and_exits_zero() {
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let out = cancel(&sim, "contoso", "sync-offer", &TOKEN).await;
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("Pending"), "{shown}");
+    assert!(shown.contains("result: Cancelled"), "{shown}");
+}
+
+#[tokio::test]
+async fn async_offers_of_both_shapes_complete_with_wait() {
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    for (offer, shape) in [
+        ("contoso-offer", "/operations/"),
+        ("legacy-offer", "$preview"),
+    ] {
+        let out = cancel(&sim, "contoso", offer, &[TOKEN[0], TOKEN[1], "--wait"]).await;
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{shown}");
+        assert!(shown.contains("Cancelling"), "{shown}");
+        assert!(shown.contains(shape), "{shown}");
+        assert!(shown.contains("result: Cancelled"), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn client_credentials_work_and_the_secret_is_never_printed() {
+    use offer_cancel_operator::simulator::scenario::*;
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let args = [
+        "--tenant-id",
+        DEFAULT_TENANT,
+        "--client-id",
+        DEFAULT_CLIENT_ID,
+        "--client-secret",
+        DEFAULT_CLIENT_SECRET,
+    ];
+    let out = cancel(&sim, "contoso", "sync-offer", &args).await;
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(!shown.contains(DEFAULT_CLIENT_SECRET), "{shown}");
+}
+
+#[tokio::test]
+async fn forbidden_publisher_fails_with_the_403() {
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let out = cancel(&sim, "fabrikam", "fabrikam-offer", &TOKEN).await;
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("HTTP 403"), "{shown}");
+}
+
+#[tokio::test]
+async fn missing_offer_fails_with_the_404() {
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let out = cancel(&sim, "contoso", "no-such-offer", &TOKEN).await;
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("HTTP 404"), "{shown}");
+}
+
+#[tokio::test]
+async fn failing_cancel_operation_exits_non_zero_with_its_message() {
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let out = cancel(
+        &sim,
+        "contoso",
+        "failing-offer",
+        &[TOKEN[0], TOKEN[1], "--wait"],
+    )
+    .await;
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("the cancel operation failed"), "{shown}");
+}
+
+#[tokio::test]
+async fn missing_credentials_are_a_clear_error() {
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let out = cancel(&sim, "contoso", "sync-offer", &[]).await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out).contains("no credentials"), "{}", text(&out));
+}
+
+#[test]
+fn the_main_job_runs_against_the_built_in_simulator() {
+    let out = Command::new(BIN)
+        .args([
+            "cancel",
+            "-f",
+            "examples/offercancellation.yaml",
+            "--simulate",
+        ])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("CPP accepted the cancel"), "{shown}");
+}
+
+#[test]
+fn a_file_that_is_not_a_resource_is_refused_clearly() {
+    let path = std::env::temp_dir().join(format!("oco-bad-{}.yaml", std::process::id()));
+    std::fs::write(&path, "spec: [1, 2").unwrap();
+    let out = Command::new(BIN)
+        .args(["cancel", "--simulate", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out).contains("is not an OfferCancellation"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn crd_command_prints_the_committed_crd() {
+    let out = Command::new(BIN).arg("crd").output().unwrap();
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string("crds/offercancellation.yaml").unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+}

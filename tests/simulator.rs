@@ -1,0 +1,353 @@
+//! The simulator over HTTP: documented answers, test endpoints, faults, and
+//! no panic on any input.
+
+use offer_cancel_operator::simulator::{self, Scenario};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "simulated-static-token";
+
+async fn sim() -> (simulator::Running, reqwest::Client) {
+    offer_cancel_operator::cpp::install_crypto_provider();
+    (
+        simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+            .await
+            .unwrap(),
+        reqwest::Client::new(),
+    )
+}
+
+fn cancel_url(sim: &simulator::Running, publisher: &str, offer: &str, api: &str) -> String {
+    format!(
+        "{}/api/publishers/{publisher}/offers/{offer}/cancel?api-version={api}",
+        sim.url()
+    )
+}
+
+async fn post_cancel(
+    c: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let mut req = c
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+const BODY: &str = r#"{"metadata":{"notification-emails":"a@b.c"}}"#;
+
+#[tokio::test]
+async fn documented_error_answers() {
+    let (sim, c) = sim().await;
+    let ok = cancel_url(&sim, "contoso", "sync-offer", "2017-10-31");
+    assert_eq!(post_cancel(&c, &ok, None, BODY).await.0, 401);
+    assert_eq!(post_cancel(&c, &ok, Some("forged"), BODY).await.0, 401);
+
+    let (code, body) = post_cancel(
+        &c,
+        &cancel_url(&sim, "contoso", "sync-offer", "2016-01-01"),
+        Some(TOKEN),
+        BODY,
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert_eq!(body["error"]["code"], "InvalidAPIVersion");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2017-10-31")
+    );
+
+    let forbidden = cancel_url(&sim, "fabrikam", "fabrikam-offer", "2017-10-31");
+    assert_eq!(post_cancel(&c, &forbidden, Some(TOKEN), BODY).await.0, 403);
+    let missing = cancel_url(&sim, "contoso", "nope", "2017-10-31");
+    assert_eq!(post_cancel(&c, &missing, Some(TOKEN), BODY).await.0, 404);
+    let idle = cancel_url(&sim, "contoso", "idle-offer", "2017-10-31");
+    assert_eq!(post_cancel(&c, &idle, Some(TOKEN), BODY).await.0, 404);
+
+    let (code, body) = post_cancel(&c, &ok, Some(TOKEN), "{not json").await;
+    assert_eq!(code, 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Malformed JSON")
+    );
+
+    assert_eq!(post_cancel(&c, &ok, Some(TOKEN), BODY).await.0, 200);
+    assert_eq!(
+        post_cancel(&c, &ok, Some(TOKEN), BODY).await.0,
+        404,
+        "nothing left in progress"
+    );
+}
+
+#[tokio::test]
+async fn async_cancel_moves_not_started_running_completed() {
+    let mut scenario = Scenario::default_scenario();
+    scenario.publishers[0].offers[0].polls_until_done = 3;
+    scenario.publishers[0].offers[0].retry_after_seconds = Some(7);
+    offer_cancel_operator::cpp::install_crypto_provider();
+    let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
+    let c = reqwest::Client::new();
+    let resp = c
+        .post(cancel_url(&sim, "contoso", "contoso-offer", "2017-10-31"))
+        .bearer_auth(TOKEN)
+        .body(BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.headers()["retry-after"], "7");
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/api/publishers/contoso/offers/contoso-offer/operations/"));
+    let mut seen = vec![];
+    for _ in 0..3 {
+        let op: Value = c
+            .get(format!("{}{location}", sim.url()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(op["submissionType"], "cancel");
+        seen.push(op["status"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, ["notStarted", "running", "completed"]);
+}
+
+#[tokio::test]
+async fn submissions_list_honours_the_status_filter() {
+    let (sim, c) = sim().await;
+    let base = format!(
+        "{}/api/publishers/contoso/offers/contoso-offer/submissions/?api-version=2017-10-31",
+        sim.url()
+    );
+    let all: Value = c
+        .get(&base)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all[0]["submissionType"], "publish");
+    let none: Value = c
+        .get(format!("{base}&status=completed"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none, json!([]));
+    let running: Value = c
+        .get(format!("{base}&status=Running"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(running.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn token_endpoint_emulates_the_client_credentials_grant() {
+    let (sim, c) = sim().await;
+    let url = format!("{}/contoso-tenant/oauth2/token", sim.url());
+    let form = |secret: &str| {
+        vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", "offer-cancel-operator".to_string()),
+            ("client_secret", secret.to_string()),
+            ("resource", "https://cloudpartner.azure.com".to_string()),
+        ]
+    };
+    let ok: Value = c
+        .post(&url)
+        .form(&form("simulated-client-secret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok["token_type"], "Bearer");
+    assert!(
+        ok["expires_in"].is_string(),
+        "v1 sends expires_in as a string"
+    );
+    let bad = c.post(&url).form(&form("wrong")).send().await.unwrap();
+    assert_eq!(bad.status(), 401);
+    let garbage = c.post(&url).body("\u{0}\u{1}").send().await.unwrap();
+    assert_eq!(garbage.status(), 400);
+    let stats: Value = c
+        .get(format!("{}/_sim/stats", sim.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["tokensIssued"], 1);
+}
+
+#[tokio::test]
+async fn faults_at_runtime_reset_and_stats() {
+    let (sim, c) = sim().await;
+    let set = |body: Value| {
+        c.post(format!("{}/_sim/faults", sim.url()))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(
+        set(json!({"throttleRate": 1.0, "offer": "contoso/sync-offer"}))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let url = cancel_url(&sim, "contoso", "sync-offer", "2017-10-31");
+    let resp = c
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .body(BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert_eq!(set(json!({"throttleRate": 3})).await.unwrap().status(), 400);
+    assert_eq!(
+        set(json!({"offer": "contoso/none"}))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    c.post(format!("{}/_sim/reset", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post_cancel(&c, &url, Some(TOKEN), BODY).await.0, 200);
+    let stats: Value = c
+        .get(format!("{}/_sim/stats", sim.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["offers"]["contoso/sync-offer"]["cancelPosts"], 1);
+    assert_eq!(stats["faultsInjected"], 0);
+}
+
+#[tokio::test]
+async fn faults_are_deterministic_for_a_seed() {
+    async fn codes(seed: u64) -> Vec<u16> {
+        let mut scenario = Scenario::default_scenario();
+        scenario.seed = seed;
+        scenario.faults.error_rate = 0.5;
+        offer_cancel_operator::cpp::install_crypto_provider();
+        let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
+        let c = reqwest::Client::new();
+        let url = format!(
+            "{}/api/publishers/contoso/offers/contoso-offer/submissions/?api-version=2017-10-31",
+            sim.url()
+        );
+        let mut out = vec![];
+        for _ in 0..20 {
+            out.push(
+                c.get(&url)
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16(),
+            );
+        }
+        out
+    }
+    let a = codes(99).await;
+    assert_eq!(a, codes(99).await);
+    assert!(a.iter().any(|c| *c >= 500) && a.contains(&200), "{a:?}");
+}
+
+#[tokio::test]
+async fn dropped_connections_reach_the_client_as_errors() {
+    let (sim, c) = sim().await;
+    c.post(format!("{}/_sim/faults", sim.url()))
+        .json(&json!({"dropRate": 1.0}))
+        .send()
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/api/publishers/contoso/offers/contoso-offer/submissions/?api-version=2017-10-31",
+        sim.url()
+    );
+    let result = async { c.get(&url).bearer_auth(TOKEN).send().await?.bytes().await }.await;
+    assert!(result.is_err(), "{result:?}");
+}
+
+fn segment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("api".to_string()),
+        Just("publishers".to_string()),
+        Just("contoso".to_string()),
+        Just("offers".to_string()),
+        Just("contoso-offer".to_string()),
+        Just("cancel".to_string()),
+        Just("operations".to_string()),
+        Just("submissions".to_string()),
+        Just("oauth2".to_string()),
+        Just("token".to_string()),
+        Just("_sim".to_string()),
+        Just("..".to_string()),
+        "[a-zA-Z0-9$%._~-]{0,12}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, .. ProptestConfig::default() })]
+    #[test]
+    fn any_request_gets_a_well_formed_answer(
+        method in prop_oneof![Just("GET"), Just("POST"), Just("PUT"), Just("DELETE"), Just("PATCH")],
+        segments in prop::collection::vec(segment(), 0..7),
+        query in "[a-z=&%-]{0,20}",
+        auth in prop::option::of("[ -~]{0,40}"),
+        body in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (sim, c) = sim().await;
+            let url = format!("{}/{}?{}", sim.url(), segments.join("/"), query);
+            let mut req = c.request(method.parse().unwrap(), &url).body(body);
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            if let Ok(resp) = req.send().await {
+                let status = resp.status().as_u16();
+                prop_assert!((200..600).contains(&status));
+            }
+            let alive = c.get(format!("{}/_sim/stats", sim.url())).send().await.unwrap();
+            prop_assert_eq!(alive.status().as_u16(), 200);
+            Ok(())
+        })?;
+    }
+}
