@@ -186,10 +186,17 @@ async fn read_credentials(
 }
 
 /// One reconcile: read, decide and act through the engine, schedule.
+/// Every log line inside carries the resource's namespace and name.
 pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result<Action, Error> {
+    use tracing::Instrument;
     let started = Instant::now();
     ctx.metrics.reconciliations.inc();
-    let result = reconcile_inner(&obj, &ctx).await;
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = obj.namespace().unwrap_or_default(),
+        name = obj.name_any()
+    );
+    let result = reconcile_inner(&obj, &ctx).instrument(span).await;
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
@@ -264,6 +271,11 @@ impl StatusSink for KubeSink<'_> {
             return Ok(());
         }
         write_status(self.ctx, self.obj, &t.status).await?;
+        tracing::info!(
+            phase = t.status.phase.map(Phase::as_str),
+            message = t.status.message.as_deref(),
+            "status changed"
+        );
         count_final(&self.ctx.metrics, before, &t.status);
         if let Some(notice) = &t.notice {
             let event = Event {
@@ -377,6 +389,17 @@ pub async fn run(
         .await;
 }
 
+/// Resources in Pending or Cancelling.
+pub fn in_flight(resources: &[Arc<OfferCancellation>]) -> i64 {
+    let busy = |r: &&Arc<OfferCancellation>| {
+        matches!(
+            r.status.as_ref().and_then(|s| s.phase),
+            None | Some(Phase::Pending) | Some(Phase::Cancelling)
+        )
+    };
+    resources.iter().filter(busy).count() as i64
+}
+
 /// The resources whose credentials live in this Secret.
 pub fn referencing(
     resources: &[Arc<OfferCancellation>],
@@ -396,16 +419,13 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let cap = Duration::from_secs(60);
-        let first = backoff_delay(1, cap);
-        assert!(
-            first >= Duration::from_secs(2) && first <= Duration::from_secs(4),
-            "{first:?}"
-        );
+        let (min, cap) = (Duration::from_secs(2), Duration::from_secs(60));
+        let first = backoff_delay(1, min, cap);
+        assert!(first >= min && first <= min * 2, "{first:?}");
         for n in 1..40 {
-            assert!(backoff_delay(n, cap) <= cap * 2, "n={n}");
+            assert!(backoff_delay(n, min, cap) <= cap * 2, "n={n}");
         }
-        assert!(backoff_delay(10, cap) >= cap);
+        assert!(backoff_delay(10, min, cap) >= cap);
     }
 
     #[test]

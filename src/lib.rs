@@ -11,6 +11,7 @@
 //! - [`simulator`]: a local CPP.
 //! - [`metrics`], [`health`], [`telemetry`]: operating it.
 //! - [`cli`]: flags and environment.
+//! - [`rbac`]: every Kubernetes call the operator makes.
 pub mod cli;
 pub mod controller;
 pub mod cpp;
@@ -21,6 +22,7 @@ pub mod engine;
 pub mod health;
 pub mod metrics;
 pub mod oneshot;
+pub mod rbac;
 pub mod run;
 pub mod simulator;
 pub mod telemetry;

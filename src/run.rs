@@ -82,6 +82,11 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
         .build()
         .await?;
     let (mut leading, _task) = manager.watch().await;
+    // A standby replica is healthy and ready; it turns unready while the
+    // controller's caches sync after it takes the lease.
+    health
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!("waiting for the leader lease");
     while !*leading.borrow_and_update() {
         if leading.changed().await.is_err() {
@@ -89,6 +94,9 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
         }
     }
     tracing::info!("leading; starting the controller");
+    health
+        .ready
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     // Stop reconciling as soon as leadership is lost: the process exits and
     // its restart waits for the lease again, so two replicas never both act.
     let lost = async move {

@@ -1,0 +1,136 @@
+//! Every Kubernetes API call the operator makes, as RBAC sees it. deploy/
+//! grants exactly these (tests/deploy.rs), and the mocked API servers in the
+//! tests refuse any call not listed here.
+
+/// One RBAC permission: API group, resource (with subresource), verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Access {
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub verb: &'static str,
+}
+
+const fn access(group: &'static str, resource: &'static str, verb: &'static str) -> Access {
+    Access {
+        group,
+        resource,
+        verb,
+    }
+}
+
+/// Calls on the watched resources and Secrets (ClusterRole, or Role in the
+/// namespaced install).
+pub const WATCHED: &[Access] = &[
+    // controller.rs: Controller::new(resources) lists and watches.
+    access("offercancel.dev", "offercancellations", "list"),
+    access("offercancel.dev", "offercancellations", "watch"),
+    // controller.rs write_status: server-side apply of status.
+    access("offercancel.dev", "offercancellations/status", "patch"),
+    // controller.rs read_credentials, and .watches(secrets).
+    access("", "secrets", "get"),
+    access("", "secrets", "list"),
+    access("", "secrets", "watch"),
+    // kube Recorder: creates an Event, patches it when it repeats.
+    access("events.k8s.io", "events", "create"),
+    access("events.k8s.io", "events", "patch"),
+];
+
+/// Leader election (kube-lease-manager), in the operator's own namespace.
+pub const LEADER_ELECTION: &[Access] = &[
+    access("coordination.k8s.io", "leases", "get"),
+    access("coordination.k8s.io", "leases", "create"),
+    access("coordination.k8s.io", "leases", "patch"),
+];
+
+/// The granted permission a request uses, from its method, path and query;
+/// `None` when no listed permission covers it.
+pub fn required(method: &str, path: &str, query: &str) -> Option<Access> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // /api/v1/... is the core group; /apis/{group}/{version}/...
+    let (group, rest) = match parts.as_slice() {
+        ["api", _v, rest @ ..] => ("", rest),
+        ["apis", g, _v, rest @ ..] => (*g, rest),
+        _ => return None,
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] => rest,
+        rest => rest,
+    };
+    let (resource, named, sub) = match rest {
+        [r] => (*r, false, None),
+        [r, _name] => (*r, true, None),
+        [r, _name, s] => (*r, true, Some(*s)),
+        _ => return None,
+    };
+    let watching = query
+        .split('&')
+        .any(|kv| kv == "watch=true" || kv == "watch=1");
+    let verb = match (method, named, watching) {
+        ("GET", _, true) => "watch",
+        ("GET", true, false) => "get",
+        ("GET", false, false) => "list",
+        ("POST", _, _) => "create",
+        ("PUT", _, _) => "update",
+        ("PATCH", _, _) => "patch",
+        ("DELETE", true, _) => "delete",
+        ("DELETE", false, _) => "deletecollection",
+        _ => return None,
+    };
+    let want = match sub {
+        Some(s) => format!("{resource}/{s}"),
+        None => resource.to_string(),
+    };
+    WATCHED
+        .iter()
+        .chain(LEADER_ELECTION)
+        .copied()
+        .find(|a| a.group == group && a.verb == verb && a.resource == want)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_map_to_permissions() {
+        let status =
+            "/apis/offercancel.dev/v1alpha1/namespaces/default/offercancellations/x/status";
+        assert_eq!(
+            required("PATCH", status, "fieldManager=a&force=true"),
+            Some(access(
+                "offercancel.dev",
+                "offercancellations/status",
+                "patch"
+            ))
+        );
+        assert_eq!(
+            required("GET", "/api/v1/namespaces/d/secrets/s", ""),
+            Some(access("", "secrets", "get"))
+        );
+        assert_eq!(
+            required("GET", "/api/v1/secrets", "watch=true&resourceVersion=1"),
+            Some(access("", "secrets", "watch"))
+        );
+        assert_eq!(
+            required(
+                "GET",
+                "/apis/offercancel.dev/v1alpha1/offercancellations",
+                "limit=500"
+            ),
+            Some(access("offercancel.dev", "offercancellations", "list"))
+        );
+        assert_eq!(
+            required("DELETE", "/api/v1/namespaces/d/secrets/s", ""),
+            None,
+            "not granted"
+        );
+        assert_eq!(
+            required(
+                "PATCH",
+                "/apis/offercancel.dev/v1alpha1/namespaces/d/offercancellations/x",
+                ""
+            ),
+            None
+        );
+    }
+}
