@@ -365,14 +365,8 @@ pub async fn run(
     };
     let controller = Controller::new(resources, watcher::Config::default().any_semantic());
     let store = controller.store();
-    let synced = store.clone();
-    tokio::spawn(async move {
-        if synced.wait_until_ready().await.is_ok() {
-            health
-                .ready
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-    });
+    tokio::spawn(mark_ready_when_synced(store.clone(), health));
+    tokio::spawn(count_in_flight(store.clone(), ctx.metrics.clone()));
     controller
         .watches(secrets, watcher::Config::default(), move |secret| {
             referencing(&store.state(), &secret)
@@ -387,6 +381,40 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// Sets `health.ready` once the resource cache has synced. The wait is
+/// re-armed every second: with several waiters on the store, this one was
+/// seen never to be woken (kube-runtime 5's DelayedInit wakes one waiter),
+/// while a fresh wait after the sync returns at once.
+async fn mark_ready_when_synced(
+    store: kube::runtime::reflector::Store<OfferCancellation>,
+    health: Arc<Health>,
+) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
+            Ok(Ok(())) => {
+                health
+                    .ready
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            Ok(Err(_)) => return,
+            Err(_) => {}
+        }
+    }
+}
+
+/// Keeps the in-flight gauge, counted from the cache so that deleted
+/// resources drop out too.
+async fn count_in_flight(
+    store: kube::runtime::reflector::Store<OfferCancellation>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        metrics.in_flight.set(in_flight(&store.state()));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
 }
 
 /// Resources in Pending or Cancelling.

@@ -23,6 +23,7 @@ pub struct World {
     pub secret: Option<Secret>,
     pub events: Vec<String>,
     pub status_writes: usize,
+    pub watches: usize,
     pub unexpected: Vec<String>,
 }
 
@@ -72,23 +73,59 @@ async fn serve(
     world: Arc<Mutex<World>>,
     mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>,
 ) {
+    // Watches get no answer: held open, as a long watch would be.
+    let mut watches = Vec::new();
     while let Some((request, send)) = handle.next_request().await {
         let method = request.method().as_str().to_string();
         let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or("").to_string();
         let body = request
             .into_body()
             .collect_bytes()
             .await
             .unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if offer_cancel_operator::rbac::required(&method, &path, &query).is_none() {
+            let call = format!("not granted: {method} {path}?{query}");
+            world.lock().unwrap().unexpected.push(call);
+        }
+        if query.split('&').any(|kv| kv == "watch=true") {
+            world.lock().unwrap().watches += 1;
+            watches.push(send);
+            continue;
+        }
         let response = answer(&world, &method, &path, body);
         send.send_response(response);
     }
 }
 
+fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Response<Body> {
+    let body = serde_json::json!({
+        "apiVersion": api_version, "kind": kind,
+        "metadata": {"resourceVersion": "1"}, "items": items
+    });
+    respond(200, &body)
+}
+
 fn answer(world: &Mutex<World>, method: &str, path: &str, body: Value) -> Response<Body> {
     let mut w = world.lock().unwrap();
     match (method, path) {
+        ("GET", "/apis/offercancel.dev/v1alpha1/offercancellations") => {
+            let items = w
+                .object
+                .iter()
+                .map(|o| serde_json::to_value(o).unwrap())
+                .collect();
+            list("OfferCancellationList", "offercancel.dev/v1alpha1", items)
+        }
+        ("GET", "/api/v1/secrets") => {
+            let items = w
+                .secret
+                .iter()
+                .map(|s| serde_json::to_value(s).unwrap())
+                .collect();
+            list("SecretList", "v1", items)
+        }
         ("GET", SECRET_PATH) => match &w.secret {
             Some(s) => respond(200, &serde_json::to_value(s).unwrap()),
             None => respond(

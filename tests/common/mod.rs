@@ -155,6 +155,10 @@ impl ApiServerVerifier {
                 let query = request.uri().query().unwrap_or("").to_string();
                 let body = request.into_body().collect_bytes().await.unwrap();
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                assert!(
+                    offer_cancel_operator::rbac::required(method.as_str(), &path, &query).is_some(),
+                    "call {i}: {method} {path} is not granted by src/rbac.rs"
+                );
                 match call {
                     Call::GetSecret(secret) => {
                         assert_eq!(

@@ -1,0 +1,104 @@
+//! The whole controller (watches, queue, reconcile, status writes) against
+//! the stateful fake API server and the simulator; every call it makes must
+//! be one src/rbac.rs lists.
+
+mod common;
+
+use common::fake_api::FakeApi;
+use common::*;
+use offer_cancel_operator::controller::{self, in_flight};
+use offer_cancel_operator::crd::Phase;
+use offer_cancel_operator::health::Health;
+use offer_cancel_operator::simulator::{self, Scenario};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[tokio::test]
+async fn controller_watches_reconciles_to_cancelled_and_becomes_ready() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("kube_runtime=trace")
+        .try_init();
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let fake = FakeApi::new(
+        resource("sync-offer", None),
+        Some(token_secret("simulated-static-token")),
+    );
+    let ctx = fake.context(&sim.url(), controller::Config::default());
+    let health = Arc::new(Health::new(ctx.metrics.clone()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        let _ = stop_rx.await;
+    };
+    let running = tokio::spawn(controller::run(ctx.clone(), health.clone(), stop));
+    let done = async {
+        loop {
+            if fake.object().status.and_then(|s| s.phase) == Some(Phase::Cancelled) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(20), done)
+        .await
+        .is_err()
+    {
+        let w = fake.0.lock().unwrap();
+        panic!(
+            "never Cancelled: unexpected {:?}, watches {}, status {:?}",
+            w.unexpected,
+            w.watches,
+            w.object.as_ref().unwrap().status
+        );
+    }
+    let ready = async {
+        while !health.ready.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), ready)
+        .await
+        .expect("ready after the caches synced");
+    let _ = stop_tx.send(());
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("controller did not shut down")
+        .unwrap();
+    let world = fake.0.lock().unwrap();
+    assert!(world.unexpected.is_empty(), "{:?}", world.unexpected);
+    assert!(world.watches >= 2, "resources and Secrets are watched");
+    assert_eq!(world.events, vec!["CancelRequested", "Cancelled"]);
+    assert_eq!(in_flight(&[Arc::new(fake_obj(&world))]), 0);
+}
+
+fn fake_obj(world: &common::fake_api::World) -> offer_cancel_operator::crd::OfferCancellation {
+    world.object.clone().unwrap()
+}
+
+#[test]
+fn in_flight_counts_pending_and_cancelling_only() {
+    let pending = resource(
+        "a",
+        Some(status_after(
+            "a",
+            vec![offer_cancel_operator::decide::Outcome::IntentRecorded],
+        )),
+    );
+    let fresh = resource("b", None);
+    let done = resource(
+        "c",
+        Some(status_after(
+            "c",
+            vec![
+                offer_cancel_operator::decide::Outcome::IntentRecorded,
+                offer_cancel_operator::decide::Outcome::Cancelled,
+            ],
+        )),
+    );
+    assert_eq!(
+        in_flight(&[Arc::new(pending), Arc::new(fresh), Arc::new(done)]),
+        2
+    );
+}
