@@ -16,9 +16,6 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn controller_watches_reconciles_to_cancelled_and_becomes_ready() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("kube_runtime=trace")
-        .try_init();
     let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
         .await
         .unwrap();
