@@ -1,0 +1,241 @@
+//! deploy/: every manifest parses into its Kubernetes type, RBAC grants
+//! exactly what src/rbac.rs lists, the Deployment is hardened, the image
+//! recipe is sane, and the Argo CD health check maps every phase.
+
+mod common;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use offer_cancel_operator::decide::Outcome;
+use offer_cancel_operator::rbac::{Access, LEADER_ELECTION, WATCHED};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn manifests(dir: &str) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![PathBuf::from(dir)];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn docs(path: &Path) -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn typed<T: serde::de::DeserializeOwned>(v: &serde_yaml::Value, path: &Path) -> T {
+    serde_yaml::from_value(v.clone()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn find<T: serde::de::DeserializeOwned>(file: &str) -> T {
+    let path = PathBuf::from(file);
+    typed(&docs(&path)[0], &path)
+}
+
+#[test]
+fn every_manifest_parses_into_its_kubernetes_type() {
+    let mut kinds = BTreeSet::new();
+    for path in manifests("deploy").into_iter().chain(manifests("crds")) {
+        for doc in docs(&path) {
+            let kind = doc["kind"].as_str().unwrap_or_else(|| panic!("{} has no kind", path.display())).to_string();
+            match kind.as_str() {
+                "Kustomization" => assert!(doc["resources"].is_sequence(), "{}", path.display()),
+                "Namespace" => drop(typed::<Namespace>(&doc, &path)),
+                "ServiceAccount" => drop(typed::<ServiceAccount>(&doc, &path)),
+                "ClusterRole" => drop(typed::<ClusterRole>(&doc, &path)),
+                "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(&doc, &path)),
+                "Role" => drop(typed::<Role>(&doc, &path)),
+                "RoleBinding" => drop(typed::<RoleBinding>(&doc, &path)),
+                "Deployment" => drop(typed::<Deployment>(&doc, &path)),
+                "Service" => drop(typed::<Service>(&doc, &path)),
+                "CustomResourceDefinition" => drop(typed::<CustomResourceDefinition>(&doc, &path)),
+                other => panic!("{}: unexpected kind {other}", path.display()),
+            }
+            kinds.insert(kind);
+        }
+    }
+    for want in ["Namespace", "ServiceAccount", "ClusterRole", "Deployment", "Service", "CustomResourceDefinition"] {
+        assert!(kinds.contains(want), "no {want} in deploy/");
+    }
+}
+
+fn grants(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        let groups = rule.api_groups.clone().unwrap_or_default();
+        let resources = rule.resources.clone().unwrap_or_default();
+        for g in &groups {
+            for r in &resources {
+                for v in &rule.verbs {
+                    assert!(g != "*" && r != "*" && v != "*", "no wildcards: {rule:?}");
+                    out.insert((g.clone(), r.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn table(accesses: &[Access]) -> BTreeSet<(String, String, String)> {
+    accesses
+        .iter()
+        .map(|a| (a.group.to_string(), a.resource.to_string(), a.verb.to_string()))
+        .collect()
+}
+
+#[test]
+fn cluster_role_grants_exactly_the_calls_the_code_makes() {
+    let role: ClusterRole = find("deploy/clusterrole.yaml");
+    assert_eq!(grants(&role.rules.unwrap()), table(WATCHED));
+    let namespaced: Role = find("deploy/namespaced/role.yaml");
+    assert_eq!(grants(&namespaced.rules.unwrap()), table(WATCHED));
+    let lease: Role = find("deploy/base/lease-role.yaml");
+    assert_eq!(grants(&lease.rules.unwrap()), table(LEADER_ELECTION));
+    assert_eq!(lease.metadata.namespace.as_deref(), Some("offercancel-system"));
+}
+
+fn check_binding(role_ref: &RoleRef, subjects: &[Subject], kind: &str, name: &str) {
+    assert_eq!((role_ref.kind.as_str(), role_ref.name.as_str()), (kind, name));
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0].kind, "ServiceAccount");
+    assert_eq!(subjects[0].name, "offer-cancel-operator");
+    assert_eq!(subjects[0].namespace.as_deref(), Some("offercancel-system"));
+}
+
+#[test]
+fn bindings_tie_the_roles_to_the_service_account() {
+    let b: ClusterRoleBinding = find("deploy/clusterrolebinding.yaml");
+    check_binding(&b.role_ref, &b.subjects.unwrap(), "ClusterRole", "offer-cancel-operator");
+    let b: RoleBinding = find("deploy/namespaced/rolebinding.yaml");
+    check_binding(&b.role_ref, &b.subjects.unwrap(), "Role", "offer-cancel-operator");
+    let b: RoleBinding = find("deploy/base/lease-rolebinding.yaml");
+    check_binding(&b.role_ref, &b.subjects.unwrap(), "Role", "offer-cancel-operator-leader-election");
+}
+
+#[test]
+fn deployment_is_hardened_and_probes_the_metrics_port() {
+    let d: Deployment = find("deploy/base/deployment.yaml");
+    let spec = d.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("offer-cancel-operator"));
+    let pod_sc = pod.security_context.unwrap();
+    assert_eq!(pod_sc.run_as_non_root, Some(true));
+    assert_eq!(pod_sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    let c = &pod.containers[0];
+    let args = c.args.clone().unwrap();
+    assert_eq!(args, ["controller", "--leader-elect"]);
+    let sc = c.security_context.clone().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
+    let res = c.resources.clone().unwrap();
+    assert!(res.requests.is_some() && res.limits.is_some());
+    let port = &c.ports.as_ref().unwrap()[0];
+    assert_eq!((port.name.as_deref(), port.container_port), (Some("metrics"), 8080));
+    let live = c.liveness_probe.clone().unwrap().http_get.unwrap();
+    let ready = c.readiness_probe.clone().unwrap().http_get.unwrap();
+    assert_eq!(live.path.as_deref(), Some("/healthz"));
+    assert_eq!(ready.path.as_deref(), Some("/readyz"));
+    let env: Vec<String> = c.env.clone().unwrap().into_iter().map(|e| e.name).collect();
+    assert!(env.contains(&"POD_NAME".to_string()) && env.contains(&"POD_NAMESPACE".to_string()));
+}
+
+#[test]
+fn dockerfile_is_multi_stage_locked_and_non_root() {
+    const KEYWORDS: &[&str] = &[
+        "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER", "WORKDIR", "ARG",
+        "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
+    ];
+    let text = std::fs::read_to_string("Dockerfile").unwrap();
+    let joined = text.replace("\\\n", " ");
+    let instructions: Vec<&str> = joined
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for line in &instructions {
+        let word = line.split_whitespace().next().unwrap();
+        assert!(KEYWORDS.contains(&word), "not a Dockerfile instruction: {line}");
+    }
+    let froms: Vec<&&str> = instructions.iter().filter(|l| l.starts_with("FROM ")).collect();
+    assert!(froms.len() >= 2, "multi-stage");
+    assert!(joined.contains("cargo build --release --locked"));
+    let last_stage = joined.rsplit("FROM ").next().unwrap();
+    assert!(last_stage.contains("USER 65532"), "final stage runs as non-root");
+    assert!(last_stage.contains("COPY --from=build"));
+    for copied in instructions.iter().filter(|l| l.starts_with("COPY ") && !l.contains("--from")) {
+        for src in copied.split_whitespace().skip(1).collect::<Vec<_>>().split_last().unwrap().1 {
+            assert!(Path::new(src.trim_end_matches('/')).exists(), "COPY of missing {src}");
+        }
+    }
+}
+
+fn argo_health(resource: &offer_cancel_operator::crd::OfferCancellation) -> (String, String) {
+    use mlua::{LuaSerdeExt, Table};
+    let lua = mlua::Lua::new();
+    let value = serde_json::to_value(resource).unwrap();
+    let options = mlua::serde::SerializeOptions::new().serialize_none_to_null(false).serialize_unit_to_null(false);
+    lua.globals().set("obj", lua.to_value_with(&value, options).unwrap()).unwrap();
+    let script = std::fs::read_to_string("deploy/argocd/health.lua").unwrap();
+    let hs: Table = lua.load(&script).eval().unwrap();
+    (hs.get("status").unwrap(), hs.get("message").unwrap())
+}
+
+#[test]
+fn argo_cd_health_maps_every_phase() {
+    use common::{resource, status_after};
+    use offer_cancel_operator::cpp::OperationState;
+    let accepted = Outcome::Accepted {
+        location: Some("/api/x".into()),
+        retry_after: None,
+    };
+    let failed = Outcome::Rejected {
+        reason: "Forbidden",
+        message: "CPP cancel call answered HTTP 403".into(),
+        cancel_status: Some(403),
+    };
+    let polled = Outcome::Polled {
+        status: "running".into(),
+        state: OperationState::InProgress,
+        location: None,
+        retry_after: None,
+        detail: String::new(),
+    };
+    let cases = [
+        (vec![], "Progressing"),
+        (vec![Outcome::IntentRecorded], "Progressing"),
+        (vec![Outcome::IntentRecorded, accepted.clone(), polled], "Progressing"),
+        (vec![Outcome::IntentRecorded, Outcome::Cancelled], "Healthy"),
+        (vec![Outcome::IntentRecorded, failed], "Degraded"),
+    ];
+    for (outcomes, want) in cases {
+        let status = (!outcomes.is_empty()).then(|| status_after("contoso-offer", outcomes));
+        let expected_message = status.as_ref().and_then(|s| s.message.clone());
+        let (health, message) = argo_health(&resource("contoso-offer", status));
+        assert_eq!(health, want);
+        if let Some(m) = expected_message {
+            assert_eq!(message, m, "the status message is passed through");
+        }
+    }
+    // A status that has not seen the latest spec is not trusted.
+    let mut stale = resource("contoso-offer", Some(status_after("contoso-offer", vec![Outcome::IntentRecorded, Outcome::Cancelled])));
+    stale.metadata.generation = Some(2);
+    assert_eq!(argo_health(&stale).0, "Progressing");
+}
