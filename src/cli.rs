@@ -23,6 +23,10 @@ pub struct Cli {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+    /// Export traces over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (needs
+    /// the `otel` cargo feature).
+    #[arg(long, env = "OTEL_EXPORT", global = true)]
+    pub otel: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

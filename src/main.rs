@@ -7,7 +7,7 @@ use offer_cancel_operator::{crd, oneshot, run, simulator, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    telemetry::init(cli.log_format, cli.otel);
     match cli.command {
         Command::Crd => match crd::crd_yaml() {
             Ok(yaml) => {

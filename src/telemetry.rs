@@ -1,17 +1,54 @@
-//! Logging setup: text or JSON, filtered by `RUST_LOG` (default `info`).
+//! Logging setup: text or JSON, filtered by `RUST_LOG` (default `info`);
+//! with the `otel` feature and `--otel`, spans are also exported over
+//! OTLP/HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT`.
 
-use tracing_subscriber::EnvFilter;
+#[cfg(feature = "otel")]
+use tracing_subscriber::Registry;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::cli::LogFormat;
 
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber. A second call (tests) keeps the first.
+pub fn init(format: LogFormat, otel: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second init (tests) is harmless; keep the first.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(otel.then(otel_layer).flatten())
+        .with(filter)
+        .with(fmt)
+        .try_init();
+}
+
+#[cfg(feature = "otel")]
+fn otel_layer() -> Option<impl Layer<Registry>> {
+    use opentelemetry::trace::TracerProvider;
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("OpenTelemetry export disabled: {e}");
+            return None;
+        }
+    };
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .build();
+    let tracer = provider.tracer("offer-cancel-operator");
+    opentelemetry::global::set_tracer_provider(provider);
+    Some(tracing_opentelemetry::layer().with_tracer(tracer))
+}
+
+/// Without the `otel` feature `--otel` only says so.
+#[cfg(not(feature = "otel"))]
+fn otel_layer() -> Option<tracing_subscriber::layer::Identity> {
+    eprintln!("--otel given, but this build has no OpenTelemetry support (cargo feature otel)");
+    None
 }

@@ -6,7 +6,9 @@ mod common;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use offer_cancel_operator::decide::Outcome;
 use offer_cancel_operator::rbac::{Access, LEADER_ELECTION, WATCHED};
@@ -53,7 +55,10 @@ fn every_manifest_parses_into_its_kubernetes_type() {
     let mut kinds = BTreeSet::new();
     for path in manifests("deploy").into_iter().chain(manifests("crds")) {
         for doc in docs(&path) {
-            let kind = doc["kind"].as_str().unwrap_or_else(|| panic!("{} has no kind", path.display())).to_string();
+            let kind = doc["kind"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{} has no kind", path.display()))
+                .to_string();
             match kind.as_str() {
                 "Kustomization" => assert!(doc["resources"].is_sequence(), "{}", path.display()),
                 "Namespace" => drop(typed::<Namespace>(&doc, &path)),
@@ -70,7 +75,14 @@ fn every_manifest_parses_into_its_kubernetes_type() {
             kinds.insert(kind);
         }
     }
-    for want in ["Namespace", "ServiceAccount", "ClusterRole", "Deployment", "Service", "CustomResourceDefinition"] {
+    for want in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "Deployment",
+        "Service",
+        "CustomResourceDefinition",
+    ] {
         assert!(kinds.contains(want), "no {want} in deploy/");
     }
 }
@@ -95,7 +107,13 @@ fn grants(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
 fn table(accesses: &[Access]) -> BTreeSet<(String, String, String)> {
     accesses
         .iter()
-        .map(|a| (a.group.to_string(), a.resource.to_string(), a.verb.to_string()))
+        .map(|a| {
+            (
+                a.group.to_string(),
+                a.resource.to_string(),
+                a.verb.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -107,11 +125,17 @@ fn cluster_role_grants_exactly_the_calls_the_code_makes() {
     assert_eq!(grants(&namespaced.rules.unwrap()), table(WATCHED));
     let lease: Role = find("deploy/base/lease-role.yaml");
     assert_eq!(grants(&lease.rules.unwrap()), table(LEADER_ELECTION));
-    assert_eq!(lease.metadata.namespace.as_deref(), Some("offercancel-system"));
+    assert_eq!(
+        lease.metadata.namespace.as_deref(),
+        Some("offercancel-system")
+    );
 }
 
 fn check_binding(role_ref: &RoleRef, subjects: &[Subject], kind: &str, name: &str) {
-    assert_eq!((role_ref.kind.as_str(), role_ref.name.as_str()), (kind, name));
+    assert_eq!(
+        (role_ref.kind.as_str(), role_ref.name.as_str()),
+        (kind, name)
+    );
     assert_eq!(subjects.len(), 1);
     assert_eq!(subjects[0].kind, "ServiceAccount");
     assert_eq!(subjects[0].name, "offer-cancel-operator");
@@ -121,11 +145,26 @@ fn check_binding(role_ref: &RoleRef, subjects: &[Subject], kind: &str, name: &st
 #[test]
 fn bindings_tie_the_roles_to_the_service_account() {
     let b: ClusterRoleBinding = find("deploy/clusterrolebinding.yaml");
-    check_binding(&b.role_ref, &b.subjects.unwrap(), "ClusterRole", "offer-cancel-operator");
+    check_binding(
+        &b.role_ref,
+        &b.subjects.unwrap(),
+        "ClusterRole",
+        "offer-cancel-operator",
+    );
     let b: RoleBinding = find("deploy/namespaced/rolebinding.yaml");
-    check_binding(&b.role_ref, &b.subjects.unwrap(), "Role", "offer-cancel-operator");
+    check_binding(
+        &b.role_ref,
+        &b.subjects.unwrap(),
+        "Role",
+        "offer-cancel-operator",
+    );
     let b: RoleBinding = find("deploy/base/lease-rolebinding.yaml");
-    check_binding(&b.role_ref, &b.subjects.unwrap(), "Role", "offer-cancel-operator-leader-election");
+    check_binding(
+        &b.role_ref,
+        &b.subjects.unwrap(),
+        "Role",
+        "offer-cancel-operator-leader-election",
+    );
 }
 
 #[test]
@@ -134,7 +173,10 @@ fn deployment_is_hardened_and_probes_the_metrics_port() {
     let spec = d.spec.unwrap();
     assert_eq!(spec.replicas, Some(2));
     let pod = spec.template.spec.unwrap();
-    assert_eq!(pod.service_account_name.as_deref(), Some("offer-cancel-operator"));
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("offer-cancel-operator")
+    );
     let pod_sc = pod.security_context.unwrap();
     assert_eq!(pod_sc.run_as_non_root, Some(true));
     assert_eq!(pod_sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
@@ -148,7 +190,10 @@ fn deployment_is_hardened_and_probes_the_metrics_port() {
     let res = c.resources.clone().unwrap();
     assert!(res.requests.is_some() && res.limits.is_some());
     let port = &c.ports.as_ref().unwrap()[0];
-    assert_eq!((port.name.as_deref(), port.container_port), (Some("metrics"), 8080));
+    assert_eq!(
+        (port.name.as_deref(), port.container_port),
+        (Some("metrics"), 8080)
+    );
     let live = c.liveness_probe.clone().unwrap().http_get.unwrap();
     let ready = c.readiness_probe.clone().unwrap().http_get.unwrap();
     assert_eq!(live.path.as_deref(), Some("/healthz"));
@@ -160,8 +205,23 @@ fn deployment_is_hardened_and_probes_the_metrics_port() {
 #[test]
 fn dockerfile_is_multi_stage_locked_and_non_root() {
     const KEYWORDS: &[&str] = &[
-        "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER", "WORKDIR", "ARG",
-        "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
+        "FROM",
+        "RUN",
+        "CMD",
+        "LABEL",
+        "EXPOSE",
+        "ENV",
+        "ADD",
+        "COPY",
+        "ENTRYPOINT",
+        "VOLUME",
+        "USER",
+        "WORKDIR",
+        "ARG",
+        "ONBUILD",
+        "STOPSIGNAL",
+        "HEALTHCHECK",
+        "SHELL",
     ];
     let text = std::fs::read_to_string("Dockerfile").unwrap();
     let joined = text.replace("\\\n", " ");
@@ -172,17 +232,39 @@ fn dockerfile_is_multi_stage_locked_and_non_root() {
         .collect();
     for line in &instructions {
         let word = line.split_whitespace().next().unwrap();
-        assert!(KEYWORDS.contains(&word), "not a Dockerfile instruction: {line}");
+        assert!(
+            KEYWORDS.contains(&word),
+            "not a Dockerfile instruction: {line}"
+        );
     }
-    let froms: Vec<&&str> = instructions.iter().filter(|l| l.starts_with("FROM ")).collect();
+    let froms: Vec<&&str> = instructions
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
     assert!(froms.len() >= 2, "multi-stage");
     assert!(joined.contains("cargo build --release --locked"));
     let last_stage = joined.rsplit("FROM ").next().unwrap();
-    assert!(last_stage.contains("USER 65532"), "final stage runs as non-root");
+    assert!(
+        last_stage.contains("USER 65532"),
+        "final stage runs as non-root"
+    );
     assert!(last_stage.contains("COPY --from=build"));
-    for copied in instructions.iter().filter(|l| l.starts_with("COPY ") && !l.contains("--from")) {
-        for src in copied.split_whitespace().skip(1).collect::<Vec<_>>().split_last().unwrap().1 {
-            assert!(Path::new(src.trim_end_matches('/')).exists(), "COPY of missing {src}");
+    for copied in instructions
+        .iter()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        for src in copied
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .split_last()
+            .unwrap()
+            .1
+        {
+            assert!(
+                Path::new(src.trim_end_matches('/')).exists(),
+                "COPY of missing {src}"
+            );
         }
     }
 }
@@ -191,8 +273,12 @@ fn argo_health(resource: &offer_cancel_operator::crd::OfferCancellation) -> (Str
     use mlua::{LuaSerdeExt, Table};
     let lua = mlua::Lua::new();
     let value = serde_json::to_value(resource).unwrap();
-    let options = mlua::serde::SerializeOptions::new().serialize_none_to_null(false).serialize_unit_to_null(false);
-    lua.globals().set("obj", lua.to_value_with(&value, options).unwrap()).unwrap();
+    let options = mlua::serde::SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false);
+    lua.globals()
+        .set("obj", lua.to_value_with(&value, options).unwrap())
+        .unwrap();
     let script = std::fs::read_to_string("deploy/argocd/health.lua").unwrap();
     let hs: Table = lua.load(&script).eval().unwrap();
     (hs.get("status").unwrap(), hs.get("message").unwrap())
@@ -221,7 +307,10 @@ fn argo_cd_health_maps_every_phase() {
     let cases = [
         (vec![], "Progressing"),
         (vec![Outcome::IntentRecorded], "Progressing"),
-        (vec![Outcome::IntentRecorded, accepted.clone(), polled], "Progressing"),
+        (
+            vec![Outcome::IntentRecorded, accepted.clone(), polled],
+            "Progressing",
+        ),
         (vec![Outcome::IntentRecorded, Outcome::Cancelled], "Healthy"),
         (vec![Outcome::IntentRecorded, failed], "Degraded"),
     ];
@@ -235,7 +324,13 @@ fn argo_cd_health_maps_every_phase() {
         }
     }
     // A status that has not seen the latest spec is not trusted.
-    let mut stale = resource("contoso-offer", Some(status_after("contoso-offer", vec![Outcome::IntentRecorded, Outcome::Cancelled])));
+    let mut stale = resource(
+        "contoso-offer",
+        Some(status_after(
+            "contoso-offer",
+            vec![Outcome::IntentRecorded, Outcome::Cancelled],
+        )),
+    );
     stale.metadata.generation = Some(2);
     assert_eq!(argo_health(&stale).0, "Progressing");
 }

@@ -24,16 +24,22 @@ use std::time::Duration;
 const MANAGER: &str = "offer-cancel-e2e";
 
 fn cluster_required() -> ! {
-    panic!("the e2e suite needs a cluster: set KUBECONFIG (for example `kind create cluster` and `export KUBECONFIG=~/.kube/config`)")
+    panic!(
+        "the e2e suite needs a cluster: set KUBECONFIG (for example `kind create cluster` and `export KUBECONFIG=~/.kube/config`)"
+    )
 }
 
 async fn install_crd(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd = OfferCancellation::crd();
     let name = crd.metadata.name.clone().unwrap();
-    crds.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd))
-        .await
-        .expect("install CRD");
+    crds.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("install CRD");
     for _ in 0..60 {
         let current = crds.get(&name).await.expect("read CRD");
         let established = current
@@ -66,16 +72,21 @@ struct Running {
 fn start_controller(client: &Client, ns: &str, sim_url: &str) -> Running {
     let url: reqwest::Url = sim_url.parse().unwrap();
     let metrics = Arc::new(Metrics::default());
-    let cpp = Arc::new(CppClient::new(ClientConfig::new(url.clone(), url), metrics.clone()).unwrap());
+    let cpp =
+        Arc::new(CppClient::new(ClientConfig::new(url.clone(), url), metrics.clone()).unwrap());
     let config = controller::Config {
         namespace: Some(ns.to_string()),
         ..controller::Config::default()
     };
     let ctx = Arc::new(Context::new(client.clone(), cpp, metrics.clone(), config));
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(controller::run(ctx, Arc::new(Health::new(metrics)), async move {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(controller::run(
+        ctx,
+        Arc::new(Health::new(metrics)),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     Running { stop, task }
 }
 
@@ -109,7 +120,10 @@ fn condition(obj: &OfferCancellation, kind: &str) -> (String, String) {
 
 async fn event_reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
-    let list = events.list(&ListParams::default()).await.expect("list events");
+    let list = events
+        .list(&ListParams::default())
+        .await
+        .expect("list events");
     list.items
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
@@ -132,23 +146,40 @@ async fn scenarios(client: &Client, ns: &str, sim: &simulator::Running) {
     let pp = PostParams::default();
     let running = start_controller(client, ns, &sim.url());
 
-    api.create(&pp, &resource("sync", "contoso", "sync-offer")).await.unwrap();
+    api.create(&pp, &resource("sync", "contoso", "sync-offer"))
+        .await
+        .unwrap();
     let obj = wait_phase(&api, "sync", Phase::Cancelled).await;
     assert_eq!(condition(&obj, "Ready").0, "True");
     assert_eq!(obj.status.as_ref().unwrap().http_status, Some(200));
 
-    api.create(&pp, &resource("async", "contoso", "legacy-offer")).await.unwrap();
+    api.create(&pp, &resource("async", "contoso", "legacy-offer"))
+        .await
+        .unwrap();
     let obj = wait_phase(&api, "async", Phase::Cancelled).await;
-    assert!(obj.status.unwrap().operation_location.unwrap().contains("$preview"));
+    assert!(
+        obj.status
+            .unwrap()
+            .operation_location
+            .unwrap()
+            .contains("$preview")
+    );
     assert_eq!(cancel_posts(sim, "contoso/legacy-offer").await, 1);
 
-    api.create(&pp, &resource("forbidden", "fabrikam", "fabrikam-offer")).await.unwrap();
+    api.create(&pp, &resource("forbidden", "fabrikam", "fabrikam-offer"))
+        .await
+        .unwrap();
     let obj = wait_phase(&api, "forbidden", Phase::Failed).await;
-    assert_eq!(condition(&obj, "Stalled"), ("True".into(), "Forbidden".into()));
+    assert_eq!(
+        condition(&obj, "Stalled"),
+        ("True".into(), "Forbidden".into())
+    );
     tokio::time::sleep(Duration::from_secs(12)).await;
     assert_eq!(cancel_posts(sim, "fabrikam/fabrikam-offer").await, 1);
 
-    api.create(&pp, &resource("restart", "contoso", "contoso-offer")).await.unwrap();
+    api.create(&pp, &resource("restart", "contoso", "contoso-offer"))
+        .await
+        .unwrap();
     wait_phase(&api, "restart", Phase::Cancelling).await;
     stop_controller(running).await;
     let running = start_controller(client, ns, &sim.url());
@@ -158,9 +189,17 @@ async fn scenarios(client: &Client, ns: &str, sim: &simulator::Running) {
 
     let reasons = event_reasons(client, ns, "async").await;
     for want in ["CancelRequested", "CancelAccepted", "Cancelled"] {
-        assert!(reasons.iter().any(|r| r == want), "events of async: {reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r == want),
+            "events of async: {reasons:?}"
+        );
     }
-    assert!(event_reasons(client, ns, "forbidden").await.iter().any(|r| r == "CancelFailed"));
+    assert!(
+        event_reasons(client, ns, "forbidden")
+            .await
+            .iter()
+            .any(|r| r == "CancelFailed")
+    );
 }
 
 #[tokio::test]
@@ -168,7 +207,9 @@ async fn operator_on_a_real_cluster() {
     if std::env::var_os("KUBECONFIG").is_none() {
         cluster_required();
     }
-    let client = Client::try_default().await.unwrap_or_else(|e| panic!("connecting with KUBECONFIG: {e}"));
+    let client = Client::try_default()
+        .await
+        .unwrap_or_else(|e| panic!("connecting with KUBECONFIG: {e}"));
     install_crd(&client).await;
     let mut scenario = Scenario::default_scenario();
     scenario.publishers[0].offers[0].polls_until_done = 4;
@@ -177,7 +218,10 @@ async fn operator_on_a_real_cluster() {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(ns.clone());
-    namespaces.create(&PostParams::default(), &namespace).await.expect("create namespace");
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
     let mut secret = Secret::default();
     secret.metadata.name = Some("cpp".into());
     secret.string_data = Some([("token".to_string(), "simulated-static-token".to_string())].into());
@@ -186,7 +230,9 @@ async fn operator_on_a_real_cluster() {
         .await
         .expect("create secret");
 
-    let outcome = AssertUnwindSafe(scenarios(&client, &ns, &sim)).catch_unwind().await;
+    let outcome = AssertUnwindSafe(scenarios(&client, &ns, &sim))
+        .catch_unwind()
+        .await;
     let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
