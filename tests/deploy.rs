@@ -334,3 +334,23 @@ fn argo_cd_health_maps_every_phase() {
     stale.metadata.generation = Some(2);
     assert_eq!(argo_health(&stale).0, "Progressing");
 }
+
+#[test]
+fn readme_carries_the_same_argo_cd_health_check() {
+    let lua = std::fs::read_to_string("deploy/argocd/health.lua").unwrap();
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let indented: String = lua
+        .lines()
+        .map(|l| {
+            if l.trim().is_empty() {
+                "\n".to_string()
+            } else {
+                format!("    {l}\n")
+            }
+        })
+        .collect();
+    assert!(
+        readme.contains(&indented),
+        "README's argocd-cm snippet differs from deploy/argocd/health.lua"
+    );
+}

@@ -51,7 +51,7 @@ async fn sync_cancel_records_intent_then_cancelled() {
         .mount(&cpp)
         .await;
     let calls = vec![
-        Call::GetSecret(Some(token_secret("tok"))),
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| {
             assert_eq!(s["phase"], "Pending");
             assert_eq!(s["attempts"], 1);
@@ -87,7 +87,7 @@ async fn async_cancel_records_location_exactly_and_requeues_for_polling() {
         .mount(&cpp)
         .await;
     let calls = vec![
-        Call::GetSecret(Some(token_secret("tok"))),
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| assert_eq!(s["phase"], "Pending")),
         Call::Event(reason::CANCEL_REQUESTED),
         patch(move |s| {
@@ -143,7 +143,7 @@ async fn recorded_request_is_never_posted_again_and_unchanged_poll_writes_nothin
         ],
     );
     // A restarted controller: nothing in memory, the status says Cancelling.
-    let calls = vec![Call::GetSecret(Some(token_secret("tok")))];
+    let calls = vec![Call::GetSecret(Box::new(Some(token_secret("tok"))))];
     let (action, applied) = run(resource("contoso-offer", Some(status)), &cpp, calls).await;
     assert!(
         applied.is_empty(),
@@ -164,7 +164,7 @@ async fn forbidden_is_failed_and_a_resync_calls_nothing() {
         .mount(&cpp)
         .await;
     let calls = vec![
-        Call::GetSecret(Some(token_secret("tok"))),
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| assert_eq!(s["phase"], "Pending")),
         Call::Event(reason::CANCEL_REQUESTED),
         patch(|s| {
@@ -184,7 +184,7 @@ async fn forbidden_is_failed_and_a_resync_calls_nothing() {
 
     // The resync: same resource with its Failed status. Only the Secret is read.
     let failed = serde_json::from_value(applied[1].clone()).unwrap();
-    let calls = vec![Call::GetSecret(Some(token_secret("tok")))];
+    let calls = vec![Call::GetSecret(Box::new(Some(token_secret("tok"))))];
     let (action, applied) = run(resource("contoso-offer", Some(failed)), &cpp, calls).await;
     assert_eq!(action, Action::await_change());
     assert!(applied.is_empty());
@@ -199,7 +199,7 @@ async fn missing_secret_stalls_with_a_clear_message_and_sends_nothing() {
         .mount(&cpp)
         .await;
     let calls = vec![
-        Call::GetSecret(None),
+        Call::GetSecret(Box::new(None)),
         patch(|s| {
             assert_eq!(s["phase"], "Pending");
             assert_eq!(
@@ -238,7 +238,7 @@ async fn intent_without_answer_adopts_the_running_cancel_instead_of_posting() {
         .await;
     let status = status_after("contoso-offer", vec![Outcome::IntentRecorded]);
     let calls = vec![
-        Call::GetSecret(Some(token_secret("tok"))),
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| {
             assert_eq!(s["phase"], "Cancelling");
             assert_eq!(
@@ -272,7 +272,7 @@ async fn intent_without_answer_and_no_cancel_running_sends_once() {
         .await;
     let status = status_after("contoso-offer", vec![Outcome::IntentRecorded]);
     let calls = vec![
-        Call::GetSecret(Some(token_secret("tok"))),
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| {
             assert_eq!(s["phase"], "Pending");
             assert_eq!(s["attempts"], 2);
@@ -293,7 +293,7 @@ async fn transient_error_records_the_error_and_backs_off() {
         .mount(&cpp)
         .await;
     let calls = vec![
-        Call::GetSecret(Some(token_secret("tok"))),
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| assert_eq!(s["phase"], "Pending")),
         Call::Event(reason::CANCEL_REQUESTED),
         patch(|s| {
@@ -323,7 +323,11 @@ async fn secrets_never_reach_status_or_events() {
         .mount(&cpp)
         .await;
     let calls = vec![
-        Call::GetSecret(Some(principal_secret("t1", "app", "s3cr3t-value"))),
+        Call::GetSecret(Box::new(Some(principal_secret(
+            "t1",
+            "app",
+            "s3cr3t-value",
+        )))),
         patch(|s| {
             let text = s.to_string();
             assert!(!text.contains("s3cr3t"), "{text}");

@@ -98,7 +98,7 @@ pub fn principal_secret(tenant: &str, client: &str, client_secret: &str) -> Secr
 /// One call the scenario expects.
 pub enum Call {
     /// GET of the credentials Secret; `None` answers 404.
-    GetSecret(Option<Secret>),
+    GetSecret(Box<Option<Secret>>),
     /// Server-side apply of status; the closure checks the applied status.
     PatchStatus(Box<dyn FnOnce(&Value) + Send>),
     /// An Event with this reason.
@@ -166,7 +166,7 @@ impl ApiServerVerifier {
                             ("GET", SECRET_PATH),
                             "call {i}"
                         );
-                        let response = match secret {
+                        let response = match *secret {
                             Some(s) => json_response(200, &serde_json::to_value(s).unwrap()),
                             None => json_response(
                                 404,
