@@ -457,6 +457,30 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_change_triggers_only_the_resources_that_use_it() {
+        let make = |ns: &str, name: &str, secret: &str| {
+            let spec = serde_yaml::from_str(&format!(
+                "publisherId: p\nofferId: o\ncredentialsSecretRef: {{name: {secret}}}\n"
+            ))
+            .unwrap();
+            let mut r = OfferCancellation::new(name, spec);
+            r.metadata.namespace = Some(ns.into());
+            Arc::new(r)
+        };
+        let resources = [
+            make("a", "uses", "cpp"),
+            make("a", "other-secret", "cpp2"),
+            make("b", "other-namespace", "cpp"),
+        ];
+        let mut secret = Secret::default();
+        secret.metadata.name = Some("cpp".into());
+        secret.metadata.namespace = Some("a".into());
+        let hits = referencing(&resources, &secret);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].name, "uses");
+    }
+
+    #[test]
     fn retry_after_wins_over_a_shorter_backoff() {
         let d = requeue_delay(
             Requeue::Backoff {

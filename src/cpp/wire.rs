@@ -21,6 +21,13 @@ pub enum OperationState {
 
 /// Compares case-insensitively and ignores spaces, so `Not Started`,
 /// `notStarted` and `notstarted` are one value; unknown values are in progress.
+///
+/// ```
+/// use offer_cancel_operator::cpp::wire::{normalize_status, OperationState};
+/// assert_eq!(normalize_status("Complete"), OperationState::Done);
+/// assert_eq!(normalize_status("not started"), OperationState::InProgress);
+/// assert_eq!(normalize_status("FAILED"), OperationState::Failed);
+/// ```
 pub fn normalize_status(raw: &str) -> OperationState {
     let folded: String = raw
         .chars()
