@@ -490,8 +490,6 @@ fn accepted(
     location: Option<String>,
     retry_after: Option<Duration>,
 ) -> Transition {
-    next.phase = Some(Phase::Cancelling);
-    next.consecutive_errors = 0;
     let (message, wait) = match &location {
         Some(_) => (
             "CPP accepted the cancel; polling the cancel operation".to_string(),
@@ -504,25 +502,20 @@ fn accepted(
         ),
     };
     next.operation_location = location;
-    set_health(
-        obs,
-        &mut next,
-        Health::Working,
-        reason::CANCEL_IN_PROGRESS,
-        &message,
-    );
-    Transition {
-        status: next,
-        requeue: Requeue::After(wait),
-        notice: notice(reason::CANCEL_ACCEPTED, false, &message),
-    }
+    let accepted = notice(reason::CANCEL_ACCEPTED, false, &message);
+    in_progress(obs, next, &message, wait, accepted)
 }
 
-fn adopted(obs: &Observed, mut next: OfferCancellationStatus, location: String) -> Transition {
+/// Cancelling: the cancel operation is under way.
+fn in_progress(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    message: &str,
+    wait: Duration,
+    notice: Option<Notice>,
+) -> Transition {
     next.phase = Some(Phase::Cancelling);
     next.consecutive_errors = 0;
-    next.operation_location = Some(location);
-    let message = "found the cancel operation in progress; polling it";
     set_health(
         obs,
         &mut next,
@@ -532,9 +525,16 @@ fn adopted(obs: &Observed, mut next: OfferCancellationStatus, location: String) 
     );
     Transition {
         status: next,
-        requeue: Requeue::After(Duration::ZERO),
-        notice: notice(reason::CANCEL_ACCEPTED, false, message),
+        requeue: Requeue::After(wait),
+        notice,
     }
+}
+
+fn adopted(obs: &Observed, mut next: OfferCancellationStatus, location: String) -> Transition {
+    next.operation_location = Some(location);
+    let message = "found the cancel operation in progress; polling it";
+    let adopted = notice(reason::CANCEL_ACCEPTED, false, message);
+    in_progress(obs, next, message, Duration::ZERO, adopted)
 }
 
 fn polled(
@@ -559,21 +559,8 @@ fn polled(
             format!("the cancel operation failed: {detail}"),
         ),
         OperationState::InProgress => {
-            next.phase = Some(Phase::Cancelling);
-            next.consecutive_errors = 0;
             let message = format!("the cancel operation is {raw}");
-            set_health(
-                obs,
-                &mut next,
-                Health::Working,
-                reason::CANCEL_IN_PROGRESS,
-                &message,
-            );
-            Transition {
-                status: next,
-                requeue: Requeue::After(poll_wait(obs, retry_after)),
-                notice: None,
-            }
+            in_progress(obs, next, &message, poll_wait(obs, retry_after), None)
         }
     }
 }

@@ -284,14 +284,7 @@ impl CppClient {
     /// GETs the cancel operation at a location CPP gave.
     pub async fn poll(&self, location: &str, creds: &Credentials) -> Result<PollAnswer, CppError> {
         let url = resolve_location(&self.endpoint, location)?;
-        let answer = self
-            .send(Endpoint::Operation, creds, |token| {
-                self.http.get(url.clone()).bearer_auth(token)
-            })
-            .await?;
-        if answer.status != 200 {
-            return Err(rejected(Endpoint::Operation, &answer));
-        }
+        let answer = self.get_ok(Endpoint::Operation, url, creds).await?;
         let operation = Operation::parse(&answer.body).map_err(|detail| CppError::Malformed {
             endpoint: Endpoint::Operation,
             detail,
@@ -312,18 +305,29 @@ impl CppClient {
         creds: &Credentials,
     ) -> Result<Vec<Operation>, CppError> {
         let url = self.offer_url(offer, &["submissions", ""], &[])?;
-        let answer = self
-            .send(Endpoint::Submissions, creds, |token| {
-                self.http.get(url.clone()).bearer_auth(token)
-            })
-            .await?;
-        if answer.status != 200 {
-            return Err(rejected(Endpoint::Submissions, &answer));
-        }
+        let answer = self.get_ok(Endpoint::Submissions, url, creds).await?;
         wire::parse_operation_list(&answer.body).map_err(|detail| CppError::Malformed {
             endpoint: Endpoint::Submissions,
             detail,
         })
+    }
+
+    /// GET with a token; anything but 200 is an error.
+    async fn get_ok(
+        &self,
+        endpoint: Endpoint,
+        url: Url,
+        creds: &Credentials,
+    ) -> Result<Answer, CppError> {
+        let answer = self
+            .send(endpoint, creds, |token| {
+                self.http.get(url.clone()).bearer_auth(token)
+            })
+            .await?;
+        if answer.status != 200 {
+            return Err(rejected(endpoint, &answer));
+        }
+        Ok(answer)
     }
 
     /// The path of one operation, as a migrated offer's Location has it.
