@@ -88,10 +88,21 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
         .ready
         .store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!("waiting for the leader lease");
-    while !*leading.borrow_and_update() {
-        if leading.changed().await.is_err() {
-            return Ok(());
+    let acquired = async {
+        while !*leading.borrow_and_update() {
+            if leading.changed().await.is_err() {
+                return false;
+            }
         }
+        true
+    };
+    // A standby must stop on SIGTERM too, not wait for the kill.
+    let acquired = tokio::select! {
+        acquired = acquired => acquired,
+        () = shutdown_signal() => false,
+    };
+    if !acquired {
+        return Ok(());
     }
     tracing::info!("leading; starting the controller");
     health
@@ -109,6 +120,25 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
     };
     controller::run(ctx, health, lost).await;
     Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 #[cfg(test)]

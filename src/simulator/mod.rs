@@ -81,27 +81,9 @@ pub async fn serve(args: crate::cli::SimulatorArgs) -> Result<(), Error> {
     };
     let running = spawn(scenario, &args.listen).await?;
     tracing::info!(url = %running.url(), "CPP simulator listening");
-    shutdown_signal().await;
+    crate::run::shutdown_signal().await;
     running.task.abort();
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 pub fn router(state: Shared) -> Router {
