@@ -439,3 +439,28 @@ async fn operations_list_is_read_from_submissions() {
     assert!(ops[1].is_cancel());
     assert_eq!(ops[1].id.as_deref(), Some("c1"));
 }
+
+#[tokio::test]
+async fn the_rate_limit_spaces_requests_out() {
+    let server = MockServer::start().await;
+    Mock::given(path(CANCEL_PATH))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let url: reqwest::Url = server.uri().parse().unwrap();
+    let mut config = ClientConfig::new(url.clone(), url);
+    let two = std::num::NonZeroU32::new(2).unwrap();
+    config.rate_limit = Some((two, std::num::NonZeroU32::new(1).unwrap()));
+    let c = CppClient::new(config, Arc::new(Metrics::default())).unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        c.cancel(OFFER, "", &token()).await.unwrap();
+    }
+    // 2 per second with a burst of 1: the third request waits for ~1 s.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
