@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::cpp::{CppClient, Credentials};
 use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase, RETRY_ANNOTATION};
-use crate::credentials::{self, CredentialsError};
+use crate::credentials::{self, CredentialsCache, CredentialsError, Resolved};
 use crate::decide::{Requeue, Transition};
 use crate::engine::{self, StatusSink, Subject};
 use crate::health::Health;
@@ -85,6 +85,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub config: Config,
+    /// Invalidated by the Secret watch.
+    pub credentials: Arc<CredentialsCache>,
     gate: Gate,
 }
 
@@ -100,6 +102,7 @@ impl Context {
             cpp,
             metrics,
             config,
+            credentials: Arc::default(),
             gate: Gate::default(),
         }
     }
@@ -163,12 +166,17 @@ pub fn requeue_delay(requeue: Requeue, min: Duration, cap: Duration) -> Option<D
     }
 }
 
-/// Reads the credentials Secret: its resourceVersion and what it yields.
+/// Reads the credentials Secret (from the cache when the watch reported no
+/// change since): its resourceVersion and what it yields.
 async fn read_credentials(
     ctx: &Context,
     ns: &str,
     name: &str,
 ) -> Result<(Option<String>, Result<Credentials, String>), Error> {
+    let (epoch, cached) = ctx.credentials.get(ns, name);
+    if let Some(hit) = cached {
+        return Ok((hit.version, Ok(hit.credentials)));
+    }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let secret = api
         .get_opt(name)
@@ -181,8 +189,16 @@ async fn read_credentials(
         let missing = CredentialsError::NotFound { name: name.into() };
         return Ok((None, Err(missing.to_string())));
     };
+    let version = secret.resource_version();
     let creds = credentials::from_secret(&secret, name).map_err(|e| e.to_string());
-    Ok((secret.resource_version(), creds))
+    if let Ok(credentials) = &creds {
+        let resolved = Resolved {
+            version: version.clone(),
+            credentials: credentials.clone(),
+        };
+        ctx.credentials.put(ns, name, epoch, resolved);
+    }
+    Ok((version, creds))
 }
 
 /// One reconcile: read, decide and act through the engine, schedule.
@@ -367,8 +383,12 @@ pub async fn run(
     let store = controller.store();
     tokio::spawn(mark_ready_when_synced(store.clone(), health));
     tokio::spawn(count_in_flight(store.clone(), ctx.metrics.clone()));
+    let cache = ctx.credentials.clone();
     controller
         .watches(secrets, watcher::Config::default(), move |secret| {
+            // Any touch (add, change, delete) drops what was read before.
+            let ns = secret.namespace().unwrap_or_default();
+            cache.invalidate(&ns, &secret.name_any());
             referencing(&store.state(), &secret)
         })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))

@@ -3,6 +3,8 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use secrecy::SecretString;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use crate::cpp::Credentials;
 
@@ -62,6 +64,61 @@ pub fn from_secret(secret: &Secret, name: &str) -> Result<Credentials, Credentia
     }
 }
 
+/// Credentials read from a Secret, with the Secret's resourceVersion.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub version: Option<String>,
+    pub credentials: Credentials,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Bumped by every change the Secret watch reports.
+    epoch: u64,
+    value: Option<Resolved>,
+}
+
+/// Credentials per Secret, kept until the Secret watch reports a change, so
+/// a poll does not cost a Secret GET. Only usable credentials are kept: a
+/// missing Secret is looked up again on the next reconcile.
+#[derive(Default)]
+pub struct CredentialsCache {
+    slots: Mutex<HashMap<(String, String), Slot>>,
+}
+
+impl CredentialsCache {
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached value, and the epoch to hand back to [`Self::put`].
+    pub fn get(&self, ns: &str, name: &str) -> (u64, Option<Resolved>) {
+        let slots = self.slots();
+        match slots.get(&(ns.to_string(), name.to_string())) {
+            Some(slot) => (slot.epoch, slot.value.clone()),
+            None => (0, None),
+        }
+    }
+
+    /// Stores what a read found, unless the Secret changed since `epoch`
+    /// (the read may have raced with the change).
+    pub fn put(&self, ns: &str, name: &str, epoch: u64, value: Resolved) {
+        let mut slots = self.slots();
+        let slot = slots.entry((ns.to_string(), name.to_string())).or_default();
+        if slot.epoch == epoch {
+            slot.value = Some(value);
+        }
+    }
+
+    /// The Secret was added, changed or deleted.
+    pub fn invalidate(&self, ns: &str, name: &str) {
+        let mut slots = self.slots();
+        let slot = slots.entry((ns.to_string(), name.to_string())).or_default();
+        slot.epoch += 1;
+        slot.value = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +134,37 @@ mod tests {
             data: Some(data),
             ..Default::default()
         }
+    }
+
+    fn resolved(version: &str) -> Resolved {
+        Resolved {
+            version: Some(version.into()),
+            credentials: Credentials::Token(SecretString::from("t")),
+        }
+    }
+
+    #[test]
+    fn cache_keeps_values_until_invalidated() {
+        let cache = CredentialsCache::default();
+        let (epoch, none) = cache.get("ns", "cpp");
+        assert!(none.is_none());
+        cache.put("ns", "cpp", epoch, resolved("1"));
+        assert_eq!(
+            cache.get("ns", "cpp").1.unwrap().version.as_deref(),
+            Some("1")
+        );
+        cache.invalidate("ns", "cpp");
+        assert!(cache.get("ns", "cpp").1.is_none());
+        assert!(cache.get("other", "cpp").1.is_none());
+    }
+
+    #[test]
+    fn a_read_that_raced_with_a_change_is_not_cached() {
+        let cache = CredentialsCache::default();
+        let (epoch, _) = cache.get("ns", "cpp");
+        cache.invalidate("ns", "cpp");
+        cache.put("ns", "cpp", epoch, resolved("old"));
+        assert!(cache.get("ns", "cpp").1.is_none());
     }
 
     #[test]

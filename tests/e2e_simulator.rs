@@ -146,6 +146,10 @@ async fn async_offers_of_both_location_shapes_are_polled_to_cancelled() {
             vec!["CancelRequested", "CancelAccepted", "Cancelled"],
             "{offer}"
         );
+        assert_eq!(
+            world.secret_gets, 1,
+            "{offer}: polls reuse the cached credentials"
+        );
     }
 }
 

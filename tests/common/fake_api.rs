@@ -24,6 +24,7 @@ pub struct World {
     pub events: Vec<String>,
     pub status_writes: usize,
     pub watches: usize,
+    pub secret_gets: usize,
     pub unexpected: Vec<String>,
 }
 
@@ -126,13 +127,16 @@ fn answer(world: &Mutex<World>, method: &str, path: &str, body: Value) -> Respon
                 .collect();
             list("SecretList", "v1", items)
         }
-        ("GET", SECRET_PATH) => match &w.secret {
-            Some(s) => respond(200, &serde_json::to_value(s).unwrap()),
-            None => respond(
-                404,
-                &serde_json::json!({"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"not found"}),
-            ),
-        },
+        ("GET", SECRET_PATH) => {
+            w.secret_gets += 1;
+            match &w.secret {
+                Some(s) => respond(200, &serde_json::to_value(s).unwrap()),
+                None => respond(
+                    404,
+                    &serde_json::json!({"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"not found"}),
+                ),
+            }
+        }
         ("PATCH", STATUS_PATH) => {
             let Some(obj) = w.object.as_mut() else {
                 return respond(404, &serde_json::json!({"kind":"Status","code":404}));
