@@ -64,32 +64,36 @@ pub async fn run_step<S: StatusSink>(
     sink: &mut S,
 ) -> Result<Requeue, S::Error> {
     let step = next_step(&subject.observed(Timestamp::now()));
-    let creds = match (&step, credentials) {
-        (Step::Idle, _) => return Ok(Requeue::Never),
-        (Step::Record(outcome), _) => return apply(subject, sink, outcome.clone()).await,
-        (_, Err(why)) => return apply(subject, sink, Outcome::CredentialsUnavailable(why)).await,
-        (_, Ok(creds)) => creds,
-    };
-    match step {
-        Step::SendCancel => send_cancel(cpp, subject, creds, sink).await,
-        Step::FindCancel { send_if_absent } => {
+    match (step, credentials) {
+        (Step::Idle, _) => Ok(Requeue::Never),
+        (Step::Record(outcome), _) => apply(subject, sink, outcome).await,
+        (_, Err(why)) => apply(subject, sink, Outcome::CredentialsUnavailable(why)).await,
+        (Step::SendCancel, Ok(creds)) => send_cancel(cpp, subject, creds, sink).await,
+        (Step::FindCancel { send_if_absent }, Ok(creds)) => {
             find_cancel(cpp, subject, creds, send_if_absent, sink).await
         }
-        Step::Poll { location } => {
-            let outcome = match cpp.poll(&location, creds).await {
-                Ok(answer) => Outcome::Polled {
-                    status: answer.operation.status.clone(),
-                    state: answer.operation.state(),
-                    detail: answer.operation.failure_detail(),
-                    location: answer.location,
-                    retry_after: answer.retry_after,
-                },
-                Err(e) => error_outcome(&e, false),
-            };
-            apply(subject, sink, outcome).await
-        }
-        Step::Idle | Step::Record(_) => Ok(Requeue::Never),
+        (Step::Poll { location }, Ok(creds)) => poll(cpp, subject, &location, creds, sink).await,
     }
+}
+
+async fn poll<S: StatusSink>(
+    cpp: &CppClient,
+    subject: &mut Subject,
+    location: &str,
+    creds: &Credentials,
+    sink: &mut S,
+) -> Result<Requeue, S::Error> {
+    let outcome = match cpp.poll(location, creds).await {
+        Ok(answer) => Outcome::Polled {
+            status: answer.operation.status.clone(),
+            state: answer.operation.state(),
+            detail: answer.operation.failure_detail(),
+            location: answer.location,
+            retry_after: answer.retry_after,
+        },
+        Err(e) => error_outcome(&e, false),
+    };
+    apply(subject, sink, outcome).await
 }
 
 async fn apply<S: StatusSink>(
