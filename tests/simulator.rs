@@ -42,6 +42,18 @@ async fn post_cancel(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// An authorized GET, read as JSON.
+async fn get_json(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    c.get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 const BODY: &str = r#"{"metadata":{"notification-emails":"a@b.c"}}"#;
 
 #[tokio::test]
@@ -112,15 +124,7 @@ async fn async_cancel_moves_not_started_running_completed() {
     assert!(location.starts_with("/api/publishers/contoso/offers/contoso-offer/operations/"));
     let mut seen = vec![];
     for _ in 0..3 {
-        let op: Value = c
-            .get(format!("{}{location}", sim.url()))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let op: Value = get_json(&c, format!("{}{location}", sim.url())).await;
         assert_eq!(op["submissionType"], "cancel");
         seen.push(op["status"].as_str().unwrap().to_string());
     }
@@ -134,35 +138,11 @@ async fn submissions_list_honours_the_status_filter() {
         "{}/api/publishers/contoso/offers/contoso-offer/submissions/?api-version=2017-10-31",
         sim.url()
     );
-    let all: Value = c
-        .get(&base)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: Value = get_json(&c, &base).await;
     assert_eq!(all[0]["submissionType"], "publish");
-    let none: Value = c
-        .get(format!("{base}&status=completed"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let none: Value = get_json(&c, format!("{base}&status=completed")).await;
     assert_eq!(none, json!([]));
-    let running: Value = c
-        .get(format!("{base}&status=Running"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let running: Value = get_json(&c, format!("{base}&status=Running")).await;
     assert_eq!(running.as_array().unwrap().len(), 1);
 }
 
