@@ -139,22 +139,33 @@ fn respond(reply: Reply) -> Response {
     response
 }
 
-/// Latency first, then maybe a fault instead of the real answer.
-async fn faulted(state: &Shared, offer: Option<(&str, &str)>) -> Option<Response> {
+/// Latency first, then the fault rolled for this request: an answer in
+/// place of the real one (the service never sees the request), or the real
+/// one acted on and its connection dropped (the answer is lost).
+async fn answer(
+    state: &Shared,
+    offer: Option<(&str, &str)>,
+    act: impl FnOnce(&mut SimState) -> Reply,
+) -> Response {
     let (latency, fault) = lock(state).roll_faults(offer);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    Some(match fault? {
-        Fault::Throttle => respond(
+    match fault {
+        None => respond(act(&mut lock(state))),
+        Some(Fault::DropAfter) => {
+            act(&mut lock(state));
+            dropped_connection()
+        }
+        Some(Fault::Throttle) => respond(
             Reply::error(429, "TooManyRequests", "Rate limit exceeded.")
                 .with_header("Retry-After", "1"),
         ),
-        Fault::ServerError(code) => {
+        Some(Fault::ServerError(code)) => {
             respond(Reply::error(code, "ServiceUnavailable", "Try again later."))
         }
-        Fault::Drop => dropped_connection(),
-    })
+        Some(Fault::Drop) => dropped_connection(),
+    }
 }
 
 /// Headers go out, then the body breaks: the client sees a dropped connection.
@@ -172,11 +183,8 @@ fn dropped_connection() -> Response {
 }
 
 async fn token(State(state): State<Shared>, Path(tenant): Path<String>, body: Bytes) -> Response {
-    if let Some(r) = faulted(&state, None).await {
-        return r;
-    }
     let form: HashMap<String, String> = form_urlencoded_pairs(&body);
-    respond(lock(&state).issue_token(&tenant, &form))
+    answer(&state, None, |s| s.issue_token(&tenant, &form)).await
 }
 
 fn form_urlencoded_pairs(body: &[u8]) -> HashMap<String, String> {
@@ -190,10 +198,10 @@ async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = faulted(&state, Some((&p, &o))).await {
-        return r;
-    }
-    respond(lock(&state).cancel(auth(&headers), api_version(&q), &p, &o, &body))
+    answer(&state, Some((&p, &o)), |s| {
+        s.cancel(auth(&headers), api_version(&q), &p, &o, &body)
+    })
+    .await
 }
 
 async fn operation(
@@ -202,10 +210,10 @@ async fn operation(
     Query(q): Params,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = faulted(&state, Some((&p, &o))).await {
-        return r;
-    }
-    respond(lock(&state).get_operation(auth(&headers), api_version(&q), &p, &o, &id))
+    answer(&state, Some((&p, &o)), |s| {
+        s.get_operation(auth(&headers), api_version(&q), &p, &o, &id)
+    })
+    .await
 }
 
 async fn legacy_operation(
@@ -214,10 +222,10 @@ async fn legacy_operation(
     Query(q): Params,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = faulted(&state, None).await {
-        return r;
-    }
-    respond(lock(&state).get_legacy_operation(auth(&headers), api_version(&q), &id))
+    answer(&state, None, |s| {
+        s.get_legacy_operation(auth(&headers), api_version(&q), &id)
+    })
+    .await
 }
 
 async fn submissions(
@@ -226,11 +234,11 @@ async fn submissions(
     Query(q): Params,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = faulted(&state, Some((&p, &o))).await {
-        return r;
-    }
     let status = q.get("status").map(String::as_str);
-    respond(lock(&state).submissions(auth(&headers), api_version(&q), &p, &o, status))
+    answer(&state, Some((&p, &o)), |s| {
+        s.submissions(auth(&headers), api_version(&q), &p, &o, status)
+    })
+    .await
 }
 
 async fn stats(State(state): State<Shared>) -> Response {

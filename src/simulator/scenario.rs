@@ -62,6 +62,11 @@ pub struct Publisher {
     pub id: String,
     #[serde(default)]
     pub offers: Vec<Offer>,
+    /// Offers made on first use: an unknown offer whose id starts with a
+    /// template's `id` exists, and behaves like that template (for runs
+    /// with hundreds of offers).
+    #[serde(default)]
+    pub offer_templates: Vec<Offer>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -154,9 +159,13 @@ pub struct Faults {
     /// Share answered 500 or 503.
     #[serde(default)]
     pub error_rate: f64,
-    /// Share whose connection is dropped mid-answer.
+    /// Share whose connection is dropped mid-answer, before the service acts.
     #[serde(default)]
     pub drop_rate: f64,
+    /// Share that the service acts on, then drops the connection: the
+    /// answer is lost although the request took effect.
+    #[serde(default)]
+    pub drop_after_rate: f64,
     /// Added to every answer.
     #[serde(default)]
     pub latency_ms: u64,
@@ -167,6 +176,7 @@ impl Faults {
         self.throttle_rate <= 0.0
             && self.error_rate <= 0.0
             && self.drop_rate <= 0.0
+            && self.drop_after_rate <= 0.0
             && self.latency_ms == 0
     }
 
@@ -175,6 +185,7 @@ impl Faults {
             ("throttleRate", self.throttle_rate),
             ("errorRate", self.error_rate),
             ("dropRate", self.drop_rate),
+            ("dropAfterRate", self.drop_after_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
                 return Err(format!("{name} must be between 0 and 1"));
@@ -225,7 +236,7 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), String> {
         self.faults.validate()?;
         for p in &self.publishers {
-            for o in &p.offers {
+            for o in p.offers.iter().chain(&p.offer_templates) {
                 o.faults
                     .validate()
                     .map_err(|e| format!("offer {}/{}: {e}", p.id, o.id))?;

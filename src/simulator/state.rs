@@ -58,6 +58,9 @@ pub enum Fault {
     Throttle,
     ServerError(u16),
     Drop,
+    /// The request is processed, then its connection dropped: the answer is
+    /// lost although CPP acted on it.
+    DropAfter,
 }
 
 #[derive(Debug, Clone)]
@@ -65,16 +68,64 @@ struct CancelOperation {
     id: String,
     legacy_id: String,
     started: Instant,
+    created: jiff::Timestamp,
     polls: u32,
     notification_emails: String,
+}
+
+/// The operation a cancel stops (publish, go-live, ...).
+#[derive(Debug, Clone)]
+struct TargetOperation {
+    id: String,
+    kind: String,
+    /// `running`, then `canceled` once a cancel stopped it.
+    status: &'static str,
+}
+
+impl TargetOperation {
+    fn running(&self) -> bool {
+        self.status == "running"
+    }
+
+    fn json(&self) -> Value {
+        json!({ "id": self.id, "submissionType": self.kind, "status": self.status })
+    }
 }
 
 #[derive(Debug, Clone)]
 struct OfferState {
     config: Offer,
-    in_progress: Option<String>,
+    target: Option<TargetOperation>,
     cancel_op: Option<CancelOperation>,
+    /// Cancel operations that ended, as they were last answered.
     finished: Vec<Value>,
+}
+
+impl OfferState {
+    fn new(config: Offer) -> OfferState {
+        let target = config.in_progress.clone().map(|kind| TargetOperation {
+            id: format!("{}-{kind}-1", config.id),
+            kind,
+            status: "running",
+        });
+        OfferState {
+            config,
+            target,
+            cancel_op: None,
+            finished: vec![],
+        }
+    }
+
+    fn in_progress(&self) -> bool {
+        self.target.as_ref().is_some_and(TargetOperation::running)
+    }
+
+    /// The target was stopped: it stays in the list as `canceled`.
+    fn stop_target(&mut self) {
+        if let Some(t) = self.target.as_mut() {
+            t.status = "canceled";
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -121,15 +172,7 @@ impl SimState {
             .publishers
             .iter()
             .flat_map(|p| p.offers.iter().map(move |o| (p.id.clone(), o.clone())))
-            .map(|(p, o)| {
-                let state = OfferState {
-                    in_progress: o.in_progress.clone(),
-                    config: o.clone(),
-                    cancel_op: None,
-                    finished: vec![],
-                };
-                ((p, state.config.id.clone()), state)
-            })
+            .map(|(p, o)| ((p, o.id.clone()), OfferState::new(o)))
             .collect();
         self.legacy.clear();
         self.tokens.clear();
@@ -178,12 +221,15 @@ impl SimState {
         let throttle = combined(global.throttle_rate, local.throttle_rate);
         let error = combined(global.error_rate, local.error_rate);
         let drop = combined(global.drop_rate, local.drop_rate);
+        let drop_after = combined(global.drop_after_rate, local.drop_after_rate);
         let fault = if roll < throttle {
             Some(Fault::Throttle)
         } else if roll < throttle + error {
             Some(Fault::ServerError(if self.rng.bool() { 500 } else { 503 }))
         } else if roll < throttle + error + drop {
             Some(Fault::Drop)
+        } else if roll < throttle + error + drop + drop_after {
+            Some(Fault::DropAfter)
         } else {
             None
         };
@@ -280,13 +326,26 @@ impl SimState {
         }
         let key = (publisher.to_string(), offer.to_string());
         if !self.offers.contains_key(&key) {
-            return Err(Reply::error(
-                404,
-                "NotFound",
-                "The publisher or offer does not exist.",
-            ));
+            let Some(template) = self.template_for(publisher, offer) else {
+                return Err(Reply::error(
+                    404,
+                    "NotFound",
+                    "The publisher or offer does not exist.",
+                ));
+            };
+            self.offers.insert(key.clone(), OfferState::new(template));
         }
         Ok(key)
+    }
+
+    /// An offer of an `offerTemplates` entry whose id prefixes `offer`.
+    fn template_for(&self, publisher: &str, offer: &str) -> Option<Offer> {
+        let p = self.scenario.publishers.iter().find(|p| p.id == publisher)?;
+        let t = p.offer_templates.iter().find(|t| offer.starts_with(&t.id))?;
+        Some(Offer {
+            id: offer.to_string(),
+            ..t.clone()
+        })
     }
 
     fn stats_for(&mut self, key: &(String, String)) -> &mut OfferStats {
@@ -327,7 +386,7 @@ impl SimState {
                 "A cancel operation is already in progress.",
             );
         }
-        if state.in_progress.is_none() {
+        if !state.in_progress() {
             return Reply::error(
                 404,
                 "NotFound",
@@ -336,7 +395,7 @@ impl SimState {
         }
         let api = api_version.unwrap_or_default();
         if state.config.cancel == CancelMode::Sync {
-            state.in_progress = None;
+            state.stop_target();
             return Reply::json(200, Value::Null);
         }
         let legacy_id = format!("{}${}${}$preview", key.0, key.1, n);
@@ -344,6 +403,7 @@ impl SimState {
             id: id.clone(),
             legacy_id: legacy_id.clone(),
             started: Instant::now(),
+            created: jiff::Timestamp::now(),
             polls: 0,
             notification_emails: emails,
         };
@@ -440,7 +500,9 @@ impl SimState {
         };
         if is_final(&body) {
             state.cancel_op = None;
-            state.in_progress = None;
+            if body["status"] == "completed" {
+                state.stop_target();
+            }
             state.finished.push(body.clone());
         }
         let body = match state.config.body {
@@ -467,14 +529,11 @@ impl SimState {
         let Some(state) = self.offers.get(&key) else {
             return Reply::error(404, "NotFound", "The offer does not exist.");
         };
-        let mut all: Vec<Value> = state.finished.clone();
-        match (&state.cancel_op, &state.in_progress) {
-            (Some(op), _) => all.push(operation_json(&state.config, op)),
-            (None, Some(kind)) => {
-                all.push(json!({ "id": "publish-1", "submissionType": kind, "status": "running" }))
-            }
-            (None, None) => {}
-        }
+        // As CPP lists them: the operation being cancelled with its status,
+        // and every cancel operation, ended or not.
+        let mut all: Vec<Value> = state.target.iter().map(TargetOperation::json).collect();
+        all.extend(state.finished.iter().cloned());
+        all.extend(state.cancel_op.iter().map(|op| operation_json(&state.config, op)));
         let wanted = status.map(fold);
         all.retain(|op| {
             wanted
@@ -561,7 +620,7 @@ fn operation_json(config: &Offer, op: &CancelOperation) -> Value {
         "steps": [],
         "error": if failed { json!("The cancel operation failed.") } else { Value::Null },
         "notificationEmails": op.notification_emails,
-        "createdDateTime": "2026-11-25T00:00:00Z",
+        "createdDateTime": op.created.to_string(),
     })
 }
 

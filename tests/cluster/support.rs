@@ -1,0 +1,279 @@
+//! What the cluster trials share: a namespace of their own with the
+//! credentials Secret, the simulator, the operator as a child process (so it
+//! can be SIGKILLed), and counts read back from CPP and Kubernetes.
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::Client;
+use offer_cancel_operator::crd::{OfferCancellation, Phase};
+use offer_cancel_operator::simulator::{self, Scenario};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::envtest::ControlPlane;
+
+/// The simulator's publisher, principal and the offer templates the trials
+/// use: every `sync-*`, `async-*` and `legacy-*` offer exists on first use.
+pub const SCENARIO: &str = r#"
+seed: 11
+principals:
+  - {tenantId: t, clientId: operator, clientSecret: s3cret, publishers: [contoso]}
+publishers:
+  - id: contoso
+    offerTemplates:
+      - {id: sync-, cancel: sync}
+      - {id: async-, cancel: async, location: migrated, pollsUntilDone: 1}
+      - {id: legacy-, cancel: async, location: nonMigrated, pollsUntilDone: 1, body: array}
+"#;
+
+/// One trial's world.
+pub struct Fixture {
+    pub ns: String,
+    pub client: Client,
+    pub sim: simulator::Running,
+    pub api: Api<OfferCancellation>,
+    logs: PathBuf,
+}
+
+impl Fixture {
+    pub async fn new(plane: &ControlPlane, name: &str) -> Fixture {
+        let client = plane.admin_client().await;
+        let ns = format!("{name}-{:x}", fastrand::u32(..));
+        let mut namespace = Namespace::default();
+        namespace.metadata.name = Some(ns.clone());
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("create namespace");
+        let mut secret = Secret::default();
+        secret.metadata.name = Some("cpp".into());
+        secret.string_data = Some(BTreeMap::from([
+            ("tenantId".to_string(), "t".to_string()),
+            ("clientId".to_string(), "operator".to_string()),
+            ("clientSecret".to_string(), "s3cret".to_string()),
+        ]));
+        Api::<Secret>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create secret");
+        let scenario = Scenario::from_yaml(SCENARIO).expect("scenario");
+        let sim = simulator::spawn(scenario, "127.0.0.1:0")
+            .await
+            .expect("simulator");
+        let api = Api::namespaced(client.clone(), &ns);
+        let logs = plane.dir.path().join(&ns);
+        std::fs::create_dir_all(&logs).expect("log dir");
+        Fixture {
+            ns,
+            client,
+            sim,
+            api,
+            logs,
+        }
+    }
+
+    /// Creates `offers.len()` resources, `concurrency` at a time.
+    pub async fn create_all(&self, offers: &[String], concurrency: usize) {
+        futures::stream::iter(offers)
+            .map(|offer| {
+                let api = self.api.clone();
+                async move {
+                    api.create(&PostParams::default(), &resource(offer, offer))
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .buffer_unordered(concurrency)
+            .try_collect::<()>()
+            .await
+            .expect("create resources");
+    }
+
+    /// The operator, as a child process watching this namespace only.
+    pub fn operator(&self, plane: &ControlPlane, extra: &[&str]) -> Operator {
+        self.operator_as(plane, false, extra)
+    }
+
+    pub fn operator_as(&self, plane: &ControlPlane, as_sa: bool, extra: &[&str]) -> Operator {
+        self.operator_with(plane.kubeconfig(as_sa), extra, &[])
+    }
+
+    /// The operator with this kubeconfig, extra flags and environment.
+    pub fn operator_with(
+        &self,
+        kubeconfig: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Operator {
+        let n = std::fs::read_dir(&self.logs).map(|d| d.count()).unwrap_or(0);
+        let log = self.logs.join(format!("operator-{n}.log"));
+        let out = std::fs::File::create(&log).expect("operator log");
+        let err = out.try_clone().expect("operator log");
+        let url = self.sim.url();
+        let child = Command::new(env!("CARGO_BIN_EXE_offer-cancel-operator"))
+            .args(["controller", "--namespace", &self.ns])
+            .args(["--metrics-addr", "127.0.0.1:0", "--rate-limit-rps", "0"])
+            .args(["--endpoint", &url, "--authority-host", &url])
+            .args(["--request-timeout-seconds", "5"])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info,kube=warn")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start the operator");
+        Operator { child, log }
+    }
+
+    /// Phase of every resource.
+    pub async fn phases(&self) -> BTreeMap<String, Option<Phase>> {
+        let list = self
+            .api
+            .list(&ListParams::default())
+            .await
+            .expect("list resources");
+        list.items
+            .into_iter()
+            .map(|r| {
+                let phase = r.status.as_ref().and_then(|s| s.phase);
+                (r.metadata.name.unwrap_or_default(), phase)
+            })
+            .collect()
+    }
+
+    /// Waits until every resource is Cancelled or Failed; panics with the
+    /// stragglers after `limit`.
+    pub async fn wait_all_ended(&self, limit: Duration) -> BTreeMap<String, Option<Phase>> {
+        let started = Instant::now();
+        loop {
+            let phases = self.phases().await;
+            let open: Vec<_> = phases
+                .iter()
+                .filter(|(_, p)| !matches!(p, Some(Phase::Cancelled | Phase::Failed)))
+                .collect();
+            if open.is_empty() {
+                return phases;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{} resources still open after {limit:?}, e.g. {:?}",
+                open.len(),
+                open.iter().take(5).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The simulator's counts per offer (`contoso/<offer>`).
+    pub async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/_sim/stats", self.sim.url()))
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats json")
+    }
+
+    /// Offers that received anything but exactly one cancel POST.
+    pub async fn duplicate_posts(&self, offers: &[String]) -> Vec<(String, u64)> {
+        let stats = self.stats().await;
+        offers
+            .iter()
+            .map(|o| {
+                let n = stats["offers"][format!("contoso/{o}")]["cancelPosts"]
+                    .as_u64()
+                    .unwrap_or(0);
+                (o.clone(), n)
+            })
+            .filter(|(_, n)| *n != 1)
+            .collect()
+    }
+
+    pub async fn set_faults(&self, faults: Value) {
+        let status = reqwest::Client::new()
+            .post(format!("{}/_sim/faults", self.sim.url()))
+            .json(&faults)
+            .send()
+            .await
+            .expect("set faults")
+            .status();
+        assert!(status.is_success(), "set faults: {status}");
+    }
+
+    pub async fn cleanup(self) {
+        let _ = Api::<Namespace>::all(self.client.clone())
+            .delete(&self.ns, &DeleteParams::default())
+            .await;
+        self.sim.task.abort();
+    }
+}
+
+/// `n` offers of each template kind: sync-, async-, legacy-.
+pub fn mixed_offers(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let kind = ["sync", "async", "legacy"][i % 3];
+            format!("{kind}-{prefix}-{i}")
+        })
+        .collect()
+}
+
+pub fn resource(name: &str, offer: &str) -> OfferCancellation {
+    serde_yaml::from_str(&format!(
+        "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\nmetadata: {{name: {name}}}\n\
+         spec: {{publisherId: contoso, offerId: {offer}, credentialsSecretRef: {{name: cpp}}, pollIntervalSeconds: 5}}\n"
+    ))
+    .expect("resource yaml")
+}
+
+/// The operator as a child process.
+pub struct Operator {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    pub fn sigkill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; SIGKILL after `limit`. Returns
+    /// how long the graceful stop took, or `None` when it had to be killed.
+    pub async fn sigterm(mut self, limit: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        self.signal(libc::SIGTERM);
+        while started.elapsed() < limit {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.sigkill();
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
