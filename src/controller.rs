@@ -28,6 +28,8 @@ use crate::metrics::{ErrorLabels, Metrics, OutcomeLabels};
 pub const FIELD_MANAGER: &str = "offer-cancel-operator";
 /// Requeue after an error that left no recorded outcome.
 const ERROR_REQUEUE: Duration = Duration::from_secs(30);
+/// Requeue after a write refused as stale.
+const CONFLICT_REQUEUE: Duration = Duration::from_secs(2);
 
 /// What failed in the controller layer.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +42,13 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("reading the resource: {0}")]
+    ReadResource(#[source] kube::Error),
     #[error("writing status: {0}")]
     WriteStatus(#[source] kube::Error),
+    /// The object moved past the version the decision was made from.
+    #[error("status write refused: the resource changed since it was read")]
+    Conflict,
 }
 
 impl Error {
@@ -50,7 +57,9 @@ impl Error {
         match self {
             Error::NoNamespace => "no_namespace",
             Error::ReadSecret { .. } => "read_secret",
+            Error::ReadResource(_) => "read_resource",
             Error::WriteStatus(_) => "write_status",
+            Error::Conflict => "conflict",
         }
     }
 }
@@ -88,6 +97,7 @@ pub struct Context {
     /// Invalidated by the Secret watch.
     pub credentials: Arc<CredentialsCache>,
     gate: Gate,
+    written: Written,
 }
 
 impl Context {
@@ -104,6 +114,7 @@ impl Context {
             config,
             credentials: Arc::default(),
             gate: Gate::default(),
+            written: Written::default(),
         }
     }
 }
@@ -133,12 +144,59 @@ impl Gate {
         (seen == fp && !left.is_zero()).then_some(left)
     }
 
+    fn retain(&self, live: &std::collections::HashSet<ObjectRef<OfferCancellation>>) {
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|k, _| live.contains(k));
+    }
+
     fn set(&self, key: ObjectRef<OfferCancellation>, wait: Option<Duration>, fp: Fingerprint) {
         let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
         match wait {
             Some(wait) => map.insert(key, (Instant::now() + wait, fp)),
             None => map.remove(&key),
         };
+    }
+}
+
+/// The resourceVersion of our last status write per resource, until the
+/// watch cache has caught up with it. A reconcile handed an older copy
+/// reads the object from the API server instead: deciding from the copy
+/// could repeat what the write already recorded.
+#[derive(Default)]
+struct Written {
+    versions: Mutex<HashMap<ObjectRef<OfferCancellation>, String>>,
+}
+
+impl Written {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<OfferCancellation>, String>> {
+        self.versions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `seen` is older than our last write (and forgets the write
+    /// once the cache shows it).
+    fn behind(&self, key: &ObjectRef<OfferCancellation>, seen: Option<&str>) -> bool {
+        let mut map = self.map();
+        match map.get(key) {
+            Some(ours) if Some(ours.as_str()) == seen => {
+                map.remove(key);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
+
+    fn record(&self, key: ObjectRef<OfferCancellation>, version: String) {
+        self.map().insert(key, version);
+    }
+
+    fn forget(&self, key: &ObjectRef<OfferCancellation>) {
+        self.map().remove(key);
+    }
+
+    /// Drops entries of resources that are gone.
+    fn retain(&self, live: &std::collections::HashSet<ObjectRef<OfferCancellation>>) {
+        self.map().retain(|k, _| live.contains(k));
     }
 }
 
@@ -212,11 +270,48 @@ pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result
         namespace = obj.namespace().unwrap_or_default(),
         name = obj.name_any()
     );
-    let result = reconcile_inner(&obj, &ctx).instrument(span).await;
+    let result = reconcile_current(&obj, &ctx).instrument(span).await;
     ctx.metrics
         .reconcile_duration
         .observe(started.elapsed().as_secs_f64());
-    result
+    match result {
+        // A newer version exists; its watch event brings it back. The
+        // requeue only covers a watch that missed it.
+        Err(Error::Conflict) => {
+            tracing::debug!("stale view: decision dropped");
+            ctx.metrics.status_conflicts.inc();
+            Ok(Action::requeue(CONFLICT_REQUEUE))
+        }
+        other => other,
+    }
+}
+
+/// Reconciles the object as the API server has it now: the watch cache's
+/// copy, unless it is older than our own last write.
+async fn reconcile_current(obj: &OfferCancellation, ctx: &Context) -> Result<Action, Error> {
+    let key = ObjectRef::from_obj(obj);
+    if !ctx
+        .written
+        .behind(&key, obj.meta().resource_version.as_deref())
+    {
+        return reconcile_inner(obj, ctx).await;
+    }
+    ctx.metrics.stale_reads.inc();
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
+    match api.get_opt(&obj.name_any()).await {
+        Ok(Some(current)) => {
+            if let Some(rv) = current.meta().resource_version.clone() {
+                ctx.written.record(key, rv);
+            }
+            reconcile_inner(&current, ctx).await
+        }
+        Ok(None) => {
+            ctx.written.forget(&key);
+            Ok(Action::await_change())
+        }
+        Err(e) => Err(Error::ReadResource(e)),
+    }
 }
 
 async fn reconcile_inner(obj: &OfferCancellation, ctx: &Context) -> Result<Action, Error> {
@@ -244,7 +339,11 @@ async fn reconcile_inner(obj: &OfferCancellation, ctx: &Context) -> Result<Actio
     if let Some(left) = ctx.gate.remaining(&key, &fp) {
         return Ok(Action::requeue(left));
     }
-    let mut sink = KubeSink { ctx, obj };
+    let mut sink = KubeSink {
+        ctx,
+        obj,
+        resource_version: obj.meta().resource_version.clone(),
+    };
     let requeue = engine::run_step(
         &ctx.cpp,
         &mut subject,
@@ -273,6 +372,9 @@ pub fn error_policy(_obj: Arc<OfferCancellation>, error: &Error, ctx: Arc<Contex
 struct KubeSink<'a> {
     ctx: &'a Context,
     obj: &'a OfferCancellation,
+    /// What the object must still be at for the next write to land: the
+    /// version the decision was made from, then each write's own.
+    resource_version: Option<String>,
 }
 
 impl StatusSink for KubeSink<'_> {
@@ -286,7 +388,12 @@ impl StatusSink for KubeSink<'_> {
         if &t.status == before {
             return Ok(());
         }
-        write_status(self.ctx, self.obj, &t.status).await?;
+        let version = self.resource_version.as_deref().unwrap_or_default();
+        let written = write_status(self.ctx, self.obj, version, &t.status).await?;
+        self.ctx
+            .written
+            .record(ObjectRef::from_obj(self.obj), written.clone());
+        self.resource_version = Some(written);
         tracing::info!(
             phase = t.status.phase.map(Phase::as_str),
             message = t.status.message.as_deref(),
@@ -331,19 +438,23 @@ fn count_final(
         .inc();
 }
 
-/// Server-side apply of the whole status. A failed write is retried a few
-/// times: losing the answer to a POST would leave the request in doubt.
+/// Server-side apply of the whole status, on condition that the object is
+/// still at `resource_version` (the API server refuses it with 409
+/// otherwise); returns the new resourceVersion. A failed write is retried a
+/// few times: losing the answer to a POST would leave the request in doubt.
 async fn write_status(
     ctx: &Context,
     obj: &OfferCancellation,
+    resource_version: &str,
     status: &OfferCancellationStatus,
-) -> Result<(), Error> {
+) -> Result<String, Error> {
     use backon::Retryable;
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = serde_json::json!({
         "apiVersion": OfferCancellation::api_version(&()),
         "kind": OfferCancellation::kind(&()),
+        "metadata": { "resourceVersion": resource_version },
         "status": status,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -358,10 +469,13 @@ async fn write_status(
                 .with_min_delay(Duration::from_millis(200))
                 .with_max_times(3),
         )
-        .when(|e| !matches!(e, kube::Error::Api(s) if s.code == 404))
+        .when(|e| !matches!(e, kube::Error::Api(s) if matches!(s.code, 404 | 409 | 422)))
         .await
-        .map(|_| ())
-        .map_err(Error::WriteStatus)
+        .map(|written| written.meta().resource_version.clone().unwrap_or_default())
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 409 => Error::Conflict,
+            e => Error::WriteStatus(e),
+        })
 }
 
 /// Runs the controller until SIGTERM, SIGINT or `stop`; marks `health`
@@ -382,7 +496,7 @@ pub async fn run(
     let controller = Controller::new(resources, watcher::Config::default().any_semantic());
     let store = controller.store();
     tokio::spawn(mark_ready_when_synced(store.clone(), health));
-    tokio::spawn(count_in_flight(store.clone(), ctx.metrics.clone()));
+    tokio::spawn(count_in_flight(store.clone(), ctx.clone()));
     let cache = ctx.credentials.clone();
     controller
         .watches(secrets, watcher::Config::default(), move |secret| {
@@ -429,10 +543,18 @@ async fn mark_ready_when_synced(
 /// resources drop out too.
 async fn count_in_flight(
     store: kube::runtime::reflector::Store<OfferCancellation>,
-    metrics: Arc<Metrics>,
+    ctx: Arc<Context>,
 ) {
+    let metrics = &ctx.metrics;
     loop {
-        metrics.in_flight.set(in_flight(&store.state()));
+        let resources = store.state();
+        metrics.in_flight.set(in_flight(&resources));
+        let live = resources
+            .iter()
+            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .collect();
+        ctx.written.retain(&live);
+        ctx.gate.retain(&live);
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
 
-use crate::cpp::OperationState;
+use crate::cpp::{Operation, OperationState, wire::normalize_status};
 use crate::crd::{OfferCancellationSpec, OfferCancellationStatus, Phase};
 
 /// Condition types, following kstatus.
@@ -22,6 +22,14 @@ pub mod reason {
     pub const CANCEL_ACCEPTED: &str = "CancelAccepted";
     pub const CANCEL_IN_PROGRESS: &str = "CancelInProgress";
     pub const CANCELLED: &str = "Cancelled";
+    /// The answer to the cancel was lost (or a resend found nothing to
+    /// cancel), and CPP shows nothing in progress: the purpose is met.
+    pub const NOTHING_IN_PROGRESS: &str = "NothingInProgress";
+    /// The cancel is sent again: its first answer was lost and the
+    /// operation it cancels is still in progress.
+    pub const CANCEL_RESENT: &str = "CancelResent";
+    /// A Failed resource resumes the cancel CPP had accepted.
+    pub const RESUMING: &str = "Resuming";
     pub const CANCEL_FAILED: &str = "CancelFailed";
     pub const TRANSIENT_ERROR: &str = "TransientError";
     pub const CREDENTIALS_UNAVAILABLE: &str = "CredentialsUnavailable";
@@ -105,13 +113,78 @@ pub enum Step {
     Idle,
     /// No call needed; apply this outcome.
     Record(Outcome),
-    /// Record the intent, then POST the cancel.
+    /// Get a token, record the intent, then POST the cancel.
     SendCancel,
-    /// Look for a running cancel operation; adopt it, else POST (when
-    /// `send_if_absent`) or fail.
-    FindCancel { send_if_absent: bool },
+    /// Read the offer's operations list and apply [`settle`]'s verdict: the
+    /// answer to the cancel is unknown (in doubt) or had no location.
+    Settle,
     /// GET the cancel operation.
     Poll { location: String },
+}
+
+/// What CPP's operations list says about a cancel whose fate is unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// A cancel operation created since the intent, still going: poll it.
+    Follow { location: String },
+    /// A cancel operation created since the intent has ended.
+    Ended {
+        status: String,
+        state: OperationState,
+        detail: String,
+    },
+    /// Nothing at all is in progress on the offer.
+    NothingInProgress,
+    /// No cancel of ours, and the operation to cancel still runs.
+    TargetRunning,
+}
+
+/// How far CPP's clock may be behind ours when matching a cancel
+/// operation's `createdDateTime` against our recorded intent.
+pub const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
+
+/// Reads the offer's operations list for a cancel requested at `since`.
+/// A cancel operation created since then is ours whatever its state; one
+/// without a creation time is taken as ours only while in progress.
+/// `locate` turns an operation id into the location to poll.
+pub fn settle(
+    operations: &[Operation],
+    since: Option<Timestamp>,
+    locate: impl Fn(&str) -> String,
+) -> Settlement {
+    let ours = |op: &&Operation| {
+        op.is_cancel()
+            && match (op.created, since) {
+                (Some(created), Some(since)) => created >= since - CLOCK_SKEW,
+                _ => op.in_progress(),
+            }
+    };
+    let latest = operations.iter().filter(ours).max_by_key(|op| op.created);
+    if let Some(op) = latest {
+        let state = op.state();
+        // An unknown status is not "in progress" in the list, but it is
+        // not an ending either: keep polling it.
+        if let (true, Some(id)) = (
+            op.in_progress() || state == OperationState::InProgress,
+            &op.id,
+        ) {
+            return Settlement::Follow {
+                location: locate(id),
+            };
+        }
+        if state != OperationState::InProgress {
+            return Settlement::Ended {
+                status: op.status.clone(),
+                state,
+                detail: op.failure_detail(),
+            };
+        }
+    }
+    if operations.iter().any(Operation::in_progress) {
+        Settlement::TargetRunning
+    } else {
+        Settlement::NothingInProgress
+    }
 }
 
 /// What happened, as the executor reports it.
@@ -120,6 +193,10 @@ pub enum Outcome {
     InvalidSpec(String),
     CredentialsUnavailable(String),
     IntentRecorded,
+    /// A retried Failed resource picks up the cancel CPP accepted before.
+    Resumed,
+    /// What the operations list said.
+    Settled(Settlement),
     /// 200 to the cancel call.
     Cancelled,
     /// 202 to the cancel call.
@@ -127,12 +204,6 @@ pub enum Outcome {
         location: Option<String>,
         retry_after: Option<Duration>,
     },
-    /// A running cancel operation was found in the operations list.
-    Adopted {
-        location: String,
-    },
-    /// Accepted without a location, and none could be found.
-    NoLocationFound,
     Polled {
         status: String,
         state: OperationState,
@@ -184,6 +255,9 @@ pub struct Transition {
     pub status: OfferCancellationStatus,
     pub requeue: Requeue,
     pub notice: Option<Notice>,
+    /// Send the cancel POST once this status is durable (it records the
+    /// intent). Only an intent transition sets it.
+    pub post: bool,
 }
 
 /// What to do next. Once the cancel was sent (Cancelling, Cancelled, Failed)
@@ -195,17 +269,35 @@ pub fn next_step(obs: &Observed) -> Step {
     }
     match stage {
         Stage::Fresh => send_if_valid(obs),
-        Stage::InDoubt => Step::FindCancel {
-            send_if_absent: true,
-        },
+        Stage::InDoubt | Stage::Untracked => Step::Settle,
         Stage::Polling(location) => Step::Poll { location },
-        Stage::Untracked => Step::FindCancel {
-            send_if_absent: false,
-        },
-        Stage::Failed if retry_requested(obs) => send_if_valid(obs),
+        Stage::Failed if retry_requested(obs) => retry(obs),
         Stage::Cancelled | Stage::Failed if stale(obs) => Step::Record(Outcome::Acknowledged),
         Stage::Cancelled | Stage::Failed => Step::Idle,
     }
+}
+
+/// A retry never forgets a cancel CPP may have accepted: it resumes from
+/// the recorded location or the operations list, and POSTs anew only when
+/// the last attempt's answer ruled that out.
+fn retry(obs: &Observed) -> Step {
+    match (obs.spec.validate(), may_have_accepted(obs.status)) {
+        (Err(e), _) => Step::Record(Outcome::InvalidSpec(e.to_string())),
+        (Ok(()), true) => Step::Record(Outcome::Resumed),
+        (Ok(()), false) => Step::SendCancel,
+    }
+}
+
+/// CPP accepted (202) a cancel that did not itself fail, or the answer to
+/// the last POST never came (an intent without an HTTP answer).
+fn may_have_accepted(status: &OfferCancellationStatus) -> bool {
+    let cancel_failed = status
+        .operation_status
+        .as_deref()
+        .is_some_and(|s| normalize_status(s) == OperationState::Failed);
+    let accepted = status.http_status == Some(202) && !cancel_failed;
+    let in_doubt = status.http_status.is_none() && status.requested_at.is_some();
+    accepted || in_doubt
 }
 
 fn send_if_valid(obs: &Observed) -> Step {
@@ -277,18 +369,18 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         InvalidSpec(message) => fail(obs, next, reason::INVALID_SPEC, message),
         CredentialsUnavailable(message) => credentials_unavailable(obs, next, message),
         IntentRecorded => intent_recorded(obs, next),
-        Cancelled => cancelled(obs, with_answer(next, 200), "CPP cancelled the operation synchronously".into()),
+        Resumed => resumed(obs, next),
+        Settled(settlement) => settled(obs, next, settlement),
+        Cancelled => cancelled(
+            obs,
+            with_answer(next, 200),
+            reason::CANCELLED,
+            "CPP cancelled the operation synchronously".into(),
+        ),
         Accepted {
             location,
             retry_after,
         } => accepted(obs, with_answer(next, 202), location, retry_after),
-        Adopted { location } => adopted(obs, next, location),
-        NoLocationFound => fail(
-            obs,
-            next,
-            reason::LOCATION_UNAVAILABLE,
-            "CPP accepted the cancel (202) without a location, and no running cancel operation was found in the offer's operations list".into(),
-        ),
         Polled {
             status,
             state,
@@ -296,6 +388,15 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
             retry_after,
             detail,
         } => polled(obs, next, status, state, location, retry_after, detail),
+        Rejected {
+            cancel_status: Some(404),
+            ..
+        } if resent(obs.status) => cancelled(
+            obs,
+            with_answer(next, 404),
+            reason::NOTHING_IN_PROGRESS,
+            "the first answer to the cancel was lost; CPP answered the resend with 404: nothing is in progress on the offer".into(),
+        ),
         Rejected {
             reason,
             message,
@@ -315,6 +416,7 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
             status: next,
             requeue: Requeue::Never,
             notice: None,
+            post: false,
         }
         .restamp(obs),
     }
@@ -413,6 +515,7 @@ fn fail(
         status: next,
         requeue: Requeue::Never,
         notice: notice(reason::CANCEL_FAILED, true, &message),
+        post: false,
     }
 }
 
@@ -433,13 +536,16 @@ fn credentials_unavailable(
         status: next,
         requeue: Requeue::After(CREDENTIALS_RETRY),
         notice: None,
+        post: false,
     }
 }
 
 fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
     // A resend after an in-doubt lookup keeps the first request time, so
-    // timeoutSeconds counts from the first attempt.
-    if stage(obs.status) != Stage::InDoubt {
+    // timeoutSeconds counts from the first attempt and the operations list
+    // is matched against it.
+    let resend = stage(obs.status) == Stage::InDoubt;
+    if !resend {
         next.requested_at = Some(Time(obs.now));
         next.consecutive_errors = 0;
     }
@@ -451,36 +557,117 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
     next.completed_at = None;
     next.retry_request = obs.retry_request.map(String::from);
     next.credentials_version = obs.credentials_version.map(String::from);
-    let message = "sending the cancel request to CPP";
-    set_health(
-        obs,
-        &mut next,
-        Health::Working,
-        reason::CANCEL_REQUESTED,
-        message,
-    );
+    let (why, message) = if resend {
+        (
+            reason::CANCEL_RESENT,
+            "the answer to the cancel request was lost and the operation is still in progress; sending the cancel again",
+        )
+    } else {
+        (
+            reason::CANCEL_REQUESTED,
+            "sending the cancel request to CPP",
+        )
+    };
+    set_health(obs, &mut next, Health::Working, why, message);
     Transition {
         status: next,
         requeue: Requeue::After(Duration::ZERO),
-        notice: notice(reason::CANCEL_REQUESTED, false, message),
+        notice: notice(why, false, message),
+        post: true,
     }
 }
 
-fn cancelled(obs: &Observed, mut next: OfferCancellationStatus, message: String) -> Transition {
+/// Whether the POST in flight is a resend after a lost answer.
+fn resent(status: &OfferCancellationStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == condition::RECONCILING && c.reason == reason::CANCEL_RESENT)
+}
+
+/// A retried Failed resource goes back to where CPP's answer left it: polling
+/// the accepted cancel, or settling an unanswered one from the list.
+fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
+    let accepted = next.http_status == Some(202);
+    next.phase = Some(if accepted {
+        Phase::Cancelling
+    } else {
+        Phase::Pending
+    });
+    next.consecutive_errors = 0;
+    next.completed_at = None;
+    next.operation_status = None;
+    next.retry_request = obs.retry_request.map(String::from);
+    next.credentials_version = obs.credentials_version.map(String::from);
+    let message = if accepted {
+        "retrying: resuming the cancel operation CPP accepted earlier"
+    } else {
+        "retrying: checking CPP's operations for the earlier cancel request"
+    };
+    set_health(obs, &mut next, Health::Working, reason::RESUMING, message);
+    Transition {
+        status: next,
+        requeue: Requeue::After(Duration::ZERO),
+        notice: notice(reason::RESUMING, false, message),
+        post: false,
+    }
+}
+
+/// Applies what the operations list said, for an in-doubt POST or a 202
+/// without a location.
+fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> Transition {
+    let untracked = stage(obs.status) == Stage::Untracked;
+    match found {
+        Settlement::Follow { location } => adopted(obs, next, location),
+        Settlement::Ended {
+            status,
+            state: OperationState::Failed,
+            detail,
+        } => {
+            let mut next = next;
+            next.operation_status = Some(status);
+            let message = format!("the cancel operation failed: {detail}");
+            fail(obs, next, reason::OPERATION_FAILED, message)
+        }
+        Settlement::Ended { status, .. } => {
+            let mut next = next;
+            let message = format!("the cancel operation CPP lists ended: {status}");
+            next.operation_status = Some(status);
+            cancelled(obs, next, reason::CANCELLED, message)
+        }
+        Settlement::NothingInProgress => {
+            let message = if untracked {
+                "CPP accepted the cancel without a location and now shows nothing in progress on the offer"
+            } else {
+                "the answer to the cancel request was lost; CPP shows nothing in progress on the offer"
+            };
+            cancelled(obs, next, reason::NOTHING_IN_PROGRESS, message.into())
+        }
+        Settlement::TargetRunning if untracked => fail(
+            obs,
+            next,
+            reason::LOCATION_UNAVAILABLE,
+            "CPP accepted the cancel (202) without a location, and the offer's operations list shows no cancel operation".into(),
+        ),
+        Settlement::TargetRunning => intent_recorded(obs, next),
+    }
+}
+
+fn cancelled(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    why: &str,
+    message: String,
+) -> Transition {
     next.phase = Some(Phase::Cancelled);
     next.consecutive_errors = 0;
     next.completed_at = Some(Time(obs.now));
-    set_health(
-        obs,
-        &mut next,
-        Health::Succeeded,
-        reason::CANCELLED,
-        &message,
-    );
+    set_health(obs, &mut next, Health::Succeeded, why, &message);
     Transition {
         status: next,
         requeue: Requeue::Never,
         notice: notice(reason::CANCELLED, false, &message),
+        post: false,
     }
 }
 
@@ -527,12 +714,13 @@ fn in_progress(
         status: next,
         requeue: Requeue::After(wait),
         notice,
+        post: false,
     }
 }
 
 fn adopted(obs: &Observed, mut next: OfferCancellationStatus, location: String) -> Transition {
     next.operation_location = Some(location);
-    let message = "found the cancel operation in progress; polling it";
+    let message = "found the cancel operation in CPP's operations list; polling it";
     let adopted = notice(reason::CANCEL_ACCEPTED, false, message);
     in_progress(obs, next, message, Duration::ZERO, adopted)
 }
@@ -551,7 +739,12 @@ fn polled(
         next.operation_location = location;
     }
     match state {
-        OperationState::Done => cancelled(obs, next, format!("the cancel operation ended: {raw}")),
+        OperationState::Done => cancelled(
+            obs,
+            next,
+            reason::CANCELLED,
+            format!("the cancel operation ended: {raw}"),
+        ),
         OperationState::Failed => fail(
             obs,
             next,
@@ -594,6 +787,7 @@ fn transient(
         } else {
             None
         },
+        post: false,
     }
 }
 

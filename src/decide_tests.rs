@@ -324,31 +324,175 @@ fn cancelled_is_never_sent_again_even_on_edits_or_retry_annotation() {
 }
 
 #[test]
-fn crash_after_intent_looks_for_the_operation_before_resending() {
+fn crash_after_intent_settles_from_the_list_before_anything_else() {
     let mut w = World::new();
-    w.apply(Outcome::IntentRecorded);
+    let intent = w.apply(Outcome::IntentRecorded);
+    assert!(intent.post, "the POST follows the durable intent");
     // The controller restarts here: only the status survives.
-    assert_eq!(
-        w.step(),
-        Step::FindCancel {
-            send_if_absent: true
-        }
-    );
-    w.apply(Outcome::Adopted {
+    assert_eq!(w.step(), Step::Settle);
+    let t = w.apply(Outcome::Settled(Settlement::Follow {
         location: "/api/publishers/contoso/offers/contoso-offer/operations/1".into(),
-    });
+    }));
+    assert!(!t.post);
     assert_eq!(w.status.phase, Some(Phase::Cancelling));
     assert!(matches!(w.step(), Step::Poll { .. }));
 }
 
+fn listed(kind: &str, status: &str, created: Option<i64>) -> Operation {
+    Operation {
+        id: Some(format!("{kind}-{status}")),
+        submission_type: Some(kind.into()),
+        status: status.into(),
+        created: created.map(at),
+        ..Operation::default()
+    }
+}
+
+fn settle_at_zero(ops: &[Operation]) -> Settlement {
+    settle(ops, Some(at(0)), |id| format!("/ops/{id}"))
+}
+
 #[test]
-fn resend_after_in_doubt_keeps_the_first_request_time() {
+fn settle_adopts_a_cancel_created_since_the_intent_whatever_its_state() {
+    let running = [
+        listed("publish", "running", Some(-600)),
+        listed("cancel", "notStarted", Some(1)),
+    ];
+    assert_eq!(
+        settle_at_zero(&running),
+        Settlement::Follow {
+            location: "/ops/cancel-notStarted".into()
+        }
+    );
+    let done = [
+        listed("publish", "canceled", Some(-600)),
+        listed("cancel", "completed", Some(1)),
+    ];
+    assert!(matches!(
+        settle_at_zero(&done),
+        Settlement::Ended {
+            state: OperationState::Done,
+            ..
+        }
+    ));
+    let failed = [listed("cancel", "failed", Some(1))];
+    assert!(matches!(
+        settle_at_zero(&failed),
+        Settlement::Ended {
+            state: OperationState::Failed,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn settle_ignores_an_older_finished_cancel_and_reads_what_is_in_progress() {
+    let old_cancel = listed("cancel", "completed", Some(-3600));
+    let still = [old_cancel.clone(), listed("publish", "Not Started", None)];
+    assert_eq!(settle_at_zero(&still), Settlement::TargetRunning);
+    let idle = [
+        old_cancel,
+        listed("publish", "canceled", None),
+        listed("goLive", "mystery", None),
+    ];
+    assert_eq!(settle_at_zero(&idle), Settlement::NothingInProgress);
+    assert_eq!(settle_at_zero(&[]), Settlement::NothingInProgress);
+}
+
+#[test]
+fn lost_answer_with_nothing_in_progress_is_cancelled_nothing_in_progress() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    let t = w.apply(Outcome::Settled(Settlement::NothingInProgress));
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(
+        w.condition(condition::READY),
+        ("True".into(), reason::NOTHING_IN_PROGRESS.into())
+    );
+    assert!(t.status.message.unwrap().contains("lost"));
+    assert_eq!(w.step(), Step::Idle);
+}
+
+#[test]
+fn resend_after_in_doubt_keeps_the_first_request_time_and_a_404_means_nothing_in_progress() {
     let mut w = World::new();
     w.apply(Outcome::IntentRecorded);
     w.now = at(50);
-    let t = w.apply(Outcome::IntentRecorded);
+    let t = w.apply(Outcome::Settled(Settlement::TargetRunning));
+    assert!(t.post, "the operation still runs: the cancel goes again");
     assert_eq!(t.status.requested_at, Some(Time(at(0))));
     assert_eq!(t.status.attempts, 2);
+    let t = w.apply(Outcome::Rejected {
+        reason: reason::NOT_FOUND,
+        message: "CPP cancel call answered HTTP 404".into(),
+        cancel_status: Some(404),
+    });
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(
+        w.condition(condition::READY),
+        ("True".into(), reason::NOTHING_IN_PROGRESS.into())
+    );
+}
+
+#[test]
+fn a_404_to_a_first_answered_post_stays_failed_not_found() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    let t = w.apply(Outcome::Rejected {
+        reason: reason::NOT_FOUND,
+        message: "CPP cancel call answered HTTP 404".into(),
+        cancel_status: Some(404),
+    });
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        w.condition(condition::STALLED),
+        ("True".into(), reason::NOT_FOUND.into())
+    );
+}
+
+#[test]
+fn retry_after_an_accepted_cancel_resumes_the_recorded_location_without_a_post() {
+    let mut w = World::new().accepted("/op/1");
+    w.apply(Outcome::Rejected {
+        reason: reason::UNAUTHORIZED,
+        message: "CPP operation call answered HTTP 401".into(),
+        cancel_status: None,
+    });
+    assert_eq!(w.status.phase, Some(Phase::Failed));
+    w.secret_version = Some("rotated".into());
+    assert_eq!(w.step(), Step::Record(Outcome::Resumed));
+    let t = w.apply(Outcome::Resumed);
+    assert!(!t.post);
+    assert_eq!(t.status.phase, Some(Phase::Cancelling));
+    assert_eq!(
+        w.step(),
+        Step::Poll {
+            location: "/op/1".into()
+        }
+    );
+}
+
+#[test]
+fn retry_after_an_unanswered_post_settles_from_the_list() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    w.apply(Outcome::Rejected {
+        reason: reason::FORBIDDEN,
+        message: "CPP submissions call answered HTTP 403".into(),
+        cancel_status: None,
+    });
+    w.retry = Some("1".into());
+    assert_eq!(w.step(), Step::Record(Outcome::Resumed));
+    w.apply(Outcome::Resumed);
+    assert_eq!(w.step(), Step::Settle);
+}
+
+#[test]
+fn retry_after_the_cancel_operation_itself_failed_posts_anew() {
+    let mut w = World::new().accepted("/op/1");
+    w.apply(polled("failed", OperationState::Failed));
+    w.retry = Some("1".into());
+    assert_eq!(w.step(), Step::SendCancel);
 }
 
 #[test]
@@ -371,13 +515,9 @@ fn accepted_without_location_looks_it_up_and_fails_clearly_if_absent() {
         retry_after: None,
     });
     assert_eq!(w.status.phase, Some(Phase::Cancelling));
-    assert_eq!(
-        w.step(),
-        Step::FindCancel {
-            send_if_absent: false
-        }
-    );
-    let t = w.apply(Outcome::NoLocationFound);
+    assert_eq!(w.step(), Step::Settle);
+    let t = w.apply(Outcome::Settled(Settlement::TargetRunning));
+    assert!(!t.post, "accepted once: never POSTed again");
     assert_eq!(t.status.phase, Some(Phase::Failed));
     assert_eq!(
         w.condition(condition::STALLED),
@@ -415,12 +555,7 @@ fn transient_errors_back_off_and_notify_once_per_streak() {
     assert_eq!(second.status.consecutive_errors, 2);
     assert_eq!(second.notice, None);
     // After a transient error the POST is in doubt: look before resending.
-    assert_eq!(
-        w.step(),
-        Step::FindCancel {
-            send_if_absent: true
-        }
-    );
+    assert_eq!(w.step(), Step::Settle);
 }
 
 #[test]

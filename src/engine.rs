@@ -5,12 +5,11 @@
 use jiff::Timestamp;
 use std::future::Future;
 
-use crate::cpp::{
-    CancelAnswer, CppClient, CppError, Credentials, OfferRef, OperationState, RetryClass,
-};
+use crate::cpp::{CancelAnswer, CppClient, CppError, Credentials, OfferRef, RetryClass};
 use crate::crd::{OfferCancellationSpec, OfferCancellationStatus};
 use crate::decide::{
-    Observed, Outcome, Requeue, Step, Transition, next_step, reason, reason_for_status, transition,
+    Observed, Outcome, Requeue, Step, Transition, next_step, reason, reason_for_status, settle,
+    transition,
 };
 
 /// Where status goes. `save` returns only after the status is durable, so
@@ -55,7 +54,9 @@ impl Subject {
     }
 }
 
-/// One round: decide, call CPP as decided, save each transition.
+/// One round: decide, call CPP as decided, save each transition. A
+/// transition that records the intent is followed by the one cancel POST,
+/// and the POST only ever follows a durable intent.
 /// `credentials` is what the Secret (or the CLI's flags) yielded.
 pub async fn run_step<S: StatusSink>(
     cpp: &CppClient,
@@ -64,63 +65,46 @@ pub async fn run_step<S: StatusSink>(
     sink: &mut S,
 ) -> Result<Requeue, S::Error> {
     let step = next_step(&subject.observed(Timestamp::now()));
-    match (step, credentials) {
-        (Step::Idle, _) => Ok(Requeue::Never),
-        (Step::Record(outcome), _) => apply(subject, sink, outcome).await,
-        (_, Err(why)) => apply(subject, sink, Outcome::CredentialsUnavailable(why)).await,
-        (Step::SendCancel, Ok(creds)) => send_cancel(cpp, subject, creds, sink).await,
-        (Step::FindCancel { send_if_absent }, Ok(creds)) => {
-            find_cancel(cpp, subject, creds, send_if_absent, sink).await
-        }
-        (Step::Poll { location }, Ok(creds)) => poll(cpp, subject, &location, creds, sink).await,
-    }
-}
-
-async fn poll<S: StatusSink>(
-    cpp: &CppClient,
-    subject: &mut Subject,
-    location: &str,
-    creds: &Credentials,
-    sink: &mut S,
-) -> Result<Requeue, S::Error> {
-    let outcome = match cpp.poll(location, creds).await {
-        Ok(answer) => Outcome::Polled {
-            status: answer.operation.status.clone(),
-            state: answer.operation.state(),
-            detail: answer.operation.failure_detail(),
-            location: answer.location,
-            retry_after: answer.retry_after,
-        },
-        Err(e) => error_outcome(&e, false),
+    let outcome = match (step, &credentials) {
+        (Step::Idle, _) => return Ok(Requeue::Never),
+        (Step::Record(outcome), _) => outcome,
+        (_, Err(why)) => Outcome::CredentialsUnavailable(why.clone()),
+        (Step::SendCancel, Ok(creds)) => token_checked(cpp, creds).await,
+        (Step::Settle, Ok(creds)) => settle_from_list(cpp, subject, creds).await,
+        (Step::Poll { location }, Ok(creds)) => poll(cpp, &location, creds).await,
     };
-    apply(subject, sink, outcome).await
+    let t = apply(subject, sink, outcome).await?;
+    match (t.post, credentials) {
+        (true, Ok(creds)) => {
+            let answer = post_cancel(cpp, subject, creds).await;
+            Ok(apply(subject, sink, answer).await?.requeue)
+        }
+        _ => Ok(t.requeue),
+    }
 }
 
 async fn apply<S: StatusSink>(
     subject: &mut Subject,
     sink: &mut S,
     outcome: Outcome,
-) -> Result<Requeue, S::Error> {
+) -> Result<Transition, S::Error> {
     let t = transition(&subject.observed(Timestamp::now()), outcome);
     sink.save(&subject.status, &t).await?;
-    subject.status = t.status;
-    Ok(t.requeue)
+    subject.status = t.status.clone();
+    Ok(t)
 }
 
-/// Gets a token first, so a credentials problem never leaves a recorded
-/// intent behind; then records the intent; then POSTs once.
-async fn send_cancel<S: StatusSink>(
-    cpp: &CppClient,
-    subject: &mut Subject,
-    creds: &Credentials,
-    sink: &mut S,
-) -> Result<Requeue, S::Error> {
-    if let Err(e) = cpp.tokens().token(creds).await {
-        return apply(subject, sink, error_outcome(&CppError::Auth(e), false)).await;
+/// A token first, so a credentials problem never leaves an intent behind.
+async fn token_checked(cpp: &CppClient, creds: &Credentials) -> Outcome {
+    match cpp.tokens().token(creds).await {
+        Ok(_) => Outcome::IntentRecorded,
+        Err(e) => error_outcome(&CppError::Auth(e), false),
     }
-    apply(subject, sink, Outcome::IntentRecorded).await?;
+}
+
+async fn post_cancel(cpp: &CppClient, subject: &Subject, creds: &Credentials) -> Outcome {
     let emails = subject.spec.notification_emails_joined();
-    let outcome = match cpp.cancel(subject.offer(), &emails, creds).await {
+    match cpp.cancel(subject.offer(), &emails, creds).await {
         Ok(CancelAnswer::Cancelled) => Outcome::Cancelled,
         Ok(CancelAnswer::Accepted {
             location,
@@ -130,33 +114,32 @@ async fn send_cancel<S: StatusSink>(
             retry_after,
         },
         Err(e) => error_outcome(&e, true),
-    };
-    apply(subject, sink, outcome).await
+    }
 }
 
-/// Looks for a running cancel operation to adopt. Absent one: resend (the
-/// earlier POST's fate was unknown) or, for a 202 without location, fail.
-async fn find_cancel<S: StatusSink>(
-    cpp: &CppClient,
-    subject: &mut Subject,
-    creds: &Credentials,
-    send_if_absent: bool,
-    sink: &mut S,
-) -> Result<Requeue, S::Error> {
-    let operations = match cpp.operations(subject.offer(), creds).await {
-        Ok(ops) => ops,
-        Err(e) => return apply(subject, sink, error_outcome(&e, false)).await,
-    };
-    let found = operations
-        .iter()
-        .find(|op| op.is_cancel() && op.state() == OperationState::InProgress);
-    match (found.and_then(|op| op.id.as_deref()), send_if_absent) {
-        (Some(id), _) => {
-            let location = CppClient::operation_location(subject.offer(), id);
-            apply(subject, sink, Outcome::Adopted { location }).await
+async fn poll(cpp: &CppClient, location: &str, creds: &Credentials) -> Outcome {
+    match cpp.poll(location, creds).await {
+        Ok(answer) => Outcome::Polled {
+            status: answer.operation.status.clone(),
+            state: answer.operation.state(),
+            detail: answer.operation.failure_detail(),
+            location: answer.location,
+            retry_after: answer.retry_after,
+        },
+        Err(e) => error_outcome(&e, false),
+    }
+}
+
+/// CPP's own record settles a cancel whose answer is unknown.
+async fn settle_from_list(cpp: &CppClient, subject: &Subject, creds: &Credentials) -> Outcome {
+    let offer = subject.offer();
+    match cpp.operations(offer, creds).await {
+        Ok(operations) => {
+            let since = subject.status.requested_at.as_ref().map(|t| t.0);
+            let locate = |id: &str| CppClient::operation_location(offer, id);
+            Outcome::Settled(settle(&operations, since, locate))
         }
-        (None, true) => send_cancel(cpp, subject, creds, sink).await,
-        (None, false) => apply(subject, sink, Outcome::NoLocationFound).await,
+        Err(e) => error_outcome(&e, false),
     }
 }
 

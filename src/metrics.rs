@@ -47,6 +47,10 @@ pub struct Metrics {
     pub cpp_request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     pub in_flight: Gauge,
     pub token_fetches: Counter,
+    /// Reconciles handed a cached copy older than our own last write.
+    pub stale_reads: Counter,
+    /// Status writes refused because the object had moved on.
+    pub status_conflicts: Counter,
     registry: Registry,
 }
 
@@ -61,6 +65,8 @@ impl Default for Metrics {
             cpp_request_duration: Family::new_with_constructor(latency_histogram),
             in_flight: Gauge::default(),
             token_fetches: Counter::default(),
+            stale_reads: Counter::default(),
+            status_conflicts: Counter::default(),
             registry: Registry::with_prefix("offercancel"),
         };
         m.register();
@@ -100,6 +106,16 @@ impl Metrics {
             "cpp_request_duration_seconds",
             "Latency of requests to CPP and Azure AD",
             self.cpp_request_duration.clone(),
+        );
+        r.register(
+            "stale_reads",
+            "Reconciles whose cached copy was older than the last status write; the object was read again",
+            self.stale_reads.clone(),
+        );
+        r.register(
+            "status_conflicts",
+            "Status writes refused because the resource changed since it was read; the decision was dropped",
+            self.status_conflicts.clone(),
         );
         r.register(
             "in_flight_cancellations",

@@ -22,6 +22,9 @@ const fn access(group: &'static str, resource: &'static str, verb: &'static str)
 /// namespaced install).
 pub const WATCHED: &[Access] = &[
     // controller.rs: Controller::new(resources) lists and watches.
+    // controller.rs reconcile_current: a fresh read when the cache lags
+    // behind our own last status write.
+    access("offercancel.dev", "offercancellations", "get"),
     access("offercancel.dev", "offercancellations", "list"),
     access("offercancel.dev", "offercancellations", "watch"),
     // controller.rs write_status: server-side apply of status.

@@ -252,7 +252,7 @@ async fn intent_without_answer_adopts_the_running_cancel_instead_of_posting() {
 }
 
 #[tokio::test]
-async fn intent_without_answer_and_no_cancel_running_sends_once() {
+async fn intent_without_answer_and_the_operation_still_running_resends_once() {
     let cpp = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(
@@ -277,7 +277,7 @@ async fn intent_without_answer_and_no_cancel_running_sends_once() {
             assert_eq!(s["phase"], "Pending");
             assert_eq!(s["attempts"], 2);
         }),
-        Call::Event(reason::CANCEL_REQUESTED),
+        Call::Event(reason::CANCEL_RESENT),
         patch(|s| assert_eq!(s["phase"], "Cancelled")),
         Call::Event(reason::CANCELLED),
     ];
@@ -354,4 +354,56 @@ async fn cancelled_and_up_to_date_reads_nothing_at_all() {
     assert_eq!(action, Action::await_change());
     assert!(applied.is_empty());
     assert!(cpp.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_stale_view_never_posts_its_intent_write_is_refused() {
+    let cpp = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&cpp)
+        .await;
+    // The copy has no status; the object on the server moved on (409).
+    let calls = vec![
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
+        Call::PatchConflict,
+    ];
+    let (action, applied) = run(resource("contoso-offer", None), &cpp, calls).await;
+    assert!(applied.is_empty());
+    assert!(
+        action == Action::requeue(Duration::from_secs(2)),
+        "a conflict requeues soon: {action:?}"
+    );
+}
+
+#[tokio::test]
+async fn lost_sync_answer_with_nothing_in_progress_ends_cancelled_without_a_post() {
+    let cpp = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(
+            "/api/publishers/contoso/offers/contoso-offer/submissions/",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
+            {"id": "pub-1", "submissionType": "publish", "status": "canceled"}
+        ])))
+        .expect(1)
+        .mount(&cpp)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(404))
+        .expect(0)
+        .mount(&cpp)
+        .await;
+    let status = status_after("contoso-offer", vec![Outcome::IntentRecorded]);
+    let calls = vec![
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
+        patch(|s| {
+            assert_eq!(s["phase"], "Cancelled");
+            let ready = condition(s, "Ready");
+            assert_eq!(ready["reason"], reason::NOTHING_IN_PROGRESS);
+        }),
+        Call::Event(reason::CANCELLED),
+    ];
+    run(resource("contoso-offer", Some(status)), &cpp, calls).await;
 }

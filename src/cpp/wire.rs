@@ -29,16 +29,30 @@ pub enum OperationState {
 /// assert_eq!(normalize_status("FAILED"), OperationState::Failed);
 /// ```
 pub fn normalize_status(raw: &str) -> OperationState {
-    let folded: String = raw
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect();
-    match folded.as_str() {
+    match fold(raw).as_str() {
         "completed" | "complete" | "succeeded" | "canceled" | "cancelled" => OperationState::Done,
         "failed" => OperationState::Failed,
         _ => OperationState::InProgress,
     }
+}
+
+/// Lower case without spaces, `_` or `-`: one spelling per status.
+fn fold(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// A UTC time as CPP writes it: RFC 3339, or without an offset (then UTC).
+fn parse_utc(text: &str) -> Option<jiff::Timestamp> {
+    text.parse::<jiff::Timestamp>().ok().or_else(|| {
+        let civil: jiff::civil::DateTime = text.parse().ok()?;
+        civil
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp())
+    })
 }
 
 /// CPP's error body: `{ "error": { "code": ..., "message": ... } }`.
@@ -81,6 +95,8 @@ pub struct Operation {
     pub status: String,
     pub error: Option<String>,
     pub messages: Vec<String>,
+    /// `createdDateTime`, when CPP sent one that reads as a time.
+    pub created: Option<jiff::Timestamp>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +112,8 @@ struct RawOperation {
     error: Option<Value>,
     #[serde(default)]
     messages: Option<Value>,
+    #[serde(default)]
+    created_date_time: Option<Value>,
 }
 
 impl Operation {
@@ -131,11 +149,22 @@ impl Operation {
             status,
             error: raw.error.as_ref().and_then(error_text),
             messages: raw.messages.as_ref().map(message_texts).unwrap_or_default(),
+            created: raw
+                .created_date_time
+                .as_ref()
+                .and_then(Value::as_str)
+                .and_then(parse_utc),
         })
     }
 
     pub fn state(&self) -> OperationState {
         normalize_status(&self.status)
+    }
+
+    /// In progress as the operations list means it: `notStarted` or
+    /// `running` in any spelling. Every other status, known or not, is not.
+    pub fn in_progress(&self) -> bool {
+        matches!(fold(&self.status).as_str(), "notstarted" | "running")
     }
 
     pub fn is_cancel(&self) -> bool {
@@ -284,6 +313,32 @@ mod tests {
         ] {
             assert_eq!(normalize_status(raw), want, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn only_not_started_and_running_are_in_progress_in_the_list() {
+        let op = |status: &str| Operation {
+            status: status.into(),
+            ..Operation::default()
+        };
+        for busy in ["notStarted", "not started", "Running", "NOT_STARTED"] {
+            assert!(op(busy).in_progress(), "{busy}");
+        }
+        for idle in ["completed", "canceled", "failed", "somethingNew", ""] {
+            assert!(!op(idle).in_progress(), "{idle}");
+        }
+    }
+
+    #[test]
+    fn created_time_reads_with_or_without_offset() {
+        let list = br#"[{"status":"running","createdDateTime":"2026-11-25T10:00:00Z"},
+            {"status":"running","createdDateTime":"2026-11-25T10:00:00.123"},
+            {"status":"running","createdDateTime":"yesterday"}]"#;
+        let ops = parse_operation_list(list).unwrap();
+        let want: jiff::Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
+        assert_eq!(ops[0].created, Some(want));
+        assert!(ops[1].created.is_some_and(|t| t > want));
+        assert_eq!(ops[2].created, None);
     }
 
     #[test]

@@ -340,8 +340,15 @@ impl SimState {
 
     /// An offer of an `offerTemplates` entry whose id prefixes `offer`.
     fn template_for(&self, publisher: &str, offer: &str) -> Option<Offer> {
-        let p = self.scenario.publishers.iter().find(|p| p.id == publisher)?;
-        let t = p.offer_templates.iter().find(|t| offer.starts_with(&t.id))?;
+        let p = self
+            .scenario
+            .publishers
+            .iter()
+            .find(|p| p.id == publisher)?;
+        let t = p
+            .offer_templates
+            .iter()
+            .find(|t| offer.starts_with(&t.id))?;
         Some(Offer {
             id: offer.to_string(),
             ..t.clone()
@@ -533,7 +540,12 @@ impl SimState {
         // and every cancel operation, ended or not.
         let mut all: Vec<Value> = state.target.iter().map(TargetOperation::json).collect();
         all.extend(state.finished.iter().cloned());
-        all.extend(state.cancel_op.iter().map(|op| operation_json(&state.config, op)));
+        all.extend(
+            state
+                .cancel_op
+                .iter()
+                .map(|op| operation_json(&state.config, op)),
+        );
         let wanted = status.map(fold);
         all.retain(|op| {
             wanted

@@ -59,10 +59,7 @@ fn spawn(program: &Path, args: &[String], log: &Path) -> Result<Child, String> {
     let out = std::fs::File::create(log).map_err(|e| e.to_string())?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
     unsafe {
         cmd.pre_exec(|| {
@@ -141,7 +138,10 @@ impl ControlPlane {
             format!("--token-auth-file={}", pki.join("tokens.csv").display()),
             "--authorization-mode=RBAC".into(),
             "--service-account-issuer=https://kubernetes.default.svc".into(),
-            format!("--service-account-key-file={}", pki.join("sa.pub").display()),
+            format!(
+                "--service-account-key-file={}",
+                pki.join("sa.pub").display()
+            ),
             format!(
                 "--service-account-signing-key-file={}",
                 pki.join("sa.key").display()

@@ -4,8 +4,8 @@
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use offer_cancel_operator::simulator::{self, Scenario};
 use serde_json::Value;
@@ -109,7 +109,9 @@ impl Fixture {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Operator {
-        let n = std::fs::read_dir(&self.logs).map(|d| d.count()).unwrap_or(0);
+        let n = std::fs::read_dir(&self.logs)
+            .map(|d| d.count())
+            .unwrap_or(0);
         let log = self.logs.join(format!("operator-{n}.log"));
         let out = std::fs::File::create(&log).expect("operator log");
         let err = out.try_clone().expect("operator log");

@@ -103,6 +103,8 @@ pub enum Call {
     PatchStatus(Box<dyn FnOnce(&Value) + Send>),
     /// An Event with this reason.
     Event(&'static str),
+    /// A status apply refused with 409: the object moved on since it was read.
+    PatchConflict,
 }
 
 pub fn patch(check: impl FnOnce(&Value) + Send + 'static) -> Call {
@@ -144,6 +146,12 @@ impl ApiServerVerifier {
     ) -> tokio::task::JoinHandle<Vec<Value>> {
         tokio::spawn(async move {
             let mut applied = Vec::new();
+            let mut version: u64 = obj
+                .metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
             for (i, call) in calls.into_iter().enumerate() {
                 let (request, send) =
                     tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
@@ -188,11 +196,31 @@ impl ApiServerVerifier {
                         assert!(query.contains("force=true"), "{query}");
                         assert_eq!(body["apiVersion"], "offercancel.dev/v1alpha1");
                         assert_eq!(body["kind"], "OfferCancellation");
+                        // Every write is conditional on the version it was
+                        // decided from: the view's, then each write's own.
+                        assert_eq!(
+                            body["metadata"]["resourceVersion"],
+                            version.to_string(),
+                            "call {i}: resourceVersion precondition"
+                        );
                         check(&body["status"]);
                         applied.push(body["status"].clone());
+                        version += 1;
                         let mut answer = serde_json::to_value(&obj).unwrap();
                         answer["status"] = body["status"].clone();
+                        answer["metadata"]["resourceVersion"] = json!(version.to_string());
                         send.send_response(json_response(200, &answer));
+                    }
+                    Call::PatchConflict => {
+                        assert_eq!(
+                            (method.as_str(), path.as_str()),
+                            ("PATCH", STATUS_PATH),
+                            "call {i}"
+                        );
+                        send.send_response(json_response(
+                            409,
+                            &json!({"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Conflict","code":409,"message":"the object has been modified"}),
+                        ));
                     }
                     Call::Event(reason) => {
                         assert_eq!(
