@@ -110,6 +110,11 @@ pub struct ControllerArgs {
     /// Name of the Lease.
     #[arg(long, env = "LEASE_NAME", default_value = "offer-cancel-operator")]
     pub lease_name: String,
+    /// How long a leader's lease lasts without renewal: the longest a
+    /// crashed leader's work waits for a standby (a stopped leader releases
+    /// it at once).
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,10 @@
 //! Start-up of the `controller` command: clients, metrics server, leader
 //! election, then the controller until SIGTERM or lost leadership.
 
-use kube::Client;
+use kube::{Api, Client};
+use kube_lease_manager::LeaseManager;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::cli::ControllerArgs;
@@ -68,58 +70,118 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
     }
     let pod_ns = std::env::var("POD_NAMESPACE").ok();
     let file_ns = std::fs::read_to_string(POD_NAMESPACE_FILE).ok();
-    let ns = lease_namespace(
-        args.lease_namespace.as_deref(),
-        pod_ns.as_deref(),
-        file_ns.as_deref(),
-    );
-    let identity = std::env::var("POD_NAME")
-        .unwrap_or_else(|_| format!("offer-cancel-operator-{:x}", fastrand::u64(..)));
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
-        .with_namespace(ns)
-        .with_identity(identity)
-        .with_field_manager(controller::FIELD_MANAGER)
-        .build()
-        .await?;
-    let (mut leading, _task) = manager.watch().await;
+    let lease = Lease {
+        namespace: lease_namespace(
+            args.lease_namespace.as_deref(),
+            pod_ns.as_deref(),
+            file_ns.as_deref(),
+        ),
+        name: args.lease_name.clone(),
+        identity: std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("offer-cancel-operator-{:x}", fastrand::u64(..))),
+        duration_seconds: args.lease_duration_seconds.max(2),
+    };
     // A standby replica is healthy and ready; it turns unready while the
     // controller's caches sync after it takes the lease.
-    health
-        .ready
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-    tracing::info!("waiting for the leader lease");
-    let acquired = async {
-        while !*leading.borrow_and_update() {
-            if leading.changed().await.is_err() {
-                return false;
+    health.ready.store(true, Ordering::Relaxed);
+    tracing::info!(identity = %lease.identity, "waiting for the leader lease");
+    let Some(manager) = lease.acquire(&client).await? else {
+        return Ok(());
+    };
+    tracing::info!("leading; starting the controller");
+    health.ready.store(false, Ordering::Relaxed);
+    let manager = Arc::new(manager);
+    let (lost_tx, lost) = tokio::sync::oneshot::channel::<()>();
+    let renewing = tokio::spawn({
+        let manager = manager.clone();
+        async move {
+            leadership_lost(manager).await;
+            let _ = lost_tx.send(());
+        }
+    });
+    controller::run(ctx, health, async move {
+        let _ = lost.await;
+    })
+    .await;
+    renewing.abort();
+    let _ = renewing.await;
+    // Hand over at once: the next leader need not wait for the lease to expire.
+    if let Err(e) = manager.release().await {
+        tracing::warn!(error = %e, "releasing the leader lease failed");
+    }
+    Ok(())
+}
+
+/// Where the leader-election Lease lives and who we are.
+struct Lease {
+    namespace: String,
+    name: String,
+    identity: String,
+    duration_seconds: u64,
+}
+
+/// How often a standby looks whether the leader released the lease.
+const STANDBY_CHECK: Duration = Duration::from_secs(1);
+
+impl Lease {
+    async fn manager(&self, client: &Client) -> Result<LeaseManager, Error> {
+        let grace = (self.duration_seconds / 3).max(1);
+        Ok(
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &self.name)
+                .with_namespace(&self.namespace)
+                .with_identity(&self.identity)
+                .with_duration(self.duration_seconds)
+                .with_grace(grace)
+                .with_field_manager(controller::FIELD_MANAGER)
+                .build()
+                .await?,
+        )
+    }
+
+    /// Waits until we hold the lease; `None` on SIGTERM. kube-lease-manager
+    /// sleeps until a held lease expires, so a standby also checks every
+    /// second whether the leader released it, and then starts over.
+    async fn acquire(&self, client: &Client) -> Result<Option<LeaseManager>, Error> {
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(client.clone(), &self.namespace);
+        loop {
+            let manager = self.manager(client).await?;
+            tokio::select! {
+                held = manager.changed() => if held? { return Ok(Some(manager)) },
+                () = released(&leases, &self.name) => {}
+                () = shutdown_signal() => return Ok(None),
             }
         }
-        true
-    };
-    // A standby must stop on SIGTERM too, not wait for the kill.
-    let acquired = tokio::select! {
-        acquired = acquired => acquired,
-        () = shutdown_signal() => false,
-    };
-    if !acquired {
-        return Ok(());
     }
-    tracing::info!("leading; starting the controller");
-    health
-        .ready
-        .store(false, std::sync::atomic::Ordering::Relaxed);
-    // Stop reconciling as soon as leadership is lost: the process exits and
-    // its restart waits for the lease again, so two replicas never both act.
-    let lost = async move {
-        while *leading.borrow_and_update() {
-            if leading.changed().await.is_err() {
+}
+
+/// Completes once the Lease exists with no holder.
+async fn released(leases: &Api<k8s_openapi::api::coordination::v1::Lease>, name: &str) {
+    loop {
+        tokio::time::sleep(STANDBY_CHECK).await;
+        if let Ok(Some(lease)) = leases.get_opt(name).await {
+            let holder = lease.spec.and_then(|s| s.holder_identity);
+            if holder.is_none_or(|h| h.is_empty()) {
+                return;
+            }
+        }
+    }
+}
+
+/// Completes when the lease is lost (or can no longer be renewed): the
+/// controller stops, so two replicas never act at once.
+async fn leadership_lost(manager: Arc<LeaseManager>) {
+    loop {
+        match manager.changed().await {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing the leader lease failed");
                 break;
             }
         }
-        tracing::warn!("leader lease lost; stopping");
-    };
-    controller::run(ctx, health, lost).await;
-    Ok(())
+    }
+    tracing::warn!("leader lease lost; stopping");
 }
 
 /// Completes on Ctrl-C or SIGTERM.

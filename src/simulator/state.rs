@@ -97,8 +97,9 @@ struct OfferState {
     config: Offer,
     target: Option<TargetOperation>,
     cancel_op: Option<CancelOperation>,
-    /// Cancel operations that ended, as they were last answered.
-    finished: Vec<Value>,
+    /// Cancel operations that ended, with their last answer: CPP keeps
+    /// them, so a late GET or the list still shows how they ended.
+    finished: Vec<(CancelOperation, Value)>,
 }
 
 impl OfferState {
@@ -501,16 +502,19 @@ impl SimState {
         if let Some(op) = state.cancel_op.as_mut().filter(|op| matches(op)) {
             op.polls += 1;
         }
-        let body = match state.cancel_op.as_ref().filter(|op| matches(op)) {
-            Some(op) => operation_json(&state.config, op),
-            None => return Reply::error(404, "NotFound", "The operation does not exist."),
+        let ended = state.finished.iter().find(|(op, _)| matches(op));
+        let body = match (state.cancel_op.as_ref().filter(|op| matches(op)), ended) {
+            (Some(op), _) => operation_json(&state.config, op),
+            (None, Some((_, body))) => body.clone(),
+            (None, None) => {
+                return Reply::error(404, "NotFound", "The operation does not exist.");
+            }
         };
-        if is_final(&body) {
-            state.cancel_op = None;
+        if let Some(op) = state.cancel_op.take_if(|_| is_final(&body)) {
             if body["status"] == "completed" {
                 state.stop_target();
             }
-            state.finished.push(body.clone());
+            state.finished.push((op, body.clone()));
         }
         let body = match state.config.body {
             BodyShape::Object => body,
@@ -539,7 +543,7 @@ impl SimState {
         // As CPP lists them: the operation being cancelled with its status,
         // and every cancel operation, ended or not.
         let mut all: Vec<Value> = state.target.iter().map(TargetOperation::json).collect();
-        all.extend(state.finished.iter().cloned());
+        all.extend(state.finished.iter().map(|(_, body)| body.clone()));
         all.extend(
             state
                 .cancel_op

@@ -29,6 +29,27 @@ fn main() -> std::process::ExitCode {
     let trials = vec![
         trial(&plane, "one_post_with_a_lagging_watch", lagging_watch),
         trial(&plane, "burst_one_post_per_offer", burst),
+        trial(
+            &plane,
+            "sigkill_during_burst_no_duplicate",
+            sigkill_during_burst,
+        ),
+        trial(
+            &plane,
+            "faults_and_crashes_every_offer_once",
+            faults_and_crashes,
+        ),
+        trial(
+            &plane,
+            "rbac_from_deploy_suffices",
+            rbac_from_deploy_suffices,
+        ),
+        trial(&plane, "two_replicas_one_writer", two_replicas_one_writer),
+        trial(
+            &plane,
+            "graceful_handover_within_two_seconds",
+            graceful_handover_within_two_seconds,
+        ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     drop(plane);
@@ -114,5 +135,169 @@ async fn burst(plane: Plane) {
     assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
     assert_all_cancelled(&phases);
     operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// The operator SIGKILLed at random moments during a burst, ten times,
+/// and restarted: no duplicate, nothing stuck.
+async fn sigkill_during_burst(plane: Plane) {
+    let fx = Fixture::new(&plane, "kill").await;
+    let offers = mixed_offers("k", 300);
+    let creating = fx.create_all(&offers, 16);
+    let killing = async {
+        for _ in 0..10 {
+            let operator = fx.operator(&plane, &[]);
+            let alive = Duration::from_millis(fastrand::u64(400..2500));
+            tokio::time::sleep(alive).await;
+            operator.sigkill();
+        }
+    };
+    futures::join!(creating, killing);
+    let operator = fx.operator(&plane, &[]);
+    let phases = fx.wait_all_ended(Duration::from_secs(240)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
+    assert_all_cancelled(&phases);
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// 30% of CPP's answers are faults: 429 with Retry-After, 503, and
+/// connections dropped after CPP acted. With crashes on top, as the issue's
+/// done-when asks: every resource ends Cancelled with one POST per offer.
+async fn faults_and_crashes(plane: Plane) {
+    let fx = Fixture::new(&plane, "faults").await;
+    fx.set_faults(serde_json::json!({
+        "throttleRate": 0.1, "errorRate": 0.1, "dropAfterRate": 0.1
+    }))
+    .await;
+    let n = std::env::var("OCO_FAULTS_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let offers = mixed_offers("f", n);
+    let backoff = ["--max-backoff-seconds", "4"];
+    let creating = fx.create_all(&offers, 16);
+    let killing = async {
+        for _ in 0..3 {
+            let operator = fx.operator(&plane, &backoff);
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(500..3000))).await;
+            operator.sigkill();
+        }
+    };
+    futures::join!(creating, killing);
+    let operator = fx.operator(&plane, &backoff);
+    let phases = fx.wait_all_ended(Duration::from_secs(360)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stats = fx.stats().await;
+    assert!(stats["faultsInjected"].as_u64().unwrap_or(0) > 0, "{stats}");
+    assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
+    assert_all_cancelled(&phases);
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// The operator as its ServiceAccount, with only the RBAC objects of
+/// deploy/: leader election and every call it makes are allowed.
+async fn rbac_from_deploy_suffices(plane: Plane) {
+    let fx = Fixture::new(&plane, "rbac").await;
+    support::apply_deploy_rbac(&fx.client).await;
+    let operator = fx.operator_as(
+        &plane,
+        true,
+        &[
+            "--leader-elect",
+            "--lease-namespace",
+            "offercancel-system",
+            "--lease-name",
+            "rbac-trial",
+        ],
+    );
+    let offers = mixed_offers("r", 6);
+    fx.create_all(&offers, 6).await;
+    let phases = fx.wait_all_ended(Duration::from_secs(90)).await;
+    assert_all_cancelled(&phases);
+    let log = operator.log_text();
+    assert!(
+        !log.contains("forbidden") && !log.contains("Forbidden"),
+        "the operator hit RBAC:\n{log}"
+    );
+    assert!(
+        support::events_for(&fx.client, &fx.ns).await > 0,
+        "events were published"
+    );
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// Two replicas: one writes; the leader SIGKILLed, the other takes over;
+/// one POST per offer throughout.
+async fn two_replicas_one_writer(plane: Plane) {
+    let fx = Fixture::new(&plane, "ha").await;
+    let lease = [
+        "--leader-elect",
+        "--lease-namespace",
+        &fx.ns,
+        "--lease-name",
+        "ha",
+    ];
+    let kubeconfig = || plane.kubeconfig(false);
+    let a = fx.operator_with(kubeconfig(), &lease, &[("POD_NAME", "replica-a")]);
+    let b = fx.operator_with(kubeconfig(), &lease, &[("POD_NAME", "replica-b")]);
+    let first = support::lease_holder(&fx.client, &fx.ns, "ha", None).await;
+    let offers = mixed_offers("h", 150);
+    fx.create_all(&offers[..75], 16).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (leader, standby) = if first == "replica-a" { (a, b) } else { (b, a) };
+    leader.sigkill();
+    fx.create_all(&offers[75..], 16).await;
+    let second = support::lease_holder(&fx.client, &fx.ns, "ha", Some(&first)).await;
+    assert_ne!(first, second);
+    let phases = fx.wait_all_ended(Duration::from_secs(180)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
+    assert_all_cancelled(&phases);
+    standby.sigkill();
+    fx.cleanup().await;
+}
+
+/// SIGTERM releases the lease: the standby leads within 2 s of the old
+/// leader's exit, and a restarted single replica starts at once.
+async fn graceful_handover_within_two_seconds(plane: Plane) {
+    let fx = Fixture::new(&plane, "handover").await;
+    let lease = [
+        "--leader-elect",
+        "--lease-namespace",
+        &fx.ns,
+        "--lease-name",
+        "hand",
+    ];
+    let a = fx.operator_with(plane.kubeconfig(false), &lease, &[("POD_NAME", "first")]);
+    support::lease_holder(&fx.client, &fx.ns, "hand", None).await;
+    let b = fx.operator_with(plane.kubeconfig(false), &lease, &[("POD_NAME", "second")]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopped = a.sigterm(Duration::from_secs(10)).await;
+    assert!(stopped.is_some(), "the leader did not stop on SIGTERM");
+    let exited = std::time::Instant::now();
+    let holder = support::lease_holder(&fx.client, &fx.ns, "hand", Some("first")).await;
+    let took = exited.elapsed();
+    assert_eq!(holder, "second");
+    assert!(took <= Duration::from_secs(2), "standby took {took:?}");
+    fx.create_all(&["sync-hand-0".to_string()], 1).await;
+    assert_all_cancelled(&fx.wait_all_ended(Duration::from_secs(30)).await);
+    let stopped = b.sigterm(Duration::from_secs(10)).await;
+    assert!(
+        stopped.is_some(),
+        "the second leader did not stop on SIGTERM"
+    );
+    let started = std::time::Instant::now();
+    let c = fx.operator_with(plane.kubeconfig(false), &lease, &[("POD_NAME", "third")]);
+    support::lease_holder(&fx.client, &fx.ns, "hand", Some("second")).await;
+    let took = started.elapsed();
+    assert!(
+        took <= Duration::from_secs(2),
+        "restarted replica took {took:?}"
+    );
+    c.sigkill();
     fx.cleanup().await;
 }

@@ -279,3 +279,89 @@ impl Drop for Operator {
         let _ = self.child.wait();
     }
 }
+
+/// Applies deploy/'s namespace, ServiceAccount and RBAC objects, exactly as
+/// shipped (server-side apply).
+pub async fn apply_deploy_rbac(client: &Client) {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).expect("deploy file");
+    let pp = kube::api::PatchParams::apply("cluster-suite").force();
+    macro_rules! apply {
+        ($api:expr, $ty:ty, $file:expr) => {{
+            let obj: $ty = serde_yaml::from_str(&read($file)).expect($file);
+            let name = obj.metadata.name.clone().expect("name");
+            $api.patch(&name, &pp, &kube::api::Patch::Apply(&obj))
+                .await
+                .expect($file);
+        }};
+    }
+    let sys = "offercancel-system";
+    apply!(
+        Api::<Namespace>::all(client.clone()),
+        Namespace,
+        "base/namespace.yaml"
+    );
+    apply!(
+        Api::<ServiceAccount>::namespaced(client.clone(), sys),
+        ServiceAccount,
+        "base/serviceaccount.yaml"
+    );
+    apply!(
+        Api::<Role>::namespaced(client.clone(), sys),
+        Role,
+        "base/lease-role.yaml"
+    );
+    apply!(
+        Api::<RoleBinding>::namespaced(client.clone(), sys),
+        RoleBinding,
+        "base/lease-rolebinding.yaml"
+    );
+    apply!(
+        Api::<ClusterRole>::all(client.clone()),
+        ClusterRole,
+        "clusterrole.yaml"
+    );
+    apply!(
+        Api::<ClusterRoleBinding>::all(client.clone()),
+        ClusterRoleBinding,
+        "clusterrolebinding.yaml"
+    );
+}
+
+/// Events in the namespace (events.k8s.io/v1).
+pub async fn events_for(client: &Client, ns: &str) -> usize {
+    use k8s_openapi::api::events::v1::Event;
+    Api::<Event>::namespaced(client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .len()
+}
+
+/// Waits until the Lease has a holder other than `not`; returns it.
+pub async fn lease_holder(client: &Client, ns: &str, name: &str, not: Option<&str>) -> String {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    let started = Instant::now();
+    loop {
+        let holder = leases
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .filter(|h| !h.is_empty() && Some(h.as_str()) != not);
+        if let Some(h) = holder {
+            return h;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no new holder of Lease {ns}/{name}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
