@@ -1,8 +1,8 @@
 //! A real control plane for the cluster suite, as controller-runtime's
 //! envtest gives Go operators: etcd and kube-apiserver from
 //! `KUBEBUILDER_ASSETS`, started in a temporary directory on free ports,
-//! stopped when dropped. `USE_EXISTING_CLUSTER=true` uses the cluster of
-//! `KUBECONFIG` instead (kind, for example).
+//! stopped when dropped. (A kind cluster is exercised by the `e2e` feature's
+//! suite, tests/e2e_cluster.rs.)
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
@@ -24,15 +24,15 @@ const OPERATOR_USER: &str = "system:serviceaccount:offercancel-system:offer-canc
 const DEFAULT_APISERVER: &str = "../shared/envtest/kube-apiserver";
 
 const HOW_TO_GET_ASSETS: &str = "the cluster suite needs a Kubernetes control plane: set \
-KUBEBUILDER_ASSETS to a folder holding kube-apiserver and etcd (`setup-envtest use -p path`, or \
-tests/run-all.sh, which installs Debian's etcd-server), or USE_EXISTING_CLUSTER=true with \
-KUBECONFIG pointing at a test cluster (kind)";
+KUBEBUILDER_ASSETS to a folder holding kube-apiserver and etcd (`setup-envtest use -p path` \
+prints one; tests/run-all.sh installs Debian's etcd-server), and openssl on PATH. For a kind \
+cluster instead, see tests/e2e_cluster.rs (KUBECONFIG, --features e2e)";
 
-/// A running control plane, or the cluster of KUBECONFIG.
+/// A running control plane.
 pub struct ControlPlane {
     pub url: String,
     pub dir: tempfile::TempDir,
-    admin: Option<kube::Config>,
+    admin: kube::Config,
     children: Vec<Child>,
 }
 
@@ -104,14 +104,6 @@ impl ControlPlane {
             .prefix("oco-envtest-")
             .tempdir()
             .map_err(|e| e.to_string())?;
-        if std::env::var("USE_EXISTING_CLUSTER").as_deref() == Ok("true") {
-            return Ok(ControlPlane {
-                url: String::new(),
-                dir,
-                admin: None,
-                children: vec![],
-            });
-        }
         let (apiserver, etcd) = assets()?;
         let (port, etcd_port, peer_port) = (free_port()?, free_port()?, free_port()?);
         let path = dir.path();
@@ -149,39 +141,22 @@ impl ControlPlane {
             "--service-cluster-ip-range=10.96.0.0/16".into(),
             "--feature-gates=CustomResourceValidationExpressions=true".into(),
         ];
-        let plane = ControlPlane {
-            url: format!("https://127.0.0.1:{port}"),
+        children.push(spawn(&apiserver, &args, &path.join("kube-apiserver.log"))?);
+        let url = format!("https://127.0.0.1:{port}");
+        let mut admin = kube::Config::new(url.parse().map_err(|e| format!("{e}"))?);
+        admin.accept_invalid_certs = true;
+        admin.auth_info.token = Some(ADMIN_TOKEN.to_string().into());
+        Ok(ControlPlane {
+            url,
             dir,
-            admin: None,
+            admin,
             children,
-        };
-        let mut plane = plane;
-        plane.children.push(spawn(
-            &apiserver,
-            &args,
-            &plane.dir.path().join("kube-apiserver.log"),
-        )?);
-        plane.admin = Some(plane.config_for(ADMIN_TOKEN));
-        Ok(plane)
-    }
-
-    fn config_for(&self, token: &str) -> kube::Config {
-        let mut config = kube::Config::new(self.url.parse().expect("loopback URL"));
-        config.accept_invalid_certs = true;
-        config.auth_info.token = Some(token.to_string().into());
-        config.default_namespace = "default".into();
-        config
+        })
     }
 
     /// A client with cluster-admin rights.
     pub async fn admin_client(&self) -> Client {
-        let config = match &self.admin {
-            Some(c) => c.clone(),
-            None => kube::Config::infer()
-                .await
-                .unwrap_or_else(|e| panic!("USE_EXISTING_CLUSTER: reading KUBECONFIG: {e}")),
-        };
-        Client::try_from(config).expect("kube client")
+        Client::try_from(self.admin.clone()).expect("kube client")
     }
 
     /// A kubeconfig file for a child process: cluster-admin, or the
@@ -192,11 +167,6 @@ impl ControlPlane {
 
     /// The same, reaching the API server through `server` (a proxy).
     pub fn kubeconfig_via(&self, server: &str, as_operator: bool) -> PathBuf {
-        if self.admin.is_none() && !as_operator && server == self.url {
-            return std::env::var_os("KUBECONFIG")
-                .map(PathBuf::from)
-                .expect("USE_EXISTING_CLUSTER needs KUBECONFIG");
-        }
         let (user, token) = if as_operator {
             ("operator", OPERATOR_TOKEN)
         } else {

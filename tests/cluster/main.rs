@@ -174,7 +174,7 @@ async fn faults_and_crashes(plane: Plane) {
     let n = std::env::var("OCO_FAULTS_N")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(1000);
     let offers = mixed_offers("f", n);
     let backoff = ["--max-backoff-seconds", "4"];
     let creating = fx.create_all(&offers, 16);
