@@ -106,6 +106,16 @@ fn assert_all_cancelled(phases: &std::collections::BTreeMap<String, Option<Phase
     );
 }
 
+/// Every resource ends Cancelled, and CPP received exactly one cancel POST
+/// per offer, also a while after the last one ended (time for a stale copy
+/// to come round and do damage).
+async fn each_cancelled_once(fx: &Fixture, offers: &[String], limit: Duration) {
+    fx.wait_all_ended(limit).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_all_cancelled(&fx.phases().await);
+    assert_eq!(fx.duplicate_posts(offers).await, vec![]);
+}
+
 /// The watch delivers 100 ms late; the operator must not act on the copy
 /// from before its own write.
 async fn lagging_watch(plane: Plane) {
@@ -114,12 +124,7 @@ async fn lagging_watch(plane: Plane) {
     let operator = fx.operator_with(plane.kubeconfig_via(&proxy, false), &[], &[]);
     let offers = vec!["sync-lag-0".to_string()];
     fx.create_all(&offers, 1).await;
-    let phases = fx.wait_all_ended(Duration::from_secs(60)).await;
-    // Time for a stale copy to come round and do damage.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_all_cancelled(&fx.phases().await);
-    assert_all_cancelled(&phases);
-    assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
+    each_cancelled_once(&fx, &offers, Duration::from_secs(60)).await;
     operator.sigkill();
     fx.cleanup().await;
 }
@@ -130,10 +135,7 @@ async fn burst(plane: Plane) {
     let operator = fx.operator(&plane, &[]);
     let offers = mixed_offers("b", 501);
     fx.create_all(&offers, 32).await;
-    let phases = fx.wait_all_ended(Duration::from_secs(240)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
-    assert_all_cancelled(&phases);
+    each_cancelled_once(&fx, &offers, Duration::from_secs(240)).await;
     operator.sigkill();
     fx.cleanup().await;
 }
@@ -154,10 +156,7 @@ async fn sigkill_during_burst(plane: Plane) {
     };
     futures::join!(creating, killing);
     let operator = fx.operator(&plane, &[]);
-    let phases = fx.wait_all_ended(Duration::from_secs(240)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
-    assert_all_cancelled(&phases);
+    each_cancelled_once(&fx, &offers, Duration::from_secs(240)).await;
     operator.sigkill();
     fx.cleanup().await;
 }
@@ -187,12 +186,9 @@ async fn faults_and_crashes(plane: Plane) {
     };
     futures::join!(creating, killing);
     let operator = fx.operator(&plane, &backoff);
-    let phases = fx.wait_all_ended(Duration::from_secs(360)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    each_cancelled_once(&fx, &offers, Duration::from_secs(360)).await;
     let stats = fx.stats().await;
     assert!(stats["faultsInjected"].as_u64().unwrap_or(0) > 0, "{stats}");
-    assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
-    assert_all_cancelled(&phases);
     operator.sigkill();
     fx.cleanup().await;
 }
@@ -253,10 +249,7 @@ async fn two_replicas_one_writer(plane: Plane) {
     fx.create_all(&offers[75..], 16).await;
     let second = support::lease_holder(&fx.client, &fx.ns, "ha", Some(&first)).await;
     assert_ne!(first, second);
-    let phases = fx.wait_all_ended(Duration::from_secs(180)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
-    assert_all_cancelled(&phases);
+    each_cancelled_once(&fx, &offers, Duration::from_secs(180)).await;
     standby.sigkill();
     fx.cleanup().await;
 }
