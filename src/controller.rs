@@ -588,6 +588,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_copy_older_than_our_last_write_is_behind_until_the_cache_shows_it() {
+        let written = Written::default();
+        let key = ObjectRef::<OfferCancellation>::new("r").within("ns");
+        assert!(!written.behind(&key, Some("7")), "nothing written yet");
+        written.record(key.clone(), "9".into());
+        assert!(
+            written.behind(&key, Some("8")),
+            "the copy predates our write"
+        );
+        assert!(written.behind(&key, None));
+        assert!(!written.behind(&key, Some("9")), "the cache caught up");
+        assert!(!written.behind(&key, Some("8")), "forgotten once seen");
+        written.record(key.clone(), "12".into());
+        written.retain(&std::collections::HashSet::new());
+        assert!(
+            !written.behind(&key, Some("11")),
+            "deleted resources are dropped"
+        );
+    }
+
+    #[test]
     fn backoff_grows_and_is_capped() {
         let (min, cap) = (Duration::from_secs(2), Duration::from_secs(60));
         let first = backoff_delay(1, min, cap);
