@@ -8,7 +8,6 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,12 +16,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::cpp::{CppClient, Credentials};
-use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase, RETRY_ANNOTATION};
+use crate::crd::{
+    OfferCancellation, OfferCancellationStatus, Phase, RETRY_ANNOTATION, retry_request_token,
+};
 use crate::credentials::{self, CredentialsCache, CredentialsError, Resolved};
 use crate::decide::{Requeue, Transition};
 use crate::engine::{self, StatusSink, Subject};
 use crate::health::Health;
 use crate::metrics::{ErrorLabels, Metrics, OutcomeLabels};
+use crate::watch;
 
 /// The one field manager for everything the operator writes.
 pub const FIELD_MANAGER: &str = "offer-cancel-operator";
@@ -200,17 +202,14 @@ impl Written {
     }
 }
 
-/// Capped exponential backoff with jitter, from backon.
+/// Capped exponential backoff for the n-th error in a row, with equal
+/// jitter (half fixed, half random), in closed form: O(1) whatever the
+/// count (status is input: a huge `consecutiveErrors` must not cost a
+/// worker), and never longer than `cap`.
 pub fn backoff_delay(errors: u32, min: Duration, cap: Duration) -> Duration {
-    use backon::BackoffBuilder;
-    backon::ExponentialBuilder::default()
-        .with_min_delay(min)
-        .with_max_delay(cap)
-        .with_jitter()
-        .without_max_times()
-        .build()
-        .nth(errors.saturating_sub(1) as usize)
-        .unwrap_or(cap)
+    let doublings = errors.saturating_sub(1).min(31);
+    let full = min.saturating_mul(1 << doublings).min(cap);
+    full / 2 + full.mul_f64(fastrand::f64()) / 2
 }
 
 /// When to look again; `None`: only on a change.
@@ -327,7 +326,10 @@ async fn reconcile_inner(obj: &OfferCancellation, ctx: &Context) -> Result<Actio
         spec: obj.spec.clone(),
         status,
         generation: obj.meta().generation.unwrap_or_default(),
-        retry_request: obj.annotations().get(RETRY_ANNOTATION).cloned(),
+        retry_request: obj
+            .annotations()
+            .get(RETRY_ANNOTATION)
+            .map(|v| retry_request_token(v)),
         credentials_version: version,
     };
     let key = ObjectRef::from_obj(obj);
@@ -486,24 +488,19 @@ pub async fn run(
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let (resources, secrets): (Api<OfferCancellation>, Api<Secret>) = match &ctx.config.namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client, ns),
-        ),
-        None => (Api::all(client.clone()), Api::all(client)),
-    };
-    let controller = Controller::new(resources, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    let namespace = ctx.config.namespace.as_deref();
+    let (store, resources) = watch::resources(client.clone(), namespace, ctx.metrics.clone());
+    let secrets = watch::secrets(client, namespace);
     tokio::spawn(mark_ready_when_synced(store.clone(), health));
     tokio::spawn(count_in_flight(store.clone(), ctx.clone()));
     let cache = ctx.credentials.clone();
-    controller
-        .watches(secrets, watcher::Config::default(), move |secret| {
+    Controller::for_stream(resources, store.clone())
+        .watches_stream(secrets, move |secret| {
             // Any touch (add, change, delete) drops what was read before.
             let ns = secret.namespace().unwrap_or_default();
-            cache.invalidate(&ns, &secret.name_any());
-            referencing(&store.state(), &secret)
+            let name = secret.name_any();
+            cache.invalidate(&ns, &name);
+            referencing(&store.state(), &ns, &name)
         })
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .shutdown_on_signal()
@@ -570,15 +567,17 @@ pub fn in_flight(resources: &[Arc<OfferCancellation>]) -> i64 {
     resources.iter().filter(busy).count() as i64
 }
 
-/// The resources whose credentials live in this Secret.
+/// The resources whose credentials live in Secret `ns/name`.
 pub fn referencing(
     resources: &[Arc<OfferCancellation>],
-    secret: &Secret,
+    ns: &str,
+    name: &str,
 ) -> Vec<ObjectRef<OfferCancellation>> {
-    let (ns, name) = (secret.namespace(), secret.name_any());
     resources
         .iter()
-        .filter(|r| r.namespace() == ns && r.spec.credentials_secret_ref.name == name)
+        .filter(|r| {
+            r.namespace().as_deref() == Some(ns) && r.spec.credentials_secret_ref.name == name
+        })
         .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
 }
@@ -609,14 +608,18 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
+    fn backoff_grows_is_capped_and_costs_nothing_for_huge_counts() {
         let (min, cap) = (Duration::from_secs(2), Duration::from_secs(60));
         let first = backoff_delay(1, min, cap);
-        assert!(first >= min && first <= min * 2, "{first:?}");
-        for n in 1..40 {
-            assert!(backoff_delay(n, min, cap) <= cap * 2, "n={n}");
+        assert!(first >= min / 2 && first <= min, "{first:?}");
+        for n in (1..40).chain([u32::MAX - 1, u32::MAX]) {
+            let d = backoff_delay(n, min, cap);
+            assert!(d <= cap, "n={n}: {d:?}");
         }
-        assert!(backoff_delay(10, min, cap) >= cap);
+        assert!(backoff_delay(10, min, cap) >= cap / 2);
+        let started = std::time::Instant::now();
+        backoff_delay(4_000_000_000, min, cap);
+        assert!(started.elapsed() < Duration::from_millis(50));
     }
 
     #[test]
@@ -635,10 +638,7 @@ mod tests {
             make("a", "other-secret", "cpp2"),
             make("b", "other-namespace", "cpp"),
         ];
-        let mut secret = Secret::default();
-        secret.metadata.name = Some("cpp".into());
-        secret.metadata.namespace = Some("a".into());
-        let hits = referencing(&resources, &secret);
+        let hits = referencing(&resources, "a", "cpp");
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].name, "uses");
     }

@@ -20,6 +20,17 @@ pub const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
 pub const ID_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
 /// Pattern of one notification address, as the schema has it.
 pub const EMAIL_PATTERN: &str = r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#;
+/// Pattern of a Secret name (a DNS-1123 subdomain), as the schema has it.
+pub const SECRET_NAME_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// Longest `timeoutSeconds`: a year.
+pub const MAX_TIMEOUT_SECONDS: u32 = 31_536_000;
+/// Longest operation location the operator stores or follows.
+pub const MAX_LOCATION_LEN: usize = 2048;
+/// Longest status message (and condition message) the operator writes.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+/// Longest retry-annotation value kept as is; longer ones are kept as a digest.
+pub const MAX_RETRY_REQUEST_LEN: usize = 128;
 const MAX_ID_LEN: usize = 128;
 const MAX_EMAIL_LEN: usize = 254;
 const MAX_EMAILS: usize = 20;
@@ -99,15 +110,18 @@ pub struct OfferCancellationSpec {
     /// Stop polling after this many seconds from the cancel request: the
     /// resource then fails with reason Timeout. Unset: poll until done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 31536000))]
     pub timeout_seconds: Option<u32>,
 }
 
 /// Reference to a Secret in the resource's own namespace.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct SecretRef {
-    /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253))]
+    /// Name of the Secret (a DNS-1123 subdomain).
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
 }
 
@@ -160,15 +174,19 @@ pub struct OfferCancellationStatus {
     pub observed_generation: Option<i64>,
     /// HTTP status of CPP's decisive answer to the cancel call (200, 202 or a 4xx).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 599))]
     pub http_status: Option<u16>,
     /// The cancel operation's location, exactly as CPP returned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub operation_location: Option<String>,
     /// The cancel operation's status as CPP last reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub operation_status: Option<String>,
     /// The last outcome in words, with CPP's error code and message when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub message: Option<String>,
     /// When the operator recorded its intent to send the cancel request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,15 +196,20 @@ pub struct OfferCancellationStatus {
     pub completed_at: Option<Time>,
     /// How many times the cancel request was sent or about to be sent.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 4294967295u32))]
     pub attempts: u32,
     /// Transient errors in a row since CPP last answered; drives the backoff.
     #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0, max = 4294967295u32))]
     pub consecutive_errors: u32,
-    /// The value of the offercancel.dev/retry annotation the current attempt answers.
+    /// The value of the offercancel.dev/retry annotation the current attempt
+    /// answers (a digest when the value is long).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub retry_request: Option<String>,
     /// resourceVersion of the credentials Secret the current attempt used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub credentials_version: Option<String>,
 }
 
@@ -260,8 +283,11 @@ impl OfferCancellationSpec {
         self.notification_emails
             .iter()
             .try_for_each(|e| check_email(e))?;
-        if self.credentials_secret_ref.name.is_empty() {
-            return Err(invalid("credentialsSecretRef.name", "must not be empty"));
+        if !is_dns_subdomain(&self.credentials_secret_ref.name) {
+            return Err(invalid(
+                "credentialsSecretRef.name",
+                "must be a Secret name: lower-case letters, digits, '-' and '.', at most 253",
+            ));
         }
         let api_ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
         if self.api_version.is_empty()
@@ -273,8 +299,14 @@ impl OfferCancellationSpec {
         if self.poll_interval_seconds < MIN_POLL_INTERVAL_SECONDS {
             return Err(invalid("pollIntervalSeconds", "must be at least 5"));
         }
-        if self.timeout_seconds == Some(0) {
-            return Err(invalid("timeoutSeconds", "must be at least 1"));
+        if self
+            .timeout_seconds
+            .is_some_and(|t| t == 0 || t > MAX_TIMEOUT_SECONDS)
+        {
+            return Err(invalid(
+                "timeoutSeconds",
+                format!("must be 1 to {MAX_TIMEOUT_SECONDS}"),
+            ));
         }
         Ok(())
     }
@@ -283,6 +315,33 @@ impl OfferCancellationSpec {
     pub fn notification_emails_joined(&self) -> String {
         self.notification_emails.join(",")
     }
+}
+
+/// The schema's SECRET_NAME_PATTERN: so a name can never become a path
+/// such as `../../kube-system/secrets/x` in a request.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    name.len() <= 253 && name.split('.').all(label_ok)
+}
+
+/// The retry annotation's value as status keeps it: as is when short, else
+/// a stable digest (FNV-1a), so any value fits the schema and still
+/// compares equal to itself.
+pub fn retry_request_token(value: &str) -> String {
+    if value.len() <= MAX_RETRY_REQUEST_LEN {
+        return value.to_string();
+    }
+    let digest = value.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("fnv1a:{digest:016x}:{}", value.len())
 }
 
 /// The CRD as YAML, as `offer-cancel-operator crd` prints it.
@@ -366,6 +425,62 @@ mod tests {
             s.notification_emails = vec![bad.into()];
             assert!(s.validate().is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn secret_names_are_dns_subdomains_never_paths() {
+        for bad in [
+            "../../kube-system/secrets/admin-token",
+            "a/b",
+            "A",
+            "-a",
+            "a-",
+            "a..b",
+            "",
+            &"a".repeat(254),
+        ] {
+            let mut s = spec();
+            s.credentials_secret_ref.name = bad.to_string();
+            assert!(s.validate().is_err(), "{bad:?} should be refused");
+        }
+        let mut s = spec();
+        s.credentials_secret_ref.name = "cpp-credentials.v2".into();
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn timeout_is_bounded_in_code_and_schema() {
+        let mut s = spec();
+        s.timeout_seconds = Some(MAX_TIMEOUT_SECONDS + 1);
+        assert!(s.validate().is_err());
+        let crd = serde_json::to_value(OfferCancellation::crd()).unwrap();
+        let props = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+        let number = |v: &serde_json::Value| v.as_f64().unwrap_or(-1.0);
+        let timeout = &props["spec"]["properties"]["timeoutSeconds"];
+        assert_eq!(number(&timeout["maximum"]), f64::from(MAX_TIMEOUT_SECONDS));
+        assert_eq!(
+            props["spec"]["properties"]["credentialsSecretRef"]["properties"]["name"]["pattern"],
+            SECRET_NAME_PATTERN
+        );
+        let status = &props["status"]["properties"];
+        assert_eq!(number(&status["attempts"]["maximum"]), f64::from(u32::MAX));
+        assert_eq!(
+            number(&status["consecutiveErrors"]["maximum"]),
+            f64::from(u32::MAX)
+        );
+        assert_eq!(status["operationLocation"]["maxLength"], MAX_LOCATION_LEN);
+        assert_eq!(status["message"]["maxLength"], MAX_MESSAGE_LEN);
+        assert_eq!(status["retryRequest"]["maxLength"], MAX_RETRY_REQUEST_LEN);
+    }
+
+    #[test]
+    fn long_retry_values_become_a_stable_digest_that_fits() {
+        let long = "x".repeat(10_000);
+        let token = retry_request_token(&long);
+        assert!(token.len() <= MAX_RETRY_REQUEST_LEN);
+        assert_eq!(token, retry_request_token(&long));
+        assert_ne!(token, retry_request_token(&"y".repeat(10_000)));
+        assert_eq!(retry_request_token("2026-11-25"), "2026-11-25");
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub fn from_secret(secret: &Secret, name: &str) -> Result<Credentials, Credentia
             tenant_id,
             client_id,
             client_secret: SecretString::from(s),
+            scope: format!(
+                "{}/{name}",
+                secret.metadata.namespace.as_deref().unwrap_or_default()
+            ),
         }),
         _ => Err(CredentialsError::MissingKeys {
             name: name.to_string(),
@@ -71,51 +75,60 @@ pub struct Resolved {
     pub credentials: Credentials,
 }
 
-#[derive(Default)]
-struct Slot {
-    /// Bumped by every change the Secret watch reports.
-    epoch: u64,
-    value: Option<Resolved>,
-}
-
 /// Credentials per Secret, kept until the Secret watch reports a change, so
-/// a poll does not cost a Secret GET. Only usable credentials are kept: a
-/// missing Secret is looked up again on the next reconcile.
+/// a poll does not cost a Secret GET. Only usable credentials of Secrets a
+/// resource asked for are kept, and a change or deletion drops the entry:
+/// the cache never grows with the cluster's other Secrets.
 #[derive(Default)]
 pub struct CredentialsCache {
-    slots: Mutex<HashMap<(String, String), Slot>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Bumped by every change the Secret watch reports, of any Secret: a
+    /// read that began before a change is not stored.
+    epoch: u64,
+    values: HashMap<(String, String), Resolved>,
 }
 
 impl CredentialsCache {
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Slot>> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The cached value, and the epoch to hand back to [`Self::put`].
     pub fn get(&self, ns: &str, name: &str) -> (u64, Option<Resolved>) {
-        let slots = self.slots();
-        match slots.get(&(ns.to_string(), name.to_string())) {
-            Some(slot) => (slot.epoch, slot.value.clone()),
-            None => (0, None),
-        }
+        let inner = self.inner();
+        let key = (ns.to_string(), name.to_string());
+        (inner.epoch, inner.values.get(&key).cloned())
     }
 
-    /// Stores what a read found, unless the Secret changed since `epoch`
-    /// (the read may have raced with the change).
+    /// Stores what a read found, unless a Secret changed since `epoch` (the
+    /// read may have raced with the change).
     pub fn put(&self, ns: &str, name: &str, epoch: u64, value: Resolved) {
-        let mut slots = self.slots();
-        let slot = slots.entry((ns.to_string(), name.to_string())).or_default();
-        if slot.epoch == epoch {
-            slot.value = Some(value);
+        let mut inner = self.inner();
+        if inner.epoch == epoch {
+            inner
+                .values
+                .insert((ns.to_string(), name.to_string()), value);
         }
     }
 
     /// The Secret was added, changed or deleted.
     pub fn invalidate(&self, ns: &str, name: &str) {
-        let mut slots = self.slots();
-        let slot = slots.entry((ns.to_string(), name.to_string())).or_default();
-        slot.epoch += 1;
-        slot.value = None;
+        let mut inner = self.inner();
+        inner.epoch += 1;
+        inner.values.remove(&(ns.to_string(), name.to_string()));
+    }
+
+    /// How many Secrets' credentials are held.
+    pub fn len(&self) -> usize {
+        self.inner().values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -156,6 +169,20 @@ mod tests {
         cache.invalidate("ns", "cpp");
         assert!(cache.get("ns", "cpp").1.is_none());
         assert!(cache.get("other", "cpp").1.is_none());
+    }
+
+    #[test]
+    fn unrelated_and_deleted_secrets_leave_nothing_behind() {
+        let cache = CredentialsCache::default();
+        for i in 0..10_000 {
+            cache.invalidate("ns", &format!("unrelated-{i}"));
+        }
+        assert!(cache.is_empty());
+        let (epoch, _) = cache.get("ns", "cpp");
+        cache.put("ns", "cpp", epoch, resolved("1"));
+        assert_eq!(cache.len(), 1);
+        cache.invalidate("ns", "cpp");
+        assert!(cache.is_empty());
     }
 
     #[test]

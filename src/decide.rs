@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
 
 use crate::cpp::{Operation, OperationState, wire::normalize_status};
-use crate::crd::{OfferCancellationSpec, OfferCancellationStatus, Phase};
+use crate::crd::{MAX_MESSAGE_LEN, OfferCancellationSpec, OfferCancellationStatus, Phase};
 
 /// Condition types, following kstatus.
 pub mod condition {
@@ -450,7 +450,8 @@ fn set_health(
         Health::Succeeded => (true, false, false),
         Health::Failed => (false, false, true),
     };
-    status.message = Some(message.to_string());
+    let message = &clip(message, MAX_MESSAGE_LEN);
+    status.message = Some(message.clone());
     for (kind, on) in [
         (condition::READY, ready),
         (condition::RECONCILING, reconciling),
@@ -487,12 +488,27 @@ fn set_condition(
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 }
 
+/// events.k8s.io refuses notes over 1 KB.
+pub const MAX_EVENT_NOTE: usize = 1024;
+
 fn notice(reason: &'static str, warning: bool, note: &str) -> Option<Notice> {
     Some(Notice {
         reason,
         warning,
-        note: note.to_string(),
+        note: clip(note, MAX_EVENT_NOTE),
     })
+}
+
+/// At most `max` bytes, cut at a character boundary, marked with `...`.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = max.saturating_sub(3);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &text[..cut])
 }
 
 fn fail(

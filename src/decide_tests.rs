@@ -649,3 +649,24 @@ fn status_reasons_cover_terminal_http_codes() {
     assert_eq!(reason_for_status(404), reason::NOT_FOUND);
     assert_eq!(reason_for_status(418), reason::REJECTED);
 }
+
+#[test]
+fn long_messages_fit_status_and_event_limits() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    let verbose = format!("CPP cancel call answered HTTP 400 ({})", "é".repeat(2000));
+    let t = w.apply(Outcome::Rejected {
+        reason: reason::BAD_REQUEST,
+        message: verbose,
+        cancel_status: Some(400),
+    });
+    assert!(t.status.message.as_ref().unwrap().len() <= crate::crd::MAX_MESSAGE_LEN);
+    assert!(
+        t.status
+            .conditions
+            .iter()
+            .all(|c| c.message.len() <= crate::crd::MAX_MESSAGE_LEN)
+    );
+    assert!(t.notice.unwrap().note.len() <= MAX_EVENT_NOTE);
+    assert!(serde_json::to_vec(&t.status).unwrap().len() < 16 * 1024);
+}

@@ -5,7 +5,8 @@
 //! - [`cpp`]: the Cloud Partner Portal client (wire format, auth, Location).
 //! - [`decide`]: the pure decision (what next, and what status follows).
 //! - [`engine`]: executes decisions against CPP, saving status in between.
-//! - [`controller`]: Kubernetes wiring (watches, status writes, events).
+//! - [`controller`]: Kubernetes wiring (status writes, events, the run loop).
+//! - [`watch`]: what is watched and kept (lenient, trimmed, metadata only).
 //! - [`credentials`]: credentials from Secrets.
 //! - [`oneshot`]: the `cancel` command.
 //! - [`simulator`]: a local CPP.
@@ -26,3 +27,4 @@ pub mod rbac;
 pub mod run;
 pub mod simulator;
 pub mod telemetry;
+pub mod watch;

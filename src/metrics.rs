@@ -51,6 +51,8 @@ pub struct Metrics {
     pub stale_reads: Counter,
     /// Status writes refused because the object had moved on.
     pub status_conflicts: Counter,
+    /// OfferCancellations skipped because they could not be read.
+    pub unreadable_resources: Counter,
     registry: Registry,
 }
 
@@ -67,6 +69,7 @@ impl Default for Metrics {
             token_fetches: Counter::default(),
             stale_reads: Counter::default(),
             status_conflicts: Counter::default(),
+            unreadable_resources: Counter::default(),
             registry: Registry::with_prefix("offercancel"),
         };
         m.register();
@@ -116,6 +119,11 @@ impl Metrics {
             "status_conflicts",
             "Status writes refused because the resource changed since it was read; the decision was dropped",
             self.status_conflicts.clone(),
+        );
+        r.register(
+            "unreadable_resources",
+            "OfferCancellations skipped because they could not be read (see the log for namespace and name)",
+            self.unreadable_resources.clone(),
         );
         r.register(
             "in_flight_cancellations",

@@ -124,6 +124,7 @@ fn credentials(args: &CancelArgs) -> Result<Credentials, Error> {
             tenant_id: t.clone(),
             client_id: c.clone(),
             client_secret: SecretString::from(s.clone()),
+            scope: "cli".into(),
         }),
         _ => Err(Error::NoCredentials),
     }
@@ -134,6 +135,7 @@ fn simulated_credentials() -> Credentials {
         tenant_id: scenario::DEFAULT_TENANT.into(),
         client_id: scenario::DEFAULT_CLIENT_ID.into(),
         client_secret: SecretString::from(scenario::DEFAULT_CLIENT_SECRET),
+        scope: "cli".into(),
     }
 }
 

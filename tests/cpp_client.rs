@@ -34,6 +34,7 @@ fn principal() -> Credentials {
         tenant_id: "tenant-1".into(),
         client_id: "app-1".into(),
         client_secret: SecretString::from("very-secret-value"),
+        scope: "test/cpp".into(),
     }
 }
 
@@ -463,4 +464,103 @@ async fn the_rate_limit_spaces_requests_out() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_token_is_never_shared_across_scopes_or_client_secrets() {
+    let server = MockServer::start().await;
+    Mock::given(path("/tenant-1/oauth2/token"))
+        .and(body_string_contains("client_secret=very-secret-value"))
+        .respond_with(token_answer("team-a-token"))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(path("/tenant-1/oauth2/token"))
+        .and(body_string_contains("client_secret=i-do-not-know-it"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+            "error": "invalid_client"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path(CANCEL_PATH))
+        .and(header("authorization", "Bearer team-a-token"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let team = |scope: &str, secret: &str| Credentials::ClientSecret {
+        tenant_id: "tenant-1".into(),
+        client_id: "app-1".into(),
+        client_secret: SecretString::from(secret.to_string()),
+        scope: scope.into(),
+    };
+    c.cancel(OFFER, "", &team("a/cpp", "very-secret-value"))
+        .await
+        .unwrap();
+    // Same tenant and client, wrong secret, other namespace: no borrowed token.
+    let err = c
+        .cancel(OFFER, "", &team("b/cpp", "i-do-not-know-it"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid_client"), "{err}");
+    // The right secret in another namespace gets a token of its own.
+    c.cancel(OFFER, "", &team("b/cpp", "very-secret-value"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_accepted_cancel_survives_a_huge_or_slow_body() {
+    let server = MockServer::start().await;
+    let location =
+        "/api/publishers/contoso/offers/contoso-offer/operations/1?api-version=2017-10-31";
+    Mock::given(path(CANCEL_PATH))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .insert_header("Location", location)
+                .set_body_string("x".repeat(3 << 20))
+                .set_delay(Duration::from_millis(50)),
+        )
+        .mount(&server)
+        .await;
+    let answer = client(&server).cancel(OFFER, "", &token()).await.unwrap();
+    assert_eq!(
+        answer,
+        CancelAnswer::Accepted {
+            location: Some(location.into()),
+            retry_after: None
+        }
+    );
+}
+
+#[tokio::test]
+async fn unusable_locations_are_refused_at_the_202_and_never_stored() {
+    let server = MockServer::start().await;
+    let huge = format!("/api/operations/{}", "a".repeat(300_000));
+    for (offer, loc) in [
+        ("huge", huge.as_str()),
+        ("userinfo", "http://user:pw@127.0.0.1/api/operations/x"),
+        ("fragment", "/api/operations/x#y"),
+    ] {
+        Mock::given(path(format!(
+            "/api/publishers/contoso/offers/{offer}/cancel"
+        )))
+        .respond_with(ResponseTemplate::new(202).set_body_json(serde_json::json!({
+            "location": loc
+        })))
+        .mount(&server)
+        .await;
+        let target = OfferRef {
+            offer_id: offer,
+            ..OFFER
+        };
+        let err = client(&server)
+            .cancel(target, "", &token())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CppError::Location(_)), "{offer}: {err:?}");
+        assert!(err.to_string().len() < 300, "{offer}: message too long");
+    }
 }

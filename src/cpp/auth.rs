@@ -27,26 +27,24 @@ pub enum Credentials {
         tenant_id: String,
         client_id: String,
         client_secret: SecretString,
+        /// Where these credentials came from (`namespace/secret` for a
+        /// Secret). A token is reused only within one scope and for the
+        /// same client secret: one namespace never borrows another's token.
+        scope: String,
     },
 }
 
 impl Credentials {
-    fn principal(&self) -> Option<(String, String)> {
-        match self {
-            Credentials::Token(_) => None,
-            Credentials::ClientSecret {
-                tenant_id,
-                client_id,
-                ..
-            } => Some((tenant_id.clone(), client_id.clone())),
-        }
-    }
-
     /// Whether a 401 may be cured by fetching a fresh token.
     pub fn can_refresh(&self) -> bool {
-        self.principal().is_some()
+        matches!(self, Credentials::ClientSecret { .. })
     }
 }
+
+/// One cached token's owner: scope, tenant, client, and a keyed hash of
+/// the client secret (the key is random per process, so the hash says
+/// nothing about the secret outside it).
+type SlotKey = (String, String, String, u64);
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -100,9 +98,14 @@ type Slot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
 pub struct TokenSource {
     http: reqwest::Client,
     authority: reqwest::Url,
-    slots: Mutex<HashMap<(String, String), Slot>>,
+    slots: Mutex<HashMap<SlotKey, Slot>>,
+    /// Keys the client-secret hash in [`SlotKey`].
+    hasher: std::collections::hash_map::RandomState,
     metrics: Arc<Metrics>,
 }
+
+/// Past this many cached principals, slots whose token has expired go.
+const MAX_SLOTS: usize = 1024;
 
 impl TokenSource {
     pub fn new(http: reqwest::Client, authority: reqwest::Url, metrics: Arc<Metrics>) -> Self {
@@ -110,6 +113,7 @@ impl TokenSource {
             http,
             authority,
             slots: Mutex::default(),
+            hasher: std::collections::hash_map::RandomState::new(),
             metrics,
         }
     }
@@ -122,8 +126,12 @@ impl TokenSource {
                 tenant_id,
                 client_id,
                 client_secret,
+                ..
             } => {
-                self.principal_token(tenant_id, client_id, client_secret)
+                let Some(slot) = self.slot(creds) else {
+                    return Err(AuthError::BadTenant);
+                };
+                self.principal_token(slot, tenant_id, client_id, client_secret)
                     .await
             }
         }
@@ -131,11 +139,11 @@ impl TokenSource {
 
     async fn principal_token(
         &self,
+        slot: Slot,
         tenant_id: &str,
         client_id: &str,
         client_secret: &SecretString,
     ) -> Result<SecretString, AuthError> {
-        let slot = self.slot(tenant_id, client_id);
         let mut cached = slot.lock().await;
         if let Some(c) = cached.as_ref().filter(|c| Instant::now() < c.refresh_at) {
             return Ok(c.token.clone());
@@ -148,17 +156,41 @@ impl TokenSource {
 
     /// Drops the cached token, after CPP answered 401 to it.
     pub async fn forget(&self, creds: &Credentials) {
-        if let Some((tenant, client)) = creds.principal() {
-            *self.slot(&tenant, &client).lock().await = None;
+        if let Some(slot) = self.slot(creds) {
+            *slot.lock().await = None;
         }
     }
 
-    fn slot(&self, tenant: &str, client: &str) -> Slot {
+    fn key(&self, creds: &Credentials) -> Option<SlotKey> {
+        use std::hash::BuildHasher;
+        match creds {
+            Credentials::Token(_) => None,
+            Credentials::ClientSecret {
+                tenant_id,
+                client_id,
+                client_secret,
+                scope,
+            } => Some((
+                scope.clone(),
+                tenant_id.clone(),
+                client_id.clone(),
+                self.hasher.hash_one(client_secret.expose_secret()),
+            )),
+        }
+    }
+
+    fn slot(&self, creds: &Credentials) -> Option<Slot> {
+        let key = self.key(creds)?;
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots
-            .entry((tenant.to_string(), client.to_string()))
-            .or_default()
-            .clone()
+        if slots.len() >= MAX_SLOTS && !slots.contains_key(&key) {
+            // Rotated secrets leave slots behind; keep those still in use.
+            let now = Instant::now();
+            slots.retain(|_, slot| match slot.try_lock() {
+                Ok(cached) => cached.as_ref().is_some_and(|c| now < c.refresh_at),
+                Err(_) => true,
+            });
+        }
+        Some(slots.entry(key).or_default().clone())
     }
 
     fn token_url(&self, tenant_id: &str) -> Result<reqwest::Url, AuthError> {
@@ -268,6 +300,7 @@ mod tests {
             tenant_id: "t".into(),
             client_id: "c".into(),
             client_secret: SecretString::from("hunter2-very-secret"),
+            scope: "ns/cpp".into(),
         };
         let shown = format!("{creds:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -2,6 +2,11 @@
 
 use reqwest::Url;
 
+use crate::crd::MAX_LOCATION_LEN;
+
+/// Longest host name quoted back in an error.
+const MAX_HOST_SHOWN: usize = 64;
+
 /// Why a location cannot be followed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocationError {
@@ -13,6 +18,20 @@ pub enum LocationError {
         "operation location points at host {host:?}, not the configured CPP endpoint; refusing to send the token there"
     )]
     ForeignHost { host: String },
+    #[error("operation location is {len} bytes long (at most {MAX_LOCATION_LEN}); host {host:?}")]
+    TooLong { len: usize, host: String },
+    #[error("operation location carries user credentials; refusing to follow it")]
+    UserInfo,
+    #[error("operation location carries a fragment; refusing to follow it")]
+    Fragment,
+}
+
+/// A host name as an error may quote it: at most 64 characters.
+fn shown_host(host: &str) -> String {
+    match host.char_indices().nth(MAX_HOST_SHOWN) {
+        Some((cut, _)) => format!("{}...", &host[..cut]),
+        None => host.to_string(),
+    }
 }
 
 /// Resolves a location against the configured endpoint.
@@ -26,6 +45,16 @@ pub fn resolve_location(endpoint: &Url, location: &str) -> Result<Url, LocationE
     let location = location.trim();
     if location.is_empty() {
         return Err(LocationError::Empty);
+    }
+    if location.len() > MAX_LOCATION_LEN {
+        let host = Url::parse(location)
+            .ok()
+            .and_then(|u| u.host_str().map(shown_host))
+            .unwrap_or_default();
+        return Err(LocationError::TooLong {
+            len: location.len(),
+            host,
+        });
     }
     if location
         .chars()
@@ -63,13 +92,18 @@ fn absolute_on_endpoint(endpoint: &Url, location: &str) -> Result<Url, LocationE
 }
 
 fn same_origin(endpoint: &Url, url: Url) -> Result<Url, LocationError> {
-    if url.origin() == endpoint.origin() {
-        Ok(url)
-    } else {
-        Err(LocationError::ForeignHost {
-            host: url.host_str().unwrap_or("").to_string(),
-        })
+    if url.origin() != endpoint.origin() {
+        return Err(LocationError::ForeignHost {
+            host: shown_host(url.host_str().unwrap_or("")),
+        });
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(LocationError::UserInfo);
+    }
+    if url.fragment().is_some() {
+        return Err(LocationError::Fragment);
+    }
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -131,6 +165,39 @@ mod tests {
                 "{loc}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn userinfo_and_fragments_are_refused() {
+        for loc in [
+            "https://user:password@cloudpartner.azure.com/api/operations/x",
+            "https://user@cloudpartner.azure.com/api/operations/x",
+        ] {
+            assert_eq!(
+                resolve_location(&endpoint(), loc),
+                Err(LocationError::UserInfo),
+                "{loc}"
+            );
+        }
+        assert_eq!(
+            resolve_location(&endpoint(), "/api/operations/x#frag"),
+            Err(LocationError::Fragment)
+        );
+    }
+
+    #[test]
+    fn huge_locations_are_refused_with_the_host_shortened() {
+        let host = format!("{}.example", "h".repeat(300));
+        let loc = format!("https://{host}/{}", "a".repeat(300_000));
+        let err = resolve_location(&endpoint(), &loc).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, LocationError::TooLong { .. }), "{err:?}");
+        assert!(text.len() < 200, "{} bytes", text.len());
+        let path = format!("/api/{}", "a".repeat(5000));
+        assert!(matches!(
+            resolve_location(&endpoint(), &path),
+            Err(LocationError::TooLong { .. })
+        ));
     }
 
     #[test]

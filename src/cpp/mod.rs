@@ -273,8 +273,10 @@ impl CppClient {
         match answer.status {
             200 => Ok(CancelAnswer::Cancelled),
             202 => Ok(CancelAnswer::Accepted {
-                location: header_text(&answer.headers, LOCATION)
-                    .or_else(|| wire::location_from_body(&answer.body)),
+                location: self.checked_location(
+                    header_text(&answer.headers, LOCATION)
+                        .or_else(|| wire::location_from_body(&answer.body)),
+                )?,
                 retry_after: retry_after(&answer.headers),
             }),
             _ => Err(rejected(Endpoint::Cancel, &answer)),
@@ -291,7 +293,7 @@ impl CppClient {
         })?;
         Ok(PollAnswer {
             operation,
-            location: header_text(&answer.headers, LOCATION),
+            location: self.checked_location(header_text(&answer.headers, LOCATION))?,
             retry_after: retry_after(&answer.headers),
         })
     }
@@ -310,6 +312,18 @@ impl CppClient {
             endpoint: Endpoint::Submissions,
             detail,
         })
+    }
+
+    /// A location CPP gave, refused unless it can be followed (size, host,
+    /// no user credentials, no fragment): nothing unusable reaches status.
+    fn checked_location(&self, location: Option<String>) -> Result<Option<String>, CppError> {
+        match location {
+            Some(l) => {
+                resolve_location(&self.endpoint, &l)?;
+                Ok(Some(l.trim().to_string()))
+            }
+            None => Ok(None),
+        }
     }
 
     /// GET with a token; anything but 200 is an error.
@@ -418,6 +432,15 @@ impl CppClient {
         })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        // An accepted cancel with a Location header is complete without its
+        // body: a huge or slow body must not lose the acceptance.
+        if endpoint == Endpoint::Cancel && status == 202 && headers.contains_key(LOCATION) {
+            return Ok(Answer {
+                status,
+                headers,
+                body: Vec::new(),
+            });
+        }
         let body = read_limited(response)
             .await
             .map_err(|e| body_error(endpoint, e))?;
