@@ -65,7 +65,7 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
     };
     let ctx = Arc::new(Context::new(client.clone(), cpp, metrics, config));
     if !args.leader_elect {
-        controller::run(ctx, health, std::future::pending()).await;
+        bounded_by_signal(controller::run(ctx, health, std::future::pending())).await;
         return Ok(());
     }
     let pod_ns = std::env::var("POD_NAMESPACE").ok();
@@ -99,9 +99,9 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
             let _ = lost_tx.send(());
         }
     });
-    controller::run(ctx, health, async move {
+    bounded_by_signal(controller::run(ctx, health, async move {
         let _ = lost.await;
-    })
+    }))
     .await;
     renewing.abort();
     let _ = renewing.await;
@@ -182,6 +182,23 @@ async fn leadership_lost(manager: Arc<LeaseManager>) {
         }
     }
     tracing::warn!("leader lease lost; stopping");
+}
+
+/// How long the controller may take to wind down after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs the controller, but never longer than [`SHUTDOWN_GRACE`] after a
+/// signal: its graceful stop waits for a watch that may be unable to list
+/// (no RBAC yet, API server down), and an operator must stop when told.
+async fn bounded_by_signal(running: impl std::future::Future<Output = ()>) {
+    let deadline = async {
+        shutdown_signal().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = running => {}
+        () = deadline => tracing::warn!("still busy {SHUTDOWN_GRACE:?} after the signal; stopping anyway"),
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -50,6 +50,16 @@ fn main() -> std::process::ExitCode {
             "graceful_handover_within_two_seconds",
             graceful_handover_within_two_seconds,
         ),
+        trial(
+            &plane,
+            "a_poisonous_resource_stops_no_one",
+            a_poisonous_resource_stops_no_one,
+        ),
+        trial(
+            &plane,
+            "one_namespace_never_borrows_another_token",
+            one_namespace_never_borrows_another_token,
+        ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     drop(plane);
@@ -293,4 +303,117 @@ async fn graceful_handover_within_two_seconds(plane: Plane) {
     );
     c.sigkill();
     fx.cleanup().await;
+}
+
+/// A control plane of the trial's own, for an operator that watches every
+/// namespace or a CRD that differs from the shipped one.
+async fn own_plane() -> ControlPlane {
+    let plane = ControlPlane::start().expect("control plane");
+    plane.ready().await.expect("control plane ready");
+    plane
+}
+
+/// An older CRD (no maximum on timeoutSeconds) lets a resource in that no
+/// u32 holds. It is reported and skipped; its neighbour is Cancelled, and
+/// SIGTERM stops the operator promptly.
+async fn a_poisonous_resource_stops_no_one(_shared: Plane) {
+    let plane = own_plane().await;
+    let fx = Fixture::new(&plane, "poison").await;
+    support::loosen_timeout_schema(&fx.client).await;
+    support::create_raw(
+        &fx.client,
+        &fx.ns,
+        serde_json::json!({
+            "apiVersion": "offercancel.dev/v1alpha1", "kind": "OfferCancellation",
+            "metadata": {"name": "poison"},
+            "spec": {"publisherId": "contoso", "offerId": "sync-poison",
+                     "credentialsSecretRef": {"name": "cpp"}, "timeoutSeconds": 5000000000u64}
+        }),
+    )
+    .await;
+    let operator = fx.operator(&plane, &[]);
+    let valid = vec!["sync-valid".to_string()];
+    fx.create_all(&valid, 1).await;
+    let started = std::time::Instant::now();
+    loop {
+        let phases = fx.phases().await;
+        if phases.get("sync-valid") == Some(&Some(Phase::Cancelled)) {
+            assert_eq!(
+                phases.get("poison"),
+                Some(&None),
+                "the poison is left alone"
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{phases:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(fx.posts("sync-poison").await, 0);
+    let log = operator.log_text();
+    assert!(
+        log.contains("cannot be read") && log.contains("poison") && log.len() < 100_000,
+        "the poison is named, briefly:\n{log}"
+    );
+    let stopped = operator.sigterm(Duration::from_secs(10)).await;
+    assert!(
+        stopped.is_some_and(|d| d < Duration::from_secs(5)),
+        "{stopped:?}"
+    );
+    fx.cleanup().await;
+}
+
+/// Team B names team A's tenant and client but not the client secret: its
+/// cancel is never sent with team A's token. The operator also stops on
+/// SIGTERM while it cannot even list (no RBAC yet).
+async fn one_namespace_never_borrows_another_token(_shared: Plane) {
+    let plane = own_plane().await;
+    let fx = Fixture::cluster_wide(&plane).await;
+    let unable = fx.operator_as(&plane, true, &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let stopped = unable.sigterm(Duration::from_secs(10)).await;
+    assert!(
+        stopped.is_some_and(|d| d < Duration::from_secs(5)),
+        "an operator that cannot list must still stop on SIGTERM: {stopped:?}"
+    );
+    support::namespace_with_secret(&fx.client, "team-a", "s3cret").await;
+    support::namespace_with_secret(&fx.client, "team-b", "i-do-not-know-it").await;
+    let operator = fx.operator(&plane, &[]);
+    let create = |ns: &str, offer: &str| {
+        let api: kube::Api<offer_cancel_operator::crd::OfferCancellation> =
+            kube::Api::namespaced(fx.client.clone(), ns);
+        let r = support::resource(offer, offer);
+        async move {
+            api.create(&Default::default(), &r).await.expect("create");
+            api
+        }
+    };
+    let a = create("team-a", "sync-team-a").await;
+    wait_phase(&a, "sync-team-a", Phase::Cancelled).await;
+    let b = create("team-b", "sync-team-b").await;
+    let failed = wait_phase(&b, "sync-team-b", Phase::Failed).await;
+    let message = failed.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(message.contains("invalid_client"), "{message}");
+    assert_eq!(
+        fx.posts("sync-team-b").await,
+        0,
+        "no POST with a borrowed token"
+    );
+    assert_eq!(fx.posts("sync-team-a").await, 1);
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+async fn wait_phase(
+    api: &kube::Api<offer_cancel_operator::crd::OfferCancellation>,
+    name: &str,
+    phase: Phase,
+) -> offer_cancel_operator::crd::OfferCancellation {
+    for _ in 0..240 {
+        let obj = api.get(name).await.expect("read resource");
+        if obj.status.as_ref().and_then(|s| s.phase) == Some(phase) {
+            return obj;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{name} never reached {phase:?}");
 }

@@ -32,6 +32,7 @@ publishers:
 
 /// One trial's world.
 pub struct Fixture {
+    /// The namespace the operator watches; empty: all of them.
     pub ns: String,
     pub client: Client,
     pub sim: simulator::Running,
@@ -43,23 +44,7 @@ impl Fixture {
     pub async fn new(plane: &ControlPlane, name: &str) -> Fixture {
         let client = plane.admin_client().await;
         let ns = format!("{name}-{:x}", fastrand::u32(..));
-        let mut namespace = Namespace::default();
-        namespace.metadata.name = Some(ns.clone());
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .expect("create namespace");
-        let mut secret = Secret::default();
-        secret.metadata.name = Some("cpp".into());
-        secret.string_data = Some(BTreeMap::from([
-            ("tenantId".to_string(), "t".to_string()),
-            ("clientId".to_string(), "operator".to_string()),
-            ("clientSecret".to_string(), "s3cret".to_string()),
-        ]));
-        Api::<Secret>::namespaced(client.clone(), &ns)
-            .create(&PostParams::default(), &secret)
-            .await
-            .expect("create secret");
+        namespace_with_secret(&client, &ns, "s3cret").await;
         let scenario = Scenario::from_yaml(SCENARIO).expect("scenario");
         let sim = simulator::spawn(scenario, "127.0.0.1:0")
             .await
@@ -74,6 +59,32 @@ impl Fixture {
             api,
             logs,
         }
+    }
+
+    /// A world whose operator watches every namespace (own control planes
+    /// only: it would act on other trials' resources).
+    pub async fn cluster_wide(plane: &ControlPlane) -> Fixture {
+        let client = plane.admin_client().await;
+        let scenario = Scenario::from_yaml(SCENARIO).expect("scenario");
+        let sim = simulator::spawn(scenario, "127.0.0.1:0")
+            .await
+            .expect("simulator");
+        let logs = plane.dir.path().join("cluster-wide");
+        std::fs::create_dir_all(&logs).expect("log dir");
+        Fixture {
+            ns: String::new(),
+            api: Api::all(client.clone()),
+            client,
+            sim,
+            logs,
+        }
+    }
+
+    /// Cancel POSTs CPP received for one offer.
+    pub async fn posts(&self, offer: &str) -> u64 {
+        self.stats().await["offers"][format!("contoso/{offer}")]["cancelPosts"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     /// Creates `offers.len()` resources, `concurrency` at a time.
@@ -116,8 +127,14 @@ impl Fixture {
         let out = std::fs::File::create(&log).expect("operator log");
         let err = out.try_clone().expect("operator log");
         let url = self.sim.url();
+        let watch: &[&str] = if self.ns.is_empty() {
+            &[]
+        } else {
+            &["--namespace", &self.ns]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_offer-cancel-operator"))
-            .args(["controller", "--namespace", &self.ns])
+            .arg("controller")
+            .args(watch)
             .args(["--metrics-addr", "127.0.0.1:0", "--rate-limit-rps", "0"])
             .args(["--endpoint", &url, "--authority-host", &url])
             .args(["--request-timeout-seconds", "5"])
@@ -133,17 +150,24 @@ impl Fixture {
         Operator { child, log }
     }
 
-    /// Phase of every resource.
+    /// Phase of every resource, read as JSON: an object no Rust type
+    /// holds (a poisonous one) must not break the count.
     pub async fn phases(&self) -> BTreeMap<String, Option<Phase>> {
-        let list = self
-            .api
+        use kube::api::{ApiResource, DynamicObject};
+        let resource = ApiResource::erase::<OfferCancellation>(&());
+        let api: Api<DynamicObject> = if self.ns.is_empty() {
+            Api::all_with(self.client.clone(), &resource)
+        } else {
+            Api::namespaced_with(self.client.clone(), &self.ns, &resource)
+        };
+        let list = api
             .list(&ListParams::default())
             .await
             .expect("list resources");
         list.items
             .into_iter()
             .map(|r| {
-                let phase = r.status.as_ref().and_then(|s| s.phase);
+                let phase = serde_json::from_value(r.data["status"]["phase"].clone()).ok();
                 (r.metadata.name.unwrap_or_default(), phase)
             })
             .collect()
@@ -214,6 +238,28 @@ impl Fixture {
             .await;
         self.sim.task.abort();
     }
+}
+
+/// A namespace with Secret `cpp` naming the simulator's principal, with
+/// this client secret.
+pub async fn namespace_with_secret(client: &Client, ns: &str, client_secret: &str) {
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(ns.to_string());
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("cpp".into());
+    secret.string_data = Some(BTreeMap::from([
+        ("tenantId".to_string(), "t".to_string()),
+        ("clientId".to_string(), "operator".to_string()),
+        ("clientSecret".to_string(), client_secret.to_string()),
+    ]));
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
 }
 
 /// `n` offers of each template kind: sync-, async-, legacy-.
@@ -364,4 +410,39 @@ pub async fn lease_holder(client: &Client, ns: &str, name: &str, not: Option<&st
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Drops `maximum` from spec.timeoutSeconds, as an older CRD had it.
+pub async fn loosen_timeout_schema(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let name = "offercancellations.offercancel.dev";
+    let mut crd = serde_json::to_value(crds.get(name).await.expect("read CRD")).expect("json");
+    let timeout = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["timeoutSeconds"];
+    timeout
+        .as_object_mut()
+        .expect("timeoutSeconds")
+        .remove("maximum");
+    crd["metadata"]["managedFields"] = Value::Null;
+    crds.replace(
+        name,
+        &Default::default(),
+        &serde_json::from_value(crd).expect("crd"),
+    )
+    .await
+    .expect("loosen the CRD");
+    // Let the API server pick up the new schema.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
+/// Creates an object from raw JSON, bypassing the Rust types.
+pub async fn create_raw(client: &Client, ns: &str, object: Value) {
+    use kube::api::{ApiResource, DynamicObject};
+    let resource = ApiResource::erase::<OfferCancellation>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    let object: DynamicObject = serde_json::from_value(object).expect("object");
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("create raw object");
 }
