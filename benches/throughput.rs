@@ -114,6 +114,7 @@ fn subject(i: usize) -> Subject {
         generation: 1,
         retry_request: None,
         credentials_version: None,
+        errors_in_row: 0,
     }
 }
 

@@ -98,8 +98,11 @@ pub struct Context {
     pub config: Config,
     /// Invalidated by the Secret watch.
     pub credentials: Arc<CredentialsCache>,
-    gate: Gate,
-    written: Written,
+    /// Our last status write per resource (see [`behind`]).
+    written: PerResource<String>,
+    /// Transient errors in a row per resource: they drive the backoff, and
+    /// only the first of a streak is written to status.
+    errors_in_row: PerResource<u32>,
 }
 
 impl Context {
@@ -115,90 +118,65 @@ impl Context {
             metrics,
             config,
             credentials: Arc::default(),
-            gate: Gate::default(),
-            written: Written::default(),
+            written: PerResource::default(),
+            errors_in_row: PerResource::default(),
         }
     }
 }
 
-/// What the next reconcile must see unchanged for an early wake-up to be
-/// put back to sleep.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint {
-    generation: i64,
-    retry_request: Option<String>,
-    credentials_version: Option<String>,
+/// Something kept in memory per resource, swept when the resource goes.
+struct PerResource<T> {
+    map: Mutex<HashMap<ObjectRef<OfferCancellation>, T>>,
 }
 
-/// Our own status writes wake the resource up through the watch. Without
-/// this, each write would trigger an immediate poll (or defeat a backoff).
-/// It lives in memory only: after a restart the first reconcile polls at once.
-#[derive(Default)]
-struct Gate {
-    until: Mutex<HashMap<ObjectRef<OfferCancellation>, (Instant, Fingerprint)>>,
+impl<T> Default for PerResource<T> {
+    fn default() -> Self {
+        PerResource {
+            map: Mutex::default(),
+        }
+    }
 }
 
-impl Gate {
-    fn remaining(&self, key: &ObjectRef<OfferCancellation>, fp: &Fingerprint) -> Option<Duration> {
-        let map = self.until.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, seen) = map.get(key)?;
-        let left = at.checked_duration_since(Instant::now())?;
-        (seen == fp && !left.is_zero()).then_some(left)
+impl<T: Clone> PerResource<T> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<OfferCancellation>, T>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn retain(&self, live: &std::collections::HashSet<ObjectRef<OfferCancellation>>) {
-        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|k, _| live.contains(k));
+    fn get(&self, key: &ObjectRef<OfferCancellation>) -> Option<T> {
+        self.map().get(key).cloned()
     }
 
-    fn set(&self, key: ObjectRef<OfferCancellation>, wait: Option<Duration>, fp: Fingerprint) {
-        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
-        match wait {
-            Some(wait) => map.insert(key, (Instant::now() + wait, fp)),
-            None => map.remove(&key),
+    /// Sets the value; `None` forgets it.
+    fn set(&self, key: ObjectRef<OfferCancellation>, value: Option<T>) {
+        match value {
+            Some(v) => self.map().insert(key, v),
+            None => self.map().remove(&key),
         };
-    }
-}
-
-/// The resourceVersion of our last status write per resource, until the
-/// watch cache has caught up with it. A reconcile handed an older copy
-/// reads the object from the API server instead: deciding from the copy
-/// could repeat what the write already recorded.
-#[derive(Default)]
-struct Written {
-    versions: Mutex<HashMap<ObjectRef<OfferCancellation>, String>>,
-}
-
-impl Written {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<OfferCancellation>, String>> {
-        self.versions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether `seen` is older than our last write (and forgets the write
-    /// once the cache shows it).
-    fn behind(&self, key: &ObjectRef<OfferCancellation>, seen: Option<&str>) -> bool {
-        let mut map = self.map();
-        match map.get(key) {
-            Some(ours) if Some(ours.as_str()) == seen => {
-                map.remove(key);
-                false
-            }
-            Some(_) => true,
-            None => false,
-        }
-    }
-
-    fn record(&self, key: ObjectRef<OfferCancellation>, version: String) {
-        self.map().insert(key, version);
-    }
-
-    fn forget(&self, key: &ObjectRef<OfferCancellation>) {
-        self.map().remove(key);
     }
 
     /// Drops entries of resources that are gone.
     fn retain(&self, live: &std::collections::HashSet<ObjectRef<OfferCancellation>>) {
         self.map().retain(|k, _| live.contains(k));
+    }
+}
+
+/// The resourceVersion of our last status write is kept until the watch
+/// cache has caught up with it. A reconcile handed an older copy reads the
+/// object from the API server instead: deciding from the copy could repeat
+/// what the write already recorded. Says whether `seen` is such a copy,
+/// and forgets our write once the cache shows it.
+fn behind(
+    written: &PerResource<String>,
+    key: &ObjectRef<OfferCancellation>,
+    seen: Option<&str>,
+) -> bool {
+    match written.get(key) {
+        Some(ours) if Some(ours.as_str()) == seen => {
+            written.set(key.clone(), None);
+            false
+        }
+        Some(_) => true,
+        None => false,
     }
 }
 
@@ -261,6 +239,15 @@ async fn read_credentials(
 /// One reconcile: read, decide and act through the engine, schedule.
 /// Every log line inside carries the resource's namespace and name.
 pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let wait = next_look(obj, ctx).await?;
+    Ok(wait.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// One reconcile; returns when to look again (`None`: only on a change).
+pub async fn next_look(
+    obj: Arc<OfferCancellation>,
+    ctx: Arc<Context>,
+) -> Result<Option<Duration>, Error> {
     use tracing::Instrument;
     let started = Instant::now();
     ctx.metrics.reconciliations.inc();
@@ -279,7 +266,7 @@ pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result
         Err(Error::Conflict) => {
             tracing::debug!("stale view: decision dropped");
             ctx.metrics.status_conflicts.inc();
-            Ok(Action::requeue(CONFLICT_REQUEUE))
+            Ok(Some(CONFLICT_REQUEUE))
         }
         other => other,
     }
@@ -287,12 +274,12 @@ pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result
 
 /// Reconciles the object as the API server has it now: the watch cache's
 /// copy, unless it is older than our own last write.
-async fn reconcile_current(obj: &OfferCancellation, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_current(
+    obj: &OfferCancellation,
+    ctx: &Context,
+) -> Result<Option<Duration>, Error> {
     let key = ObjectRef::from_obj(obj);
-    if !ctx
-        .written
-        .behind(&key, obj.meta().resource_version.as_deref())
-    {
+    if !behind(&ctx.written, &key, obj.meta().resource_version.as_deref()) {
         return reconcile_inner(obj, ctx).await;
     }
     ctx.metrics.stale_reads.inc();
@@ -300,25 +287,28 @@ async fn reconcile_current(obj: &OfferCancellation, ctx: &Context) -> Result<Act
     let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
     match api.get_opt(&obj.name_any()).await {
         Ok(Some(current)) => {
-            if let Some(rv) = current.meta().resource_version.clone() {
-                ctx.written.record(key, rv);
-            }
+            ctx.written
+                .set(key, current.meta().resource_version.clone());
             reconcile_inner(&current, ctx).await
         }
         Ok(None) => {
-            ctx.written.forget(&key);
-            Ok(Action::await_change())
+            ctx.written.set(key, None);
+            Ok(None)
         }
         Err(e) => Err(Error::ReadResource(e)),
     }
 }
 
-async fn reconcile_inner(obj: &OfferCancellation, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_inner(
+    obj: &OfferCancellation,
+    ctx: &Context,
+) -> Result<Option<Duration>, Error> {
     let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let key = ObjectRef::from_obj(obj);
     let status = obj.status.clone().unwrap_or_default();
     if status.phase == Some(Phase::Cancelled) && status.observed_generation == obj.meta().generation
     {
-        return Ok(Action::await_change());
+        return Ok(None);
     }
     let (version, creds) =
         read_credentials(ctx, &ns, &obj.spec.credentials_secret_ref.name).await?;
@@ -331,16 +321,8 @@ async fn reconcile_inner(obj: &OfferCancellation, ctx: &Context) -> Result<Actio
             .get(RETRY_ANNOTATION)
             .map(|v| retry_request_token(v)),
         credentials_version: version,
+        errors_in_row: ctx.errors_in_row.get(&key).unwrap_or(0),
     };
-    let key = ObjectRef::from_obj(obj);
-    let fp = Fingerprint {
-        generation: subject.generation,
-        retry_request: subject.retry_request.clone(),
-        credentials_version: subject.credentials_version.clone(),
-    };
-    if let Some(left) = ctx.gate.remaining(&key, &fp) {
-        return Ok(Action::requeue(left));
-    }
     let mut sink = KubeSink {
         ctx,
         obj,
@@ -353,9 +335,13 @@ async fn reconcile_inner(obj: &OfferCancellation, ctx: &Context) -> Result<Actio
         &mut sink,
     )
     .await?;
-    let wait = requeue_delay(requeue, ctx.config.min_backoff, ctx.config.max_backoff);
-    ctx.gate.set(key, wait, fp);
-    Ok(wait.map_or_else(Action::await_change, Action::requeue))
+    let streak = requeue.errors_in_row();
+    ctx.errors_in_row.set(key, (streak > 0).then_some(streak));
+    Ok(requeue_delay(
+        requeue,
+        ctx.config.min_backoff,
+        ctx.config.max_backoff,
+    ))
 }
 
 /// Requeues after an error that the engine could not record in status.
@@ -394,7 +380,7 @@ impl StatusSink for KubeSink<'_> {
         let written = write_status(self.ctx, self.obj, version, &t.status).await?;
         self.ctx
             .written
-            .record(ObjectRef::from_obj(self.obj), written.clone());
+            .set(ObjectRef::from_obj(self.obj), Some(written.clone()));
         self.resource_version = Some(written);
         tracing::info!(
             phase = t.status.phase.map(Phase::as_str),
@@ -551,7 +537,7 @@ async fn count_in_flight(
             .map(|r| ObjectRef::from_obj(r.as_ref()))
             .collect();
         ctx.written.retain(&live);
-        ctx.gate.retain(&live);
+        ctx.errors_in_row.retain(&live);
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }
@@ -588,21 +574,21 @@ mod tests {
 
     #[test]
     fn a_copy_older_than_our_last_write_is_behind_until_the_cache_shows_it() {
-        let written = Written::default();
+        let written = PerResource::default();
         let key = ObjectRef::<OfferCancellation>::new("r").within("ns");
-        assert!(!written.behind(&key, Some("7")), "nothing written yet");
-        written.record(key.clone(), "9".into());
+        assert!(!behind(&written, &key, Some("7")), "nothing written yet");
+        written.set(key.clone(), Some("9".to_string()));
         assert!(
-            written.behind(&key, Some("8")),
+            behind(&written, &key, Some("8")),
             "the copy predates our write"
         );
-        assert!(written.behind(&key, None));
-        assert!(!written.behind(&key, Some("9")), "the cache caught up");
-        assert!(!written.behind(&key, Some("8")), "forgotten once seen");
-        written.record(key.clone(), "12".into());
+        assert!(behind(&written, &key, None));
+        assert!(!behind(&written, &key, Some("9")), "the cache caught up");
+        assert!(!behind(&written, &key, Some("8")), "forgotten once seen");
+        written.set(key.clone(), Some("12".to_string()));
         written.retain(&std::collections::HashSet::new());
         assert!(
-            !written.behind(&key, Some("11")),
+            !behind(&written, &key, Some("11")),
             "deleted resources are dropped"
         );
     }

@@ -198,10 +198,6 @@ pub struct OfferCancellationStatus {
     #[serde(default)]
     #[schemars(range(min = 0, max = 4294967295u32))]
     pub attempts: u32,
-    /// Transient errors in a row since CPP last answered; drives the backoff.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    #[schemars(range(min = 0, max = 4294967295u32))]
-    pub consecutive_errors: u32,
     /// The value of the offercancel.dev/retry annotation the current attempt
     /// answers (a digest when the value is long).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,10 +207,6 @@ pub struct OfferCancellationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub credentials_version: Option<String>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 /// Why a spec cannot be acted on.
@@ -464,10 +456,6 @@ mod tests {
         );
         let status = &props["status"]["properties"];
         assert_eq!(number(&status["attempts"]["maximum"]), f64::from(u32::MAX));
-        assert_eq!(
-            number(&status["consecutiveErrors"]["maximum"]),
-            f64::from(u32::MAX)
-        );
         assert_eq!(status["operationLocation"]["maxLength"], MAX_LOCATION_LEN);
         assert_eq!(status["message"]["maxLength"], MAX_MESSAGE_LEN);
         assert_eq!(status["retryRequest"]["maxLength"], MAX_RETRY_REQUEST_LEN);

@@ -73,6 +73,9 @@ pub struct Observed<'a> {
     pub retry_request: Option<&'a str>,
     /// resourceVersion of the credentials Secret, when it could be read.
     pub credentials_version: Option<&'a str>,
+    /// Transient errors in a row so far (kept in memory, not in status: a
+    /// streak writes status once, when it starts).
+    pub errors_in_row: u32,
     pub now: Timestamp,
 }
 
@@ -239,6 +242,16 @@ pub enum Requeue {
         errors: u32,
         at_least: Duration,
     },
+}
+
+impl Requeue {
+    /// The streak of transient errors this requeue answers (0: none).
+    pub fn errors_in_row(self) -> u32 {
+        match self {
+            Requeue::Backoff { errors, .. } => errors,
+            Requeue::Never | Requeue::After(_) => 0,
+        }
+    }
 }
 
 /// A Kubernetes Event to publish for a transition.
@@ -518,7 +531,6 @@ fn fail(
     message: String,
 ) -> Transition {
     next.phase = Some(Phase::Failed);
-    next.consecutive_errors = 0;
     next.completed_at = Some(Time(obs.now));
     // Remember what this attempt answered, so only a new value retries.
     next.retry_request = obs.retry_request.map(String::from);
@@ -563,7 +575,6 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
     let resend = stage(obs.status) == Stage::InDoubt;
     if !resend {
         next.requested_at = Some(Time(obs.now));
-        next.consecutive_errors = 0;
     }
     next.phase = Some(Phase::Pending);
     next.attempts = next.attempts.saturating_add(1);
@@ -610,7 +621,6 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
     } else {
         Phase::Pending
     });
-    next.consecutive_errors = 0;
     next.completed_at = None;
     next.operation_status = None;
     next.retry_request = obs.retry_request.map(String::from);
@@ -676,7 +686,6 @@ fn cancelled(
     message: String,
 ) -> Transition {
     next.phase = Some(Phase::Cancelled);
-    next.consecutive_errors = 0;
     next.completed_at = Some(Time(obs.now));
     set_health(obs, &mut next, Health::Succeeded, why, &message);
     Transition {
@@ -718,7 +727,6 @@ fn in_progress(
     notice: Option<Notice>,
 ) -> Transition {
     next.phase = Some(Phase::Cancelling);
-    next.consecutive_errors = 0;
     set_health(
         obs,
         &mut next,
@@ -750,9 +758,20 @@ fn polled(
     retry_after: Option<Duration>,
     detail: String,
 ) -> Transition {
+    let moved = location.filter(|l| next.operation_location.as_ref() != Some(l));
+    if state == OperationState::InProgress {
+        // Still running: only a new location is worth a write.
+        let wait = poll_wait(obs, retry_after);
+        let Some(location) = moved else {
+            return unchanged(obs, Requeue::After(wait));
+        };
+        next.operation_location = Some(location);
+        let message = "CPP moved the cancel operation; polling its new location";
+        return in_progress(obs, next, message, wait, None);
+    }
     next.operation_status = Some(raw.clone());
-    if location.is_some() {
-        next.operation_location = location;
+    if let Some(location) = moved {
+        next.operation_location = Some(location);
     }
     match state {
         OperationState::Done => cancelled(
@@ -767,22 +786,26 @@ fn polled(
             reason::OPERATION_FAILED,
             format!("the cancel operation failed: {detail}"),
         ),
-        OperationState::InProgress => {
-            let message = format!("the cancel operation is {raw}");
-            in_progress(obs, next, &message, poll_wait(obs, retry_after), None)
-        }
+        OperationState::InProgress => unchanged(obs, Requeue::After(poll_wait(obs, retry_after))),
     }
 }
 
+/// The first error of a streak is written (and announced) once; the rest
+/// of the streak only counts, in memory and metrics, and backs off.
 fn transient(
     obs: &Observed,
     mut next: OfferCancellationStatus,
     message: String,
     retry_after: Option<Duration>,
 ) -> Transition {
+    let requeue = Requeue::Backoff {
+        errors: obs.errors_in_row.saturating_add(1),
+        at_least: retry_after.unwrap_or_default(),
+    };
+    if obs.errors_in_row > 0 {
+        return unchanged(obs, requeue);
+    }
     next.phase.get_or_insert(Phase::Pending);
-    next.consecutive_errors = next.consecutive_errors.saturating_add(1);
-    let first = next.consecutive_errors == 1;
     let message = format!("transient error, will retry: {message}");
     set_health(
         obs,
@@ -792,19 +815,25 @@ fn transient(
         &message,
     );
     Transition {
-        requeue: Requeue::Backoff {
-            errors: next.consecutive_errors,
-            at_least: retry_after.unwrap_or_default(),
-        },
+        requeue,
         status: next,
-        // One event per streak of errors, not one per retry.
-        notice: if first {
-            notice(reason::TRANSIENT_ERROR, true, &message)
-        } else {
-            None
-        },
+        notice: notice(reason::TRANSIENT_ERROR, true, &message),
         post: false,
     }
+}
+
+/// Nothing decisive was learned: the status stays as it is (the generation
+/// it describes aside), so nothing is written.
+fn unchanged(obs: &Observed, requeue: Requeue) -> Transition {
+    let mut status = obs.status.clone();
+    status.observed_generation = Some(obs.generation);
+    Transition {
+        status,
+        requeue,
+        notice: None,
+        post: false,
+    }
+    .restamp(obs)
 }
 
 fn timed_out_transition(obs: &Observed, next: OfferCancellationStatus) -> Transition {

@@ -31,6 +31,8 @@ pub struct Subject {
     pub generation: i64,
     pub retry_request: Option<String>,
     pub credentials_version: Option<String>,
+    /// Transient errors in a row so far; the caller keeps it between rounds.
+    pub errors_in_row: u32,
 }
 
 impl Subject {
@@ -41,6 +43,7 @@ impl Subject {
             generation: self.generation,
             retry_request: self.retry_request.as_deref(),
             credentials_version: self.credentials_version.as_deref(),
+            errors_in_row: self.errors_in_row,
             now,
         }
     }

@@ -179,9 +179,11 @@ pub async fn drive(
         generation: 1,
         retry_request: None,
         credentials_version: None,
+        errors_in_row: 0,
     };
     loop {
         let Ok(requeue) = run_step(cpp, &mut subject, Ok(creds), &mut PrintSink).await;
+        subject.errors_in_row = requeue.errors_in_row();
         let status = &subject.status;
         let message = status.message.clone().unwrap_or_default();
         match (status.phase, requeue) {
@@ -189,7 +191,7 @@ pub async fn drive(
             (Some(Phase::Failed), _) => return Ending::Failed(message),
             (Some(Phase::Cancelling), _) if !wait => return Ending::Accepted,
             (_, Requeue::Never) => return Ending::GaveUp(message),
-            _ if status.consecutive_errors >= MAX_CONSECUTIVE_ERRORS => {
+            _ if subject.errors_in_row >= MAX_CONSECUTIVE_ERRORS => {
                 return Ending::GaveUp(message);
             }
             (_, requeue) => {

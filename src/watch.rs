@@ -39,8 +39,26 @@ pub fn resources(
         .default_backoff()
         .filter_map(move |event| std::future::ready(typed(event, &metrics)))
         .reflect(writer)
-        .applied_objects();
+        .applied_objects()
+        .predicate_filter(asks_for_work, Default::default());
     (reader, stream)
+}
+
+/// What makes a resource worth a reconcile when it changes: its spec
+/// (generation) and the retry annotation. The operator's own status writes
+/// change neither, so they wake nothing: follow-ups come from the requeue
+/// each reconcile asks for. (Every write used to wake its resource at once,
+/// and at load those wake-ups crowded out new resources: kube-runtime holds
+/// due work in a set, not a queue, so some waited minutes.)
+fn asks_for_work(resource: &OfferCancellation) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    resource.metadata.generation.hash(&mut hasher);
+    resource
+        .annotations()
+        .get(RETRY_ANNOTATION)
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// Secrets' metadata: enough to know that one changed, never its data.
@@ -149,6 +167,26 @@ mod tests {
         assert_eq!(annotations.len(), 1);
         assert!(annotations.contains_key(RETRY_ANNOTATION));
         assert!(kept.metadata.managed_fields.is_none());
+    }
+
+    #[test]
+    fn only_spec_and_retry_changes_ask_for_work() {
+        let metrics = Metrics::default();
+        let base = readable(object(valid_spec()), &metrics).expect("readable");
+        let mut status_only = base.clone();
+        status_only.status = Some(Default::default());
+        status_only.metadata.resource_version = Some("99".into());
+        assert_eq!(asks_for_work(&base), asks_for_work(&status_only));
+        let mut edited = base.clone();
+        edited.metadata.generation = Some(2);
+        assert_ne!(asks_for_work(&base), asks_for_work(&edited));
+        let mut retried = base.clone();
+        retried
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(RETRY_ANNOTATION.into(), "2".into());
+        assert_ne!(asks_for_work(&base), asks_for_work(&retried));
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 use common::fake_api::FakeApi;
 use common::*;
 use kube::runtime::controller::Action;
-use offer_cancel_operator::controller::{self, Context, reconcile};
+use offer_cancel_operator::controller::{self, Context, next_look, reconcile};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use offer_cancel_operator::decide::Outcome;
 use offer_cancel_operator::simulator::{self, Scenario};
@@ -47,16 +47,16 @@ async fn drive(fake: &FakeApi, ctx: &Arc<Context>, limit: Duration) -> OfferCanc
     let run = async {
         loop {
             let obj = fake.object();
-            let action = reconcile(Arc::new(obj.clone()), ctx.clone())
+            let wait = next_look(Arc::new(obj.clone()), ctx.clone())
                 .await
                 .expect("reconcile failed");
             let phase = obj.status.as_ref().and_then(|s| s.phase);
-            if action == Action::await_change()
-                && matches!(phase, Some(Phase::Cancelled | Phase::Failed))
-            {
+            if wait.is_none() && matches!(phase, Some(Phase::Cancelled | Phase::Failed)) {
                 return fake.object();
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // As the scheduler would: after the requeue the reconcile asked
+            // for (no sooner: our own writes wake nothing).
+            tokio::time::sleep(wait.unwrap_or(Duration::from_millis(200))).await;
         }
     };
     tokio::time::timeout(limit, run)

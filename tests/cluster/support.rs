@@ -446,3 +446,49 @@ pub async fn create_raw(client: &Client, ns: &str, object: Value) {
         .await
         .expect("create raw object");
 }
+
+/// Counts the writes to each resource after its creation, as the API
+/// server reports them on a watch (every change is one event).
+pub struct WriteCounter {
+    counts: std::sync::Arc<std::sync::Mutex<BTreeMap<String, u32>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WriteCounter {
+    pub fn start(client: &Client, ns: &str) -> WriteCounter {
+        use kube::api::{ApiResource, DynamicObject, WatchEvent, WatchParams};
+        let resource = ApiResource::erase::<OfferCancellation>(&());
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let seen = counts.clone();
+        let task = tokio::spawn(async move {
+            let params = WatchParams::default().timeout(290);
+            let Ok(stream) = api.watch(&params, "0").await else {
+                return;
+            };
+            let mut stream = std::pin::pin!(stream);
+            while let Some(Ok(event)) = stream.next().await {
+                if let WatchEvent::Modified(o) = event {
+                    let name = o.metadata.name.unwrap_or_default();
+                    let mut counts = seen.lock().unwrap_or_else(|p| p.into_inner());
+                    *counts.entry(name).or_insert(0) += 1;
+                }
+            }
+        });
+        WriteCounter { counts, task }
+    }
+
+    /// Writes per resource so far.
+    pub fn counts(&self) -> BTreeMap<String, u32> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for WriteCounter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -57,6 +57,7 @@ pub fn status_after(offer: &str, outcomes: Vec<Outcome>) -> OfferCancellationSta
             generation: 1,
             retry_request: None,
             credentials_version: Some("5"),
+            errors_in_row: 0,
             now: jiff::Timestamp::now(),
         };
         status = transition(&obs, outcome).status;
