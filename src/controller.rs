@@ -6,7 +6,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use std::collections::HashMap;
@@ -22,6 +21,7 @@ use crate::crd::{
 use crate::credentials::{self, CredentialsCache, CredentialsError, Resolved};
 use crate::decide::{Requeue, Transition};
 use crate::engine::{self, StatusSink, Subject};
+use crate::events::EventPublisher;
 use crate::health::Health;
 use crate::metrics::{ErrorLabels, Metrics, OutcomeLabels};
 use crate::watch;
@@ -93,7 +93,7 @@ impl Default for Config {
 pub struct Context {
     pub client: Client,
     pub cpp: Arc<CppClient>,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     pub metrics: Arc<Metrics>,
     pub config: Config,
     /// Invalidated by the Secret watch.
@@ -107,12 +107,9 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, cpp: Arc<CppClient>, metrics: Arc<Metrics>, config: Config) -> Self {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        let instance = std::env::var("POD_NAME").ok();
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: EventPublisher::new(client.clone(), FIELD_MANAGER, instance),
             client,
             cpp,
             metrics,
@@ -154,9 +151,9 @@ impl<T: Clone> PerResource<T> {
         };
     }
 
-    /// Drops entries of resources that are gone.
-    fn retain(&self, live: &std::collections::HashSet<ObjectRef<OfferCancellation>>) {
-        self.map().retain(|k, _| live.contains(k));
+    /// Keeps the entries `keep` says yes to.
+    fn retain(&self, keep: impl Fn(&ObjectRef<OfferCancellation>, &T) -> bool) {
+        self.map().retain(|k, v| keep(k, v));
     }
 }
 
@@ -388,22 +385,10 @@ impl StatusSink for KubeSink<'_> {
             "status changed"
         );
         count_final(&self.ctx.metrics, before, &t.status);
-        if let Some(notice) = &t.notice {
-            let event = Event {
-                type_: if notice.warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                },
-                reason: notice.reason.into(),
-                note: Some(notice.note.clone()),
-                action: "Reconcile".into(),
-                secondary: None,
-            };
-            let reference = self.obj.object_ref(&());
-            if let Err(e) = self.ctx.recorder.publish(&event, &reference).await {
-                tracing::warn!(error = %e, reason = notice.reason, "publishing event failed");
-            }
+        if let Some(notice) = &t.notice
+            && let Err(e) = self.ctx.events.publish(self.obj, notice).await
+        {
+            tracing::warn!(error = %e, reason = notice.reason, "publishing event failed");
         }
         Ok(())
     }
@@ -478,7 +463,7 @@ pub async fn run(
     let (store, resources) = watch::resources(client.clone(), namespace, ctx.metrics.clone());
     let secrets = watch::secrets(client, namespace);
     tokio::spawn(mark_ready_when_synced(store.clone(), health));
-    tokio::spawn(count_in_flight(store.clone(), ctx.clone()));
+    tokio::spawn(sweep_and_count(store.clone(), ctx.clone()));
     let cache = ctx.credentials.clone();
     Controller::for_stream(resources, store.clone())
         .watches_stream(secrets, move |secret| {
@@ -522,9 +507,10 @@ async fn mark_ready_when_synced(
     }
 }
 
-/// Keeps the in-flight gauge, counted from the cache so that deleted
-/// resources drop out too.
-async fn count_in_flight(
+/// Every 10 s: the in-flight gauge, counted from the cache so that deleted
+/// resources drop out too, and a sweep of what is kept per resource or per
+/// Secret for resources that are gone.
+async fn sweep_and_count(
     store: kube::runtime::reflector::Store<OfferCancellation>,
     ctx: Arc<Context>,
 ) {
@@ -532,12 +518,25 @@ async fn count_in_flight(
     loop {
         let resources = store.state();
         metrics.in_flight.set(in_flight(&resources));
-        let live = resources
+        let cached: HashMap<_, _> = resources
             .iter()
-            .map(|r| ObjectRef::from_obj(r.as_ref()))
+            .map(|r| (ObjectRef::from_obj(r.as_ref()), r.resource_version()))
             .collect();
-        ctx.written.retain(&live);
-        ctx.errors_in_row.retain(&live);
+        // A write the cache already shows needs no guarding any more.
+        ctx.written.retain(|k, ours| {
+            cached
+                .get(k)
+                .is_some_and(|v| v.as_deref() != Some(ours.as_str()))
+        });
+        ctx.errors_in_row.retain(|k, _| cached.contains_key(k));
+        let secrets = resources
+            .iter()
+            .map(|r| {
+                let ns = r.namespace().unwrap_or_default();
+                (ns, r.spec.credentials_secret_ref.name.clone())
+            })
+            .collect();
+        ctx.credentials.retain(&secrets);
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
 }
@@ -586,7 +585,7 @@ mod tests {
         assert!(!behind(&written, &key, Some("9")), "the cache caught up");
         assert!(!behind(&written, &key, Some("8")), "forgotten once seen");
         written.set(key.clone(), Some("12".to_string()));
-        written.retain(&std::collections::HashSet::new());
+        written.retain(|_, _| false);
         assert!(
             !behind(&written, &key, Some("11")),
             "deleted resources are dropped"

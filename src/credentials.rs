@@ -122,6 +122,11 @@ impl CredentialsCache {
         inner.values.remove(&(ns.to_string(), name.to_string()));
     }
 
+    /// Keeps only the Secrets `(namespace, name)` still referenced.
+    pub fn retain(&self, referenced: &std::collections::HashSet<(String, String)>) {
+        self.inner().values.retain(|k, _| referenced.contains(k));
+    }
+
     /// How many Secrets' credentials are held.
     pub fn len(&self) -> usize {
         self.inner().values.len()
@@ -183,6 +188,10 @@ mod tests {
         assert_eq!(cache.len(), 1);
         cache.invalidate("ns", "cpp");
         assert!(cache.is_empty());
+        let (epoch, _) = cache.get("ns", "gone");
+        cache.put("ns", "gone", epoch, resolved("2"));
+        cache.retain(&std::collections::HashSet::new());
+        assert!(cache.is_empty(), "no resource refers to it any more");
     }
 
     #[test]

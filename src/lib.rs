@@ -8,6 +8,7 @@
 //! - [`controller`]: Kubernetes wiring (status writes, events, the run loop).
 //! - [`watch`]: what is watched and kept (lenient, trimmed, metadata only).
 //! - [`credentials`]: credentials from Secrets.
+//! - [`events`]: Kubernetes Events for transitions.
 //! - [`oneshot`]: the `cancel` command.
 //! - [`simulator`]: a local CPP.
 //! - [`metrics`], [`health`], [`telemetry`]: operating it.
@@ -20,6 +21,7 @@ pub mod crd;
 pub mod credentials;
 pub mod decide;
 pub mod engine;
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod oneshot;

@@ -33,9 +33,8 @@ pub const WATCHED: &[Access] = &[
     access("", "secrets", "get"),
     access("", "secrets", "list"),
     access("", "secrets", "watch"),
-    // kube Recorder: creates an Event, patches it when it repeats.
+    // events.rs: one Event per notice, never updated.
     access("events.k8s.io", "events", "create"),
-    access("events.k8s.io", "events", "patch"),
 ];
 
 /// Leader election (kube-lease-manager), in the operator's own namespace.

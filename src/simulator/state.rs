@@ -50,6 +50,10 @@ pub struct OfferStats {
     pub cancel_posts: u64,
     pub operation_gets: u64,
     pub submission_gets: u64,
+    /// When the first cancel POST arrived, in milliseconds since the Unix
+    /// epoch (for latency measurements).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_cancel_post_ms: Option<u64>,
 }
 
 /// An injected fault.
@@ -372,8 +376,11 @@ impl SimState {
         body: &[u8],
     ) -> Reply {
         // Counted whatever the answer: the tests ask how many POSTs arrived.
-        self.stats_for(&(publisher.to_string(), offer.to_string()))
-            .cancel_posts += 1;
+        let stats = self.stats_for(&(publisher.to_string(), offer.to_string()));
+        stats.cancel_posts += 1;
+        stats
+            .first_cancel_post_ms
+            .get_or_insert_with(|| jiff::Timestamp::now().as_millisecond().max(0) as u64);
         let key = match self.admit(authorization, api_version, publisher, offer) {
             Ok(key) => key,
             Err(reply) => return reply,

@@ -1,0 +1,255 @@
+//! The controller as users run it, on a real kube-apiserver + etcd (the
+//! cluster suite's envtest harness) with the simulator as CPP: N resources
+//! created at a given rate (40% synchronous offers, 40% asynchronous, 20%
+//! with a non-migrated Location; poll interval 5 s; no CPP rate limit).
+//!
+//!   cargo bench --locked --bench cluster                 # N=1,000 at 100/s
+//!   cargo bench --locked --bench cluster -- --n 10000    # and --rate R
+//!   cargo bench --locked --bench cluster -- --faults 0.3 # 429, 5xx, lost answers
+//!
+//! Prints measured figures beside the targets of docs/benchmarks.md; the
+//! targets are read here, never asserted.
+
+#[allow(dead_code)]
+#[path = "../tests/cluster/envtest.rs"]
+mod envtest;
+#[allow(dead_code)]
+#[path = "../tests/cluster/support.rs"]
+mod support;
+
+use offer_cancel_operator::crd::Phase;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use support::{Fixture, WriteCounter};
+
+struct Args {
+    n: usize,
+    rate: f64,
+    /// Share of CPP answers that are faults, split evenly between 429 with
+    /// Retry-After, 500/503, and connections dropped after CPP acted.
+    faults: f64,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        n: 1000,
+        rate: 100.0,
+        faults: 0.0,
+    };
+    let given: Vec<String> = std::env::args().collect();
+    for pair in given.windows(2) {
+        match pair[0].as_str() {
+            "--n" => args.n = pair[1].parse().unwrap_or(args.n),
+            "--rate" => args.rate = pair[1].parse().unwrap_or(args.rate),
+            "--faults" => args.faults = pair[1].parse().unwrap_or(args.faults),
+            _ => {}
+        }
+    }
+    args
+}
+
+fn offer(i: usize) -> String {
+    let kind = match i % 5 {
+        0 | 1 => "sync",
+        2 | 3 => "async",
+        _ => "legacy",
+    };
+    format!("{kind}-bench-{i}")
+}
+
+fn unix_ms() -> u64 {
+    jiff::Timestamp::now().as_millisecond().max(0) as u64
+}
+
+/// VmHWM (peak RSS, KiB) and user+system CPU seconds of a process.
+fn usage(pid: u32) -> (u64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the
+    // 12th, stime the 13th of those.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let cpu = (ticks(11) + ticks(12)) as f64 / 100.0;
+    (hwm, cpu)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let args = args();
+    let plane = envtest::ControlPlane::start().unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        plane.ready().await.unwrap_or_else(|e| panic!("{e}"));
+        run(&plane, &args).await;
+    });
+}
+
+async fn run(plane: &envtest::ControlPlane, args: &Args) {
+    let fx = Fixture::new(plane, "bench").await;
+    let writes = WriteCounter::start(&fx.client, &fx.ns);
+    let share = args.faults / 3.0;
+    fx.set_faults(serde_json::json!({
+        "throttleRate": share, "errorRate": share, "dropAfterRate": share
+    }))
+    .await;
+    let operator = fx.operator(plane, &[]);
+    let pid = operator.child.id();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let offers: Vec<String> = (0..args.n).map(offer).collect();
+    println!(
+        "creating {} OfferCancellations at {}/s (40% sync, 40% async, 20% non-migrated Location), {:.0}% CPP faults",
+        args.n,
+        args.rate,
+        args.faults * 100.0
+    );
+    let created = create_at_rate(&fx, &offers, args.rate).await;
+    let last_create = Instant::now();
+    fx.wait_all_ended(Duration::from_secs(1800)).await;
+    let settled = last_create.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (hwm_kib, cpu) = usage(pid);
+    report(
+        &fx,
+        &offers,
+        &created,
+        &writes.counts(),
+        settled,
+        hwm_kib,
+        cpu,
+    )
+    .await;
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// Creates the resources at `rate` per second; returns each one's creation
+/// time (Unix ms, when the API server answered).
+async fn create_at_rate(fx: &Fixture, offers: &[String], rate: f64) -> BTreeMap<String, u64> {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    let mut tasks = tokio::task::JoinSet::new();
+    for o in offers {
+        tick.tick().await;
+        let api = fx.api.clone();
+        let r = support::resource(o, o);
+        let name = o.clone();
+        tasks.spawn(async move {
+            api.create(&Default::default(), &r).await.expect("create");
+            (name, unix_ms())
+        });
+    }
+    let mut created = BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        let (name, at) = done.expect("create task");
+        created.insert(name, at);
+    }
+    created
+}
+
+async fn report(
+    fx: &Fixture,
+    offers: &[String],
+    created: &BTreeMap<String, u64>,
+    writes: &BTreeMap<String, u32>,
+    settled: Duration,
+    hwm_kib: u64,
+    cpu: f64,
+) {
+    let stats = fx.stats().await;
+    let n = offers.len() as f64;
+    let mut latencies: Vec<u64> = offers
+        .iter()
+        .filter_map(|o| {
+            let posted = stats["offers"][format!("contoso/{o}")]["firstCancelPostMs"].as_u64()?;
+            Some(posted.saturating_sub(*created.get(o)?))
+        })
+        .collect();
+    latencies.sort_unstable();
+    let requests: u64 = ["cancelPosts", "operationGets", "submissionGets"]
+        .iter()
+        .map(|k| {
+            offers
+                .iter()
+                .map(|o| {
+                    stats["offers"][format!("contoso/{o}")][k]
+                        .as_u64()
+                        .unwrap_or(0)
+                })
+                .sum::<u64>()
+        })
+        .sum();
+    // The floor: one POST each, plus one poll for each asynchronous cancel.
+    let floor = offers.iter().filter(|o| !o.starts_with("sync-")).count() as f64 / n + 1.0;
+    let counts: Vec<u32> = offers
+        .iter()
+        .map(|o| writes.get(o).copied().unwrap_or(0))
+        .collect();
+    let total_writes: u32 = counts.iter().sum();
+    let above = counts.iter().filter(|c| **c > 3).count();
+    let phases = fx.phases().await;
+    let cancelled = phases
+        .values()
+        .filter(|p| **p == Some(Phase::Cancelled))
+        .count();
+    let duplicates = fx.duplicate_posts(offers).await.len();
+    println!();
+    println!("| measure | measured | target |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| create → first cancel POST, p50 | {} ms | — |",
+        percentile(&latencies, 0.5)
+    );
+    println!(
+        "| create → first cancel POST, p99 | {} ms (max {} ms) | ≤ 1,000 ms (aim 250 ms) |",
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0)
+    );
+    println!(
+        "| status writes per resource | mean {:.2}, max {}; {} above 3 | ≤ 3 each without faults |",
+        f64::from(total_writes) / n,
+        counts.iter().max().copied().unwrap_or(0),
+        above
+    );
+    println!(
+        "| controller peak RSS | {:.1} MiB | ≤ 64 MiB at 10,000 |",
+        hwm_kib as f64 / 1024.0
+    );
+    println!(
+        "| controller CPU per resource | {:.2} ms | — |",
+        cpu * 1000.0 / n
+    );
+    println!(
+        "| CPP requests per resource | {:.3} (floor {:.3}) | the floor |",
+        requests as f64 / n,
+        floor
+    );
+    println!(
+        "| all ended after the last create | {:.1} s | ≤ 20 s |",
+        settled.as_secs_f64()
+    );
+    println!(
+        "| Cancelled; duplicate POSTs | {cancelled} of {}; {duplicates} | all; 0 |",
+        offers.len()
+    );
+}
