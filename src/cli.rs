@@ -117,6 +117,13 @@ pub struct ControllerArgs {
     pub lease_duration_seconds: u64,
 }
 
+/// Formats of `cancel -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Yaml,
+}
+
 #[derive(Debug, Args)]
 pub struct CancelArgs {
     /// The OfferCancellation resource file (YAML).
@@ -124,9 +131,22 @@ pub struct CancelArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub cpp: CppArgs,
-    /// Poll until the cancel completes; without it, stop once CPP accepted it.
+    /// Return once CPP accepted the cancel (exit 0, phase Cancelling)
+    /// instead of waiting until it ends.
+    #[arg(long, conflicts_with = "wait")]
+    pub no_wait: bool,
+    /// Wait until the cancel ends. The default; accepted so that scripts
+    /// written for earlier versions keep working.
     #[arg(long)]
     pub wait: bool,
+    /// Print only the result.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the final OfferCancellation (spec and status, as the
+    /// controller would have written it) on stdout; everything else goes
+    /// to stderr.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<OutputFormat>,
     /// Start the built-in simulator and cancel against it (ignores --endpoint,
     /// --authority-host and credentials).
     #[arg(long)]

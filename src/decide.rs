@@ -213,6 +213,9 @@ pub enum Outcome {
         location: Option<String>,
         retry_after: Option<Duration>,
         detail: String,
+        /// The step under way, in words; shown live by the CLI, never
+        /// written to status.
+        progress: Option<String>,
     },
     /// A terminal error. `cancel_status` is CPP's answer to the cancel call
     /// itself, when that is what was rejected.
@@ -271,6 +274,9 @@ pub struct Transition {
     /// Send the cancel POST once this status is durable (it records the
     /// intent). Only an intent transition sets it.
     pub post: bool,
+    /// What a poll said of the operation's progress (not status: it would
+    /// cost a write per poll).
+    pub progress: Option<String>,
 }
 
 /// What to do next. Once the cancel was sent (Cancelling, Cancelled, Failed)
@@ -400,7 +406,11 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
             location,
             retry_after,
             detail,
-        } => polled(obs, next, status, state, location, retry_after, detail),
+            progress,
+        } => Transition {
+            progress,
+            ..polled(obs, next, status, state, location, retry_after, detail)
+        },
         Rejected {
             cancel_status: Some(404),
             ..
@@ -430,6 +440,7 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
             requeue: Requeue::Never,
             notice: None,
             post: false,
+            progress: None,
         }
         .restamp(obs),
     }
@@ -544,6 +555,7 @@ fn fail(
         requeue: Requeue::Never,
         notice: notice(reason::CANCEL_FAILED, true, &message),
         post: false,
+        progress: None,
     }
 }
 
@@ -565,6 +577,7 @@ fn credentials_unavailable(
         requeue: Requeue::After(CREDENTIALS_RETRY),
         notice: None,
         post: false,
+        progress: None,
     }
 }
 
@@ -601,6 +614,7 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
         requeue: Requeue::After(Duration::ZERO),
         notice: notice(why, false, message),
         post: true,
+        progress: None,
     }
 }
 
@@ -636,6 +650,7 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
         requeue: Requeue::After(Duration::ZERO),
         notice: notice(reason::RESUMING, false, message),
         post: false,
+        progress: None,
     }
 }
 
@@ -693,6 +708,7 @@ fn cancelled(
         requeue: Requeue::Never,
         notice: notice(reason::CANCELLED, false, &message),
         post: false,
+        progress: None,
     }
 }
 
@@ -739,6 +755,7 @@ fn in_progress(
         requeue: Requeue::After(wait),
         notice,
         post: false,
+        progress: None,
     }
 }
 
@@ -819,6 +836,7 @@ fn transient(
         status: next,
         notice: notice(reason::TRANSIENT_ERROR, true, &message),
         post: false,
+        progress: None,
     }
 }
 
@@ -832,6 +850,7 @@ fn unchanged(obs: &Observed, requeue: Requeue) -> Transition {
         requeue,
         notice: None,
         post: false,
+        progress: None,
     }
     .restamp(obs)
 }

@@ -95,6 +95,7 @@ fn polled(status: &str, state: OperationState) -> Outcome {
         location: None,
         retry_after: None,
         detail: "boom".into(),
+        progress: None,
     }
 }
 
@@ -207,6 +208,7 @@ fn an_in_progress_poll_writes_nothing_even_when_its_wording_changes() {
         location: Some("/op/2".into()),
         retry_after: None,
         detail: String::new(),
+        progress: None,
     });
     assert_eq!(moved.status.operation_location.as_deref(), Some("/op/2"));
 }
@@ -237,6 +239,7 @@ fn a_new_location_from_a_poll_replaces_the_old_one() {
         location: Some("/new".into()),
         retry_after: None,
         detail: String::new(),
+        progress: None,
     });
     assert_eq!(
         w.step(),

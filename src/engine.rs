@@ -128,6 +128,7 @@ async fn poll(cpp: &CppClient, location: &str, creds: &Credentials) -> Outcome {
             detail: answer.operation.failure_detail(),
             location: answer.location,
             retry_after: answer.retry_after,
+            progress: answer.operation.progress.clone(),
         },
         Err(e) => error_outcome(&e, false),
     }

@@ -17,10 +17,7 @@ async fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
         Command::Cancel(args) => match oneshot::run(args).await {
-            Ok(ending) => {
-                println!("{}", ending);
-                ExitCode::from(ending.exit_code())
-            }
+            Ok(ending) => ExitCode::from(ending.exit_code()),
             Err(e) => fail(&e),
         },
         Command::Simulator(args) => match simulator::serve(args).await {

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::CancelArgs;
+use crate::cli::{CancelArgs, OutputFormat};
 use crate::controller::requeue_delay;
 use crate::cpp::{ClientConfig, CppClient, Credentials};
 use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
@@ -39,13 +39,15 @@ pub enum Error {
     Client(#[from] reqwest::Error),
     #[error("starting the simulator: {0}")]
     Simulator(#[from] simulator::Error),
+    #[error("printing the resource: {0}")]
+    Render(String),
 }
 
 /// How the run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     Cancelled,
-    /// Accepted and not waited for.
+    /// Accepted and not waited for (`--no-wait`).
     Accepted,
     Failed(String),
     /// Stuck on something only the user can fix (credentials), or on
@@ -57,9 +59,9 @@ impl std::fmt::Display for Ending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Ending::Cancelled => f.write_str("result: Cancelled"),
-            Ending::Accepted => f.write_str(
-                "result: Cancelling (accepted by CPP; pass --wait to poll until it completes)",
-            ),
+            Ending::Accepted => {
+                f.write_str("result: Cancelling (accepted by CPP; not waiting, as --no-wait asked)")
+            }
             Ending::Failed(m) => write!(f, "result: Failed: {m}"),
             Ending::GaveUp(m) => write!(f, "result: gave up: {m}"),
         }
@@ -76,10 +78,81 @@ impl Ending {
     }
 }
 
-/// Prints each status change as one line.
-struct PrintSink;
+/// Where the run's words go: stdout, or stderr when stdout carries the
+/// resource (`-o`).
+#[derive(Debug, Clone, Copy)]
+struct Voice {
+    to_stderr: bool,
+    quiet: bool,
+}
 
-impl StatusSink for PrintSink {
+impl Voice {
+    fn say(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        self.result(line);
+    }
+
+    /// Printed even when quiet.
+    fn result(&self, line: &str) {
+        if self.to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+
+    fn is_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        if self.to_stderr {
+            std::io::stderr().is_terminal()
+        } else {
+            std::io::stdout().is_terminal()
+        }
+    }
+}
+
+/// Shows the run as it goes: on a terminal one live line (spinner, elapsed
+/// time, phase, message and the operation's current step), elsewhere one
+/// plain line per status change, or nothing with `--quiet`.
+enum Display {
+    Live(indicatif::ProgressBar),
+    Lines(Voice),
+    Quiet,
+}
+
+impl Display {
+    fn new(voice: Voice) -> Display {
+        if voice.quiet {
+            return Display::Quiet;
+        }
+        if !voice.is_terminal() {
+            return Display::Lines(voice);
+        }
+        let target = if voice.to_stderr {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::stdout()
+        };
+        let bar = indicatif::ProgressBar::with_draw_target(None, target);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}")
+        {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Display::Live(bar)
+    }
+
+    fn finish(&self) {
+        if let Display::Live(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl StatusSink for Display {
     type Error = Infallible;
 
     async fn save(
@@ -87,8 +160,21 @@ impl StatusSink for PrintSink {
         before: &OfferCancellationStatus,
         t: &Transition,
     ) -> Result<(), Infallible> {
-        if &t.status != before {
-            println!("{}", transition_line(&t.status));
+        match self {
+            Display::Live(bar) => {
+                // One line, cut to the terminal's width: no location here.
+                let status = &t.status;
+                let phase = status.phase.map(Phase::as_str).unwrap_or("-");
+                let mut line = format!("{phase} {}", status.message.as_deref().unwrap_or(""));
+                if let Some(progress) = &t.progress {
+                    line.push_str(&format!(" · {progress}"));
+                }
+                bar.set_message(line);
+            }
+            Display::Lines(voice) if &t.status != before => {
+                voice.say(&transition_line(&t.status));
+            }
+            Display::Lines(_) | Display::Quiet => {}
         }
         Ok(())
     }
@@ -139,14 +225,19 @@ fn simulated_credentials() -> Credentials {
     }
 }
 
-/// Runs the one-shot cancel as the flags say.
+/// Runs the one-shot cancel as the flags say, prints its result (and the
+/// resource, with `-o`), and tells how it ended.
 pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
-    let resource = read_resource(&args.file)?;
+    let mut resource = read_resource(&args.file)?;
+    let voice = Voice {
+        to_stderr: args.output.is_some(),
+        quiet: args.quiet,
+    };
     let mut config = args.cpp.client_config();
     let mut _simulator = None;
     let creds = if args.simulate {
         let running = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0").await?;
-        println!("simulator listening on {}", running.url());
+        voice.say(&format!("simulator listening on {}", running.url()));
         let url: reqwest::Url = running.url().parse().map_err(|_| Error::NoCredentials)?;
         config = ClientConfig {
             endpoint: url.clone(),
@@ -159,45 +250,64 @@ pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
         credentials(&args)?
     };
     let cpp = CppClient::new(config, Arc::new(Metrics::default()))?;
-    println!(
+    voice.say(&format!(
         "cancelling the operation in progress on {}/{}",
         resource.spec.publisher_id, resource.spec.offer_id
-    );
-    Ok(drive(&cpp, resource, &creds, args.wait).await)
+    ));
+    let mut display = Display::new(voice);
+    let (ending, status) = drive(&cpp, &resource, &creds, !args.no_wait, &mut display).await;
+    display.finish();
+    voice.result(&ending.to_string());
+    resource.status = Some(status);
+    if let Some(format) = args.output {
+        println!("{}", rendered(&resource, format)?);
+    }
+    Ok(ending)
 }
 
-/// Steps until a final phase (or an accepted cancel, without `wait`).
-pub async fn drive(
+/// The resource as `kubectl get -o json|yaml` would show it.
+fn rendered(resource: &OfferCancellation, format: OutputFormat) -> Result<String, Error> {
+    let text = match format {
+        OutputFormat::Json => serde_json::to_string_pretty(resource).map_err(|e| e.to_string()),
+        OutputFormat::Yaml => serde_yaml::to_string(resource).map_err(|e| e.to_string()),
+    };
+    text.map_err(Error::Render)
+}
+
+/// Steps until a final phase (or an accepted cancel, without `wait`);
+/// returns how it ended and the status as it stands.
+async fn drive(
     cpp: &CppClient,
-    resource: OfferCancellation,
+    resource: &OfferCancellation,
     creds: &Credentials,
     wait: bool,
-) -> Ending {
+    display: &mut Display,
+) -> (Ending, OfferCancellationStatus) {
     let mut subject = Subject {
-        spec: resource.spec,
+        spec: resource.spec.clone(),
         status: OfferCancellationStatus::default(),
-        generation: 1,
+        generation: resource.metadata.generation.unwrap_or(1),
         retry_request: None,
         credentials_version: None,
         errors_in_row: 0,
     };
     loop {
-        let Ok(requeue) = run_step(cpp, &mut subject, Ok(creds), &mut PrintSink).await;
+        let Ok(requeue) = run_step(cpp, &mut subject, Ok(creds), display).await;
         subject.errors_in_row = requeue.errors_in_row();
         let status = &subject.status;
         let message = status.message.clone().unwrap_or_default();
-        match (status.phase, requeue) {
-            (Some(Phase::Cancelled), _) => return Ending::Cancelled,
-            (Some(Phase::Failed), _) => return Ending::Failed(message),
-            (Some(Phase::Cancelling), _) if !wait => return Ending::Accepted,
-            (_, Requeue::Never) => return Ending::GaveUp(message),
-            _ if subject.errors_in_row >= MAX_CONSECUTIVE_ERRORS => {
-                return Ending::GaveUp(message);
-            }
+        let ending = match (status.phase, requeue) {
+            (Some(Phase::Cancelled), _) => Ending::Cancelled,
+            (Some(Phase::Failed), _) => Ending::Failed(message),
+            (Some(Phase::Cancelling), _) if !wait => Ending::Accepted,
+            (_, Requeue::Never) => Ending::GaveUp(message),
+            _ if subject.errors_in_row >= MAX_CONSECUTIVE_ERRORS => Ending::GaveUp(message),
             (_, requeue) => {
                 let wait = requeue_delay(requeue, MIN_BACKOFF, MAX_BACKOFF).unwrap_or_default();
-                tokio::time::sleep(wait).await
+                tokio::time::sleep(wait).await;
+                continue;
             }
-        }
+        };
+        return (ending, subject.status);
     }
 }

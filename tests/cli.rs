@@ -156,6 +156,79 @@ fn the_main_job_runs_against_the_built_in_simulator() {
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(shown.contains("CPP accepted the cancel"), "{shown}");
+    // It waits until the cancel ends, by default.
+    assert!(shown.contains("result: Cancelled"), "{shown}");
+}
+
+#[tokio::test]
+async fn no_wait_returns_once_accepted_and_wait_is_still_accepted() {
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let out = cancel(
+        &sim,
+        "contoso",
+        "contoso-offer",
+        &[TOKEN[0], TOKEN[1], "--no-wait"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("result: Cancelling"), "{}", text(&out));
+    let both = cancel(
+        &sim,
+        "contoso",
+        "legacy-offer",
+        &[TOKEN[0], TOKEN[1], "--wait", "--no-wait"],
+    )
+    .await;
+    assert_ne!(both.status.code(), Some(0), "--wait and --no-wait conflict");
+}
+
+#[tokio::test]
+async fn output_json_puts_the_resource_alone_on_stdout() {
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let out = cancel(
+        &sim,
+        "contoso",
+        "sync-offer",
+        &[TOKEN[0], TOKEN[1], "-o", "json"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let resource: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(resource["kind"], "OfferCancellation");
+    assert_eq!(resource["spec"]["offerId"], "sync-offer");
+    assert_eq!(resource["status"]["phase"], "Cancelled");
+    assert_eq!(resource["status"]["httpStatus"], 200);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("result: Cancelled"));
+    let out = cancel(
+        &sim,
+        "contoso",
+        "idle-offer",
+        &[TOKEN[0], TOKEN[1], "-o", "yaml"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let resource: serde_json::Value = serde_yaml::from_slice(&out.stdout).expect("stdout is YAML");
+    assert_eq!(resource["status"]["phase"], "Failed");
+}
+
+#[tokio::test]
+async fn quiet_prints_only_the_result() {
+    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let out = cancel(
+        &sim,
+        "contoso",
+        "sync-offer",
+        &[TOKEN[0], TOKEN[1], "--quiet"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "result: Cancelled\n");
 }
 
 #[test]

@@ -303,6 +303,7 @@ fn argo_cd_health_maps_every_phase() {
         location: None,
         retry_after: None,
         detail: String::new(),
+        progress: None,
     };
     let cases = [
         (vec![], "Progressing"),

@@ -139,6 +139,7 @@ async fn recorded_request_is_never_posted_again_and_unchanged_poll_writes_nothin
                 location: None,
                 retry_after: None,
                 detail: String::new(),
+                progress: None,
             },
         ],
     );

@@ -44,6 +44,30 @@ fn fold(raw: &str) -> String {
         .collect()
 }
 
+/// The first step not yet complete, as `name 40% (about 5 minutes)`:
+/// `stepName`, `progressPercentage` and `estimatedTimeFrame` as CPP gives
+/// them (each optional; odd types are skipped).
+fn step_progress(steps: &Value) -> Option<String> {
+    let current = steps.as_array()?.iter().find(|step| {
+        let status = step.get("status").and_then(Value::as_str).unwrap_or("");
+        normalize_status(status) == OperationState::InProgress
+    })?;
+    let name = current.get("stepName").and_then(scalar_text);
+    let percent = current
+        .get("progressPercentage")
+        .and_then(Value::as_f64)
+        .filter(|p| (0.0..=100.0).contains(p));
+    let eta = current.get("estimatedTimeFrame").and_then(scalar_text);
+    let mut text = name.unwrap_or_else(|| "step".into());
+    if let Some(p) = percent {
+        text.push_str(&format!(" {p:.0}%"));
+    }
+    if let Some(eta) = eta {
+        text.push_str(&format!(" (about {eta})"));
+    }
+    Some(bounded(&text))
+}
+
 /// A UTC time as CPP writes it: RFC 3339, or without an offset (then UTC).
 fn parse_utc(text: &str) -> Option<jiff::Timestamp> {
     text.parse::<jiff::Timestamp>().ok().or_else(|| {
@@ -97,6 +121,8 @@ pub struct Operation {
     pub messages: Vec<String>,
     /// `createdDateTime`, when CPP sent one that reads as a time.
     pub created: Option<jiff::Timestamp>,
+    /// The step under way, in words, when CPP lists steps.
+    pub progress: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +140,8 @@ struct RawOperation {
     messages: Option<Value>,
     #[serde(default)]
     created_date_time: Option<Value>,
+    #[serde(default)]
+    steps: Option<Value>,
 }
 
 impl Operation {
@@ -154,6 +182,7 @@ impl Operation {
                 .as_ref()
                 .and_then(Value::as_str)
                 .and_then(parse_utc),
+            progress: raw.steps.as_ref().and_then(step_progress),
         })
     }
 
@@ -327,6 +356,27 @@ mod tests {
         for idle in ["completed", "canceled", "failed", "somethingNew", ""] {
             assert!(!op(idle).in_progress(), "{idle}");
         }
+    }
+
+    #[test]
+    fn the_step_under_way_is_shown_with_its_percentage() {
+        let body = br#"{"status":"running","steps":[
+            {"stepName":"Validate","status":"complete","progressPercentage":100},
+            {"stepName":"Deployment","status":"running","progressPercentage":40,"estimatedTimeFrame":"5 minutes"},
+            {"stepName":"Publish","status":"notStarted"}]}"#;
+        let op = Operation::parse(body).unwrap();
+        assert_eq!(
+            op.progress.as_deref(),
+            Some("Deployment 40% (about 5 minutes)")
+        );
+        let odd =
+            br#"{"status":"running","steps":[{"status":"running","progressPercentage":"lots"}]}"#;
+        assert_eq!(
+            Operation::parse(odd).unwrap().progress.as_deref(),
+            Some("step")
+        );
+        let none = br#"{"status":"running","steps":"nope"}"#;
+        assert_eq!(Operation::parse(none).unwrap().progress, None);
     }
 
     #[test]
