@@ -60,6 +60,11 @@ fn main() -> std::process::ExitCode {
             "one_namespace_never_borrows_another_token",
             one_namespace_never_borrows_another_token,
         ),
+        trial(
+            &plane,
+            "kubectl_wait_and_kstatus_as_the_readme_says",
+            kubectl_wait_and_kstatus_as_the_readme_says,
+        ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     drop(plane);
@@ -426,4 +431,78 @@ async fn wait_phase(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!("{name} never reached {phase:?}");
+}
+
+/// The README's `kubectl wait --for=condition=Ready ocancel/NAME` returns
+/// when the resource is Cancelled; on a Failed one it times out with
+/// Stalled=True visible. Both read as kstatus does (Flux's health checks):
+/// conditions at the current generation.
+async fn kubectl_wait_and_kstatus_as_the_readme_says(plane: Plane) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    assert!(readme.contains("kubectl wait --for=condition=Ready ocancel/"));
+    assert!(readme.contains("healthChecks:"));
+    let fx = Fixture::new(&plane, "wait").await;
+    let operator = fx.operator(&plane, &[]);
+    let offers = vec!["async-wait-0".to_string(), "idle-wait-0".to_string()];
+    fx.create_all(&offers, 2).await;
+    let kubeconfig = plane.kubeconfig(false);
+    let kubectl = |args: Vec<String>| {
+        let kubeconfig = kubeconfig.clone();
+        let ns = fx.ns.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(&kubeconfig)
+                    .args(["-n", &ns])
+                    .args(&args)
+                    .output()
+                    .expect("kubectl (it is on every machine of this project)")
+            })
+            .await
+            .expect("kubectl task")
+        }
+    };
+    let wait = |name: &str, timeout: &str| {
+        vec![
+            "wait".to_string(),
+            "--for=condition=Ready".to_string(),
+            format!("ocancel/{name}"),
+            format!("--timeout={timeout}"),
+        ]
+    };
+    let ready = kubectl(wait("async-wait-0", "60s")).await;
+    assert!(
+        ready.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    let failed = kubectl(wait("idle-wait-0", "8s")).await;
+    assert!(
+        !failed.status.success(),
+        "a Failed resource never becomes Ready"
+    );
+    let stalled = kubectl(vec![
+        "get".into(),
+        "ocancel/idle-wait-0".into(),
+        "-o".into(),
+        "jsonpath={.status.conditions[?(@.type==\"Stalled\")].status} {.status.phase}".into(),
+    ])
+    .await;
+    assert_eq!(String::from_utf8_lossy(&stalled.stdout), "True Failed");
+    for name in &offers {
+        let obj = fx.api.get(name).await.expect("read");
+        let generation = obj.metadata.generation;
+        let status = obj.status.expect("status");
+        assert_eq!(status.observed_generation, generation, "{name}");
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == generation)
+        );
+    }
+    operator.sigkill();
+    fx.cleanup().await;
 }

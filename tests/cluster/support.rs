@@ -28,6 +28,7 @@ publishers:
       - {id: sync-, cancel: sync}
       - {id: async-, cancel: async, location: migrated, pollsUntilDone: 1}
       - {id: legacy-, cancel: async, location: nonMigrated, pollsUntilDone: 1, body: array}
+      - {id: idle-, inProgress: null}
 "#;
 
 /// One trial's world.
