@@ -55,7 +55,7 @@ pub enum RetryClass {
     Terminal,
 }
 
-/// 408, 429 and 5xx are transient (cpp-api.md); other 4xx are terminal.
+/// 408, 429 and 5xx are transient (docs/cpp-api.md); other 4xx are terminal.
 pub fn classify_status(status: u16, retry_after: Option<Duration>) -> RetryClass {
     match status {
         408 | 429 | 500..=599 => RetryClass::Transient { retry_after },

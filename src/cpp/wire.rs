@@ -11,7 +11,7 @@ const MAX_TEXT: usize = 512;
 /// Longest Retry-After honoured; a larger one is clamped, not trusted.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// A cancel operation's state, normalised as cpp-api.md says.
+/// A cancel operation's state, normalised as docs/cpp-api.md says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OperationState {
     Done,
