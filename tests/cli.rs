@@ -43,11 +43,15 @@ fn text(out: &Output) -> String {
 
 const TOKEN: [&str; 2] = ["--token", "simulated-static-token"];
 
+async fn default_simulator() -> simulator::Running {
+    simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn sync_offer_prints_transitions_and_exits_zero() {
-    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = default_simulator().await;
     let out = cancel(&sim, "contoso", "sync-offer", &TOKEN).await;
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
@@ -57,9 +61,7 @@ async fn sync_offer_prints_transitions_and_exits_zero() {
 
 #[tokio::test]
 async fn async_offers_of_both_shapes_complete_with_wait() {
-    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = default_simulator().await;
     for (offer, shape) in [
         ("contoso-offer", "/operations/"),
         ("legacy-offer", "$preview"),
@@ -76,9 +78,7 @@ async fn async_offers_of_both_shapes_complete_with_wait() {
 #[tokio::test]
 async fn client_credentials_work_and_the_secret_is_never_printed() {
     use offer_cancel_operator::simulator::scenario::*;
-    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = default_simulator().await;
     let args = [
         "--tenant-id",
         DEFAULT_TENANT,
@@ -95,9 +95,7 @@ async fn client_credentials_work_and_the_secret_is_never_printed() {
 
 #[tokio::test]
 async fn forbidden_publisher_fails_with_the_403() {
-    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = default_simulator().await;
     let out = cancel(&sim, "fabrikam", "fabrikam-offer", &TOKEN).await;
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
@@ -106,9 +104,7 @@ async fn forbidden_publisher_fails_with_the_403() {
 
 #[tokio::test]
 async fn missing_offer_fails_with_the_404() {
-    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = default_simulator().await;
     let out = cancel(&sim, "contoso", "no-such-offer", &TOKEN).await;
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(1), "{shown}");
@@ -117,9 +113,7 @@ async fn missing_offer_fails_with_the_404() {
 
 #[tokio::test]
 async fn failing_cancel_operation_exits_non_zero_with_its_message() {
-    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = default_simulator().await;
     let out = cancel(
         &sim,
         "contoso",
@@ -134,9 +128,7 @@ async fn failing_cancel_operation_exits_non_zero_with_its_message() {
 
 #[tokio::test]
 async fn missing_credentials_are_a_clear_error() {
-    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = default_simulator().await;
     let out = cancel(&sim, "contoso", "sync-offer", &[]).await;
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out).contains("no credentials"), "{}", text(&out));
@@ -162,9 +154,7 @@ fn the_main_job_runs_against_the_built_in_simulator() {
 
 #[tokio::test]
 async fn no_wait_returns_once_accepted_and_wait_is_still_accepted() {
-    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = default_simulator().await;
     let out = cancel(
         &sim,
         "contoso",
@@ -186,9 +176,7 @@ async fn no_wait_returns_once_accepted_and_wait_is_still_accepted() {
 
 #[tokio::test]
 async fn output_json_puts_the_resource_alone_on_stdout() {
-    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = default_simulator().await;
     let out = cancel(
         &sim,
         "contoso",
@@ -217,9 +205,7 @@ async fn output_json_puts_the_resource_alone_on_stdout() {
 
 #[tokio::test]
 async fn quiet_prints_only_the_result() {
-    let sim = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = default_simulator().await;
     let out = cancel(
         &sim,
         "contoso",
