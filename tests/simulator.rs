@@ -331,3 +331,94 @@ proptest! {
         })?;
     }
 }
+
+fn submissions_url(sim: &simulator::Running, offer: &str) -> String {
+    format!(
+        "{}/api/publishers/contoso/offers/{offer}/submissions/?api-version=2017-10-31",
+        sim.url()
+    )
+}
+
+#[tokio::test]
+async fn the_list_shows_the_cancelled_operation_and_every_cancel_with_its_creation_time() {
+    let (sim, c) = sim().await;
+    let before: Value = get_json(&c, submissions_url(&sim, "sync-offer")).await;
+    assert_eq!(before[0]["status"], "running", "{before}");
+    let url = cancel_url(&sim, "contoso", "sync-offer", "2017-10-31");
+    assert_eq!(post_cancel(&c, &url, Some(TOKEN), BODY).await.0, 200);
+    let after = get_json(&c, submissions_url(&sim, "sync-offer")).await;
+    assert_eq!(
+        after[0]["status"], "canceled",
+        "the stopped operation stays listed"
+    );
+
+    let started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    let url = cancel_url(&sim, "contoso", "contoso-offer", "2017-10-31");
+    assert_eq!(post_cancel(&c, &url, Some(TOKEN), BODY).await.0, 202);
+    let list = get_json(&c, submissions_url(&sim, "contoso-offer")).await;
+    let cancel = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|op| op["submissionType"] == "cancel")
+        .expect("the cancel operation is listed");
+    let created: jiff::Timestamp = cancel["createdDateTime"].as_str().unwrap().parse().unwrap();
+    assert!(created >= started, "{created} < {started}");
+    assert_eq!(
+        list[0]["status"], "running",
+        "still running until the cancel ends"
+    );
+}
+
+#[tokio::test]
+async fn a_request_dropped_after_processing_took_effect_and_counts() {
+    let (sim, c) = sim().await;
+    let set_drop_after = |rate: f64| {
+        c.post(format!("{}/_sim/faults", sim.url()))
+            .json(&json!({"dropAfterRate": rate, "offer": "contoso/sync-offer"}))
+            .send()
+    };
+    assert!(set_drop_after(1.0).await.unwrap().status().is_success());
+    let url = cancel_url(&sim, "contoso", "sync-offer", "2017-10-31");
+    let sent = c.post(&url).bearer_auth(TOKEN).body(BODY).send().await;
+    let lost = match sent {
+        Err(_) => true,
+        Ok(answer) => answer.bytes().await.is_err(),
+    };
+    assert!(lost, "the answer never arrives");
+    assert!(set_drop_after(0.0).await.unwrap().status().is_success());
+    let stats = get_json(&c, format!("{}/_sim/stats", sim.url())).await;
+    assert_eq!(stats["offers"]["contoso/sync-offer"]["cancelPosts"], 1);
+    let list = get_json(&c, submissions_url(&sim, "sync-offer")).await;
+    assert_eq!(list[0]["status"], "canceled", "yet CPP acted on it");
+}
+
+#[tokio::test]
+async fn offer_templates_make_offers_on_first_use() {
+    let scenario = Scenario::from_yaml(
+        "principals: []\ntokens: [{token: t, publishers: [p]}]\npublishers:\n  - id: p\n    offerTemplates: [{id: burst-, cancel: sync}]\n",
+    )
+    .unwrap();
+    let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
+    let c = reqwest::Client::new();
+    let post = |offer: &str| {
+        c.post(format!(
+            "{}/api/publishers/p/offers/{offer}/cancel?api-version=2017-10-31",
+            sim.url()
+        ))
+        .bearer_auth("t")
+        .body(BODY)
+        .send()
+    };
+    assert_eq!(post("burst-17").await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        post("burst-17").await.unwrap().status().as_u16(),
+        404,
+        "nothing left to cancel"
+    );
+    assert_eq!(
+        post("other").await.unwrap().status().as_u16(),
+        404,
+        "no such offer"
+    );
+}
