@@ -307,16 +307,17 @@ fn retry(obs: &Observed) -> Step {
     }
 }
 
-/// CPP accepted (202) a cancel that did not itself fail, or the answer to
-/// the last POST never came (an intent without an HTTP answer).
+/// CPP accepted (202) a cancel, or the answer to the last POST never came
+/// (an intent without an HTTP answer) — unless the cancel operation itself
+/// is known to have failed: then only a new POST can help.
 fn may_have_accepted(status: &OfferCancellationStatus) -> bool {
     let cancel_failed = status
         .operation_status
         .as_deref()
         .is_some_and(|s| normalize_status(s) == OperationState::Failed);
-    let accepted = status.http_status == Some(202) && !cancel_failed;
+    let accepted = status.http_status == Some(202);
     let in_doubt = status.http_status.is_none() && status.requested_at.is_some();
-    accepted || in_doubt
+    (accepted || in_doubt) && !cancel_failed
 }
 
 fn send_if_valid(obs: &Observed) -> Step {

@@ -684,3 +684,21 @@ fn long_messages_fit_status_and_event_limits() {
     assert!(t.notice.unwrap().note.len() <= MAX_EVENT_NOTE);
     assert!(serde_json::to_vec(&t.status).unwrap().len() < 16 * 1024);
 }
+
+#[test]
+fn retry_after_a_failed_cancel_found_in_the_list_posts_anew() {
+    let mut w = World::new();
+    w.apply(Outcome::IntentRecorded);
+    let t = w.apply(Outcome::Settled(Settlement::Ended {
+        status: "failed".into(),
+        state: OperationState::Failed,
+        detail: "could not stop".into(),
+    }));
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    w.retry = Some("1".into());
+    assert_eq!(
+        w.step(),
+        Step::SendCancel,
+        "no endless resume of a failed cancel"
+    );
+}
