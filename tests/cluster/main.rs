@@ -65,6 +65,11 @@ fn main() -> std::process::ExitCode {
             "kubectl_wait_and_kstatus_as_the_readme_says",
             kubectl_wait_and_kstatus_as_the_readme_says,
         ),
+        trial(
+            &plane,
+            "a_status_apply_from_a_stale_version_is_refused",
+            a_status_apply_from_a_stale_version_is_refused,
+        ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     drop(plane);
@@ -504,5 +509,55 @@ async fn kubectl_wait_and_kstatus_as_the_readme_says(plane: Plane) {
         );
     }
     operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// What the exactly-once guarantee rests on, checked on the real API
+/// server: a server-side apply of status that names a resourceVersion the
+/// object has moved past is refused with 409 (the operator's status writes
+/// have this shape: one field manager, forced, with metadata.resourceVersion).
+async fn a_status_apply_from_a_stale_version_is_refused(plane: Plane) {
+    use kube::api::{Patch, PatchParams};
+    let fx = Fixture::new(&plane, "precondition").await;
+    let offers = vec!["sync-precondition".to_string()];
+    fx.create_all(&offers, 1).await;
+    let name = &offers[0];
+    let read = fx.api.get(name).await.expect("read");
+    let first = read
+        .metadata
+        .resource_version
+        .clone()
+        .expect("resourceVersion");
+    let apply = |version: &str, phase: &str| {
+        serde_json::json!({
+            "apiVersion": "offercancel.dev/v1alpha1",
+            "kind": "OfferCancellation",
+            "metadata": {"resourceVersion": version},
+            "status": {"phase": phase, "attempts": 1},
+        })
+    };
+    let params = PatchParams::apply("offer-cancel-operator").force();
+    let written = fx
+        .api
+        .patch_status(name, &params, &Patch::Apply(apply(&first, "Pending")))
+        .await
+        .expect("an apply at the current version lands");
+    let second = written
+        .metadata
+        .resource_version
+        .expect("new resourceVersion");
+    assert_ne!(first, second);
+    let stale = fx
+        .api
+        .patch_status(name, &params, &Patch::Apply(apply(&first, "Pending")))
+        .await;
+    match stale {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 409, "{status:?}"),
+        other => panic!("a stale apply must be refused, got {other:?}"),
+    }
+    fx.api
+        .patch_status(name, &params, &Patch::Apply(apply(&second, "Cancelled")))
+        .await
+        .expect("the next write, from the version the last one returned, lands");
     fx.cleanup().await;
 }
