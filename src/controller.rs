@@ -1,6 +1,8 @@
-//! Controller wiring: watches, the reconcile that reads state and hands it to
-//! the engine, the status writer (server-side apply under one field
-//! manager, only when changed), and Events.
+//! Controller wiring: the reconcile that reads state (never a copy older
+//! than our own last write) and hands it to the engine, the status writer
+//! (server-side apply under one field manager, only when changed, and only
+//! while the object is still at the version the decision was made from),
+//! and the run loop over what `watch` provides.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
