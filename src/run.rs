@@ -85,7 +85,7 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
     // controller's caches sync after it takes the lease.
     health.ready.store(true, Ordering::Relaxed);
     tracing::info!(identity = %lease.identity, "waiting for the leader lease");
-    let Some(manager) = lease.acquire(&client).await? else {
+    let Some(manager) = lease.acquire(&client).await else {
         return Ok(());
     };
     tracing::info!("leading; starting the controller");
@@ -141,15 +141,33 @@ impl Lease {
     /// Waits until we hold the lease; `None` on SIGTERM. kube-lease-manager
     /// sleeps until a held lease expires, so a standby also checks every
     /// second whether the leader released it, and then starts over.
-    async fn acquire(&self, client: &Client) -> Result<Option<LeaseManager>, Error> {
+    /// An API error (the server restarting, say) is logged and retried: a
+    /// standby must not exit for it.
+    async fn acquire(&self, client: &Client) -> Option<LeaseManager> {
         let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
             Api::namespaced(client.clone(), &self.namespace);
         loop {
-            let manager = self.manager(client).await?;
-            tokio::select! {
-                held = manager.changed() => if held? { return Ok(Some(manager)) },
-                () = released(&leases, &self.name) => {}
-                () = shutdown_signal() => return Ok(None),
+            let attempt = async {
+                let manager = self.manager(client).await?;
+                tokio::select! {
+                    held = manager.changed() => Ok::<_, Error>(held?.then_some(manager)),
+                    () = released(&leases, &self.name) => Ok(None),
+                }
+            };
+            let outcome = tokio::select! {
+                outcome = attempt => outcome,
+                () = shutdown_signal() => return None,
+            };
+            match outcome {
+                Ok(Some(manager)) => return Some(manager),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "leader election failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(STANDBY_CHECK) => {}
+                        () = shutdown_signal() => return None,
+                    }
+                }
             }
         }
     }
