@@ -68,27 +68,20 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
         bounded_by_signal(controller::run(ctx, health, std::future::pending())).await;
         return Ok(());
     }
-    let pod_ns = std::env::var("POD_NAMESPACE").ok();
-    let file_ns = std::fs::read_to_string(POD_NAMESPACE_FILE).ok();
-    let lease = Lease {
-        namespace: lease_namespace(
-            args.lease_namespace.as_deref(),
-            pod_ns.as_deref(),
-            file_ns.as_deref(),
-        ),
-        name: args.lease_name.clone(),
-        identity: std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("offer-cancel-operator-{:x}", fastrand::u64(..))),
-        duration_seconds: args.lease_duration_seconds.max(2),
-    };
-    // A standby replica is healthy and ready; it turns unready while the
-    // controller's caches sync after it takes the lease.
+    lead(Lease::from_args(&args), &client, ctx, health).await;
+    Ok(())
+}
+
+/// With leader election: wait as a standby (healthy and ready), then run
+/// the controller while holding the Lease, and release it on the way out.
+async fn lead(lease: Lease, client: &Client, ctx: Arc<Context>, health: Arc<Health>) {
     health.ready.store(true, Ordering::Relaxed);
     tracing::info!(identity = %lease.identity, "waiting for the leader lease");
-    let Some(manager) = lease.acquire(&client).await else {
-        return Ok(());
+    let Some(manager) = lease.acquire(client).await else {
+        return;
     };
     tracing::info!("leading; starting the controller");
+    // Unready while the caches sync.
     health.ready.store(false, Ordering::Relaxed);
     let manager = Arc::new(manager);
     let (lost_tx, lost) = tokio::sync::oneshot::channel::<()>();
@@ -109,7 +102,6 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
     if let Err(e) = manager.release().await {
         tracing::warn!(error = %e, "releasing the leader lease failed");
     }
-    Ok(())
 }
 
 /// Where the leader-election Lease lives and who we are.
@@ -124,6 +116,22 @@ struct Lease {
 const STANDBY_CHECK: Duration = Duration::from_secs(1);
 
 impl Lease {
+    fn from_args(args: &ControllerArgs) -> Lease {
+        let pod_ns = std::env::var("POD_NAMESPACE").ok();
+        let file_ns = std::fs::read_to_string(POD_NAMESPACE_FILE).ok();
+        Lease {
+            namespace: lease_namespace(
+                args.lease_namespace.as_deref(),
+                pod_ns.as_deref(),
+                file_ns.as_deref(),
+            ),
+            name: args.lease_name.clone(),
+            identity: std::env::var("POD_NAME")
+                .unwrap_or_else(|_| format!("offer-cancel-operator-{:x}", fastrand::u64(..))),
+            duration_seconds: args.lease_duration_seconds.max(2),
+        }
+    }
+
     async fn manager(&self, client: &Client) -> Result<LeaseManager, Error> {
         let grace = (self.duration_seconds / 3).max(1);
         Ok(
