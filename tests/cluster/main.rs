@@ -136,6 +136,22 @@ async fn each_cancelled_once(fx: &Fixture, offers: &[String], limit: Duration) {
     assert_eq!(fx.duplicate_posts(offers).await, vec![]);
 }
 
+/// Prints status writes per resource (seen on a watch) for runs whose
+/// count depends on where crashes and faults fell: a figure, not a bound.
+fn report_writes(run: &str, offers: &[String], counts: &std::collections::BTreeMap<String, u32>) {
+    let per: Vec<u32> = offers
+        .iter()
+        .map(|o| counts.get(o).copied().unwrap_or(0))
+        .collect();
+    let total: u32 = per.iter().sum();
+    assert!(total > 0, "the write counter saw nothing");
+    eprintln!(
+        "{run}: status writes per resource mean {:.2}, max {}",
+        f64::from(total) / per.len() as f64,
+        per.iter().max().copied().unwrap_or(0)
+    );
+}
+
 /// The watch delivers 100 ms late; the operator must not act on the copy
 /// from before its own write.
 async fn lagging_watch(plane: Plane) {
@@ -174,6 +190,7 @@ async fn burst(plane: Plane) {
 /// and restarted: no duplicate, nothing stuck.
 async fn sigkill_during_burst(plane: Plane) {
     let fx = Fixture::new(&plane, "kill").await;
+    let writes = support::WriteCounter::start(&fx.client, &fx.ns);
     let offers = mixed_offers("k", 300);
     let creating = fx.create_all(&offers, 16);
     let killing = async {
@@ -187,6 +204,7 @@ async fn sigkill_during_burst(plane: Plane) {
     futures::join!(creating, killing);
     let operator = fx.operator(&plane, &[]);
     each_cancelled_once(&fx, &offers, Duration::from_secs(240)).await;
+    report_writes("10 SIGKILLs", &offers, &writes.counts());
     operator.sigkill();
     fx.cleanup().await;
 }
@@ -196,6 +214,7 @@ async fn sigkill_during_burst(plane: Plane) {
 /// done-when asks: every resource ends Cancelled with one POST per offer.
 async fn faults_and_crashes(plane: Plane) {
     let fx = Fixture::new(&plane, "faults").await;
+    let writes = support::WriteCounter::start(&fx.client, &fx.ns);
     fx.set_faults(serde_json::json!({
         "throttleRate": 0.1, "errorRate": 0.1, "dropAfterRate": 0.1
     }))
@@ -217,6 +236,7 @@ async fn faults_and_crashes(plane: Plane) {
     futures::join!(creating, killing);
     let operator = fx.operator(&plane, &backoff);
     each_cancelled_once(&fx, &offers, Duration::from_secs(360)).await;
+    report_writes("30% faults and 3 SIGKILLs", &offers, &writes.counts());
     let stats = fx.stats().await;
     assert!(stats["faultsInjected"].as_u64().unwrap_or(0) > 0, "{stats}");
     operator.sigkill();
