@@ -44,6 +44,7 @@ pub enum Command {
     /// Print the CustomResourceDefinition as YAML.
     Crd,
     /// Run the local Cloud Partner Portal simulator.
+    #[cfg(feature = "simulator")]
     Simulator(SimulatorArgs),
 }
 
@@ -149,6 +150,7 @@ pub struct CancelArgs {
     pub output: Option<OutputFormat>,
     /// Start the built-in simulator and cancel against it (ignores --endpoint,
     /// --authority-host and credentials).
+    #[cfg(feature = "simulator")]
     #[arg(long)]
     pub simulate: bool,
     /// A bearer token for CPP.
@@ -170,6 +172,7 @@ pub struct CancelArgs {
     pub client_secret: Option<String>,
 }
 
+#[cfg(feature = "simulator")]
 #[derive(Debug, Args)]
 pub struct SimulatorArgs {
     /// Address to listen on.
@@ -204,6 +207,6 @@ mod tests {
             args.cpp.authority_host.as_str(),
             "https://login.microsoftonline.com/"
         );
-        assert!(!args.wait && !args.simulate);
+        assert!(!args.wait);
     }
 }

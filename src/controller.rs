@@ -24,7 +24,7 @@ use crate::credentials::{self, CredentialsCache, CredentialsError, Resolved};
 use crate::decide::{Requeue, Transition};
 use crate::engine::{self, StatusSink, Subject};
 use crate::events::EventPublisher;
-use crate::health::Health;
+use crate::health::Probes;
 use crate::metrics::{ErrorLabels, Metrics, OutcomeLabels};
 use crate::watch;
 
@@ -457,7 +457,7 @@ async fn write_status(
 /// ready once the resource cache has synced.
 pub async fn run(
     ctx: Arc<Context>,
-    health: Arc<Health>,
+    health: Arc<Probes>,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
@@ -493,7 +493,7 @@ pub async fn run(
 /// while a fresh wait after the sync returns at once.
 async fn mark_ready_when_synced(
     store: kube::runtime::reflector::Store<OfferCancellation>,
-    health: Arc<Health>,
+    health: Arc<Probes>,
 ) {
     loop {
         match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {

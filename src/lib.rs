@@ -27,6 +27,5 @@ pub mod metrics;
 pub mod oneshot;
 pub mod rbac;
 pub mod run;
-pub mod simulator;
 pub mod telemetry;
 pub mod watch;

@@ -2,7 +2,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 use offer_cancel_operator::cli::{Cli, Command};
-use offer_cancel_operator::{crd, oneshot, run, simulator, telemetry};
+use offer_cancel_operator::{crd, oneshot, run, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -20,7 +20,14 @@ async fn main() -> ExitCode {
             Ok(ending) => ExitCode::from(ending.exit_code()),
             Err(e) => fail(&e),
         },
-        Command::Simulator(args) => match simulator::serve(args).await {
+        #[cfg(feature = "simulator")]
+        Command::Simulator(args) => match cpp_simulator::serve(
+            args.scenario.as_deref(),
+            &args.listen,
+            run::shutdown_signal(),
+        )
+        .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },

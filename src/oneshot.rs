@@ -13,7 +13,8 @@ use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
 use crate::decide::{Requeue, Transition};
 use crate::engine::{StatusSink, Subject, run_step};
 use crate::metrics::Metrics;
-use crate::simulator::{self, Scenario, scenario};
+#[cfg(feature = "simulator")]
+use cpp_simulator::{Scenario, scenario};
 
 /// Give up after this many transient errors in a row.
 const MAX_CONSECUTIVE_ERRORS: u32 = 8;
@@ -37,8 +38,11 @@ pub enum Error {
     NoCredentials,
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[cfg(feature = "simulator")]
     #[error("starting the simulator: {0}")]
-    Simulator(#[from] simulator::Error),
+    Simulator(#[from] cpp_simulator::Error),
+    #[error("the simulator's address is not a URL: {0}")]
+    SimulatorAddress(#[source] url::ParseError),
     #[error("printing the resource: {0}")]
     Render(String),
 }
@@ -216,6 +220,48 @@ fn credentials(args: &CancelArgs) -> Result<Credentials, Error> {
     }
 }
 
+/// Where the cancel goes, and as whom.
+struct Target {
+    config: ClientConfig,
+    credentials: Credentials,
+    /// With `--simulate`: the simulator, served while this lives.
+    #[cfg(feature = "simulator")]
+    _simulator: Option<cpp_simulator::Running>,
+}
+
+#[cfg(not(feature = "simulator"))]
+async fn target(args: &CancelArgs, _voice: Voice) -> Result<Target, Error> {
+    Ok(Target {
+        config: args.cpp.client_config(),
+        credentials: credentials(args)?,
+    })
+}
+
+/// The services the flags name, or with `--simulate` a simulator started here.
+#[cfg(feature = "simulator")]
+async fn target(args: &CancelArgs, voice: Voice) -> Result<Target, Error> {
+    let mut config = args.cpp.client_config();
+    if !args.simulate {
+        let credentials = credentials(args)?;
+        return Ok(Target {
+            config,
+            credentials,
+            _simulator: None,
+        });
+    }
+    let running = cpp_simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0").await?;
+    voice.say(&format!("simulator listening on {}", running.url()));
+    let url = reqwest::Url::parse(&running.url()).map_err(Error::SimulatorAddress)?;
+    config.endpoint = url.clone();
+    config.authority_host = url;
+    Ok(Target {
+        config,
+        credentials: simulated_credentials(),
+        _simulator: Some(running),
+    })
+}
+
+#[cfg(feature = "simulator")]
 fn simulated_credentials() -> Credentials {
     Credentials::ClientSecret {
         tenant_id: scenario::DEFAULT_TENANT.into(),
@@ -233,23 +279,11 @@ pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
         to_stderr: args.output.is_some(),
         quiet: args.quiet,
     };
-    let mut config = args.cpp.client_config();
-    let mut _simulator = None;
-    let creds = if args.simulate {
-        let running = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0").await?;
-        voice.say(&format!("simulator listening on {}", running.url()));
-        let url: reqwest::Url = running.url().parse().map_err(|_| Error::NoCredentials)?;
-        config = ClientConfig {
-            endpoint: url.clone(),
-            authority_host: url,
-            ..config
-        };
-        _simulator = Some(running);
-        simulated_credentials()
-    } else {
-        credentials(&args)?
-    };
-    let cpp = CppClient::new(config, Arc::new(Metrics::default()))?;
+    let target = target(&args, voice).await?;
+    let (cpp, creds) = (
+        CppClient::new(target.config, Arc::new(Metrics::default()))?,
+        target.credentials,
+    );
     voice.say(&format!(
         "cancelling the operation in progress on {}/{}",
         resource.spec.publisher_id, resource.spec.offer_id

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::cli::ControllerArgs;
 use crate::controller::{self, Context};
 use crate::cpp::CppClient;
-use crate::health::{self, Health};
+use crate::health::{self, Probes};
 use crate::metrics::Metrics;
 
 /// Lease namespace when neither the flag nor the downward API says.
@@ -51,7 +51,7 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
     let cpp = Arc::new(CppClient::new(args.cpp.client_config(), metrics.clone())?);
-    let health = Arc::new(Health::new(metrics.clone()));
+    let health = Arc::new(Probes::new(metrics.clone()));
     let addr = args.metrics_addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -74,7 +74,7 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
 
 /// With leader election: wait as a standby (healthy and ready), then run
 /// the controller while holding the Lease, and release it on the way out.
-async fn lead(lease: Lease, client: &Client, ctx: Arc<Context>, health: Arc<Health>) {
+async fn lead(lease: Lease, client: &Client, ctx: Arc<Context>, health: Arc<Probes>) {
     health.ready.store(true, Ordering::Relaxed);
     tracing::info!(identity = %lease.identity, "waiting for the leader lease");
     let Some(manager) = lease.acquire(client).await else {

@@ -1,6 +1,6 @@
 //! The one-shot CLI (the real binary) against the simulator.
 
-use offer_cancel_operator::simulator::{self, Scenario};
+use cpp_simulator::{self as simulator, Scenario};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -77,7 +77,7 @@ async fn async_offers_of_both_shapes_complete_with_wait() {
 
 #[tokio::test]
 async fn client_credentials_work_and_the_secret_is_never_printed() {
-    use offer_cancel_operator::simulator::scenario::*;
+    use cpp_simulator::scenario::*;
     let sim = default_simulator().await;
     let args = [
         "--tenant-id",

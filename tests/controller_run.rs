@@ -6,10 +6,10 @@ mod common;
 
 use common::fake_api::FakeApi;
 use common::*;
+use cpp_simulator::{self as simulator, Scenario};
 use offer_cancel_operator::controller::{self, in_flight};
 use offer_cancel_operator::crd::Phase;
-use offer_cancel_operator::health::Health;
-use offer_cancel_operator::simulator::{self, Scenario};
+use offer_cancel_operator::health::Probes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,7 +24,7 @@ async fn controller_watches_reconciles_to_cancelled_and_becomes_ready() {
         Some(token_secret("simulated-static-token")),
     );
     let ctx = fake.context(&sim.url(), controller::Config::default());
-    let health = Arc::new(Health::new(ctx.metrics.clone()));
+    let health = Arc::new(Probes::new(ctx.metrics.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         let _ = stop_rx.await;

@@ -246,7 +246,10 @@ fn dockerfile_is_multi_stage_locked_and_non_root() {
         .filter(|l| l.starts_with("FROM "))
         .collect();
     assert!(froms.len() >= 2, "multi-stage");
-    assert!(joined.contains("cargo build --release --locked"));
+    assert!(
+        joined.contains("cargo build --release --locked --no-default-features"),
+        "the image leaves the simulator out"
+    );
     let last_stage = joined.rsplit("FROM ").next().unwrap();
     assert!(
         last_stage.contains("USER 65532"),

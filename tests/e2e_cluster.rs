@@ -5,6 +5,7 @@
 //! events and the simulator's counts, and deletes the namespace at the end.
 #![cfg(feature = "e2e")]
 
+use cpp_simulator::{self as simulator, Scenario};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
@@ -14,9 +15,8 @@ use kube::{Client, CustomResourceExt};
 use offer_cancel_operator::controller::{self, Context};
 use offer_cancel_operator::cpp::{ClientConfig, CppClient};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
-use offer_cancel_operator::health::Health;
+use offer_cancel_operator::health::Probes;
 use offer_cancel_operator::metrics::Metrics;
-use offer_cancel_operator::simulator::{self, Scenario};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,7 +82,7 @@ fn start_controller(client: &Client, ns: &str, sim_url: &str) -> Running {
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(controller::run(
         ctx,
-        Arc::new(Health::new(metrics)),
+        Arc::new(Probes::new(metrics)),
         async move {
             let _ = rx.await;
         },

@@ -5,11 +5,11 @@ mod common;
 
 use common::fake_api::FakeApi;
 use common::*;
+use cpp_simulator::{self as simulator, Scenario};
 use kube::runtime::controller::Action;
 use offer_cancel_operator::controller::{self, Context, next_look, reconcile};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use offer_cancel_operator::decide::Outcome;
-use offer_cancel_operator::simulator::{self, Scenario};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +91,7 @@ fn setup(
 }
 
 fn default_principal() -> k8s_openapi::api::core::v1::Secret {
-    use offer_cancel_operator::simulator::scenario::*;
+    use cpp_simulator::scenario::*;
     principal_secret(DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
 }
 

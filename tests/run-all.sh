@@ -31,4 +31,4 @@ if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
   export KUBEBUILDER_ASSETS=$assets
 fi
 echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
-cargo test --locked "$@"
+cargo test --locked --workspace "$@"

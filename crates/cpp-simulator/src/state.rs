@@ -5,10 +5,12 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::scenario::{
+use crate::scenario::{
     BodyShape, CancelMode, CancelResult, Faults, LocationShape, Offer, Scenario,
 };
-use crate::cpp::auth::CPP_RESOURCE;
+
+/// The resource Azure AD tokens must be asked for.
+pub const CPP_RESOURCE: &str = "https://cloudpartner.azure.com";
 
 /// An answer, before it becomes HTTP.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,8 @@
-//! A local Cloud Partner Portal: the part of the API the operator uses,
-//! with its odd corners and injectable faults. See the README for its
-//! `/_sim` endpoints.
+//! A local Cloud Partner Portal: the part of the API offer-cancel-operator
+//! uses, with its odd corners and injectable faults. It is a test tool, kept
+//! out of the operator's image: the operator reaches it only through its
+//! default `simulator` cargo feature. See the operator's README for the
+//! `/_sim` endpoints and `docs/cpp-api.md` for the API it follows.
 
 pub mod scenario;
 pub mod state;
@@ -31,8 +33,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Scenario(String),
+    #[error(transparent)]
+    Scenario(#[from] scenario::ScenarioError),
 }
 
 /// A running simulator.
@@ -49,7 +51,9 @@ impl Running {
 
 /// Binds `addr` and serves in the background.
 pub async fn spawn(scenario: Scenario, addr: &str) -> Result<Running, Error> {
-    scenario.validate().map_err(Error::Scenario)?;
+    scenario
+        .validate()
+        .map_err(scenario::ScenarioError::Invalid)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind {
@@ -69,19 +73,20 @@ pub async fn spawn(scenario: Scenario, addr: &str) -> Result<Running, Error> {
     Ok(Running { addr, task })
 }
 
-/// `offer-cancel-operator simulator`: serves until Ctrl-C or SIGTERM.
-pub async fn serve(args: crate::cli::SimulatorArgs) -> Result<(), Error> {
-    let scenario = match &args.scenario {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::Scenario(format!("reading {}: {e}", path.display())))?;
-            Scenario::from_yaml(&text).map_err(Error::Scenario)?
-        }
+/// Serves the scenario at `path` (default: the built-in one) on `listen`
+/// until `stop` completes.
+pub async fn serve(
+    scenario: Option<&std::path::Path>,
+    listen: &str,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    let scenario = match scenario {
+        Some(path) => Scenario::from_file(path)?,
         None => Scenario::default_scenario(),
     };
-    let running = spawn(scenario, &args.listen).await?;
+    let running = spawn(scenario, listen).await?;
     tracing::info!(url = %running.url(), "CPP simulator listening");
-    crate::run::shutdown_signal().await;
+    stop.await;
     running.task.abort();
     Ok(())
 }

@@ -1,19 +1,18 @@
 //! The simulator over HTTP: documented answers, test endpoints, faults, and
 //! no panic on any input.
 
-use offer_cancel_operator::simulator::{self, Scenario};
+use cpp_simulator::{self as simulator, Scenario};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "simulated-static-token";
 
 async fn sim() -> (simulator::Running, reqwest::Client) {
-    offer_cancel_operator::cpp::install_crypto_provider();
     (
         simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
             .await
             .unwrap(),
-        reqwest::Client::new(),
+        client(),
     )
 }
 
@@ -108,9 +107,8 @@ async fn async_cancel_moves_not_started_running_completed() {
     let mut scenario = Scenario::default_scenario();
     scenario.publishers[0].offers[0].polls_until_done = 3;
     scenario.publishers[0].offers[0].retry_after_seconds = Some(7);
-    offer_cancel_operator::cpp::install_crypto_provider();
     let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
-    let c = reqwest::Client::new();
+    let c = client();
     let resp = c
         .post(cancel_url(&sim, "contoso", "contoso-offer", "2017-10-31"))
         .bearer_auth(TOKEN)
@@ -243,9 +241,8 @@ async fn faults_are_deterministic_for_a_seed() {
         let mut scenario = Scenario::default_scenario();
         scenario.seed = seed;
         scenario.faults.error_rate = 0.5;
-        offer_cancel_operator::cpp::install_crypto_provider();
         let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
-        let c = reqwest::Client::new();
+        let c = client();
         let url = format!(
             "{}/api/publishers/contoso/offers/contoso-offer/submissions/?api-version=2017-10-31",
             sim.url()
@@ -400,7 +397,7 @@ async fn offer_templates_make_offers_on_first_use() {
     )
     .unwrap();
     let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
-    let c = reqwest::Client::new();
+    let c = client();
     let post = |offer: &str| {
         c.post(format!(
             "{}/api/publishers/p/offers/{offer}/cancel?api-version=2017-10-31",
@@ -421,4 +418,11 @@ async fn offer_templates_make_offers_on_first_use() {
         404,
         "no such offer"
     );
+}
+
+/// A plain HTTP client. The workspace builds reqwest with TLS but no crypto
+/// provider, so one is installed first (once; later calls find it there).
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }

@@ -29,12 +29,15 @@ pub struct Scenario {
     pub faults: Faults,
 }
 
+/// The api-version CPP's cancel call documents.
+pub const DEFAULT_API_VERSION: &str = "2017-10-31";
+
 fn default_token_lifetime() -> u64 {
     3600
 }
 
 fn default_api_versions() -> Vec<String> {
-    vec![crate::crd::DEFAULT_API_VERSION.to_string()]
+    vec![DEFAULT_API_VERSION.to_string()]
 }
 
 /// An Azure AD service principal and the publishers it was added to.
@@ -198,6 +201,21 @@ impl Faults {
     }
 }
 
+/// Why a scenario was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("reading scenario {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("scenario: {0}")]
+    Parse(#[from] serde_yaml::Error),
+    #[error("scenario: {0}")]
+    Invalid(String),
+}
+
 /// The default principal, which `cancel --simulate` uses.
 pub const DEFAULT_TENANT: &str = "contoso-tenant";
 pub const DEFAULT_CLIENT_ID: &str = "offer-cancel-operator";
@@ -208,7 +226,7 @@ pub const DEFAULT_TOKEN: &str = "simulated-static-token";
 const DEFAULT_SCENARIO: &str = include_str!("default-scenario.yaml");
 
 impl Scenario {
-    /// The built-in scenario (src/simulator/default-scenario.yaml).
+    /// The built-in scenario (default-scenario.yaml beside this file).
     pub fn default_scenario() -> Scenario {
         // Covered by a test, so a broken built-in fails CI, not a user.
         serde_yaml::from_str(DEFAULT_SCENARIO).unwrap_or_else(|_| Scenario::empty())
@@ -226,11 +244,19 @@ impl Scenario {
         }
     }
 
-    pub fn from_yaml(text: &str) -> Result<Scenario, String> {
-        let scenario: Scenario =
-            serde_yaml::from_str(text).map_err(|e| format!("scenario: {e}"))?;
-        scenario.validate()?;
+    pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = serde_yaml::from_str(text)?;
+        scenario.validate().map_err(ScenarioError::Invalid)?;
         Ok(scenario)
+    }
+
+    /// Reads and checks a scenario file.
+    pub fn from_file(path: &std::path::Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Scenario::from_yaml(&text)
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -268,19 +294,8 @@ mod tests {
                     .any(|o| o.cancel == CancelMode::Async && o.location == shape)
             );
         }
-        let example: crate::crd::OfferCancellation =
-            serde_yaml::from_str(include_str!("../../examples/offercancellation.yaml")).unwrap();
-        let publisher = s
-            .publishers
-            .iter()
-            .find(|p| p.id == example.spec.publisher_id)
-            .unwrap();
-        assert!(
-            publisher
-                .offers
-                .iter()
-                .any(|o| o.id == example.spec.offer_id)
-        );
+        let contoso = s.publishers.iter().find(|p| p.id == "contoso").unwrap();
+        assert!(contoso.offers.iter().any(|o| o.id == "contoso-offer"));
         let forbidden = s
             .publishers
             .iter()
@@ -293,7 +308,9 @@ mod tests {
 
     #[test]
     fn rates_outside_zero_to_one_are_refused() {
-        let err = Scenario::from_yaml("faults: {throttleRate: 1.5}").unwrap_err();
+        let err = Scenario::from_yaml("faults: {throttleRate: 1.5}")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("throttleRate"), "{err}");
         assert!(Scenario::from_yaml("bogus: 1").is_err());
     }
