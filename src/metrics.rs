@@ -3,6 +3,8 @@
 //! cardinality stays bounded whatever CPP or the API server send.
 
 use prometheus_client::encoding::EncodeLabelSet;
+
+use crate::cpp::{Endpoint, RequestObserver};
 use prometheus_client::metrics::{
     counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
 };
@@ -137,15 +139,6 @@ impl Metrics {
         );
     }
 
-    pub fn observe_request(&self, endpoint: &'static str, code: u16, took: Duration) {
-        self.cpp_requests
-            .get_or_create(&RequestLabels { endpoint, code })
-            .inc();
-        self.cpp_request_duration
-            .get_or_create(&EndpointLabels { endpoint })
-            .observe(took.as_secs_f64());
-    }
-
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -162,8 +155,8 @@ mod tests {
     #[test]
     fn requests_show_up_with_endpoint_and_code_labels() {
         let m = Metrics::default();
-        m.observe_request("cancel", 202, Duration::from_millis(3));
-        m.observe_request("cancel", 202, Duration::from_millis(3));
+        m.observe(Endpoint::Cancel, Some(202), Duration::from_millis(3));
+        m.observe(Endpoint::Cancel, Some(202), Duration::from_millis(3));
         let text = m.encode();
         assert!(
             text.contains(r#"offercancel_cpp_requests_total{endpoint="cancel",code="202"} 2"#),
@@ -172,5 +165,27 @@ mod tests {
         assert!(
             text.contains("offercancel_cpp_request_duration_seconds_count{endpoint=\"cancel\"} 2")
         );
+    }
+}
+
+/// The CPP client's requests, counted and timed; a successful token
+/// request is also a token fetch. A request that got no answer is code 0.
+impl RequestObserver for Metrics {
+    fn observe(&self, endpoint: Endpoint, status: Option<u16>, took: Duration) {
+        let (endpoint_label, code) = (endpoint.as_str(), status.unwrap_or(0));
+        self.cpp_requests
+            .get_or_create(&RequestLabels {
+                endpoint: endpoint_label,
+                code,
+            })
+            .inc();
+        self.cpp_request_duration
+            .get_or_create(&EndpointLabels {
+                endpoint: endpoint_label,
+            })
+            .observe(took.as_secs_f64());
+        if endpoint == Endpoint::Token && code == 200 {
+            self.token_fetches.inc();
+        }
     }
 }

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use crate::cli::{CancelArgs, OutputFormat};
 use crate::controller::requeue_delay;
-use crate::cpp::{ClientConfig, CppClient, Credentials};
+use crate::cpp::{ClientConfig, CppClient, Credentials, Unobserved};
 use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
 use crate::decide::{Requeue, Transition};
 use crate::engine::{StatusSink, Subject, run_step};
-use crate::metrics::Metrics;
 #[cfg(feature = "simulator")]
 use cpp_simulator::{Scenario, scenario};
 
@@ -281,7 +280,7 @@ pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
     };
     let target = target(&args, voice).await?;
     let (cpp, creds) = (
-        CppClient::new(target.config, Arc::new(Metrics::default()))?,
+        CppClient::new(target.config, Arc::new(Unobserved))?,
         target.credentials,
     );
     voice.say(&format!(

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-use super::{RetryClass, classify_request_error, classify_status, read_limited};
-use crate::metrics::Metrics;
+use super::{
+    Endpoint, RequestObserver, RetryClass, classify_request_error, classify_status, read_limited,
+};
 
 /// The resource every CPP token is requested for.
 pub const CPP_RESOURCE: &str = "https://cloudpartner.azure.com";
@@ -101,20 +102,24 @@ pub struct TokenSource {
     slots: Mutex<HashMap<SlotKey, Slot>>,
     /// Keys the client-secret hash in [`SlotKey`].
     hasher: std::collections::hash_map::RandomState,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn RequestObserver>,
 }
 
 /// Past this many cached principals, slots whose token has expired go.
 const MAX_SLOTS: usize = 1024;
 
 impl TokenSource {
-    pub fn new(http: reqwest::Client, authority: reqwest::Url, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        authority: reqwest::Url,
+        observer: Arc<dyn RequestObserver>,
+    ) -> Self {
         TokenSource {
             http,
             authority,
             slots: Mutex::default(),
             hasher: std::collections::hash_map::RandomState::new(),
-            metrics,
+            observer,
         }
     }
 
@@ -226,9 +231,9 @@ impl TokenSource {
             .form(&form)
             .send()
             .await;
-        let code = sent.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
-        self.metrics
-            .observe_request("token", code, started.elapsed());
+        let code = sent.as_ref().ok().map(|r| r.status().as_u16());
+        self.observer
+            .observe(Endpoint::Token, code, started.elapsed());
         let response = sent.map_err(auth_request_error)?;
         let status = response.status().as_u16();
         let body = read_limited(response)
@@ -241,7 +246,6 @@ impl TokenSource {
                 .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()));
             return Err(AuthError::Rejected { status, code });
         }
-        self.metrics.token_fetches.inc();
         cached_token(&body)
     }
 }
@@ -314,7 +318,7 @@ mod tests {
         let source = TokenSource::new(
             reqwest::Client::new(),
             reqwest::Url::parse("https://login.example/base").unwrap(),
-            Arc::default(),
+            Arc::new(super::super::Unobserved),
         );
         let url = source.token_url("a/b?c").unwrap();
         assert_eq!(

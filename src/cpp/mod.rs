@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::metrics::Metrics;
 pub use auth::{AuthError, Credentials, TokenSource};
 pub use location::{LocationError, resolve_location};
 pub use wire::{ErrorBody, Operation, OperationState};
@@ -46,6 +45,20 @@ impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Told of every request the client sends (CPP's and Azure AD's): which
+/// call, the HTTP status if one came back, and how long it took. The
+/// controller's metrics listen; the client knows nothing of Prometheus.
+pub trait RequestObserver: Send + Sync {
+    fn observe(&self, endpoint: Endpoint, status: Option<u16>, took: Duration);
+}
+
+/// Listens to nothing: the CLI's observer.
+pub struct Unobserved;
+
+impl RequestObserver for Unobserved {
+    fn observe(&self, _: Endpoint, _: Option<u16>, _: Duration) {}
 }
 
 /// Whether an error may go away by itself.
@@ -216,7 +229,7 @@ pub struct CppClient {
     endpoint: Url,
     tokens: TokenSource,
     limiter: Option<DefaultDirectRateLimiter>,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn RequestObserver>,
 }
 
 /// rustls needs one process-wide crypto provider; ring is the one kube uses.
@@ -226,7 +239,11 @@ pub fn install_crypto_provider() {
 }
 
 impl CppClient {
-    pub fn new(config: ClientConfig, metrics: Arc<Metrics>) -> Result<Self, reqwest::Error> {
+    /// A client whose requests `observer` hears of.
+    pub fn new(
+        config: ClientConfig,
+        observer: Arc<dyn RequestObserver>,
+    ) -> Result<Self, reqwest::Error> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
@@ -239,11 +256,11 @@ impl CppClient {
             .rate_limit
             .map(|(rps, burst)| RateLimiter::direct(Quota::per_second(rps).allow_burst(burst)));
         Ok(CppClient {
-            tokens: TokenSource::new(http.clone(), config.authority_host, metrics.clone()),
+            tokens: TokenSource::new(http.clone(), config.authority_host, observer.clone()),
             http,
             endpoint: config.endpoint,
             limiter,
-            metrics,
+            observer,
         })
     }
 
@@ -422,9 +439,8 @@ impl CppClient {
         }
         let started = Instant::now();
         let result = request.send().await;
-        let code = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
-        self.metrics
-            .observe_request(endpoint.as_str(), code, started.elapsed());
+        let code = result.as_ref().ok().map(|r| r.status().as_u16());
+        self.observer.observe(endpoint, code, started.elapsed());
         let response = result.map_err(|source| CppError::Request {
             endpoint,
             kind: request_error_kind(&source),
