@@ -6,8 +6,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
 
-use crate::cpp::{Operation, OperationState, wire::normalize_status};
 use crate::crd::{MAX_MESSAGE_LEN, OfferCancellationSpec, OfferCancellationStatus, Phase};
+use crate::operation::{Operation, OperationState};
 
 /// Condition types, following kstatus.
 pub mod condition {
@@ -156,7 +156,7 @@ pub fn settle(
     locate: impl Fn(&str) -> String,
 ) -> Settlement {
     let ours = |op: &&Operation| {
-        op.is_cancel()
+        op.is_cancel
             && match (op.created, since) {
                 (Some(created), Some(since)) => created >= since - CLOCK_SKEW,
                 _ => op.in_progress(),
@@ -314,7 +314,7 @@ fn may_have_accepted(status: &OfferCancellationStatus) -> bool {
     let cancel_failed = status
         .operation_status
         .as_deref()
-        .is_some_and(|s| normalize_status(s) == OperationState::Failed);
+        .is_some_and(|s| OperationState::of(s) == OperationState::Failed);
     let accepted = status.http_status == Some(202);
     let in_doubt = status.http_status.is_none() && status.requested_at.is_some();
     (accepted || in_doubt) && !cancel_failed

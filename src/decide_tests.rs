@@ -355,7 +355,7 @@ fn crash_after_intent_settles_from_the_list_before_anything_else() {
 fn listed(kind: &str, status: &str, created: Option<i64>) -> Operation {
     Operation {
         id: Some(format!("{kind}-{status}")),
-        submission_type: Some(kind.into()),
+        is_cancel: kind == "cancel",
         status: status.into(),
         created: created.map(at),
         ..Operation::default()

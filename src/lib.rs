@@ -25,6 +25,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod oneshot;
+pub mod operation;
 pub mod rbac;
 pub mod run;
 pub mod telemetry;

@@ -1,10 +1,10 @@
 //! The CPP client against a local HTTP server (wiremock).
 
 use offer_cancel_operator::cpp::{
-    CancelAnswer, ClientConfig, CppClient, CppError, Credentials, OfferRef, OperationState,
-    RetryClass,
+    CancelAnswer, ClientConfig, CppClient, CppError, Credentials, OfferRef, RetryClass,
 };
 use offer_cancel_operator::metrics::Metrics;
+use offer_cancel_operator::operation::OperationState;
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
@@ -437,7 +437,7 @@ async fn operations_list_is_read_from_submissions() {
         .await;
     let ops = client(&server).operations(OFFER, &token()).await.unwrap();
     assert_eq!(ops.len(), 2);
-    assert!(ops[1].is_cancel());
+    assert!(ops[1].is_cancel);
     assert_eq!(ops[1].id.as_deref(), Some("c1"));
 }
 

@@ -301,7 +301,7 @@ fn argo_health_of(value: &serde_json::Value) -> (String, String) {
 #[test]
 fn argo_cd_health_maps_every_phase() {
     use common::{resource, status_after};
-    use offer_cancel_operator::cpp::OperationState;
+    use offer_cancel_operator::operation::OperationState;
     let accepted = Outcome::Accepted {
         location: Some("/api/x".into()),
         retry_after: None,

@@ -135,7 +135,7 @@ async fn recorded_request_is_never_posted_again_and_unchanged_poll_writes_nothin
             },
             Outcome::Polled {
                 status: "running".into(),
-                state: offer_cancel_operator::cpp::OperationState::InProgress,
+                state: offer_cancel_operator::operation::OperationState::InProgress,
                 location: None,
                 retry_after: None,
                 detail: String::new(),

@@ -16,7 +16,9 @@ use tokio::time::Instant;
 
 pub use auth::{AuthError, Credentials, TokenSource};
 pub use location::{LocationError, resolve_location};
-pub use wire::{ErrorBody, Operation, OperationState};
+pub use wire::ErrorBody;
+
+use crate::operation::Operation;
 
 /// Largest body read from CPP or Azure AD; a larger one is an error.
 const MAX_BODY: usize = 1 << 20;
@@ -304,10 +306,11 @@ impl CppClient {
     pub async fn poll(&self, location: &str, creds: &Credentials) -> Result<PollAnswer, CppError> {
         let url = resolve_location(&self.endpoint, location)?;
         let answer = self.get_ok(Endpoint::Operation, url, creds).await?;
-        let operation = Operation::parse(&answer.body).map_err(|detail| CppError::Malformed {
-            endpoint: Endpoint::Operation,
-            detail,
-        })?;
+        let operation =
+            wire::parse_operation(&answer.body).map_err(|detail| CppError::Malformed {
+                endpoint: Endpoint::Operation,
+                detail,
+            })?;
         Ok(PollAnswer {
             operation,
             location: self.checked_location(header_text(&answer.headers, LOCATION))?,

@@ -3,6 +3,8 @@
 //! malformed or hostile, so nothing here panics and every text is bounded.
 
 use serde::Deserialize;
+
+use crate::operation::{Operation, OperationState};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -11,46 +13,13 @@ const MAX_TEXT: usize = 512;
 /// Longest Retry-After honoured; a larger one is clamped, not trusted.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// A cancel operation's state, normalised as docs/cpp-api.md says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OperationState {
-    Done,
-    Failed,
-    InProgress,
-}
-
-/// Compares case-insensitively and ignores spaces, so `Not Started`,
-/// `notStarted` and `notstarted` are one value; unknown values are in progress.
-///
-/// ```
-/// use offer_cancel_operator::cpp::wire::{normalize_status, OperationState};
-/// assert_eq!(normalize_status("Complete"), OperationState::Done);
-/// assert_eq!(normalize_status("not started"), OperationState::InProgress);
-/// assert_eq!(normalize_status("FAILED"), OperationState::Failed);
-/// ```
-pub fn normalize_status(raw: &str) -> OperationState {
-    match fold(raw).as_str() {
-        "completed" | "complete" | "succeeded" | "canceled" | "cancelled" => OperationState::Done,
-        "failed" => OperationState::Failed,
-        _ => OperationState::InProgress,
-    }
-}
-
-/// Lower case without spaces, `_` or `-`: one spelling per status.
-fn fold(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
 /// The first step not yet complete, as `name 40% (about 5 minutes)`:
 /// `stepName`, `progressPercentage` and `estimatedTimeFrame` as CPP gives
 /// them (each optional; odd types are skipped).
 fn step_progress(steps: &Value) -> Option<String> {
     let current = steps.as_array()?.iter().find(|step| {
         let status = step.get("status").and_then(Value::as_str).unwrap_or("");
-        normalize_status(status) == OperationState::InProgress
+        OperationState::of(status) == OperationState::InProgress
     })?;
     let name = current.get("stepName").and_then(scalar_text);
     let percent = current
@@ -111,20 +80,6 @@ impl std::fmt::Display for ErrorBody {
     }
 }
 
-/// One operation as `GET operation` or the submissions list returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Operation {
-    pub id: Option<String>,
-    pub submission_type: Option<String>,
-    pub status: String,
-    pub error: Option<String>,
-    pub messages: Vec<String>,
-    /// `createdDateTime`, when CPP sent one that reads as a time.
-    pub created: Option<jiff::Timestamp>,
-    /// The step under way, in words, when CPP lists steps.
-    pub progress: Option<String>,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawOperation {
@@ -144,73 +99,56 @@ struct RawOperation {
     steps: Option<Value>,
 }
 
-impl Operation {
-    /// An object, or an array whose first element is the operation.
-    pub fn parse(body: &[u8]) -> Result<Operation, String> {
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| format!("operation body is not JSON: {e}"))?;
-        let object = match value {
-            Value::Array(items) => items
-                .into_iter()
-                .next()
-                .ok_or("operation body is an empty array")?,
-            other => other,
-        };
-        Operation::from_value(object)
-    }
+/// An operation body: an object, or an array whose first element is the
+/// operation.
+pub fn parse_operation(body: &[u8]) -> Result<Operation, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("operation body is not JSON: {e}"))?;
+    let object = match value {
+        Value::Array(items) => items
+            .into_iter()
+            .next()
+            .ok_or("operation body is an empty array")?,
+        other => other,
+    };
+    operation_from_value(object)
+}
 
-    fn from_value(value: Value) -> Result<Operation, String> {
-        if !value.is_object() {
-            return Err("operation body is not an object".into());
-        }
-        let raw: RawOperation =
-            serde_json::from_value(value).map_err(|e| format!("operation body: {e}"))?;
-        let status = raw
-            .status
+fn operation_from_value(value: Value) -> Result<Operation, String> {
+    if !value.is_object() {
+        return Err("operation body is not an object".into());
+    }
+    let raw: RawOperation =
+        serde_json::from_value(value).map_err(|e| format!("operation body: {e}"))?;
+    let status = raw
+        .status
+        .as_ref()
+        .and_then(Value::as_str)
+        .map(bounded)
+        .ok_or("operation body has no status")?;
+    let mut detail: Vec<String> = raw
+        .error
+        .as_ref()
+        .and_then(error_text)
+        .into_iter()
+        .collect();
+    detail.extend(raw.messages.as_ref().map(message_texts).unwrap_or_default());
+    Ok(Operation {
+        id: raw.id.as_ref().and_then(scalar_text),
+        is_cancel: raw
+            .submission_type
             .as_ref()
             .and_then(Value::as_str)
-            .map(bounded)
-            .ok_or("operation body has no status")?;
-        Ok(Operation {
-            id: raw.id.as_ref().and_then(scalar_text),
-            submission_type: raw.submission_type.as_ref().and_then(scalar_text),
-            status,
-            error: raw.error.as_ref().and_then(error_text),
-            messages: raw.messages.as_ref().map(message_texts).unwrap_or_default(),
-            created: raw
-                .created_date_time
-                .as_ref()
-                .and_then(Value::as_str)
-                .and_then(parse_utc),
-            progress: raw.steps.as_ref().and_then(step_progress),
-        })
-    }
-
-    pub fn state(&self) -> OperationState {
-        normalize_status(&self.status)
-    }
-
-    /// In progress as the operations list means it: `notStarted` or
-    /// `running` in any spelling. Every other status, known or not, is not.
-    pub fn in_progress(&self) -> bool {
-        matches!(fold(&self.status).as_str(), "notstarted" | "running")
-    }
-
-    pub fn is_cancel(&self) -> bool {
-        self.submission_type
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("cancel"))
-    }
-
-    /// The operation's error and messages in one line, for status.
-    pub fn failure_detail(&self) -> String {
-        let mut parts: Vec<&str> = self.error.iter().map(String::as_str).collect();
-        parts.extend(self.messages.iter().map(String::as_str));
-        if parts.is_empty() {
-            return "no error details".into();
-        }
-        bounded(&parts.join("; "))
-    }
+            .is_some_and(|t| t.eq_ignore_ascii_case("cancel")),
+        status,
+        detail: bounded(&detail.join("; ")),
+        created: raw
+            .created_date_time
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(parse_utc),
+        progress: raw.steps.as_ref().and_then(step_progress),
+    })
 }
 
 /// The submissions list: an array, or an object holding one under `value`.
@@ -228,7 +166,7 @@ pub fn parse_operation_list(body: &[u8]) -> Result<Vec<Operation>, String> {
     // One odd entry must not hide the others.
     Ok(items
         .into_iter()
-        .filter_map(|v| Operation::from_value(v).ok())
+        .filter_map(|v| operation_from_value(v).ok())
         .collect())
 }
 
@@ -324,47 +262,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_documented_status_spelling_is_normalised() {
-        use OperationState::*;
-        for (raw, want) in [
-            ("completed", Done),
-            ("Complete", Done),
-            ("SUCCEEDED", Done),
-            ("canceled", Done),
-            ("Cancelled", Done),
-            ("failed", Failed),
-            ("Failed", Failed),
-            ("notStarted", InProgress),
-            ("not started", InProgress),
-            ("running", InProgress),
-            ("somethingNew", InProgress),
-            ("", InProgress),
-        ] {
-            assert_eq!(normalize_status(raw), want, "{raw:?}");
-        }
-    }
-
-    #[test]
-    fn only_not_started_and_running_are_in_progress_in_the_list() {
-        let op = |status: &str| Operation {
-            status: status.into(),
-            ..Operation::default()
-        };
-        for busy in ["notStarted", "not started", "Running", "NOT_STARTED"] {
-            assert!(op(busy).in_progress(), "{busy}");
-        }
-        for idle in ["completed", "canceled", "failed", "somethingNew", ""] {
-            assert!(!op(idle).in_progress(), "{idle}");
-        }
-    }
-
-    #[test]
     fn the_step_under_way_is_shown_with_its_percentage() {
         let body = br#"{"status":"running","steps":[
             {"stepName":"Validate","status":"complete","progressPercentage":100},
             {"stepName":"Deployment","status":"running","progressPercentage":40,"estimatedTimeFrame":"5 minutes"},
             {"stepName":"Publish","status":"notStarted"}]}"#;
-        let op = Operation::parse(body).unwrap();
+        let op = parse_operation(body).unwrap();
         assert_eq!(
             op.progress.as_deref(),
             Some("Deployment 40% (about 5 minutes)")
@@ -372,11 +275,11 @@ mod tests {
         let odd =
             br#"{"status":"running","steps":[{"status":"running","progressPercentage":"lots"}]}"#;
         assert_eq!(
-            Operation::parse(odd).unwrap().progress.as_deref(),
+            parse_operation(odd).unwrap().progress.as_deref(),
             Some("step")
         );
         let none = br#"{"status":"running","steps":"nope"}"#;
-        assert_eq!(Operation::parse(none).unwrap().progress, None);
+        assert_eq!(parse_operation(none).unwrap().progress, None);
     }
 
     #[test]
@@ -396,22 +299,22 @@ mod tests {
         let object = br#"{"id":"1","submissionType":"cancel","status":"running"}"#;
         let array = br#"[{"id":"1","submissionType":"cancel","status":"running"}]"#;
         assert_eq!(
-            Operation::parse(object).unwrap(),
-            Operation::parse(array).unwrap()
+            parse_operation(object).unwrap(),
+            parse_operation(array).unwrap()
         );
-        assert!(Operation::parse(b"[]").is_err());
-        assert!(Operation::parse(b"42").is_err());
-        assert!(Operation::parse(b"{\"id\":1}").is_err(), "no status");
-        assert!(Operation::parse(b"not json").is_err());
+        assert!(parse_operation(b"[]").is_err());
+        assert!(parse_operation(b"42").is_err());
+        assert!(parse_operation(b"{\"id\":1}").is_err(), "no status");
+        assert!(parse_operation(b"not json").is_err());
     }
 
     #[test]
     fn failure_detail_joins_error_and_messages_without_html() {
         let body = br#"{"status":"failed","error":"Cancel failed",
             "messages":[{"messageHtml":"<b>Step</b> blocked","level":"error"},{"level":"x"}]}"#;
-        let op = Operation::parse(body).unwrap();
+        let op = parse_operation(body).unwrap();
         assert_eq!(op.state(), OperationState::Failed);
-        assert_eq!(op.failure_detail(), "Cancel failed; Step blocked");
+        assert_eq!(op.detail, "Cancel failed; Step blocked");
     }
 
     #[test]
@@ -464,7 +367,7 @@ mod tests {
         let body = br#"{"value":[{"id":"a","status":"running","submissionType":"cancel"},7]}"#;
         let ops = parse_operation_list(body).unwrap();
         assert_eq!(ops.len(), 1);
-        assert!(ops[0].is_cancel());
+        assert!(ops[0].is_cancel);
         assert!(parse_operation_list(b"[]").unwrap().is_empty());
         assert!(parse_operation_list(b"true").is_err());
     }

@@ -1,0 +1,118 @@
+//! What CPP says of an operation, in the words the rest of the operator
+//! uses: the client reads it off the wire, the decision reads it. Neither
+//! the client nor the decision owns it, so neither depends on the other.
+
+/// An operation's state, read from its status as docs/cpp-api.md says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperationState {
+    Done,
+    Failed,
+    InProgress,
+}
+
+impl OperationState {
+    /// Compares case-insensitively and ignores spaces, so `Not Started`,
+    /// `notStarted` and `notstarted` are one value; unknown values are in
+    /// progress.
+    ///
+    /// ```
+    /// use offer_cancel_operator::operation::OperationState;
+    /// assert_eq!(OperationState::of("Complete"), OperationState::Done);
+    /// assert_eq!(OperationState::of("not started"), OperationState::InProgress);
+    /// assert_eq!(OperationState::of("FAILED"), OperationState::Failed);
+    /// ```
+    pub fn of(status: &str) -> OperationState {
+        match fold(status).as_str() {
+            "completed" | "complete" | "succeeded" | "canceled" | "cancelled" => {
+                OperationState::Done
+            }
+            "failed" => OperationState::Failed,
+            _ => OperationState::InProgress,
+        }
+    }
+}
+
+/// Lower case without spaces, `_` or `-`: one spelling per status.
+fn fold(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// One operation, as `GET operation` or the submissions list returns it.
+/// Every text is bounded by the client that read it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Operation {
+    pub id: Option<String>,
+    /// `submissionType` is `cancel`.
+    pub is_cancel: bool,
+    /// The status word as CPP wrote it.
+    pub status: String,
+    /// The operation's error and messages in one line (empty: none).
+    pub detail: String,
+    /// `createdDateTime`, when CPP sent one that reads as a time.
+    pub created: Option<jiff::Timestamp>,
+    /// The step under way, in words, when CPP lists steps.
+    pub progress: Option<String>,
+}
+
+impl Operation {
+    pub fn state(&self) -> OperationState {
+        OperationState::of(&self.status)
+    }
+
+    /// In progress as the operations list means it: `notStarted` or
+    /// `running` in any spelling. Every other status, known or not, is not.
+    pub fn in_progress(&self) -> bool {
+        matches!(fold(&self.status).as_str(), "notstarted" | "running")
+    }
+
+    /// The detail, or words saying there is none.
+    pub fn failure_detail(&self) -> String {
+        if self.detail.is_empty() {
+            return "no error details".into();
+        }
+        self.detail.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_status_spelling_is_read() {
+        use OperationState::*;
+        for (raw, want) in [
+            ("completed", Done),
+            ("Complete", Done),
+            ("SUCCEEDED", Done),
+            ("canceled", Done),
+            ("Cancelled", Done),
+            ("failed", Failed),
+            ("Failed", Failed),
+            ("notStarted", InProgress),
+            ("not started", InProgress),
+            ("running", InProgress),
+            ("somethingNew", InProgress),
+            ("", InProgress),
+        ] {
+            assert_eq!(OperationState::of(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn only_not_started_and_running_are_in_progress_in_the_list() {
+        let op = |status: &str| Operation {
+            status: status.into(),
+            ..Operation::default()
+        };
+        for busy in ["notStarted", "not started", "Running", "NOT_STARTED"] {
+            assert!(op(busy).in_progress(), "{busy}");
+        }
+        for idle in ["completed", "canceled", "failed", "somethingNew", ""] {
+            assert!(!op(idle).in_progress(), "{idle}");
+        }
+    }
+}
