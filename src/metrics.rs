@@ -148,26 +148,6 @@ impl Metrics {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn requests_show_up_with_endpoint_and_code_labels() {
-        let m = Metrics::default();
-        m.observe(Endpoint::Cancel, Some(202), Duration::from_millis(3));
-        m.observe(Endpoint::Cancel, Some(202), Duration::from_millis(3));
-        let text = m.encode();
-        assert!(
-            text.contains(r#"offercancel_cpp_requests_total{endpoint="cancel",code="202"} 2"#),
-            "{text}"
-        );
-        assert!(
-            text.contains("offercancel_cpp_request_duration_seconds_count{endpoint=\"cancel\"} 2")
-        );
-    }
-}
-
 /// The CPP client's requests, counted and timed; a successful token
 /// request is also a token fetch. A request that got no answer is code 0.
 impl RequestObserver for Metrics {
@@ -187,5 +167,25 @@ impl RequestObserver for Metrics {
         if endpoint == Endpoint::Token && code == 200 {
             self.token_fetches.inc();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_show_up_with_endpoint_and_code_labels() {
+        let m = Metrics::default();
+        m.observe(Endpoint::Cancel, Some(202), Duration::from_millis(3));
+        m.observe(Endpoint::Cancel, Some(202), Duration::from_millis(3));
+        let text = m.encode();
+        assert!(
+            text.contains(r#"offercancel_cpp_requests_total{endpoint="cancel",code="202"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("offercancel_cpp_request_duration_seconds_count{endpoint=\"cancel\"} 2")
+        );
     }
 }
