@@ -1,5 +1,5 @@
 //! Throughput benchmark: N concurrent asynchronous cancellations through the
-//! real CPP client, decision function and engine, against the simulator
+//! real CPP client and the reconcile's own round (decide, execute, write), against the simulator
 //! running as a separate process on loopback (so its memory is not counted).
 //!
 //! `cargo bench --bench throughput` runs N = 1,000 and 10,000 and prints
@@ -11,9 +11,10 @@ use offer_cancel_operator::cpp::{ClientConfig, CppClient, Credentials};
 use offer_cancel_operator::crd::{
     OfferCancellationSpec, OfferCancellationStatus, Phase, SecretRef,
 };
-use offer_cancel_operator::decide::Transition;
-use offer_cancel_operator::engine::{StatusSink, Subject, run_step};
+use offer_cancel_operator::decide::{Observed, Transition};
 use offer_cancel_operator::metrics::Metrics;
+use offer_cancel_operator::reconcile::step;
+use offer_cancel_operator::status::StatusWriter;
 use secrecy::SecretString;
 use std::convert::Infallible;
 use std::process::{Child, Command};
@@ -28,9 +29,9 @@ const POLLS: u32 = 1;
 
 struct Discard;
 
-impl StatusSink for Discard {
+impl StatusWriter for Discard {
     type Error = Infallible;
-    async fn save(
+    async fn write(
         &mut self,
         _: &OfferCancellationStatus,
         _: &Transition,
@@ -97,8 +98,8 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn subject(i: usize) -> Subject {
-    Subject {
+fn subject(i: usize) -> Observed {
+    Observed {
         spec: OfferCancellationSpec {
             publisher_id: "bench".into(),
             offer_id: format!("offer-{i}"),
@@ -115,19 +116,20 @@ fn subject(i: usize) -> Subject {
         retry_request: None,
         credentials_version: None,
         errors_in_row: 0,
+        now: jiff::Timestamp::now(),
     }
 }
 
 async fn step_until(
     cpp: &CppClient,
-    s: &mut Subject,
+    s: &mut Observed,
     creds: &Credentials,
     http: &Semaphore,
     done: impl Fn(Option<Phase>) -> bool,
 ) {
     while !done(s.status.phase) {
         let _permit = http.acquire().await.expect("semaphore open");
-        let Ok(_) = run_step(cpp, s, Ok(creds), &mut Discard).await;
+        let Ok(_) = step(cpp, s, Ok(creds), &mut Discard).await;
         if s.status.phase == Some(Phase::Failed) {
             panic!("cancellation failed: {:?}", s.status.message);
         }

@@ -68,17 +68,47 @@ pub fn from_secret(secret: &Secret, name: &str) -> Result<Credentials, Credentia
     }
 }
 
-/// Credentials read from a Secret, with the Secret's resourceVersion.
+/// What a resource's Secret yields: credentials or why not, and the
+/// Secret's resourceVersion (none when it does not exist).
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub struct SecretReading {
     pub version: Option<String>,
-    pub credentials: Credentials,
+    pub credentials: Result<Credentials, CredentialsError>,
 }
 
-/// Credentials per Secret, kept until the Secret watch reports a change, so
-/// a poll does not cost a Secret GET. Only usable credentials of Secrets a
-/// resource asked for are kept, and a change or deletion drops the entry:
-/// the cache never grows with the cluster's other Secrets.
+/// Reads Secret `ns/name`, from the cache unless the Secret watch reported
+/// a change since it was stored. Only a failed API call is an error; a
+/// missing or unusable Secret is a reading that says why.
+pub async fn read(
+    client: &kube::Client,
+    cache: &CredentialsCache,
+    ns: &str,
+    name: &str,
+) -> Result<SecretReading, kube::Error> {
+    let (epoch, cached) = cache.get(ns, name);
+    if let Some(hit) = cached {
+        return Ok(hit);
+    }
+    let api: kube::Api<Secret> = kube::Api::namespaced(client.clone(), ns);
+    let reading = match api.get_opt(name).await? {
+        Some(secret) => SecretReading {
+            version: secret.metadata.resource_version.clone(),
+            credentials: from_secret(&secret, name),
+        },
+        None => SecretReading {
+            version: None,
+            credentials: Err(CredentialsError::NotFound { name: name.into() }),
+        },
+    };
+    cache.put(ns, name, epoch, reading.clone());
+    Ok(reading)
+}
+
+/// What each Secret yielded, kept until the Secret watch reports a change,
+/// so a poll does not cost a Secret GET. A missing or unusable Secret is
+/// kept too (its creation or repair is a change the watch reports). Only
+/// Secrets a resource asked for are kept, and a change or deletion drops
+/// the entry: the cache never grows with the cluster's other Secrets.
 #[derive(Default)]
 pub struct CredentialsCache {
     inner: Mutex<Inner>,
@@ -89,7 +119,7 @@ struct Inner {
     /// Bumped by every change the Secret watch reports, of any Secret: a
     /// read that began before a change is not stored.
     epoch: u64,
-    values: HashMap<(String, String), Resolved>,
+    values: HashMap<(String, String), SecretReading>,
 }
 
 impl CredentialsCache {
@@ -98,7 +128,7 @@ impl CredentialsCache {
     }
 
     /// The cached value, and the epoch to hand back to [`Self::put`].
-    pub fn get(&self, ns: &str, name: &str) -> (u64, Option<Resolved>) {
+    pub fn get(&self, ns: &str, name: &str) -> (u64, Option<SecretReading>) {
         let inner = self.inner();
         let key = (ns.to_string(), name.to_string());
         (inner.epoch, inner.values.get(&key).cloned())
@@ -106,7 +136,7 @@ impl CredentialsCache {
 
     /// Stores what a read found, unless a Secret changed since `epoch` (the
     /// read may have raced with the change).
-    pub fn put(&self, ns: &str, name: &str, epoch: u64, value: Resolved) {
+    pub fn put(&self, ns: &str, name: &str, epoch: u64, value: SecretReading) {
         let mut inner = self.inner();
         if inner.epoch == epoch {
             inner
@@ -154,10 +184,10 @@ mod tests {
         }
     }
 
-    fn resolved(version: &str) -> Resolved {
-        Resolved {
+    fn resolved(version: &str) -> SecretReading {
+        SecretReading {
             version: Some(version.into()),
-            credentials: Credentials::Token(SecretString::from("t")),
+            credentials: Ok(Credentials::Token(SecretString::from("t"))),
         }
     }
 

@@ -6,7 +6,10 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::time::Duration;
 
-use crate::crd::{MAX_MESSAGE_LEN, OfferCancellationSpec, OfferCancellationStatus, Phase};
+use crate::crd::{
+    MAX_MESSAGE_LEN, OfferCancellation, OfferCancellationSpec, OfferCancellationStatus, Phase,
+    RETRY_ANNOTATION, retry_request_token,
+};
 use crate::operation::{Operation, OperationState};
 
 /// Condition types, following kstatus.
@@ -63,20 +66,51 @@ pub fn reason_for_status(status: u16) -> &'static str {
 /// Requeue when credentials are missing; a Secret change triggers sooner.
 pub const CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
 
-/// Everything the decision looks at.
-#[derive(Debug, Clone, Copy)]
-pub struct Observed<'a> {
-    pub spec: &'a OfferCancellationSpec,
-    pub status: &'a OfferCancellationStatus,
+/// Everything the decision looks at: the resource as last read and as
+/// each transition since left it, and a clock that tests pin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub spec: OfferCancellationSpec,
+    pub status: OfferCancellationStatus,
     pub generation: i64,
-    /// The offercancel.dev/retry annotation.
-    pub retry_request: Option<&'a str>,
+    /// The offercancel.dev/retry annotation, as [`retry_request_token`] keeps it.
+    pub retry_request: Option<String>,
     /// resourceVersion of the credentials Secret, when it could be read.
-    pub credentials_version: Option<&'a str>,
+    pub credentials_version: Option<String>,
     /// Transient errors in a row so far (kept in memory, not in status: a
     /// streak writes status once, when it starts).
     pub errors_in_row: u32,
     pub now: Timestamp,
+}
+
+impl Observed {
+    /// What the decision sees of `resource`, given what its Secret's
+    /// resourceVersion is and how many transient errors came in a row.
+    pub fn of(
+        resource: &OfferCancellation,
+        credentials_version: Option<String>,
+        errors_in_row: u32,
+        now: Timestamp,
+    ) -> Observed {
+        let annotations = resource.metadata.annotations.as_ref();
+        Observed {
+            spec: resource.spec.clone(),
+            status: resource.status.clone().unwrap_or_default(),
+            generation: resource.metadata.generation.unwrap_or_default(),
+            retry_request: annotations
+                .and_then(|a| a.get(RETRY_ANNOTATION))
+                .map(|v| retry_request_token(v)),
+            credentials_version,
+            errors_in_row,
+            now,
+        }
+    }
+
+    /// Moves on to what `transition` left behind.
+    pub fn advance(&mut self, transition: &Transition) {
+        self.status = transition.status.clone();
+        self.errors_in_row = transition.requeue.errors_in_row();
+    }
 }
 
 /// Where a resource stands, derived from its status alone.
@@ -116,6 +150,13 @@ pub enum Step {
     Idle,
     /// No call needed; apply this outcome.
     Record(Outcome),
+    /// Ask CPP, then apply what its answer means.
+    Call(Call),
+}
+
+/// The CPP call a step needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
     /// Get a token, record the intent, then POST the cancel.
     SendCancel,
     /// Read the offer's operations list and apply [`settle`]'s verdict: the
@@ -282,14 +323,14 @@ pub struct Transition {
 /// What to do next. Once the cancel was sent (Cancelling, Cancelled, Failed)
 /// no path leads back to `SendCancel` except an explicit retry of a Failed one.
 pub fn next_step(obs: &Observed) -> Step {
-    let stage = stage(obs.status);
+    let stage = stage(&obs.status);
     if matches!(stage, Stage::InDoubt | Stage::Polling(_) | Stage::Untracked) && timed_out(obs) {
         return Step::Record(Outcome::TimedOut);
     }
     match stage {
         Stage::Fresh => send_if_valid(obs),
-        Stage::InDoubt | Stage::Untracked => Step::Settle,
-        Stage::Polling(location) => Step::Poll { location },
+        Stage::InDoubt | Stage::Untracked => Step::Call(Call::Settle),
+        Stage::Polling(location) => Step::Call(Call::Poll { location }),
         Stage::Failed if retry_requested(obs) => retry(obs),
         Stage::Cancelled | Stage::Failed if stale(obs) => Step::Record(Outcome::Acknowledged),
         Stage::Cancelled | Stage::Failed => Step::Idle,
@@ -300,10 +341,10 @@ pub fn next_step(obs: &Observed) -> Step {
 /// the recorded location or the operations list, and POSTs anew only when
 /// the last attempt's answer ruled that out.
 fn retry(obs: &Observed) -> Step {
-    match (obs.spec.validate(), may_have_accepted(obs.status)) {
+    match (obs.spec.validate(), may_have_accepted(&obs.status)) {
         (Err(e), _) => Step::Record(Outcome::InvalidSpec(e.to_string())),
         (Ok(()), true) => Step::Record(Outcome::Resumed),
-        (Ok(()), false) => Step::SendCancel,
+        (Ok(()), false) => Step::Call(Call::SendCancel),
     }
 }
 
@@ -322,7 +363,7 @@ fn may_have_accepted(status: &OfferCancellationStatus) -> bool {
 
 fn send_if_valid(obs: &Observed) -> Step {
     match obs.spec.validate() {
-        Ok(()) => Step::SendCancel,
+        Ok(()) => Step::Call(Call::SendCancel),
         Err(e) => Step::Record(Outcome::InvalidSpec(e.to_string())),
     }
 }
@@ -334,12 +375,12 @@ fn stale(obs: &Observed) -> bool {
 /// A Failed resource is tried again when its spec changed, its Secret
 /// changed, or the retry annotation has a value not yet answered.
 fn retry_requested(obs: &Observed) -> bool {
-    let status = obs.status;
+    let status = &obs.status;
     let secret_changed = matches!(
-        (status.credentials_version.as_deref(), obs.credentials_version),
+        (status.credentials_version.as_deref(), obs.credentials_version.as_deref()),
         (Some(then), Some(now)) if then != now
     );
-    stale(obs) || secret_changed || obs.retry_request != status.retry_request.as_deref()
+    stale(obs) || secret_changed || obs.retry_request != status.retry_request
 }
 
 fn deadline(obs: &Observed) -> Option<Timestamp> {
@@ -415,7 +456,7 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         Rejected {
             cancel_status: Some(404),
             ..
-        } if resent(obs.status) => cancelled(
+        } if resent(&obs.status) => cancelled(
             obs,
             with_answer(next, 404),
             reason::NOTHING_IN_PROGRESS,
@@ -545,11 +586,8 @@ fn fail(
     next.phase = Some(Phase::Failed);
     next.completed_at = Some(Time(obs.now));
     // Remember what this attempt answered, so only a new value retries.
-    next.retry_request = obs.retry_request.map(String::from);
-    next.credentials_version = obs
-        .credentials_version
-        .map(String::from)
-        .or(next.credentials_version);
+    next.retry_request = obs.retry_request.clone();
+    next.credentials_version = obs.credentials_version.clone().or(next.credentials_version);
     set_health(obs, &mut next, Health::Failed, why, &message);
     Transition {
         status: next,
@@ -586,7 +624,7 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
     // A resend after an in-doubt lookup keeps the first request time, so
     // timeoutSeconds counts from the first attempt and the operations list
     // is matched against it.
-    let resend = stage(obs.status) == Stage::InDoubt;
+    let resend = stage(&obs.status) == Stage::InDoubt;
     if !resend {
         next.requested_at = Some(Time(obs.now));
     }
@@ -596,8 +634,8 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
     next.operation_location = None;
     next.operation_status = None;
     next.completed_at = None;
-    next.retry_request = obs.retry_request.map(String::from);
-    next.credentials_version = obs.credentials_version.map(String::from);
+    next.retry_request = obs.retry_request.clone();
+    next.credentials_version = obs.credentials_version.clone();
     let (why, message) = if resend {
         (
             reason::CANCEL_RESENT,
@@ -638,8 +676,8 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
     });
     next.completed_at = None;
     next.operation_status = None;
-    next.retry_request = obs.retry_request.map(String::from);
-    next.credentials_version = obs.credentials_version.map(String::from);
+    next.retry_request = obs.retry_request.clone();
+    next.credentials_version = obs.credentials_version.clone();
     let message = if accepted {
         "retrying: resuming the cancel operation CPP accepted earlier"
     } else {
@@ -658,7 +696,7 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
 /// Applies what the operations list said, for an in-doubt POST or a 202
 /// without a location.
 fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> Transition {
-    let untracked = stage(obs.status) == Stage::Untracked;
+    let untracked = stage(&obs.status) == Stage::Untracked;
     match found {
         Settlement::Follow { location } => adopted(obs, next, location),
         Settlement::Ended {

@@ -1,91 +1,14 @@
 use super::*;
-use crate::crd::SecretRef;
+use crate::fixtures::at;
 
-const T0: &str = "2026-11-25T10:00:00Z";
-
-fn at(secs: i64) -> Timestamp {
-    T0.parse::<Timestamp>().unwrap() + jiff::SignedDuration::from_secs(secs)
+/// A fresh resource as the decision sees it, at the pinned clock's zero.
+fn fresh() -> Observed {
+    OfferCancellation::test().observed()
 }
 
-fn spec() -> OfferCancellationSpec {
-    OfferCancellationSpec {
-        publisher_id: "contoso".into(),
-        offer_id: "contoso-offer".into(),
-        notification_emails: vec![],
-        credentials_secret_ref: SecretRef { name: "cpp".into() },
-        api_version: "2017-10-31".into(),
-        poll_interval_seconds: 30,
-        timeout_seconds: None,
-    }
-}
-
-/// A little world: one resource, its status, and a pinned clock.
-struct World {
-    spec: OfferCancellationSpec,
-    status: OfferCancellationStatus,
-    generation: i64,
-    retry: Option<String>,
-    secret_version: Option<String>,
-    errors_in_row: u32,
-    now: Timestamp,
-}
-
-impl World {
-    fn new() -> Self {
-        World {
-            spec: spec(),
-            status: OfferCancellationStatus::default(),
-            generation: 1,
-            retry: None,
-            secret_version: Some("100".into()),
-            errors_in_row: 0,
-            now: at(0),
-        }
-    }
-
-    fn obs(&self) -> Observed<'_> {
-        Observed {
-            spec: &self.spec,
-            status: &self.status,
-            generation: self.generation,
-            retry_request: self.retry.as_deref(),
-            credentials_version: self.secret_version.as_deref(),
-            errors_in_row: self.errors_in_row,
-            now: self.now,
-        }
-    }
-
-    fn step(&self) -> Step {
-        next_step(&self.obs())
-    }
-
-    fn apply(&mut self, outcome: Outcome) -> Transition {
-        let t = transition(&self.obs(), outcome);
-        self.status = t.status.clone();
-        self.errors_in_row = t.requeue.errors_in_row();
-        t
-    }
-
-    /// Drives a fresh resource through intent and a 202 with a location.
-    fn accepted(mut self, location: &str) -> Self {
-        assert_eq!(self.step(), Step::SendCancel);
-        self.apply(Outcome::IntentRecorded);
-        self.apply(Outcome::Accepted {
-            location: Some(location.into()),
-            retry_after: None,
-        });
-        self
-    }
-
-    fn condition(&self, kind: &str) -> (String, String) {
-        let c = self
-            .status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == kind)
-            .unwrap_or_else(|| panic!("no {kind} condition"));
-        (c.status.clone(), c.reason.clone())
-    }
+/// Accepted (202) with `location`, as the decision sees it.
+fn polling(location: &str) -> Observed {
+    OfferCancellation::test().polling(location).observed()
 }
 
 fn polled(status: &str, state: OperationState) -> Outcome {
@@ -101,12 +24,12 @@ fn polled(status: &str, state: OperationState) -> Outcome {
 
 #[test]
 fn fresh_resource_sends_the_cancel() {
-    assert_eq!(World::new().step(), Step::SendCancel);
+    assert_eq!(fresh().step(), Step::Call(Call::SendCancel));
 }
 
 #[test]
 fn invalid_spec_fails_without_any_call() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.spec.offer_id = "a/../b".into();
     let Step::Record(outcome) = w.step() else {
         panic!("expected a record step");
@@ -122,7 +45,7 @@ fn invalid_spec_fails_without_any_call() {
 
 #[test]
 fn intent_is_recorded_before_the_post() {
-    let mut w = World::new();
+    let mut w = fresh();
     let t = w.apply(Outcome::IntentRecorded);
     assert_eq!(t.status.phase, Some(Phase::Pending));
     assert_eq!(t.status.requested_at, Some(Time(at(0))));
@@ -134,7 +57,7 @@ fn intent_is_recorded_before_the_post() {
 
 #[test]
 fn synchronous_200_is_cancelled_and_ready() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     w.now = at(1);
     let t = w.apply(Outcome::Cancelled);
@@ -153,7 +76,7 @@ fn synchronous_200_is_cancelled_and_ready() {
 
 #[test]
 fn accepted_202_polls_after_the_larger_of_interval_and_retry_after() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     let t = w.apply(Outcome::Accepted {
         location: Some("/api/operations/a$b$2$preview?api-version=2017-10-31".into()),
@@ -165,12 +88,12 @@ fn accepted_202_polls_after_the_larger_of_interval_and_retry_after() {
     assert_eq!(t.notice.unwrap().reason, reason::CANCEL_ACCEPTED);
     assert_eq!(
         w.step(),
-        Step::Poll {
+        Step::Call(Call::Poll {
             location: "/api/operations/a$b$2$preview?api-version=2017-10-31".into()
-        }
+        })
     );
     let short = transition(
-        &w.obs(),
+        &w,
         Outcome::Accepted {
             location: Some("/x".into()),
             retry_after: Some(Duration::from_secs(2)),
@@ -181,7 +104,7 @@ fn accepted_202_polls_after_the_larger_of_interval_and_retry_after() {
 
 #[test]
 fn a_poll_that_learns_nothing_new_changes_nothing() {
-    let mut w = World::new().accepted("/op");
+    let mut w = polling("/op");
     w.apply(polled("running", OperationState::InProgress));
     let before = w.status.clone();
     w.now = at(300);
@@ -196,7 +119,7 @@ fn a_poll_that_learns_nothing_new_changes_nothing() {
 
 #[test]
 fn an_in_progress_poll_writes_nothing_even_when_its_wording_changes() {
-    let mut w = World::new().accepted("/op");
+    let mut w = polling("/op");
     let accepted = w.status.clone();
     w.apply(polled("notStarted", OperationState::InProgress));
     w.now = at(60);
@@ -215,12 +138,12 @@ fn an_in_progress_poll_writes_nothing_even_when_its_wording_changes() {
 
 #[test]
 fn poll_done_is_cancelled_and_failed_is_failed_with_details() {
-    let mut w = World::new().accepted("/op");
+    let mut w = polling("/op");
     let t = w.apply(polled("completed", OperationState::Done));
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
     assert_eq!(t.status.operation_status.as_deref(), Some("completed"));
 
-    let mut w = World::new().accepted("/op");
+    let mut w = polling("/op");
     let t = w.apply(polled("failed", OperationState::Failed));
     assert_eq!(t.status.phase, Some(Phase::Failed));
     assert!(t.status.message.unwrap().contains("boom"));
@@ -232,7 +155,7 @@ fn poll_done_is_cancelled_and_failed_is_failed_with_details() {
 
 #[test]
 fn a_new_location_from_a_poll_replaces_the_old_one() {
-    let mut w = World::new().accepted("/old");
+    let mut w = polling("/old");
     w.apply(Outcome::Polled {
         status: "running".into(),
         state: OperationState::InProgress,
@@ -243,15 +166,15 @@ fn a_new_location_from_a_poll_replaces_the_old_one() {
     });
     assert_eq!(
         w.step(),
-        Step::Poll {
+        Step::Call(Call::Poll {
             location: "/new".into()
-        }
+        })
     );
 }
 
 #[test]
 fn forbidden_is_terminal_and_never_reposted() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     let t = w.apply(Outcome::Rejected {
         reason: reason_for_status(403),
@@ -274,15 +197,15 @@ fn forbidden_is_terminal_and_never_reposted() {
 
 #[test]
 fn failed_retries_on_new_annotation_value_once() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     w.apply(Outcome::Rejected {
         reason: reason::NOT_FOUND,
         message: "404".into(),
         cancel_status: Some(404),
     });
-    w.retry = Some("1".into());
-    assert_eq!(w.step(), Step::SendCancel);
+    w.retry_request = Some("1".into());
+    assert_eq!(w.step(), Step::Call(Call::SendCancel));
     let t = w.apply(Outcome::IntentRecorded);
     assert_eq!(t.status.attempts, 2);
     assert_eq!(t.status.http_status, None);
@@ -300,7 +223,7 @@ fn failed_retries_on_new_annotation_value_once() {
 
 #[test]
 fn failed_retries_when_spec_or_secret_changes() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     w.apply(Outcome::Rejected {
         reason: reason::UNAUTHORIZED,
@@ -308,20 +231,20 @@ fn failed_retries_when_spec_or_secret_changes() {
         cancel_status: Some(401),
     });
     assert_eq!(w.step(), Step::Idle);
-    w.secret_version = Some("101".into());
-    assert_eq!(w.step(), Step::SendCancel);
-    w.secret_version = Some("100".into());
+    w.credentials_version = Some("101".into());
+    assert_eq!(w.step(), Step::Call(Call::SendCancel));
+    w.credentials_version = Some("100".into());
     w.generation = 2;
-    assert_eq!(w.step(), Step::SendCancel);
+    assert_eq!(w.step(), Step::Call(Call::SendCancel));
 }
 
 #[test]
 fn cancelled_is_never_sent_again_even_on_edits_or_retry_annotation() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     w.apply(Outcome::Cancelled);
-    w.retry = Some("again".into());
-    w.secret_version = Some("999".into());
+    w.retry_request = Some("again".into());
+    w.credentials_version = Some("999".into());
     assert_eq!(w.step(), Step::Idle);
     w.generation = 2;
     assert_eq!(w.step(), Step::Record(Outcome::Acknowledged));
@@ -339,17 +262,17 @@ fn cancelled_is_never_sent_again_even_on_edits_or_retry_annotation() {
 
 #[test]
 fn crash_after_intent_settles_from_the_list_before_anything_else() {
-    let mut w = World::new();
+    let mut w = fresh();
     let intent = w.apply(Outcome::IntentRecorded);
     assert!(intent.post, "the POST follows the durable intent");
     // The controller restarts here: only the status survives.
-    assert_eq!(w.step(), Step::Settle);
+    assert_eq!(w.step(), Step::Call(Call::Settle));
     let t = w.apply(Outcome::Settled(Settlement::Follow {
         location: "/api/publishers/contoso/offers/contoso-offer/operations/1".into(),
     }));
     assert!(!t.post);
     assert_eq!(w.status.phase, Some(Phase::Cancelling));
-    assert!(matches!(w.step(), Step::Poll { .. }));
+    assert!(matches!(w.step(), Step::Call(Call::Poll { .. })));
 }
 
 fn listed(kind: &str, status: &str, created: Option<i64>) -> Operation {
@@ -415,7 +338,7 @@ fn settle_ignores_an_older_finished_cancel_and_reads_what_is_in_progress() {
 
 #[test]
 fn lost_answer_with_nothing_in_progress_is_cancelled_nothing_in_progress() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     let t = w.apply(Outcome::Settled(Settlement::NothingInProgress));
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
@@ -429,7 +352,7 @@ fn lost_answer_with_nothing_in_progress_is_cancelled_nothing_in_progress() {
 
 #[test]
 fn resend_after_in_doubt_keeps_the_first_request_time_and_a_404_means_nothing_in_progress() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     w.now = at(50);
     let t = w.apply(Outcome::Settled(Settlement::TargetRunning));
@@ -450,7 +373,7 @@ fn resend_after_in_doubt_keeps_the_first_request_time_and_a_404_means_nothing_in
 
 #[test]
 fn a_404_to_a_first_answered_post_stays_failed_not_found() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     let t = w.apply(Outcome::Rejected {
         reason: reason::NOT_FOUND,
@@ -466,70 +389,70 @@ fn a_404_to_a_first_answered_post_stays_failed_not_found() {
 
 #[test]
 fn retry_after_an_accepted_cancel_resumes_the_recorded_location_without_a_post() {
-    let mut w = World::new().accepted("/op/1");
+    let mut w = polling("/op/1");
     w.apply(Outcome::Rejected {
         reason: reason::UNAUTHORIZED,
         message: "CPP operation call answered HTTP 401".into(),
         cancel_status: None,
     });
     assert_eq!(w.status.phase, Some(Phase::Failed));
-    w.secret_version = Some("rotated".into());
+    w.credentials_version = Some("rotated".into());
     assert_eq!(w.step(), Step::Record(Outcome::Resumed));
     let t = w.apply(Outcome::Resumed);
     assert!(!t.post);
     assert_eq!(t.status.phase, Some(Phase::Cancelling));
     assert_eq!(
         w.step(),
-        Step::Poll {
+        Step::Call(Call::Poll {
             location: "/op/1".into()
-        }
+        })
     );
 }
 
 #[test]
 fn retry_after_an_unanswered_post_settles_from_the_list() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     w.apply(Outcome::Rejected {
         reason: reason::FORBIDDEN,
         message: "CPP submissions call answered HTTP 403".into(),
         cancel_status: None,
     });
-    w.retry = Some("1".into());
+    w.retry_request = Some("1".into());
     assert_eq!(w.step(), Step::Record(Outcome::Resumed));
     w.apply(Outcome::Resumed);
-    assert_eq!(w.step(), Step::Settle);
+    assert_eq!(w.step(), Step::Call(Call::Settle));
 }
 
 #[test]
 fn retry_after_the_cancel_operation_itself_failed_posts_anew() {
-    let mut w = World::new().accepted("/op/1");
+    let mut w = polling("/op/1");
     w.apply(polled("failed", OperationState::Failed));
-    w.retry = Some("1".into());
-    assert_eq!(w.step(), Step::SendCancel);
+    w.retry_request = Some("1".into());
+    assert_eq!(w.step(), Step::Call(Call::SendCancel));
 }
 
 #[test]
 fn restart_mid_poll_resumes_polling_the_recorded_location() {
-    let w = World::new().accepted("/api/operations/x");
+    let w = polling("/api/operations/x");
     assert_eq!(
         w.step(),
-        Step::Poll {
+        Step::Call(Call::Poll {
             location: "/api/operations/x".into()
-        }
+        })
     );
 }
 
 #[test]
 fn accepted_without_location_looks_it_up_and_fails_clearly_if_absent() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     w.apply(Outcome::Accepted {
         location: None,
         retry_after: None,
     });
     assert_eq!(w.status.phase, Some(Phase::Cancelling));
-    assert_eq!(w.step(), Step::Settle);
+    assert_eq!(w.step(), Step::Call(Call::Settle));
     let t = w.apply(Outcome::Settled(Settlement::TargetRunning));
     assert!(!t.post, "accepted once: never POSTed again");
     assert_eq!(t.status.phase, Some(Phase::Failed));
@@ -541,7 +464,7 @@ fn accepted_without_location_looks_it_up_and_fails_clearly_if_absent() {
 
 #[test]
 fn transient_errors_back_off_and_notify_once_per_streak() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     let first = w.apply(Outcome::Transient {
         message: "CPP cancel call answered HTTP 503".into(),
@@ -569,12 +492,12 @@ fn transient_errors_back_off_and_notify_once_per_streak() {
     assert_eq!(second.notice, None);
     assert_eq!(second.requeue.errors_in_row(), 2);
     // After a transient error the POST is in doubt: look before resending.
-    assert_eq!(w.step(), Step::Settle);
+    assert_eq!(w.step(), Step::Call(Call::Settle));
 }
 
 #[test]
 fn transient_error_while_polling_keeps_polling() {
-    let mut w = World::new().accepted("/op");
+    let mut w = polling("/op");
     w.apply(Outcome::Transient {
         message: "timed out".into(),
         retry_after: None,
@@ -582,9 +505,9 @@ fn transient_error_while_polling_keeps_polling() {
     assert_eq!(w.status.phase, Some(Phase::Cancelling));
     assert_eq!(
         w.step(),
-        Step::Poll {
+        Step::Call(Call::Poll {
             location: "/op".into()
-        }
+        })
     );
     w.apply(polled("running", OperationState::InProgress));
     assert_eq!(w.errors_in_row, 0, "an answer ends the streak");
@@ -592,7 +515,7 @@ fn transient_error_while_polling_keeps_polling() {
 
 #[test]
 fn missing_credentials_stall_without_sending_and_recover() {
-    let mut w = World::new();
+    let mut w = fresh();
     let t = w.apply(Outcome::CredentialsUnavailable(
         "Secret cpp not found".into(),
     ));
@@ -602,14 +525,15 @@ fn missing_credentials_stall_without_sending_and_recover() {
         w.condition(condition::STALLED),
         ("True".into(), reason::CREDENTIALS_UNAVAILABLE.into())
     );
-    assert_eq!(w.step(), Step::SendCancel, "still nothing sent");
+    assert_eq!(w.step(), Step::Call(Call::SendCancel), "still nothing sent");
 }
 
 #[test]
 fn timeout_fails_polling_at_the_deadline() {
-    let mut w = World::new();
-    w.spec.timeout_seconds = Some(100);
-    let mut w = w.accepted("/op");
+    let mut w = OfferCancellation::test()
+        .with_timeout(100)
+        .polling("/op")
+        .observed();
     w.now = at(80);
     let t = w.apply(polled("running", OperationState::InProgress));
     assert_eq!(
@@ -629,7 +553,7 @@ fn timeout_fails_polling_at_the_deadline() {
 
 #[test]
 fn observed_generation_is_set_on_status_and_every_condition() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.generation = 7;
     let t = w.apply(Outcome::IntentRecorded);
     assert_eq!(t.status.observed_generation, Some(7));
@@ -644,8 +568,8 @@ fn observed_generation_is_set_on_status_and_every_condition() {
 
 #[test]
 fn messages_carry_nothing_volatile() {
-    let mut a = World::new();
-    let mut b = World::new();
+    let mut a = fresh();
+    let mut b = fresh();
     b.now = at(12_345);
     a.apply(Outcome::IntentRecorded);
     b.apply(Outcome::IntentRecorded);
@@ -666,7 +590,7 @@ fn status_reasons_cover_terminal_http_codes() {
 
 #[test]
 fn long_messages_fit_status_and_event_limits() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     let verbose = format!("CPP cancel call answered HTTP 400 ({})", "é".repeat(2000));
     let t = w.apply(Outcome::Rejected {
@@ -687,7 +611,7 @@ fn long_messages_fit_status_and_event_limits() {
 
 #[test]
 fn retry_after_a_failed_cancel_found_in_the_list_posts_anew() {
-    let mut w = World::new();
+    let mut w = fresh();
     w.apply(Outcome::IntentRecorded);
     let t = w.apply(Outcome::Settled(Settlement::Ended {
         status: "failed".into(),
@@ -695,10 +619,10 @@ fn retry_after_a_failed_cancel_found_in_the_list_posts_anew() {
         detail: "could not stop".into(),
     }));
     assert_eq!(t.status.phase, Some(Phase::Failed));
-    w.retry = Some("1".into());
+    w.retry_request = Some("1".into());
     assert_eq!(
         w.step(),
-        Step::SendCancel,
+        Step::Call(Call::SendCancel),
         "no endless resume of a failed cancel"
     );
 }

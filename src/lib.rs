@@ -15,18 +15,22 @@
 //! - [`cli`]: flags and environment.
 //! - [`rbac`]: every Kubernetes call the operator makes.
 pub mod cli;
+pub mod context;
 pub mod controller;
 pub mod cpp;
 pub mod crd;
 pub mod credentials;
 pub mod decide;
-pub mod engine;
 pub mod events;
+#[cfg(test)]
+mod fixtures;
 pub mod health;
 pub mod metrics;
 pub mod oneshot;
 pub mod operation;
 pub mod rbac;
+pub mod reconcile;
 pub mod run;
+pub mod status;
 pub mod telemetry;
 pub mod watch;

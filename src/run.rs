@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::cli::ControllerArgs;
-use crate::controller::{self, Context};
+use crate::context::{self, Context};
+use crate::controller;
 use crate::cpp::CppClient;
 use crate::health::{self, Probes};
 use crate::metrics::Metrics;
@@ -57,7 +58,7 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
         .await
         .map_err(|source| Error::Metrics { addr, source })?;
     tokio::spawn(health::serve(listener, health.clone()));
-    let config = controller::Config {
+    let config = context::Config {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency.max(1),
         min_backoff: Duration::from_secs(2),
@@ -140,7 +141,7 @@ impl Lease {
                 .with_identity(&self.identity)
                 .with_duration(self.duration_seconds)
                 .with_grace(grace)
-                .with_field_manager(controller::FIELD_MANAGER)
+                .with_field_manager(crate::status::FIELD_MANAGER)
                 .build()
                 .await?,
         )

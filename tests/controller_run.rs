@@ -7,6 +7,7 @@ mod common;
 use common::fake_api::FakeApi;
 use common::*;
 use cpp_simulator::{self as simulator, Scenario};
+use offer_cancel_operator::context;
 use offer_cancel_operator::controller::{self, in_flight};
 use offer_cancel_operator::crd::Phase;
 use offer_cancel_operator::health::Probes;
@@ -23,7 +24,7 @@ async fn controller_watches_reconciles_to_cancelled_and_becomes_ready() {
         resource("sync-offer", None),
         Some(token_secret("simulated-static-token")),
     );
-    let ctx = fake.context(&sim.url(), controller::Config::default());
+    let ctx = fake.context(&sim.url(), context::Config::default());
     let health = Arc::new(Probes::new(ctx.metrics.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {

@@ -12,7 +12,8 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, CustomResourceExt};
-use offer_cancel_operator::controller::{self, Context};
+use offer_cancel_operator::context::{self, Context};
+use offer_cancel_operator::controller;
 use offer_cancel_operator::cpp::{ClientConfig, CppClient};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use offer_cancel_operator::health::Probes;
@@ -74,9 +75,9 @@ fn start_controller(client: &Client, ns: &str, sim_url: &str) -> Running {
     let metrics = Arc::new(Metrics::default());
     let cpp =
         Arc::new(CppClient::new(ClientConfig::new(url.clone(), url), metrics.clone()).unwrap());
-    let config = controller::Config {
+    let config = context::Config {
         namespace: Some(ns.to_string()),
-        ..controller::Config::default()
+        ..context::Config::default()
     };
     let ctx = Arc::new(Context::new(client.clone(), cpp, metrics.clone(), config));
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();

@@ -7,18 +7,19 @@ use common::fake_api::FakeApi;
 use common::*;
 use cpp_simulator::{self as simulator, Scenario};
 use kube::runtime::controller::Action;
-use offer_cancel_operator::controller::{self, Context, next_look, reconcile};
+use offer_cancel_operator::context::{self, Context};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use offer_cancel_operator::decide::Outcome;
+use offer_cancel_operator::reconcile::{next_look, reconcile};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn fast_backoff() -> controller::Config {
-    controller::Config {
+fn fast_backoff() -> context::Config {
+    context::Config {
         min_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(400),
-        ..controller::Config::default()
+        ..context::Config::default()
     }
 }
 
@@ -310,6 +311,9 @@ async fn secret_appearing_later_unblocks_the_cancel() {
         .unwrap();
     assert_eq!(phase(&fake.object()), Some(Phase::Pending));
     fake.0.lock().unwrap().secret = Some(token_secret("simulated-static-token"));
+    // What the Secret watch does on the Secret's creation: the missing
+    // Secret was cached, and the change drops it.
+    ctx.credentials.invalidate(NS, SECRET);
     let obj = drive(&fake, &ctx, Duration::from_secs(20)).await;
     assert_eq!(phase(&obj), Some(Phase::Cancelled));
 }

@@ -5,9 +5,9 @@ mod common;
 
 use common::*;
 use kube::runtime::controller::Action;
-use offer_cancel_operator::controller::reconcile;
 use offer_cancel_operator::crd::OfferCancellation;
 use offer_cancel_operator::decide::{Outcome, reason};
+use offer_cancel_operator::reconcile::reconcile;
 use std::sync::Arc;
 use std::time::Duration;
 use wiremock::matchers::{header, method, path, path_regex};

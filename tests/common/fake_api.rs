@@ -7,7 +7,7 @@ use http::{Request, Response};
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
 use kube::{Client, ResourceExt};
-use offer_cancel_operator::controller::{self, Context};
+use offer_cancel_operator::context::{self, Context};
 use offer_cancel_operator::cpp::{ClientConfig, CppClient};
 use offer_cancel_operator::crd::OfferCancellation;
 use offer_cancel_operator::metrics::Metrics;
@@ -46,7 +46,7 @@ impl FakeApi {
 
     /// A Context on this fake and CPP at `cpp_url`, as a freshly started
     /// controller would have (empty caches, empty gate).
-    pub fn context(&self, cpp_url: &str, config: controller::Config) -> Arc<Context> {
+    pub fn context(&self, cpp_url: &str, config: context::Config) -> Arc<Context> {
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         tokio::spawn(serve(self.0.clone(), handle));
         let url: reqwest::Url = cpp_url.parse().unwrap();

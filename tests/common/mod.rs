@@ -10,7 +10,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
 use kube::{Client, Resource, ResourceExt};
-use offer_cancel_operator::controller::{self, Context};
+use offer_cancel_operator::context::{self, Context};
 use offer_cancel_operator::cpp::{ClientConfig, CppClient};
 use offer_cancel_operator::crd::{
     OfferCancellation, OfferCancellationSpec, OfferCancellationStatus,
@@ -48,21 +48,12 @@ pub fn resource(offer: &str, status: Option<OfferCancellationStatus>) -> OfferCa
 
 /// The status a resource has after these outcomes, as the operator wrote it.
 pub fn status_after(offer: &str, outcomes: Vec<Outcome>) -> OfferCancellationStatus {
-    let spec = spec(offer);
-    let mut status = OfferCancellationStatus::default();
+    let resource = resource(offer, None);
+    let mut obs = Observed::of(&resource, Some("5".into()), 0, jiff::Timestamp::now());
     for outcome in outcomes {
-        let obs = Observed {
-            spec: &spec,
-            status: &status,
-            generation: 1,
-            retry_request: None,
-            credentials_version: Some("5"),
-            errors_in_row: 0,
-            now: jiff::Timestamp::now(),
-        };
-        status = transition(&obs, outcome).status;
+        obs.status = transition(&obs, outcome).status;
     }
-    status
+    obs.status
 }
 
 pub fn token_secret(token: &str) -> Secret {
@@ -127,7 +118,7 @@ pub fn context(cpp_url: &str) -> (Arc<Context>, ApiServerVerifier) {
     config.request_timeout = Duration::from_secs(2);
     let metrics = Arc::new(Metrics::default());
     let cpp = Arc::new(CppClient::new(config, metrics.clone()).unwrap());
-    let ctx = Context::new(client, cpp, metrics, controller::Config::default());
+    let ctx = Context::new(client, cpp, metrics, context::Config::default());
     (Arc::new(ctx), ApiServerVerifier(handle))
 }
 

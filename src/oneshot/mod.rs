@@ -1,22 +1,27 @@
-//! `offer-cancel-operator cancel`: the same client, decision and engine as
-//! the controller, with status kept in memory and printed as it changes.
+//! `offer-cancel-operator cancel`: the controller's own round
+//! ([`reconcile::step`]: decide, execute, write) in a loop, with status kept
+//! in memory and shown as it changes. The loop waits as the decision's
+//! requeue says and stops when it says there is nothing more to do; its
+//! only choices of its own are when to stop waiting (`--no-wait`, or
+//! [`MAX_ERRORS_IN_ROW`] transient errors in a row).
+
+mod display;
 
 use secrecy::SecretString;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{CancelArgs, OutputFormat};
-use crate::controller::requeue_delay;
 use crate::cpp::{ClientConfig, CppClient, Credentials, Unobserved};
 use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
-use crate::decide::{Requeue, Transition};
-use crate::engine::{StatusSink, Subject, run_step};
+use crate::decide::{Observed, Requeue};
+use crate::reconcile::{requeue_delay, step};
 #[cfg(feature = "simulator")]
 use cpp_simulator::{Scenario, scenario};
+use display::{Display, Voice};
 
 /// Give up after this many transient errors in a row.
-const MAX_CONSECUTIVE_ERRORS: u32 = 8;
+pub const MAX_ERRORS_IN_ROW: u32 = 8;
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -79,117 +84,6 @@ impl Ending {
             Ending::GaveUp(_) => 2,
         }
     }
-}
-
-/// Where the run's words go: stdout, or stderr when stdout carries the
-/// resource (`-o`).
-#[derive(Debug, Clone, Copy)]
-struct Voice {
-    to_stderr: bool,
-    quiet: bool,
-}
-
-impl Voice {
-    fn say(&self, line: &str) {
-        if self.quiet {
-            return;
-        }
-        self.result(line);
-    }
-
-    /// Printed even when quiet.
-    fn result(&self, line: &str) {
-        if self.to_stderr {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
-        }
-    }
-
-    fn is_terminal(&self) -> bool {
-        use std::io::IsTerminal;
-        if self.to_stderr {
-            std::io::stderr().is_terminal()
-        } else {
-            std::io::stdout().is_terminal()
-        }
-    }
-}
-
-/// Shows the run as it goes: on a terminal one live line (spinner, elapsed
-/// time, phase, message and the operation's current step), elsewhere one
-/// plain line per status change, or nothing with `--quiet`.
-enum Display {
-    Live(indicatif::ProgressBar),
-    Lines(Voice),
-    Quiet,
-}
-
-impl Display {
-    fn new(voice: Voice) -> Display {
-        if voice.quiet {
-            return Display::Quiet;
-        }
-        if !voice.is_terminal() {
-            return Display::Lines(voice);
-        }
-        let target = if voice.to_stderr {
-            indicatif::ProgressDrawTarget::stderr()
-        } else {
-            indicatif::ProgressDrawTarget::stdout()
-        };
-        let bar = indicatif::ProgressBar::with_draw_target(None, target);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}")
-        {
-            bar.set_style(style);
-        }
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Display::Live(bar)
-    }
-
-    fn finish(&self) {
-        if let Display::Live(bar) = self {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl StatusSink for Display {
-    type Error = Infallible;
-
-    async fn save(
-        &mut self,
-        before: &OfferCancellationStatus,
-        t: &Transition,
-    ) -> Result<(), Infallible> {
-        match self {
-            Display::Live(bar) => {
-                // One line, cut to the terminal's width: no location here.
-                let status = &t.status;
-                let phase = status.phase.map(Phase::as_str).unwrap_or("-");
-                let mut line = format!("{phase} {}", status.message.as_deref().unwrap_or(""));
-                if let Some(progress) = &t.progress {
-                    line.push_str(&format!(" · {progress}"));
-                }
-                bar.set_message(line);
-            }
-            Display::Lines(voice) if &t.status != before => {
-                voice.say(&transition_line(&t.status));
-            }
-            Display::Lines(_) | Display::Quiet => {}
-        }
-        Ok(())
-    }
-}
-
-fn transition_line(status: &OfferCancellationStatus) -> String {
-    let phase = status.phase.map(Phase::as_str).unwrap_or("-");
-    let mut line = format!("{phase:<10} {}", status.message.as_deref().unwrap_or(""));
-    if let (Some(Phase::Cancelling), Some(loc)) = (status.phase, &status.operation_location) {
-        line.push_str(&format!(" [location {loc}]"));
-    }
-    line
 }
 
 fn read_resource(path: &std::path::Path) -> Result<OfferCancellation, Error> {
@@ -307,8 +201,8 @@ fn rendered(resource: &OfferCancellation, format: OutputFormat) -> Result<String
     text.map_err(Error::Render)
 }
 
-/// Steps until a final phase (or an accepted cancel, without `wait`);
-/// returns how it ended and the status as it stands.
+/// Rounds until the decision has nothing more to do (or, without `wait`,
+/// until CPP accepted the cancel); returns how it ended and the status.
 async fn drive(
     cpp: &CppClient,
     resource: &OfferCancellation,
@@ -316,31 +210,27 @@ async fn drive(
     wait: bool,
     display: &mut Display,
 ) -> (Ending, OfferCancellationStatus) {
-    let mut subject = Subject {
-        spec: resource.spec.clone(),
-        status: OfferCancellationStatus::default(),
-        generation: resource.metadata.generation.unwrap_or(1),
-        retry_request: None,
-        credentials_version: None,
-        errors_in_row: 0,
-    };
+    let mut observed = Observed::of(resource, None, 0, jiff::Timestamp::now());
     loop {
-        let Ok(requeue) = run_step(cpp, &mut subject, Ok(creds), display).await;
-        subject.errors_in_row = requeue.errors_in_row();
-        let status = &subject.status;
-        let message = status.message.clone().unwrap_or_default();
-        let ending = match (status.phase, requeue) {
-            (Some(Phase::Cancelled), _) => Ending::Cancelled,
-            (Some(Phase::Failed), _) => Ending::Failed(message),
-            (Some(Phase::Cancelling), _) if !wait => Ending::Accepted,
-            (_, Requeue::Never) => Ending::GaveUp(message),
-            _ if subject.errors_in_row >= MAX_CONSECUTIVE_ERRORS => Ending::GaveUp(message),
-            (_, requeue) => {
-                let wait = requeue_delay(requeue, MIN_BACKOFF, MAX_BACKOFF).unwrap_or_default();
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-        };
-        return (ending, subject.status);
+        let Ok(requeue) = step(cpp, &mut observed, Ok(creds), display).await;
+        observed.errors_in_row = requeue.errors_in_row();
+        if let Some(ending) = ending(&observed, requeue, wait) {
+            return (ending, observed.status);
+        }
+        let pause = requeue_delay(requeue, MIN_BACKOFF, MAX_BACKOFF).unwrap_or_default();
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// How the run ended, if it did.
+fn ending(observed: &Observed, requeue: Requeue, wait: bool) -> Option<Ending> {
+    let message = || observed.status.message.clone().unwrap_or_default();
+    match (observed.status.phase, requeue) {
+        (Some(Phase::Cancelled), _) => Some(Ending::Cancelled),
+        (Some(Phase::Failed), _) => Some(Ending::Failed(message())),
+        (Some(Phase::Cancelling), _) if !wait => Some(Ending::Accepted),
+        (_, Requeue::Never) => Some(Ending::GaveUp(message())),
+        _ if observed.errors_in_row >= MAX_ERRORS_IN_ROW => Some(Ending::GaveUp(message())),
+        _ => None,
     }
 }

@@ -1,0 +1,107 @@
+//! What every reconcile shares: the clients, the Event publisher, metrics,
+//! settings, and what is remembered per resource between reconciles.
+
+use kube::Client;
+use kube::runtime::reflector::ObjectRef;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::cpp::CppClient;
+use crate::crd::OfferCancellation;
+use crate::credentials::CredentialsCache;
+use crate::events::EventPublisher;
+use crate::metrics::Metrics;
+use crate::status::FIELD_MANAGER;
+
+/// Controller settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Watch one namespace; `None`: all.
+    pub namespace: Option<String>,
+    pub concurrency: u16,
+    /// First wait of the backoff after transient errors.
+    pub min_backoff: Duration,
+    /// Cap of the backoff after transient errors.
+    pub max_backoff: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            namespace: None,
+            concurrency: 16,
+            min_backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub cpp: Arc<CppClient>,
+    pub events: EventPublisher,
+    pub metrics: Arc<Metrics>,
+    pub config: Config,
+    /// Invalidated by the Secret watch.
+    pub credentials: Arc<CredentialsCache>,
+    /// The resourceVersion of our last status write, until the watch cache
+    /// shows it: a reconcile handed an older copy reads the object again.
+    pub written: PerResource<String>,
+    /// Transient errors in a row: they drive the backoff, and only the
+    /// first of a streak is written to status.
+    pub errors_in_row: PerResource<u32>,
+}
+
+impl Context {
+    pub fn new(client: Client, cpp: Arc<CppClient>, metrics: Arc<Metrics>, config: Config) -> Self {
+        let instance = std::env::var("POD_NAME").ok();
+        Context {
+            events: EventPublisher::new(client.clone(), FIELD_MANAGER, instance),
+            client,
+            cpp,
+            metrics,
+            config,
+            credentials: Arc::default(),
+            written: PerResource::default(),
+            errors_in_row: PerResource::default(),
+        }
+    }
+}
+
+/// Something kept in memory per resource, swept when the resource goes.
+pub struct PerResource<T> {
+    map: Mutex<HashMap<ObjectRef<OfferCancellation>, T>>,
+}
+
+impl<T> Default for PerResource<T> {
+    fn default() -> Self {
+        PerResource {
+            map: Mutex::default(),
+        }
+    }
+}
+
+impl<T: Clone> PerResource<T> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<OfferCancellation>, T>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, key: &ObjectRef<OfferCancellation>) -> Option<T> {
+        self.map().get(key).cloned()
+    }
+
+    /// Sets the value; `None` forgets it.
+    pub fn set(&self, key: ObjectRef<OfferCancellation>, value: Option<T>) {
+        match value {
+            Some(v) => self.map().insert(key, v),
+            None => self.map().remove(&key),
+        };
+    }
+
+    /// Keeps the entries `keep` says yes to.
+    pub fn retain(&self, keep: impl Fn(&ObjectRef<OfferCancellation>, &T) -> bool) {
+        self.map().retain(|k, v| keep(k, v));
+    }
+}

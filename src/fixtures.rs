@@ -1,0 +1,134 @@
+//! Test builders: a resource at each point of its life, reached through
+//! the decision's own transitions (so a fixture's status is one the
+//! operator would have written), and a pinned clock.
+//!
+//! ```text
+//! OfferCancellation::test().in_doubt().observed()
+//! OfferCancellation::test().polling("/op").with_timeout(60).observed()
+//! ```
+
+use crate::crd::{OfferCancellation, SecretRef};
+use crate::decide::{Observed, Outcome, Transition, next_step, transition};
+use jiff::Timestamp;
+
+/// The pinned clock's zero.
+pub const T0: &str = "2026-11-25T10:00:00Z";
+
+/// `secs` after [`T0`].
+pub fn at(secs: i64) -> Timestamp {
+    let zero: Timestamp = T0.parse().unwrap_or(Timestamp::UNIX_EPOCH);
+    zero + jiff::SignedDuration::from_secs(secs)
+}
+
+/// The resourceVersion of the credentials Secret in every fixture.
+pub const SECRET_VERSION: &str = "100";
+
+impl OfferCancellation {
+    /// `default/cancel-contoso`: cancel contoso/contoso-offer, generation 1,
+    /// nothing done yet.
+    pub fn test() -> Self {
+        let spec = crate::crd::OfferCancellationSpec {
+            publisher_id: "contoso".into(),
+            offer_id: "contoso-offer".into(),
+            notification_emails: vec![],
+            credentials_secret_ref: SecretRef { name: "cpp".into() },
+            api_version: "2017-10-31".into(),
+            poll_interval_seconds: 30,
+            timeout_seconds: None,
+        };
+        let mut oc = OfferCancellation::new("cancel-contoso", spec);
+        oc.metadata.namespace = Some("default".into());
+        oc.metadata.generation = Some(1);
+        oc.metadata.resource_version = Some("1".into());
+        oc
+    }
+
+    /// Gives up after `seconds` from the first request.
+    pub fn with_timeout(mut self, seconds: u32) -> Self {
+        self.spec.timeout_seconds = Some(seconds);
+        self
+    }
+
+    /// The user edited the spec: the generation moved on.
+    pub fn edited(mut self) -> Self {
+        let generation = self.metadata.generation.unwrap_or(1);
+        self.metadata.generation = Some(generation + 1);
+        self
+    }
+
+    /// The intent was recorded at [`T0`] and the POST's answer never came.
+    pub fn in_doubt(self) -> Self {
+        self.after([Outcome::IntentRecorded])
+    }
+
+    /// CPP accepted the cancel at [`T0`] (202) with `location` to poll.
+    pub fn polling(self, location: &str) -> Self {
+        self.after([
+            Outcome::IntentRecorded,
+            Outcome::Accepted {
+                location: Some(location.into()),
+                retry_after: None,
+            },
+        ])
+    }
+
+    /// CPP cancelled at once (200).
+    pub fn cancelled(self) -> Self {
+        self.after([Outcome::IntentRecorded, Outcome::Cancelled])
+    }
+
+    /// CPP refused the cancel with `http` (a terminal answer).
+    pub fn refused(self, http: u16) -> Self {
+        self.after([
+            Outcome::IntentRecorded,
+            Outcome::Rejected {
+                reason: crate::decide::reason_for_status(http),
+                message: format!("CPP cancel call answered HTTP {http}"),
+                cancel_status: Some(http),
+            },
+        ])
+    }
+
+    /// The status after these outcomes, applied at [`T0`].
+    pub fn after(mut self, outcomes: impl IntoIterator<Item = Outcome>) -> Self {
+        let mut observed = self.observed();
+        for outcome in outcomes {
+            let t = transition(&observed, outcome);
+            observed.play(&t);
+        }
+        self.status = Some(observed.status);
+        self
+    }
+
+    /// What the decision sees of it at [`T0`], its Secret at
+    /// [`SECRET_VERSION`], no errors in a row.
+    pub fn observed(&self) -> Observed {
+        Observed::of(self, Some(SECRET_VERSION.into()), 0, at(0))
+    }
+}
+
+impl Observed {
+    /// Moves on as a driver would: the status and the error streak.
+    pub fn play(&mut self, t: &Transition) {
+        self.status = t.status.clone();
+        self.errors_in_row = t.requeue.errors_in_row();
+    }
+
+    /// Applies `outcome` now, then moves on to it.
+    pub fn apply(&mut self, outcome: Outcome) -> Transition {
+        let t = transition(self, outcome);
+        self.play(&t);
+        t
+    }
+
+    pub fn step(&self) -> crate::decide::Step {
+        next_step(self)
+    }
+
+    /// A condition's status and reason.
+    pub fn condition(&self, kind: &str) -> (String, String) {
+        let c = self.status.conditions.iter().find(|c| c.type_ == kind);
+        c.map(|c| (c.status.clone(), c.reason.clone()))
+            .unwrap_or_else(|| panic!("no {kind} condition"))
+    }
+}

@@ -1,0 +1,401 @@
+//! One way through a reconcile, top to bottom:
+//!
+//! 1. **read** the resource as the API server has it now (never a cached
+//!    copy older than our own last write) and what its Secret yields;
+//! 2. **decide**: [`next_step`], the one pure function that says what to do;
+//! 3. **execute** the CPP call it names;
+//! 4. **write** the transition through the one [`StatusWriter`]; a cancel
+//!    POST only ever follows an intent that is already durable;
+//! 5. **requeue** when the transition says.
+//!
+//! The one-shot CLI runs steps 2 to 4 through the same [`step`], with a
+//! writer that prints.
+
+use jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+use crate::context::{Context, PerResource};
+use crate::cpp::{CancelAnswer, CppClient, CppError, Credentials, OfferRef, RetryClass};
+use crate::crd::{OfferCancellation, OfferCancellationSpec};
+use crate::credentials::{self, CredentialsError};
+use crate::decide::{
+    Call, Observed, Outcome, Requeue, Step, Transition, next_step, reason, reason_for_status,
+    settle, transition,
+};
+use crate::status::{KubeStatus, StatusWriter};
+
+/// Requeue after a write refused as stale.
+const CONFLICT_REQUEUE: Duration = Duration::from_secs(2);
+
+/// What failed in a reconcile, outside what status records.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("resource has no namespace")]
+    NoNamespace,
+    #[error("reading Secret {name}: {source}")]
+    ReadSecret {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("reading the resource: {0}")]
+    ReadResource(#[source] kube::Error),
+    #[error("writing status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    /// The object moved past the version the decision was made from.
+    #[error("status write refused: the resource changed since it was read")]
+    Conflict,
+}
+
+impl Error {
+    /// Metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NoNamespace => "no_namespace",
+            Error::ReadSecret { .. } => "read_secret",
+            Error::ReadResource(_) => "read_resource",
+            Error::WriteStatus(_) => "write_status",
+            Error::Conflict => "conflict",
+        }
+    }
+}
+
+/// The controller's reconcile.
+pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let wait = next_look(obj, ctx).await?;
+    Ok(wait.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// One reconcile, timed and counted, every log line inside carrying the
+/// resource's namespace and name; returns when to look again (`None`:
+/// only on a change).
+pub async fn next_look(
+    obj: Arc<OfferCancellation>,
+    ctx: Arc<Context>,
+) -> Result<Option<Duration>, Error> {
+    use tracing::Instrument;
+    let started = Instant::now();
+    ctx.metrics.reconciliations.inc();
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = obj.namespace().unwrap_or_default(),
+        name = obj.name_any()
+    );
+    let result = reconcile_once(obj, &ctx).instrument(span).await;
+    let took = started.elapsed().as_secs_f64();
+    ctx.metrics.reconcile_duration.observe(took);
+    match result {
+        // A newer version exists; its watch event brings it back. The
+        // requeue only covers a watch that missed it.
+        Err(Error::Conflict) => {
+            tracing::debug!("stale view: decision dropped");
+            ctx.metrics.status_conflicts.inc();
+            Ok(Some(CONFLICT_REQUEUE))
+        }
+        other => other,
+    }
+}
+
+/// Read, decide, execute, write, requeue.
+async fn reconcile_once(
+    obj: Arc<OfferCancellation>,
+    ctx: &Context,
+) -> Result<Option<Duration>, Error> {
+    let Some(current) = read_current(obj, ctx).await? else {
+        return Ok(None);
+    };
+    let ns = current.namespace().ok_or(Error::NoNamespace)?;
+    let name = &current.spec.credentials_secret_ref.name;
+    let secret = credentials::read(&ctx.client, &ctx.credentials, &ns, name)
+        .await
+        .map_err(|source| Error::ReadSecret {
+            name: name.clone(),
+            source,
+        })?;
+    let key = ObjectRef::from_obj(current.as_ref());
+    let errors = ctx.errors_in_row.get(&key).unwrap_or(0);
+    let mut observed = Observed::of(&current, secret.version, errors, Timestamp::now());
+    let mut writer = KubeStatus::new(ctx, &current);
+    let creds = secret.credentials.as_ref();
+    let requeue = step(&ctx.cpp, &mut observed, creds, &mut writer).await?;
+    let streak = requeue.errors_in_row();
+    ctx.errors_in_row.set(key, (streak > 0).then_some(streak));
+    Ok(requeue_delay(
+        requeue,
+        ctx.config.min_backoff,
+        ctx.config.max_backoff,
+    ))
+}
+
+/// The object as the API server has it now: the watch cache's copy, unless
+/// it is older than our own last write; then a fresh GET. `None`: deleted.
+async fn read_current(
+    obj: Arc<OfferCancellation>,
+    ctx: &Context,
+) -> Result<Option<Arc<OfferCancellation>>, Error> {
+    let key = ObjectRef::from_obj(obj.as_ref());
+    if !behind(&ctx.written, &key, obj.meta().resource_version.as_deref()) {
+        return Ok(Some(obj));
+    }
+    ctx.metrics.stale_reads.inc();
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
+    let current = api
+        .get_opt(&obj.name_any())
+        .await
+        .map_err(Error::ReadResource)?;
+    let version = current
+        .as_ref()
+        .and_then(|c| c.meta().resource_version.clone());
+    ctx.written.set(key, version);
+    Ok(current.map(Arc::new))
+}
+
+/// Our last status write per resource is kept until the watch cache has
+/// caught up with it: deciding from an older copy could repeat what the
+/// write already recorded. Says whether `seen` is such a copy, and forgets
+/// our write once the cache shows it.
+fn behind(
+    written: &PerResource<String>,
+    key: &ObjectRef<OfferCancellation>,
+    seen: Option<&str>,
+) -> bool {
+    match written.get(key) {
+        Some(ours) if Some(ours.as_str()) == seen => {
+            written.set(key.clone(), None);
+            false
+        }
+        Some(_) => true,
+        None => false,
+    }
+}
+
+/// Decide, execute, write: one round. An intent transition is followed by
+/// the one cancel POST, once the writer has made the intent durable.
+/// `credentials` is what the Secret (or the CLI's flags) yielded.
+pub async fn step<W: StatusWriter>(
+    cpp: &CppClient,
+    observed: &mut Observed,
+    credentials: Result<&Credentials, &CredentialsError>,
+    writer: &mut W,
+) -> Result<Requeue, W::Error> {
+    observed.now = Timestamp::now();
+    let outcome = match next_step(observed) {
+        Step::Idle => return Ok(Requeue::Never),
+        Step::Record(outcome) => outcome,
+        Step::Call(call) => execute(cpp, call, observed, credentials).await,
+    };
+    let t = write(observed, writer, outcome).await?;
+    if !t.post {
+        return Ok(t.requeue);
+    }
+    let answer = post_cancel(cpp, &observed.spec, credentials).await;
+    Ok(write(observed, writer, answer).await?.requeue)
+}
+
+/// Applies `outcome`, writes the result, and moves `observed` on to it.
+async fn write<W: StatusWriter>(
+    observed: &mut Observed,
+    writer: &mut W,
+    outcome: Outcome,
+) -> Result<Transition, W::Error> {
+    observed.now = Timestamp::now();
+    let t = transition(observed, outcome);
+    writer.write(&observed.status, &t).await?;
+    observed.status = t.status.clone();
+    Ok(t)
+}
+
+/// The CPP call `call` names, and what its answer means.
+async fn execute(
+    cpp: &CppClient,
+    call: Call,
+    observed: &Observed,
+    credentials: Result<&Credentials, &CredentialsError>,
+) -> Outcome {
+    let creds = match credentials {
+        Ok(creds) => creds,
+        Err(e) => return Outcome::CredentialsUnavailable(e.to_string()),
+    };
+    match call {
+        Call::SendCancel => token_checked(cpp, creds).await,
+        Call::Settle => settle_from_list(cpp, observed, creds).await,
+        Call::Poll { location } => poll(cpp, &location, creds).await,
+    }
+}
+
+/// A token first, so a credentials problem never leaves an intent behind.
+async fn token_checked(cpp: &CppClient, creds: &Credentials) -> Outcome {
+    match cpp.tokens().token(creds).await {
+        Ok(_) => Outcome::IntentRecorded,
+        Err(e) => error_outcome(&CppError::Auth(e), false),
+    }
+}
+
+async fn post_cancel(
+    cpp: &CppClient,
+    spec: &OfferCancellationSpec,
+    credentials: Result<&Credentials, &CredentialsError>,
+) -> Outcome {
+    let creds = match credentials {
+        Ok(creds) => creds,
+        Err(e) => return Outcome::CredentialsUnavailable(e.to_string()),
+    };
+    let emails = spec.notification_emails_joined();
+    match cpp.cancel(offer(spec), &emails, creds).await {
+        Ok(CancelAnswer::Cancelled) => Outcome::Cancelled,
+        Ok(CancelAnswer::Accepted {
+            location,
+            retry_after,
+        }) => Outcome::Accepted {
+            location,
+            retry_after,
+        },
+        Err(e) => error_outcome(&e, true),
+    }
+}
+
+async fn poll(cpp: &CppClient, location: &str, creds: &Credentials) -> Outcome {
+    match cpp.poll(location, creds).await {
+        Ok(answer) => Outcome::Polled {
+            status: answer.operation.status.clone(),
+            state: answer.operation.state(),
+            detail: answer.operation.failure_detail(),
+            location: answer.location,
+            retry_after: answer.retry_after,
+            progress: answer.operation.progress.clone(),
+        },
+        Err(e) => error_outcome(&e, false),
+    }
+}
+
+/// CPP's own record settles a cancel whose answer is unknown.
+async fn settle_from_list(cpp: &CppClient, observed: &Observed, creds: &Credentials) -> Outcome {
+    let offer = offer(&observed.spec);
+    match cpp.operations(offer, creds).await {
+        Ok(operations) => {
+            let since = observed.status.requested_at.as_ref().map(|t| t.0);
+            let locate = |id: &str| CppClient::operation_location(offer, id);
+            Outcome::Settled(settle(&operations, since, locate))
+        }
+        Err(e) => error_outcome(&e, false),
+    }
+}
+
+fn offer(spec: &OfferCancellationSpec) -> OfferRef<'_> {
+    OfferRef {
+        publisher_id: &spec.publisher_id,
+        offer_id: &spec.offer_id,
+        api_version: &spec.api_version,
+    }
+}
+
+/// What a client error means to the decision, and the condition reason of
+/// a terminal one: the one place errors become reasons.
+pub fn error_outcome(e: &CppError, during_cancel: bool) -> Outcome {
+    let message = e.to_string();
+    if let RetryClass::Transient { retry_after } = e.retry_class() {
+        return Outcome::Transient {
+            message,
+            retry_after,
+        };
+    }
+    let why = match e {
+        CppError::Rejected { status, .. } => reason_for_status(*status),
+        CppError::Auth(_) => reason::CREDENTIALS_REJECTED,
+        CppError::Location(_) => reason::INVALID_LOCATION,
+        CppError::Malformed { .. } => reason::MALFORMED_RESPONSE,
+        CppError::Request { .. } | CppError::BadEndpoint => reason::REJECTED,
+    };
+    Outcome::Rejected {
+        reason: why,
+        message,
+        cancel_status: e.http_status().filter(|_| during_cancel),
+    }
+}
+
+/// When to look again; `None`: only on a change.
+pub fn requeue_delay(requeue: Requeue, min: Duration, cap: Duration) -> Option<Duration> {
+    match requeue {
+        Requeue::Never => None,
+        Requeue::After(d) => Some(d),
+        Requeue::Backoff { errors, at_least } => {
+            Some(backoff_delay(errors, min, cap).max(at_least))
+        }
+    }
+}
+
+/// Capped exponential backoff for the n-th error in a row, with equal
+/// jitter (half fixed, half random), in closed form: O(1) whatever the
+/// count, and never longer than `cap`.
+fn backoff_delay(errors: u32, min: Duration, cap: Duration) -> Duration {
+    let doublings = errors.saturating_sub(1).min(31);
+    let full = min.saturating_mul(1 << doublings).min(cap);
+    full / 2 + full.mul_f64(fastrand::f64()) / 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_older_than_our_last_write_is_behind_until_the_cache_shows_it() {
+        let written = PerResource::default();
+        let key = ObjectRef::<OfferCancellation>::new("r").within("ns");
+        assert!(!behind(&written, &key, Some("7")), "nothing written yet");
+        written.set(key.clone(), Some("9".to_string()));
+        assert!(
+            behind(&written, &key, Some("8")),
+            "the copy predates our write"
+        );
+        assert!(behind(&written, &key, None));
+        assert!(!behind(&written, &key, Some("9")), "the cache caught up");
+        assert!(!behind(&written, &key, Some("8")), "forgotten once seen");
+        written.set(key.clone(), Some("12".to_string()));
+        written.retain(|_, _| false);
+        assert!(
+            !behind(&written, &key, Some("11")),
+            "deleted resources are dropped"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_costs_nothing_for_huge_counts() {
+        let (min, cap) = (Duration::from_secs(2), Duration::from_secs(60));
+        let first = backoff_delay(1, min, cap);
+        assert!(first >= min / 2 && first <= min, "{first:?}");
+        for n in (1..40).chain([u32::MAX - 1, u32::MAX]) {
+            let d = backoff_delay(n, min, cap);
+            assert!(d <= cap, "n={n}: {d:?}");
+        }
+        assert!(backoff_delay(10, min, cap) >= cap / 2);
+        let started = std::time::Instant::now();
+        backoff_delay(4_000_000_000, min, cap);
+        assert!(started.elapsed() < Duration::from_millis(50));
+    }
+
+    #[test]
+    fn retry_after_wins_over_a_shorter_backoff() {
+        let d = requeue_delay(
+            Requeue::Backoff {
+                errors: 1,
+                at_least: Duration::from_secs(45),
+            },
+            Duration::from_secs(2),
+            Duration::from_secs(300),
+        );
+        assert_eq!(d, Some(Duration::from_secs(45)));
+        let never = requeue_delay(
+            Requeue::Never,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        assert_eq!(never, None);
+    }
+}

@@ -1,0 +1,138 @@
+//! The one status writer: server-side apply of the whole status under one
+//! field manager, only when it changed, and only while the object is still
+//! at the version the decision was made from. Each write publishes the
+//! transition's Event and counts a final outcome.
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use std::future::Future;
+use std::time::Duration;
+
+use crate::context::Context;
+use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
+use crate::decide::Transition;
+use crate::metrics::{Metrics, OutcomeLabels};
+use crate::reconcile::Error;
+
+/// The one field manager for everything the operator writes.
+pub const FIELD_MANAGER: &str = "offer-cancel-operator";
+
+/// Where a transition's status goes. `write` returns only once the status
+/// is durable, so the intent is recorded before the cancel is sent.
+pub trait StatusWriter {
+    type Error;
+    fn write(
+        &mut self,
+        before: &OfferCancellationStatus,
+        transition: &Transition,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// Writes to the API server.
+pub struct KubeStatus<'a> {
+    ctx: &'a Context,
+    obj: &'a OfferCancellation,
+    /// What the object must still be at for the next write to land: the
+    /// version the decision was made from, then each write's own.
+    resource_version: Option<String>,
+}
+
+impl<'a> KubeStatus<'a> {
+    /// A writer for `obj` as it was read.
+    pub fn new(ctx: &'a Context, obj: &'a OfferCancellation) -> Self {
+        KubeStatus {
+            ctx,
+            obj,
+            resource_version: obj.meta().resource_version.clone(),
+        }
+    }
+}
+
+impl StatusWriter for KubeStatus<'_> {
+    type Error = Error;
+
+    async fn write(
+        &mut self,
+        before: &OfferCancellationStatus,
+        t: &Transition,
+    ) -> Result<(), Error> {
+        if &t.status == before {
+            return Ok(());
+        }
+        let version = self.resource_version.as_deref().unwrap_or_default();
+        let written = apply(self.ctx, self.obj, version, &t.status).await?;
+        let key = ObjectRef::from_obj(self.obj);
+        self.ctx.written.set(key, Some(written.clone()));
+        self.resource_version = Some(written);
+        tracing::info!(
+            phase = t.status.phase.map(Phase::as_str),
+            message = t.status.message.as_deref(),
+            "status changed"
+        );
+        count_final(&self.ctx.metrics, before, &t.status);
+        if let Some(notice) = &t.notice
+            && let Err(e) = self.ctx.events.publish(self.obj, notice).await
+        {
+            tracing::warn!(error = %e, reason = notice.reason, "publishing event failed");
+        }
+        Ok(())
+    }
+}
+
+fn count_final(
+    metrics: &Metrics,
+    before: &OfferCancellationStatus,
+    after: &OfferCancellationStatus,
+) {
+    let outcome = match after.phase {
+        _ if before.phase == after.phase => return,
+        Some(Phase::Cancelled) => "cancelled",
+        Some(Phase::Failed) => "failed",
+        Some(Phase::Pending) | Some(Phase::Cancelling) | None => return,
+    };
+    metrics
+        .cancellations
+        .get_or_create(&OutcomeLabels { outcome })
+        .inc();
+}
+
+/// Server-side apply of the whole status, on condition that the object is
+/// still at `resource_version` (the API server refuses it with 409
+/// otherwise); returns the new resourceVersion. A failed write is retried a
+/// few times: losing the answer to a POST would leave the request in doubt.
+async fn apply(
+    ctx: &Context,
+    obj: &OfferCancellation,
+    resource_version: &str,
+    status: &OfferCancellationStatus,
+) -> Result<String, Error> {
+    use backon::Retryable;
+    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({
+        "apiVersion": OfferCancellation::api_version(&()),
+        "kind": OfferCancellation::kind(&()),
+        "metadata": { "resourceVersion": resource_version },
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let name = obj.name_any();
+    let write = || async {
+        api.patch_status(&name, &params, &Patch::Apply(&patch))
+            .await
+    };
+    write
+        .retry(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(200))
+                .with_max_times(3),
+        )
+        .when(|e| !matches!(e, kube::Error::Api(s) if matches!(s.code, 404 | 409 | 422)))
+        .await
+        .map(|written| written.meta().resource_version.clone().unwrap_or_default())
+        .map_err(|e| match e {
+            kube::Error::Api(s) if s.code == 409 => Error::Conflict,
+            e => Error::WriteStatus(e),
+        })
+}
