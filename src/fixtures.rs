@@ -1,6 +1,7 @@
 //! Test builders: a resource at each point of its life, reached through
 //! the decision's own transitions (so a fixture's status is one the
-//! operator would have written), and a pinned clock.
+//! operator would have written), and a pinned clock. Compiled for tests
+//! only (the integration tests turn on the `fixtures` feature).
 //!
 //! ```text
 //! OfferCancellation::test().in_doubt().observed()
@@ -24,23 +25,39 @@ pub fn at(secs: i64) -> Timestamp {
 pub const SECRET_VERSION: &str = "100";
 
 impl OfferCancellation {
-    /// `default/cancel-contoso`: cancel contoso/contoso-offer, generation 1,
-    /// nothing done yet.
+    /// `default/contoso-offer-cancel`: cancel contoso/contoso-offer with the
+    /// credentials in Secret `cpp-credentials`, polling every 30 s;
+    /// generation 1, resourceVersion 10, nothing done yet.
     pub fn test() -> Self {
         let spec = crate::crd::OfferCancellationSpec {
             publisher_id: "contoso".into(),
             offer_id: "contoso-offer".into(),
             notification_emails: vec![],
-            credentials_secret_ref: SecretRef { name: "cpp".into() },
+            credentials_secret_ref: SecretRef {
+                name: "cpp-credentials".into(),
+            },
             api_version: "2017-10-31".into(),
             poll_interval_seconds: 30,
             timeout_seconds: None,
         };
-        let mut oc = OfferCancellation::new("cancel-contoso", spec);
+        let mut oc = OfferCancellation::new("contoso-offer-cancel", spec);
         oc.metadata.namespace = Some("default".into());
         oc.metadata.generation = Some(1);
-        oc.metadata.resource_version = Some("1".into());
+        oc.metadata.resource_version = Some("10".into());
+        oc.metadata.uid = Some("uid-1".into());
         oc
+    }
+
+    /// Cancels on this offer of contoso's instead.
+    pub fn offer(mut self, offer_id: &str) -> Self {
+        self.spec.offer_id = offer_id.into();
+        self
+    }
+
+    /// Polls every `seconds`.
+    pub fn poll_every(mut self, seconds: u32) -> Self {
+        self.spec.poll_interval_seconds = seconds;
+        self
     }
 
     /// Gives up after `seconds` from the first request.

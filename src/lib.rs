@@ -22,8 +22,8 @@ pub mod crd;
 pub mod credentials;
 pub mod decide;
 pub mod events;
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod health;
 pub mod metrics;
 pub mod oneshot;

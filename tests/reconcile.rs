@@ -1,19 +1,17 @@
 //! The reconcile path against a mocked Kubernetes API server, with CPP
-//! played by wiremock: the exact calls, in order, and the status written.
+//! played by wiremock: this object, this conversation with CPP, and the
+//! exact calls to the API server, in order, with the status written.
 
 mod common;
 
 use common::*;
 use kube::runtime::controller::Action;
 use offer_cancel_operator::crd::OfferCancellation;
-use offer_cancel_operator::decide::{Outcome, reason};
+use offer_cancel_operator::decide::reason;
 use offer_cancel_operator::reconcile::reconcile;
 use std::sync::Arc;
 use std::time::Duration;
-use wiremock::matchers::{header, method, path, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-const CANCEL: &str = "/api/publishers/contoso/offers/contoso-offer/cancel";
+use wiremock::MockServer;
 
 async fn run(
     obj: OfferCancellation,
@@ -42,14 +40,7 @@ fn condition<'a>(status: &'a serde_json::Value, kind: &str) -> &'a serde_json::V
 
 #[tokio::test]
 async fn sync_cancel_records_intent_then_cancelled() {
-    let cpp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(CANCEL))
-        .and(header("authorization", "Bearer tok"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(1)
-        .mount(&cpp)
-        .await;
+    let cpp = Conversation::SyncCancel.serve().await;
     let calls = vec![
         Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| {
@@ -71,21 +62,17 @@ async fn sync_cancel_records_intent_then_cancelled() {
         }),
         Call::Event(reason::CANCELLED),
     ];
-    let (action, applied) = run(resource("contoso-offer", None), &cpp, calls).await;
+    let (action, applied) = run(contoso(), &cpp, calls).await;
     assert_eq!(action, Action::await_change());
     assert_eq!(applied.len(), 2);
+    let post = &cpp.received_requests().await.unwrap()[0];
+    assert_eq!(post.headers["authorization"], "Bearer tok");
 }
 
 #[tokio::test]
 async fn async_cancel_records_location_exactly_and_requeues_for_polling() {
-    let cpp = MockServer::start().await;
     let loc = "/api/operations/contoso$contoso-offer$2$preview?api-version=2017-10-31";
-    Mock::given(method("POST"))
-        .and(path(CANCEL))
-        .respond_with(ResponseTemplate::new(202).insert_header("Location", loc))
-        .expect(1)
-        .mount(&cpp)
-        .await;
+    let cpp = Conversation::AsyncCancel(loc).serve().await;
     let calls = vec![
         Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| assert_eq!(s["phase"], "Pending")),
@@ -101,51 +88,16 @@ async fn async_cancel_records_location_exactly_and_requeues_for_polling() {
         }),
         Call::Event(reason::CANCEL_ACCEPTED),
     ];
-    let (action, _) = run(resource("contoso-offer", None), &cpp, calls).await;
+    let (action, _) = run(contoso(), &cpp, calls).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(5)));
 }
 
 #[tokio::test]
 async fn recorded_request_is_never_posted_again_and_unchanged_poll_writes_nothing() {
-    let cpp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&cpp)
-        .await;
-    Mock::given(method("GET"))
-        .and(path_regex(
-            "^/api/publishers/contoso/offers/contoso-offer/operations/op-1$",
-        ))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({"status": "running"})),
-        )
-        .expect(1)
-        .mount(&cpp)
-        .await;
-    let location =
-        "/api/publishers/contoso/offers/contoso-offer/operations/op-1?api-version=2017-10-31";
-    let status = status_after(
-        "contoso-offer",
-        vec![
-            Outcome::IntentRecorded,
-            Outcome::Accepted {
-                location: Some(location.into()),
-                retry_after: None,
-            },
-            Outcome::Polled {
-                status: "running".into(),
-                state: offer_cancel_operator::operation::OperationState::InProgress,
-                location: None,
-                retry_after: None,
-                detail: String::new(),
-                progress: None,
-            },
-        ],
-    );
+    let cpp = Conversation::StillRunning.serve().await;
     // A restarted controller: nothing in memory, the status says Cancelling.
     let calls = vec![Call::GetSecret(Box::new(Some(token_secret("tok"))))];
-    let (action, applied) = run(resource("contoso-offer", Some(status)), &cpp, calls).await;
+    let (action, applied) = run(contoso().polling(OPERATION_LOCATION), &cpp, calls).await;
     assert!(
         applied.is_empty(),
         "an unchanged poll must not write status"
@@ -155,15 +107,7 @@ async fn recorded_request_is_never_posted_again_and_unchanged_poll_writes_nothin
 
 #[tokio::test]
 async fn forbidden_is_failed_and_a_resync_calls_nothing() {
-    let cpp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(CANCEL))
-        .respond_with(ResponseTemplate::new(403).set_body_json(
-            serde_json::json!({"error": {"code": "Forbidden", "message": "no access"}}),
-        ))
-        .expect(1)
-        .mount(&cpp)
-        .await;
+    let cpp = Conversation::Forbidden.serve().await;
     let calls = vec![
         Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| assert_eq!(s["phase"], "Pending")),
@@ -180,7 +124,7 @@ async fn forbidden_is_failed_and_a_resync_calls_nothing() {
         }),
         Call::Event(reason::CANCEL_FAILED),
     ];
-    let (action, applied) = run(resource("contoso-offer", None), &cpp, calls).await;
+    let (action, applied) = run(contoso(), &cpp, calls).await;
     assert_eq!(action, Action::await_change());
 
     // The resync: same resource with its Failed status. Only the Secret is read.
@@ -193,12 +137,7 @@ async fn forbidden_is_failed_and_a_resync_calls_nothing() {
 
 #[tokio::test]
 async fn missing_secret_stalls_with_a_clear_message_and_sends_nothing() {
-    let cpp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&cpp)
-        .await;
+    let cpp = Conversation::Silent.serve().await;
     let calls = vec![
         Call::GetSecret(Box::new(None)),
         patch(|s| {
@@ -214,30 +153,19 @@ async fn missing_secret_stalls_with_a_clear_message_and_sends_nothing() {
             assert!(s.get("requestedAt").is_none());
         }),
     ];
-    let (action, _) = run(resource("contoso-offer", None), &cpp, calls).await;
+    let (action, _) = run(contoso(), &cpp, calls).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    assert!(cpp.received_requests().await.unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn intent_without_answer_adopts_the_running_cancel_instead_of_posting() {
-    let cpp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(202))
-        .expect(0)
-        .mount(&cpp)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(
-            "/api/publishers/contoso/offers/contoso-offer/submissions/",
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
-            {"id": "pub-1", "submissionType": "publish", "status": "running"},
-            {"id": "c-9", "submissionType": "cancel", "status": "notStarted"}
-        ])))
-        .expect(1)
-        .mount(&cpp)
-        .await;
-    let status = status_after("contoso-offer", vec![Outcome::IntentRecorded]);
+    let cpp = Conversation::Lists(serde_json::json!([
+        {"id": "pub-1", "submissionType": "publish", "status": "running"},
+        {"id": "c-9", "submissionType": "cancel", "status": "notStarted"}
+    ]))
+    .serve()
+    .await;
     let calls = vec![
         Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| {
@@ -249,29 +177,12 @@ async fn intent_without_answer_adopts_the_running_cancel_instead_of_posting() {
         }),
         Call::Event(reason::CANCEL_ACCEPTED),
     ];
-    run(resource("contoso-offer", Some(status)), &cpp, calls).await;
+    run(contoso().in_doubt(), &cpp, calls).await;
 }
 
 #[tokio::test]
 async fn intent_without_answer_and_the_operation_still_running_resends_once() {
-    let cpp = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(
-            "/api/publishers/contoso/offers/contoso-offer/submissions/",
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
-            {"id": "pub-1", "submissionType": "publish", "status": "running"}
-        ])))
-        .expect(1)
-        .mount(&cpp)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(CANCEL))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(1)
-        .mount(&cpp)
-        .await;
-    let status = status_after("contoso-offer", vec![Outcome::IntentRecorded]);
+    let cpp = Conversation::ListsTargetRunningThenSyncCancel.serve().await;
     let calls = vec![
         Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| {
@@ -282,17 +193,12 @@ async fn intent_without_answer_and_the_operation_still_running_resends_once() {
         patch(|s| assert_eq!(s["phase"], "Cancelled")),
         Call::Event(reason::CANCELLED),
     ];
-    run(resource("contoso-offer", Some(status)), &cpp, calls).await;
+    run(contoso().in_doubt(), &cpp, calls).await;
 }
 
 #[tokio::test]
 async fn transient_error_records_the_error_and_backs_off() {
-    let cpp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "40"))
-        .expect(1)
-        .mount(&cpp)
-        .await;
+    let cpp = Conversation::Unavailable.serve().await;
     let calls = vec![
         Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| assert_eq!(s["phase"], "Pending")),
@@ -312,20 +218,13 @@ async fn transient_error_records_the_error_and_backs_off() {
         }),
         Call::Event(reason::TRANSIENT_ERROR),
     ];
-    let (action, _) = run(resource("contoso-offer", None), &cpp, calls).await;
+    let (action, _) = run(contoso(), &cpp, calls).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(40)));
 }
 
 #[tokio::test]
 async fn secrets_never_reach_status_or_events() {
-    let cpp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/t1/oauth2/token"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
-            "error": "invalid_client", "error_description": "bad secret s3cr3t-value"
-        })))
-        .mount(&cpp)
-        .await;
+    let cpp = Conversation::TokenRefused.serve().await;
     let calls = vec![
         Call::GetSecret(Box::new(Some(principal_secret(
             "t1",
@@ -344,36 +243,43 @@ async fn secrets_never_reach_status_or_events() {
         }),
         Call::Event(reason::CANCEL_FAILED),
     ];
-    run(resource("contoso-offer", None), &cpp, calls).await;
+    run(contoso(), &cpp, calls).await;
 }
 
 #[tokio::test]
-async fn cancelled_and_up_to_date_reads_nothing_at_all() {
-    let cpp = MockServer::start().await;
-    let status = status_after(
-        "contoso-offer",
-        vec![Outcome::IntentRecorded, Outcome::Cancelled],
-    );
-    let (action, applied) = run(resource("contoso-offer", Some(status)), &cpp, vec![]).await;
+async fn cancelled_and_up_to_date_calls_nothing_and_writes_nothing() {
+    let cpp = Conversation::Silent.serve().await;
+    let done = contoso().cancelled();
+    let calls = vec![Call::GetSecret(Box::new(Some(token_secret("tok"))))];
+    let (action, applied) = run(done, &cpp, calls).await;
     assert_eq!(action, Action::await_change());
     assert!(applied.is_empty());
     assert!(cpp.received_requests().await.unwrap().is_empty());
 }
 
 #[tokio::test]
+async fn a_missing_secret_is_read_once_until_the_secret_watch_reports_a_change() {
+    let cpp = Conversation::Silent.serve().await;
+    let (ctx, server) = context(&cpp.uri());
+    let done = contoso().cancelled();
+    let verifier = server.run(done.clone(), vec![Call::GetSecret(Box::new(None))]);
+    for _ in 0..3 {
+        let action = reconcile(Arc::new(done.clone()), ctx.clone()).await;
+        assert_eq!(action.expect("reconcile"), Action::await_change());
+    }
+    let applied = verifier.await.expect("one Secret read, then the cache");
+    assert!(applied.is_empty());
+}
+
+#[tokio::test]
 async fn a_stale_view_never_posts_its_intent_write_is_refused() {
-    let cpp = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&cpp)
-        .await;
+    let cpp = Conversation::Silent.serve().await;
     // The copy has no status; the object on the server moved on (409).
     let calls = vec![
         Call::GetSecret(Box::new(Some(token_secret("tok")))),
         Call::PatchConflict,
     ];
-    let (action, applied) = run(resource("contoso-offer", None), &cpp, calls).await;
+    let (action, applied) = run(contoso(), &cpp, calls).await;
     assert!(applied.is_empty());
     assert!(
         action == Action::requeue(Duration::from_secs(2)),
@@ -383,23 +289,11 @@ async fn a_stale_view_never_posts_its_intent_write_is_refused() {
 
 #[tokio::test]
 async fn lost_sync_answer_with_nothing_in_progress_ends_cancelled_without_a_post() {
-    let cpp = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(
-            "/api/publishers/contoso/offers/contoso-offer/submissions/",
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
-            {"id": "pub-1", "submissionType": "publish", "status": "canceled"}
-        ])))
-        .expect(1)
-        .mount(&cpp)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(404))
-        .expect(0)
-        .mount(&cpp)
-        .await;
-    let status = status_after("contoso-offer", vec![Outcome::IntentRecorded]);
+    let cpp = Conversation::Lists(serde_json::json!([
+        {"id": "pub-1", "submissionType": "publish", "status": "canceled"}
+    ]))
+    .serve()
+    .await;
     let calls = vec![
         Call::GetSecret(Box::new(Some(token_secret("tok")))),
         patch(|s| {
@@ -409,5 +303,5 @@ async fn lost_sync_answer_with_nothing_in_progress_ends_cancelled_without_a_post
         }),
         Call::Event(reason::CANCELLED),
     ];
-    run(resource("contoso-offer", Some(status)), &cpp, calls).await;
+    run(contoso().in_doubt(), &cpp, calls).await;
 }

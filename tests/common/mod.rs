@@ -3,7 +3,11 @@
 //! timeout that catches calls that never came.
 #![allow(dead_code)]
 
+pub mod conversation;
 pub mod fake_api;
+
+#[allow(unused_imports)] // not every test file holds a conversation
+pub use conversation::{Conversation, OPERATION_LOCATION};
 
 use http::{Request, Response};
 use k8s_openapi::ByteString;
@@ -12,10 +16,9 @@ use kube::client::Body;
 use kube::{Client, Resource, ResourceExt};
 use offer_cancel_operator::context::{self, Context};
 use offer_cancel_operator::cpp::{ClientConfig, CppClient};
-use offer_cancel_operator::crd::{
-    OfferCancellation, OfferCancellationSpec, OfferCancellationStatus,
-};
-use offer_cancel_operator::decide::{Observed, Outcome, transition};
+use offer_cancel_operator::crd::{OfferCancellation, OfferCancellationStatus};
+use offer_cancel_operator::decide::Outcome;
+use offer_cancel_operator::fixtures::SECRET_VERSION;
 use offer_cancel_operator::metrics::Metrics;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -29,38 +32,29 @@ pub const STATUS_PATH: &str = "/apis/offercancel.dev/v1alpha1/namespaces/default
 pub const SECRET_PATH: &str = "/api/v1/namespaces/default/secrets/cpp-credentials";
 pub const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
-pub fn spec(offer: &str) -> OfferCancellationSpec {
-    serde_yaml::from_str(&format!(
-        "publisherId: contoso\nofferId: {offer}\ncredentialsSecretRef: {{name: {SECRET}}}\npollIntervalSeconds: 5\n"
-    ))
-    .unwrap()
+/// The fixture resource, polling every 5 s.
+pub fn contoso() -> OfferCancellation {
+    OfferCancellation::test().poll_every(5)
 }
 
+/// The fixture resource on `offer`, polling every 5 s, with `status`.
 pub fn resource(offer: &str, status: Option<OfferCancellationStatus>) -> OfferCancellation {
-    let mut oc = OfferCancellation::new(NAME, spec(offer));
-    oc.meta_mut().namespace = Some(NS.into());
-    oc.meta_mut().generation = Some(1);
-    oc.meta_mut().resource_version = Some("10".into());
-    oc.meta_mut().uid = Some("uid-1".into());
+    let mut oc = OfferCancellation::test().offer(offer).poll_every(5);
     oc.status = status;
     oc
 }
 
 /// The status a resource has after these outcomes, as the operator wrote it.
 pub fn status_after(offer: &str, outcomes: Vec<Outcome>) -> OfferCancellationStatus {
-    let resource = resource(offer, None);
-    let mut obs = Observed::of(&resource, Some("5".into()), 0, jiff::Timestamp::now());
-    for outcome in outcomes {
-        obs.status = transition(&obs, outcome).status;
-    }
-    obs.status
+    let oc = resource(offer, None).after(outcomes);
+    oc.status.unwrap_or_default()
 }
 
 pub fn token_secret(token: &str) -> Secret {
     let mut secret = Secret::default();
     secret.meta_mut().name = Some(SECRET.into());
     secret.meta_mut().namespace = Some(NS.into());
-    secret.meta_mut().resource_version = Some("5".into());
+    secret.meta_mut().resource_version = Some(SECRET_VERSION.into());
     secret.data = Some(BTreeMap::from([(
         "token".to_string(),
         ByteString(token.as_bytes().to_vec()),
