@@ -12,7 +12,9 @@ use crate::crd::OfferCancellation;
 use crate::credentials::CredentialsCache;
 use crate::events::EventPublisher;
 use crate::metrics::Metrics;
-use crate::status::FIELD_MANAGER;
+
+/// The one field manager for everything the operator writes.
+pub const FIELD_MANAGER: &str = "offer-cancel-operator";
 
 /// Controller settings.
 #[derive(Debug, Clone)]

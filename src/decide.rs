@@ -411,7 +411,7 @@ fn poll_wait(obs: &Observed, retry_after: Option<Duration>) -> Duration {
 
 /// How the three conditions read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Health {
+enum Readiness {
     /// Work in flight: Reconciling.
     Working,
     /// Waiting for the user (e.g. a Secret), not final: Stalled.
@@ -503,18 +503,18 @@ fn with_answer(mut status: OfferCancellationStatus, http: u16) -> OfferCancellat
     status
 }
 
-fn set_health(
+fn set_readiness(
     obs: &Observed,
     status: &mut OfferCancellationStatus,
-    health: Health,
+    readiness: Readiness,
     reason: &str,
     message: &str,
 ) {
-    let (ready, reconciling, stalled) = match health {
-        Health::Working => (false, true, false),
-        Health::Blocked => (false, false, true),
-        Health::Succeeded => (true, false, false),
-        Health::Failed => (false, false, true),
+    let (ready, reconciling, stalled) = match readiness {
+        Readiness::Working => (false, true, false),
+        Readiness::Blocked => (false, false, true),
+        Readiness::Succeeded => (true, false, false),
+        Readiness::Failed => (false, false, true),
     };
     let message = &clip(message, MAX_MESSAGE_LEN);
     status.message = Some(message.clone());
@@ -588,7 +588,7 @@ fn fail(
     // Remember what this attempt answered, so only a new value retries.
     next.retry_request = obs.retry_request.clone();
     next.credentials_version = obs.credentials_version.clone().or(next.credentials_version);
-    set_health(obs, &mut next, Health::Failed, why, &message);
+    set_readiness(obs, &mut next, Readiness::Failed, why, &message);
     Transition {
         status: next,
         requeue: Requeue::Never,
@@ -604,10 +604,10 @@ fn credentials_unavailable(
     message: String,
 ) -> Transition {
     next.phase.get_or_insert(Phase::Pending);
-    set_health(
+    set_readiness(
         obs,
         &mut next,
-        Health::Blocked,
+        Readiness::Blocked,
         reason::CREDENTIALS_UNAVAILABLE,
         &message,
     );
@@ -647,7 +647,7 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
             "sending the cancel request to CPP",
         )
     };
-    set_health(obs, &mut next, Health::Working, why, message);
+    set_readiness(obs, &mut next, Readiness::Working, why, message);
     Transition {
         status: next,
         requeue: Requeue::After(Duration::ZERO),
@@ -683,7 +683,13 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
     } else {
         "retrying: checking CPP's operations for the earlier cancel request"
     };
-    set_health(obs, &mut next, Health::Working, reason::RESUMING, message);
+    set_readiness(
+        obs,
+        &mut next,
+        Readiness::Working,
+        reason::RESUMING,
+        message,
+    );
     Transition {
         status: next,
         requeue: Requeue::After(Duration::ZERO),
@@ -741,7 +747,7 @@ fn cancelled(
 ) -> Transition {
     next.phase = Some(Phase::Cancelled);
     next.completed_at = Some(Time(obs.now));
-    set_health(obs, &mut next, Health::Succeeded, why, &message);
+    set_readiness(obs, &mut next, Readiness::Succeeded, why, &message);
     Transition {
         status: next,
         requeue: Requeue::Never,
@@ -782,10 +788,10 @@ fn in_progress(
     notice: Option<Notice>,
 ) -> Transition {
     next.phase = Some(Phase::Cancelling);
-    set_health(
+    set_readiness(
         obs,
         &mut next,
-        Health::Working,
+        Readiness::Working,
         reason::CANCEL_IN_PROGRESS,
         message,
     );
@@ -863,10 +869,10 @@ fn transient(
     }
     next.phase.get_or_insert(Phase::Pending);
     let message = format!("transient error, will retry: {message}");
-    set_health(
+    set_readiness(
         obs,
         &mut next,
-        Health::Working,
+        Readiness::Working,
         reason::TRANSIENT_ERROR,
         &message,
     );

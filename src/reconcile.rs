@@ -21,14 +21,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::context::{Context, PerResource};
-use crate::cpp::{CancelAnswer, CppClient, CppError, Credentials, OfferRef, RetryClass};
+use crate::cpp::{CancelOutcome, CppClient, CppError, Credentials, OfferRef, RetryClass};
 use crate::crd::{OfferCancellation, OfferCancellationSpec};
 use crate::credentials::{self, CredentialsError};
 use crate::decide::{
     Call, Observed, Outcome, Requeue, Step, Transition, next_step, reason, reason_for_status,
     settle, transition,
 };
-use crate::status::{KubeStatus, StatusWriter};
+use crate::status::{KubeStatus, StatusWriter, WriteError};
 
 /// Requeue after a write refused as stale.
 const CONFLICT_REQUEUE: Duration = Duration::from_secs(2);
@@ -46,11 +46,8 @@ pub enum Error {
     },
     #[error("reading the resource: {0}")]
     ReadResource(#[source] kube::Error),
-    #[error("writing status: {0}")]
-    WriteStatus(#[source] kube::Error),
-    /// The object moved past the version the decision was made from.
-    #[error("status write refused: the resource changed since it was read")]
-    Conflict,
+    #[error(transparent)]
+    WriteStatus(#[from] WriteError),
 }
 
 impl Error {
@@ -60,8 +57,8 @@ impl Error {
             Error::NoNamespace => "no_namespace",
             Error::ReadSecret { .. } => "read_secret",
             Error::ReadResource(_) => "read_resource",
-            Error::WriteStatus(_) => "write_status",
-            Error::Conflict => "conflict",
+            Error::WriteStatus(WriteError::Conflict) => "conflict",
+            Error::WriteStatus(WriteError::NoNamespace | WriteError::Api(_)) => "write_status",
         }
     }
 }
@@ -93,7 +90,7 @@ pub async fn next_look(
     match result {
         // A newer version exists; its watch event brings it back. The
         // requeue only covers a watch that missed it.
-        Err(Error::Conflict) => {
+        Err(Error::WriteStatus(WriteError::Conflict)) => {
             tracing::debug!("stale view: decision dropped");
             ctx.metrics.status_conflicts.inc();
             Ok(Some(CONFLICT_REQUEUE))
@@ -249,8 +246,8 @@ async fn post_cancel(
     };
     let emails = spec.notification_emails_joined();
     match cpp.cancel(offer(spec), &emails, creds).await {
-        Ok(CancelAnswer::Cancelled) => Outcome::Cancelled,
-        Ok(CancelAnswer::Accepted {
+        Ok(CancelOutcome::Cancelled) => Outcome::Cancelled,
+        Ok(CancelOutcome::Accepted {
             location,
             retry_after,
         }) => Outcome::Accepted {

@@ -141,7 +141,7 @@ impl Lease {
                 .with_identity(&self.identity)
                 .with_duration(self.duration_seconds)
                 .with_grace(grace)
-                .with_field_manager(crate::status::FIELD_MANAGER)
+                .with_field_manager(context::FIELD_MANAGER)
                 .build()
                 .await?,
         )

@@ -9,14 +9,22 @@ use kube::{Resource, ResourceExt};
 use std::future::Future;
 use std::time::Duration;
 
-use crate::context::Context;
+use crate::context::{Context, FIELD_MANAGER};
 use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
 use crate::decide::Transition;
 use crate::metrics::{Metrics, OutcomeLabels};
-use crate::reconcile::Error;
 
-/// The one field manager for everything the operator writes.
-pub const FIELD_MANAGER: &str = "offer-cancel-operator";
+/// Why a status write did not land.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("resource has no namespace")]
+    NoNamespace,
+    /// The object moved past the version the decision was made from.
+    #[error("status write refused: the resource changed since it was read")]
+    Conflict,
+    #[error("writing status: {0}")]
+    Api(#[source] kube::Error),
+}
 
 /// Where a transition's status goes. `write` returns only once the status
 /// is durable, so the intent is recorded before the cancel is sent.
@@ -50,13 +58,13 @@ impl<'a> KubeStatus<'a> {
 }
 
 impl StatusWriter for KubeStatus<'_> {
-    type Error = Error;
+    type Error = WriteError;
 
     async fn write(
         &mut self,
         before: &OfferCancellationStatus,
         t: &Transition,
-    ) -> Result<(), Error> {
+    ) -> Result<(), WriteError> {
         if &t.status == before {
             return Ok(());
         }
@@ -106,9 +114,9 @@ async fn apply(
     obj: &OfferCancellation,
     resource_version: &str,
     status: &OfferCancellationStatus,
-) -> Result<String, Error> {
+) -> Result<String, WriteError> {
     use backon::Retryable;
-    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
+    let ns = obj.namespace().ok_or(WriteError::NoNamespace)?;
     let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = serde_json::json!({
         "apiVersion": OfferCancellation::api_version(&()),
@@ -132,7 +140,7 @@ async fn apply(
         .await
         .map(|written| written.meta().resource_version.clone().unwrap_or_default())
         .map_err(|e| match e {
-            kube::Error::Api(s) if s.code == 409 => Error::Conflict,
-            e => Error::WriteStatus(e),
+            kube::Error::Api(s) if s.code == 409 => WriteError::Conflict,
+            e => WriteError::Api(e),
         })
 }

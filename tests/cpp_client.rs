@@ -1,7 +1,7 @@
 //! The CPP client against a local HTTP server (wiremock).
 
 use offer_cancel_operator::cpp::{
-    CancelAnswer, ClientConfig, CppClient, CppError, Credentials, OfferRef, RetryClass,
+    CancelOutcome, ClientConfig, CppClient, CppError, Credentials, OfferRef, RetryClass,
 };
 use offer_cancel_operator::metrics::Metrics;
 use offer_cancel_operator::operation::OperationState;
@@ -63,7 +63,7 @@ async fn cancel_posts_the_documented_request_and_reads_200() {
         .cancel(OFFER, "a@b.c,d@e.f", &token())
         .await
         .unwrap();
-    assert_eq!(answer, CancelAnswer::Cancelled);
+    assert_eq!(answer, CancelOutcome::Cancelled);
 }
 
 #[tokio::test]
@@ -82,7 +82,7 @@ async fn accepted_202_reads_location_header_and_retry_after_seconds() {
     let answer = client(&server).cancel(OFFER, "", &token()).await.unwrap();
     assert_eq!(
         answer,
-        CancelAnswer::Accepted {
+        CancelOutcome::Accepted {
             location: Some(loc.into()),
             retry_after: Some(Duration::from_secs(12)),
         }
@@ -101,7 +101,7 @@ async fn accepted_202_takes_location_from_body_when_header_is_absent() {
         .mount(&server)
         .await;
     let answer = client(&server).cancel(OFFER, "", &token()).await.unwrap();
-    assert!(matches!(answer, CancelAnswer::Accepted { location: Some(l), .. } if l == "/api/x"));
+    assert!(matches!(answer, CancelOutcome::Accepted { location: Some(l), .. } if l == "/api/x"));
 }
 
 #[tokio::test]
@@ -258,7 +258,7 @@ async fn unauthorized_refreshes_the_token_once_and_retries_once() {
         .cancel(OFFER, "", &principal())
         .await
         .unwrap();
-    assert_eq!(answer, CancelAnswer::Cancelled);
+    assert_eq!(answer, CancelOutcome::Cancelled);
 }
 
 #[tokio::test]
@@ -528,7 +528,7 @@ async fn an_accepted_cancel_survives_a_huge_or_slow_body() {
     let answer = client(&server).cancel(OFFER, "", &token()).await.unwrap();
     assert_eq!(
         answer,
-        CancelAnswer::Accepted {
+        CancelOutcome::Accepted {
             location: Some(location.into()),
             retry_after: None
         }

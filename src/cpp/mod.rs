@@ -177,7 +177,7 @@ pub struct OfferRef<'a> {
 
 /// CPP's answer to the cancel call when it was not an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CancelAnswer {
+pub enum CancelOutcome {
     /// 200: cancelled synchronously.
     Cancelled,
     /// 202: cancelling; where to poll (header, else body), and when.
@@ -189,7 +189,7 @@ pub enum CancelAnswer {
 
 /// One poll of the cancel operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PollAnswer {
+pub struct PolledOperation {
     pub operation: Operation,
     /// A new `Location` header, which replaces the URL to poll.
     pub location: Option<String>,
@@ -219,7 +219,8 @@ impl ClientConfig {
     }
 }
 
-struct Answer {
+/// A response as read: status, headers, and the body (bounded).
+struct Received {
     status: u16,
     headers: HeaderMap,
     body: Vec<u8>,
@@ -280,7 +281,7 @@ impl CppClient {
         offer: OfferRef<'_>,
         notification_emails: &str,
         creds: &Credentials,
-    ) -> Result<CancelAnswer, CppError> {
+    ) -> Result<CancelOutcome, CppError> {
         let url = self.offer_url(offer, &["cancel"], &[])?;
         let body =
             serde_json::json!({ "metadata": { "notification-emails": notification_emails } });
@@ -290,8 +291,8 @@ impl CppClient {
             })
             .await?;
         match answer.status {
-            200 => Ok(CancelAnswer::Cancelled),
-            202 => Ok(CancelAnswer::Accepted {
+            200 => Ok(CancelOutcome::Cancelled),
+            202 => Ok(CancelOutcome::Accepted {
                 location: self.checked_location(
                     header_text(&answer.headers, LOCATION)
                         .or_else(|| wire::location_from_body(&answer.body)),
@@ -303,7 +304,11 @@ impl CppClient {
     }
 
     /// GETs the cancel operation at a location CPP gave.
-    pub async fn poll(&self, location: &str, creds: &Credentials) -> Result<PollAnswer, CppError> {
+    pub async fn poll(
+        &self,
+        location: &str,
+        creds: &Credentials,
+    ) -> Result<PolledOperation, CppError> {
         let url = resolve_location(&self.endpoint, location)?;
         let answer = self.get_ok(Endpoint::Operation, url, creds).await?;
         let operation =
@@ -311,7 +316,7 @@ impl CppClient {
                 endpoint: Endpoint::Operation,
                 detail,
             })?;
-        Ok(PollAnswer {
+        Ok(PolledOperation {
             operation,
             location: self.checked_location(header_text(&answer.headers, LOCATION))?,
             retry_after: retry_after(&answer.headers),
@@ -352,7 +357,7 @@ impl CppClient {
         endpoint: Endpoint,
         url: Url,
         creds: &Credentials,
-    ) -> Result<Answer, CppError> {
+    ) -> Result<Received, CppError> {
         let answer = self
             .send(endpoint, creds, |token| {
                 self.http.get(url.clone()).bearer_auth(token)
@@ -415,7 +420,7 @@ impl CppClient {
         endpoint: Endpoint,
         creds: &Credentials,
         build: impl Fn(&str) -> reqwest::RequestBuilder,
-    ) -> Result<Answer, CppError> {
+    ) -> Result<Received, CppError> {
         let token = self.token(creds).await?;
         let answer = self
             .send_once(endpoint, build(token.expose_secret()))
@@ -436,7 +441,7 @@ impl CppClient {
         &self,
         endpoint: Endpoint,
         request: reqwest::RequestBuilder,
-    ) -> Result<Answer, CppError> {
+    ) -> Result<Received, CppError> {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
@@ -454,7 +459,7 @@ impl CppClient {
         // An accepted cancel with a Location header is complete without its
         // body: a huge or slow body must not lose the acceptance.
         if endpoint == Endpoint::Cancel && status == 202 && headers.contains_key(LOCATION) {
-            return Ok(Answer {
+            return Ok(Received {
                 status,
                 headers,
                 body: Vec::new(),
@@ -463,7 +468,7 @@ impl CppClient {
         let body = read_limited(response)
             .await
             .map_err(|e| body_error(endpoint, e))?;
-        Ok(Answer {
+        Ok(Received {
             status,
             headers,
             body,
@@ -516,7 +521,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     wire::parse_retry_after(&value, jiff::Timestamp::now())
 }
 
-fn rejected(endpoint: Endpoint, answer: &Answer) -> CppError {
+fn rejected(endpoint: Endpoint, answer: &Received) -> CppError {
     CppError::Rejected {
         endpoint,
         status: answer.status,
