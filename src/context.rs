@@ -14,7 +14,7 @@ use crate::events::EventPublisher;
 use crate::metrics::Metrics;
 
 /// The one field manager for everything the operator writes.
-pub const FIELD_MANAGER: &str = "offer-cancel-operator";
+pub(crate) const FIELD_MANAGER: &str = "offer-cancel-operator";
 
 /// Controller settings.
 #[derive(Debug, Clone)]
@@ -50,10 +50,10 @@ pub struct Context {
     pub credentials: Arc<CredentialsCache>,
     /// The resourceVersion of our last status write, until the watch cache
     /// shows it: a reconcile handed an older copy reads the object again.
-    pub written: PerResource<String>,
+    pub(crate) written: PerResource<String>,
     /// Transient errors in a row: they drive the backoff, and only the
     /// first of a streak is written to status.
-    pub errors_in_row: PerResource<u32>,
+    pub(crate) errors_in_row: PerResource<u32>,
 }
 
 impl Context {
@@ -73,7 +73,7 @@ impl Context {
 }
 
 /// Something kept in memory per resource, swept when the resource goes.
-pub struct PerResource<T> {
+pub(crate) struct PerResource<T> {
     map: Mutex<HashMap<ObjectRef<OfferCancellation>, T>>,
 }
 
@@ -90,12 +90,12 @@ impl<T: Clone> PerResource<T> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, key: &ObjectRef<OfferCancellation>) -> Option<T> {
+    pub(crate) fn get(&self, key: &ObjectRef<OfferCancellation>) -> Option<T> {
         self.map().get(key).cloned()
     }
 
     /// Sets the value; `None` forgets it.
-    pub fn set(&self, key: ObjectRef<OfferCancellation>, value: Option<T>) {
+    pub(crate) fn set(&self, key: ObjectRef<OfferCancellation>, value: Option<T>) {
         match value {
             Some(v) => self.map().insert(key, v),
             None => self.map().remove(&key),
@@ -103,7 +103,7 @@ impl<T: Clone> PerResource<T> {
     }
 
     /// Keeps the entries `keep` says yes to.
-    pub fn retain(&self, keep: impl Fn(&ObjectRef<OfferCancellation>, &T) -> bool) {
+    pub(crate) fn retain(&self, keep: impl Fn(&ObjectRef<OfferCancellation>, &T) -> bool) {
         self.map().retain(|k, v| keep(k, v));
     }
 }

@@ -22,7 +22,7 @@ use crate::watch;
 const ERROR_REQUEUE: Duration = Duration::from_secs(30);
 
 /// Requeues after an error that the reconcile could not record in status.
-pub fn error_policy(_obj: Arc<OfferCancellation>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(_obj: Arc<OfferCancellation>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(error = %error, "reconcile failed");
     ctx.metrics
         .reconcile_errors
@@ -135,7 +135,7 @@ pub fn in_flight(resources: &[Arc<OfferCancellation>]) -> i64 {
 }
 
 /// The resources whose credentials live in Secret `ns/name`.
-pub fn referencing(
+fn referencing(
     resources: &[Arc<OfferCancellation>],
     ns: &str,
     name: &str,

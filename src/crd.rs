@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 /// API group of the resource.
 pub const GROUP: &str = "offercancel.dev";
 /// Annotation whose every new value asks for one new attempt of a Failed resource.
-pub const RETRY_ANNOTATION: &str = "offercancel.dev/retry";
+pub(crate) const RETRY_ANNOTATION: &str = "offercancel.dev/retry";
 /// The CPP api-version used when the spec names none.
-pub const DEFAULT_API_VERSION: &str = "2017-10-31";
+const DEFAULT_API_VERSION: &str = "2017-10-31";
 /// Lower bound of `pollIntervalSeconds`; also enforced by the schema.
-pub const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
+const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
 
 /// Pattern of publisherId and offerId, as the schema has it.
 pub const ID_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
@@ -24,13 +24,13 @@ pub const EMAIL_PATTERN: &str = r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#;
 pub const SECRET_NAME_PATTERN: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// Longest `timeoutSeconds`: a year.
-pub const MAX_TIMEOUT_SECONDS: u32 = 31_536_000;
+const MAX_TIMEOUT_SECONDS: u32 = 31_536_000;
 /// Longest operation location the operator stores or follows.
-pub const MAX_LOCATION_LEN: usize = 2048;
+pub(crate) const MAX_LOCATION_LEN: usize = 2048;
 /// Longest status message (and condition message) the operator writes.
-pub const MAX_MESSAGE_LEN: usize = 1024;
+pub(crate) const MAX_MESSAGE_LEN: usize = 1024;
 /// Longest retry-annotation value kept as is; longer ones are kept as a digest.
-pub const MAX_RETRY_REQUEST_LEN: usize = 128;
+const MAX_RETRY_REQUEST_LEN: usize = 128;
 const MAX_ID_LEN: usize = 128;
 const MAX_EMAIL_LEN: usize = 254;
 const MAX_EMAILS: usize = 20;
@@ -304,14 +304,14 @@ impl OfferCancellationSpec {
     }
 
     /// The comma-joined list CPP expects in `metadata.notification-emails`.
-    pub fn notification_emails_joined(&self) -> String {
+    pub(crate) fn notification_emails_joined(&self) -> String {
         self.notification_emails.join(",")
     }
 }
 
 /// The schema's SECRET_NAME_PATTERN: so a name can never become a path
 /// such as `../../kube-system/secrets/x` in a request.
-pub fn is_dns_subdomain(name: &str) -> bool {
+fn is_dns_subdomain(name: &str) -> bool {
     let label_ok = |l: &str| {
         let b = l.as_bytes();
         !b.is_empty()
@@ -326,7 +326,7 @@ pub fn is_dns_subdomain(name: &str) -> bool {
 /// The retry annotation's value as status keeps it: as is when short, else
 /// a stable digest (FNV-1a), so any value fits the schema and still
 /// compares equal to itself.
-pub fn retry_request_token(value: &str) -> String {
+pub(crate) fn retry_request_token(value: &str) -> String {
     if value.len() <= MAX_RETRY_REQUEST_LEN {
         return value.to_string();
     }

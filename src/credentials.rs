@@ -8,10 +8,10 @@ use std::sync::Mutex;
 
 use crate::cpp::Credentials;
 
-pub const TOKEN_KEY: &str = "token";
-pub const TENANT_KEY: &str = "tenantId";
-pub const CLIENT_ID_KEY: &str = "clientId";
-pub const CLIENT_SECRET_KEY: &str = "clientSecret";
+pub(crate) const TOKEN_KEY: &str = "token";
+pub(crate) const TENANT_KEY: &str = "tenantId";
+pub(crate) const CLIENT_ID_KEY: &str = "clientId";
+pub(crate) const CLIENT_SECRET_KEY: &str = "clientSecret";
 
 /// Why a Secret yields no credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +45,7 @@ fn value(
 }
 
 /// `token`, else `tenantId` + `clientId` + `clientSecret`.
-pub fn from_secret(secret: &Secret, name: &str) -> Result<Credentials, CredentialsError> {
+pub(crate) fn from_secret(secret: &Secret, name: &str) -> Result<Credentials, CredentialsError> {
     if let Some(token) = value(secret, name, TOKEN_KEY)? {
         return Ok(Credentials::Token(SecretString::from(token)));
     }
@@ -79,7 +79,7 @@ pub struct SecretReading {
 /// Reads Secret `ns/name`, from the cache unless the Secret watch reported
 /// a change since it was stored. Only a failed API call is an error; a
 /// missing or unusable Secret is a reading that says why.
-pub async fn read(
+pub(crate) async fn read(
     client: &kube::Client,
     cache: &CredentialsCache,
     ns: &str,

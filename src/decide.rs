@@ -52,7 +52,7 @@ pub mod reason {
 }
 
 /// The condition reason for a terminal HTTP status.
-pub fn reason_for_status(status: u16) -> &'static str {
+pub(crate) fn reason_for_status(status: u16) -> &'static str {
     match status {
         400 => reason::BAD_REQUEST,
         401 => reason::UNAUTHORIZED,
@@ -64,7 +64,7 @@ pub fn reason_for_status(status: u16) -> &'static str {
 }
 
 /// Requeue when credentials are missing; a Secret change triggers sooner.
-pub const CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
+pub(crate) const CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
 
 /// Everything the decision looks at: the resource as last read and as
 /// each transition since left it, and a clock that tests pin.
@@ -105,17 +105,11 @@ impl Observed {
             now,
         }
     }
-
-    /// Moves on to what `transition` left behind.
-    pub fn advance(&mut self, transition: &Transition) {
-        self.status = transition.status.clone();
-        self.errors_in_row = transition.requeue.errors_in_row();
-    }
 }
 
 /// Where a resource stands, derived from its status alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stage {
+enum Stage {
     /// Nothing sent yet.
     Fresh,
     /// Intent recorded but no decisive answer: the POST may or may not have
@@ -129,7 +123,7 @@ pub enum Stage {
     Failed,
 }
 
-pub fn stage(status: &OfferCancellationStatus) -> Stage {
+fn stage(status: &OfferCancellationStatus) -> Stage {
     match status.phase {
         None => Stage::Fresh,
         Some(Phase::Pending) if status.requested_at.is_none() => Stage::Fresh,
@@ -145,7 +139,7 @@ pub fn stage(status: &OfferCancellationStatus) -> Stage {
 
 /// What to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     /// Nothing: final and up to date.
     Idle,
     /// No call needed; apply this outcome.
@@ -156,7 +150,7 @@ pub enum Step {
 
 /// The CPP call a step needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Call {
+pub(crate) enum Call {
     /// Get a token, record the intent, then POST the cancel.
     SendCancel,
     /// Read the offer's operations list and apply [`settle`]'s verdict: the
@@ -185,13 +179,13 @@ pub enum Settlement {
 
 /// How far CPP's clock may be behind ours when matching a cancel
 /// operation's `createdDateTime` against our recorded intent.
-pub const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
+const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
 
 /// Reads the offer's operations list for a cancel requested at `since`.
 /// A cancel operation created since then is ours whatever its state; one
 /// without a creation time is taken as ours only while in progress.
 /// `locate` turns an operation id into the location to poll.
-pub fn settle(
+pub(crate) fn settle(
     operations: &[Operation],
     since: Option<Timestamp>,
     locate: impl Fn(&str) -> String,
@@ -322,7 +316,7 @@ pub struct Transition {
 
 /// What to do next. Once the cancel was sent (Cancelling, Cancelled, Failed)
 /// no path leads back to `SendCancel` except an explicit retry of a Failed one.
-pub fn next_step(obs: &Observed) -> Step {
+pub(crate) fn next_step(obs: &Observed) -> Step {
     let stage = stage(&obs.status);
     if matches!(stage, Stage::InDoubt | Stage::Polling(_) | Stage::Untracked) && timed_out(obs) {
         return Step::Record(Outcome::TimedOut);
@@ -555,7 +549,7 @@ fn set_condition(
 }
 
 /// events.k8s.io refuses notes over 1 KB.
-pub const MAX_EVENT_NOTE: usize = 1024;
+pub(crate) const MAX_EVENT_NOTE: usize = 1024;
 
 fn notice(reason: &'static str, warning: bool, note: &str) -> Option<Notice> {
     Some(Notice {
@@ -566,7 +560,7 @@ fn notice(reason: &'static str, warning: bool, note: &str) -> Option<Notice> {
 }
 
 /// At most `max` bytes, cut at a character boundary, marked with `...`.
-pub fn clip(text: &str, max: usize) -> String {
+pub(crate) fn clip(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }

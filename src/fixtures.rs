@@ -9,7 +9,7 @@
 //! ```
 
 use crate::crd::{OfferCancellation, SecretRef};
-use crate::decide::{Observed, Outcome, Transition, next_step, transition};
+use crate::decide::{Observed, Outcome, Transition, transition};
 use jiff::Timestamp;
 
 /// The pinned clock's zero.
@@ -138,8 +138,9 @@ impl Observed {
         t
     }
 
-    pub fn step(&self) -> crate::decide::Step {
-        next_step(self)
+    #[cfg(test)]
+    pub(crate) fn step(&self) -> crate::decide::Step {
+        crate::decide::next_step(self)
     }
 
     /// A condition's status and reason.

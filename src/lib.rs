@@ -19,9 +19,9 @@ pub mod context;
 pub mod controller;
 pub mod cpp;
 pub mod crd;
-pub mod credentials;
+mod credentials;
 pub mod decide;
-pub mod events;
+mod events;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod health;
@@ -33,4 +33,4 @@ pub mod reconcile;
 pub mod run;
 pub mod status;
 pub mod telemetry;
-pub mod watch;
+mod watch;

@@ -12,24 +12,24 @@ use prometheus_client::registry::Registry;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EndpointLabels {
+pub(crate) struct EndpointLabels {
     pub endpoint: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     pub endpoint: &'static str,
     /// HTTP status, or 0 when no answer came (timeout, connection error).
     pub code: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OutcomeLabels {
+pub(crate) struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
+pub(crate) struct ErrorLabels {
     pub error: &'static str,
 }
 
@@ -42,11 +42,11 @@ fn latency_histogram() -> Histogram {
 /// All the operator's metrics, registered once.
 pub struct Metrics {
     pub reconciliations: Counter,
-    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub(crate) reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Histogram,
-    pub cancellations: Family<OutcomeLabels, Counter>,
-    pub cpp_requests: Family<RequestLabels, Counter>,
-    pub cpp_request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    pub(crate) cancellations: Family<OutcomeLabels, Counter>,
+    pub(crate) cpp_requests: Family<RequestLabels, Counter>,
+    pub(crate) cpp_request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     pub in_flight: Gauge,
     pub token_fetches: Counter,
     /// Reconciles handed a cached copy older than our own last write.

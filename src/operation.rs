@@ -64,12 +64,12 @@ impl Operation {
 
     /// In progress as the operations list means it: `notStarted` or
     /// `running` in any spelling. Every other status, known or not, is not.
-    pub fn in_progress(&self) -> bool {
+    pub(crate) fn in_progress(&self) -> bool {
         matches!(fold(&self.status).as_str(), "notstarted" | "running")
     }
 
     /// The detail, or words saying there is none.
-    pub fn failure_detail(&self) -> String {
+    pub(crate) fn failure_detail(&self) -> String {
         if self.detail.is_empty() {
             return "no error details".into();
         }

@@ -295,7 +295,7 @@ fn offer(spec: &OfferCancellationSpec) -> OfferRef<'_> {
 
 /// What a client error means to the decision, and the condition reason of
 /// a terminal one: the one place errors become reasons.
-pub fn error_outcome(e: &CppError, during_cancel: bool) -> Outcome {
+fn error_outcome(e: &CppError, during_cancel: bool) -> Outcome {
     let message = e.to_string();
     if let RetryClass::Transient { retry_after } = e.retry_class() {
         return Outcome::Transient {
@@ -318,7 +318,7 @@ pub fn error_outcome(e: &CppError, during_cancel: bool) -> Outcome {
 }
 
 /// When to look again; `None`: only on a change.
-pub fn requeue_delay(requeue: Requeue, min: Duration, cap: Duration) -> Option<Duration> {
+pub(crate) fn requeue_delay(requeue: Requeue, min: Duration, cap: Duration) -> Option<Duration> {
     match requeue {
         Requeue::Never => None,
         Requeue::After(d) => Some(d),

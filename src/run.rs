@@ -15,7 +15,7 @@ use crate::health::{self, Probes};
 use crate::metrics::Metrics;
 
 /// Lease namespace when neither the flag nor the downward API says.
-pub const DEFAULT_LEASE_NAMESPACE: &str = "offercancel-system";
+const DEFAULT_LEASE_NAMESPACE: &str = "offercancel-system";
 /// Where the pod's namespace is mounted in every pod.
 const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -38,7 +38,7 @@ pub enum Error {
 
 /// The Lease namespace: flag, else `POD_NAMESPACE`, else the service
 /// account's namespace file, else the default.
-pub fn lease_namespace(flag: Option<&str>, env: Option<&str>, file: Option<&str>) -> String {
+fn lease_namespace(flag: Option<&str>, env: Option<&str>, file: Option<&str>) -> String {
     [flag, env, file]
         .into_iter()
         .flatten()

@@ -38,7 +38,7 @@ pub trait StatusWriter {
 }
 
 /// Writes to the API server.
-pub struct KubeStatus<'a> {
+pub(crate) struct KubeStatus<'a> {
     ctx: &'a Context,
     obj: &'a OfferCancellation,
     /// What the object must still be at for the next write to land: the
@@ -48,7 +48,7 @@ pub struct KubeStatus<'a> {
 
 impl<'a> KubeStatus<'a> {
     /// A writer for `obj` as it was read.
-    pub fn new(ctx: &'a Context, obj: &'a OfferCancellation) -> Self {
+    pub(crate) fn new(ctx: &'a Context, obj: &'a OfferCancellation) -> Self {
         KubeStatus {
             ctx,
             obj,

@@ -21,7 +21,7 @@ const MAX_ERROR_SHOWN: usize = 300;
 
 /// The resources as the controller sees them: a store, and the stream of
 /// applied objects that triggers reconciles (it also feeds the store).
-pub fn resources(
+pub(crate) fn resources(
     client: Client,
     namespace: Option<&str>,
     metrics: Arc<Metrics>,
@@ -62,7 +62,7 @@ fn asks_for_work(resource: &OfferCancellation) -> Option<u64> {
 }
 
 /// Secrets' metadata: enough to know that one changed, never its data.
-pub fn secrets(
+pub(crate) fn secrets(
     client: Client,
     namespace: Option<&str>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static {
@@ -95,7 +95,7 @@ fn typed(event: Event<DynamicObject>, metrics: &Metrics) -> Option<Event<OfferCa
 /// The object as the operator uses it, or `None` (logged, counted) when it
 /// cannot be read: a value no schema stopped (an older CRD, say) must not
 /// take the whole watch down.
-pub fn readable(mut object: DynamicObject, metrics: &Metrics) -> Option<OfferCancellation> {
+pub(crate) fn readable(mut object: DynamicObject, metrics: &Metrics) -> Option<OfferCancellation> {
     trim(object.meta_mut());
     let (ns, name) = (object.namespace(), object.name_any());
     match object.try_parse::<OfferCancellation>() {

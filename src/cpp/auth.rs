@@ -14,7 +14,7 @@ use super::{
 };
 
 /// The resource every CPP token is requested for.
-pub const CPP_RESOURCE: &str = "https://cloudpartner.azure.com";
+const CPP_RESOURCE: &str = "https://cloudpartner.azure.com";
 /// Refresh a token this long before it expires, at most.
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
@@ -96,7 +96,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
 
 /// Fetches tokens and caches one per principal until shortly before expiry.
 /// Concurrent callers for one principal wait for a single fetch.
-pub struct TokenSource {
+pub(crate) struct TokenSource {
     http: reqwest::Client,
     authority: reqwest::Url,
     slots: Mutex<HashMap<SlotKey, Slot>>,
@@ -109,7 +109,7 @@ pub struct TokenSource {
 const MAX_SLOTS: usize = 1024;
 
 impl TokenSource {
-    pub fn new(
+    pub(crate) fn new(
         http: reqwest::Client,
         authority: reqwest::Url,
         observer: Arc<dyn RequestObserver>,
@@ -124,7 +124,7 @@ impl TokenSource {
     }
 
     /// A token for these credentials, from the cache when it is still fresh.
-    pub async fn token(&self, creds: &Credentials) -> Result<SecretString, AuthError> {
+    pub(crate) async fn token(&self, creds: &Credentials) -> Result<SecretString, AuthError> {
         match creds {
             Credentials::Token(token) => Ok(token.clone()),
             Credentials::ClientSecret {
@@ -160,7 +160,7 @@ impl TokenSource {
     }
 
     /// Drops the cached token, after CPP answered 401 to it.
-    pub async fn forget(&self, creds: &Credentials) {
+    pub(crate) async fn forget(&self, creds: &Credentials) {
         if let Some(slot) = self.slot(creds) {
             *slot.lock().await = None;
         }

@@ -41,7 +41,7 @@ fn shown_host(host: &str) -> String {
 /// byte for byte, so the non-migrated shape's `$` is sent as CPP wrote it.
 /// An absolute URL is accepted only for the endpoint's own scheme, host and
 /// port: the token never leaves for another host.
-pub fn resolve_location(endpoint: &Url, location: &str) -> Result<Url, LocationError> {
+pub(crate) fn resolve_location(endpoint: &Url, location: &str) -> Result<Url, LocationError> {
     let location = location.trim();
     if location.is_empty() {
         return Err(LocationError::Empty);

@@ -1,9 +1,9 @@
 //! The Cloud Partner Portal client: the cancel call, polling its operation,
 //! and the offer's operations list, with auth and Location handling.
 
-pub mod auth;
-pub mod location;
-pub mod wire;
+mod auth;
+mod location;
+mod wire;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-pub use auth::{AuthError, Credentials, TokenSource};
-pub use location::{LocationError, resolve_location};
+use auth::TokenSource;
+pub use auth::{AuthError, Credentials};
+pub use location::LocationError;
+use location::resolve_location;
 pub use wire::ErrorBody;
 
 use crate::operation::Operation;
@@ -71,7 +73,7 @@ pub enum RetryClass {
 }
 
 /// 408, 429 and 5xx are transient (docs/cpp-api.md); other 4xx are terminal.
-pub fn classify_status(status: u16, retry_after: Option<Duration>) -> RetryClass {
+pub(crate) fn classify_status(status: u16, retry_after: Option<Duration>) -> RetryClass {
     match status {
         408 | 429 | 500..=599 => RetryClass::Transient { retry_after },
         _ => RetryClass::Terminal,
@@ -80,7 +82,7 @@ pub fn classify_status(status: u16, retry_after: Option<Duration>) -> RetryClass
 
 /// Timeouts and connection errors are transient; a request that could not
 /// even be built is not.
-pub fn classify_request_error(e: &reqwest::Error) -> RetryClass {
+pub(crate) fn classify_request_error(e: &reqwest::Error) -> RetryClass {
     if e.is_builder() {
         RetryClass::Terminal
     } else {
@@ -89,7 +91,7 @@ pub fn classify_request_error(e: &reqwest::Error) -> RetryClass {
 }
 
 /// A stable, secret-free word for what went wrong with a request.
-pub fn request_error_kind(e: &reqwest::Error) -> &'static str {
+pub(crate) fn request_error_kind(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -271,7 +273,7 @@ impl CppClient {
         &self.endpoint
     }
 
-    pub fn tokens(&self) -> &TokenSource {
+    pub(crate) fn tokens(&self) -> &TokenSource {
         &self.tokens
     }
 
@@ -478,7 +480,7 @@ impl CppClient {
 
 /// Why a body could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     #[error("answer larger than {MAX_BODY} bytes")]
     TooLarge,
     #[error("{}", request_error_kind(.0))]

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Longest text taken from a CPP body into a message.
 const MAX_TEXT: usize = 512;
 /// Longest Retry-After honoured; a larger one is clamped, not trusted.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The first step not yet complete, as `name 40% (about 5 minutes)`:
 /// `stepName`, `progressPercentage` and `estimatedTimeFrame` as CPP gives
@@ -101,7 +101,7 @@ struct RawOperation {
 
 /// An operation body: an object, or an array whose first element is the
 /// operation.
-pub fn parse_operation(body: &[u8]) -> Result<Operation, String> {
+pub(crate) fn parse_operation(body: &[u8]) -> Result<Operation, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("operation body is not JSON: {e}"))?;
     let object = match value {
@@ -152,7 +152,7 @@ fn operation_from_value(value: Value) -> Result<Operation, String> {
 }
 
 /// The submissions list: an array, or an object holding one under `value`.
-pub fn parse_operation_list(body: &[u8]) -> Result<Vec<Operation>, String> {
+pub(crate) fn parse_operation_list(body: &[u8]) -> Result<Vec<Operation>, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("submissions body is not JSON: {e}"))?;
     let items = match value {
@@ -172,7 +172,7 @@ pub fn parse_operation_list(body: &[u8]) -> Result<Vec<Operation>, String> {
 
 /// A location given in the body: a JSON string, or a field named
 /// `location` or `operationLocation` in any case.
-pub fn location_from_body(body: &[u8]) -> Option<String> {
+pub(crate) fn location_from_body(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let found = match &value {
         Value::String(s) => Some(s.as_str()),
@@ -191,7 +191,7 @@ pub fn location_from_body(body: &[u8]) -> Option<String> {
 }
 
 /// `Retry-After` as seconds or an HTTP date, clamped to [`MAX_RETRY_AFTER`].
-pub fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
     let value = value.trim();
     let wait = if let Ok(secs) = value.parse::<u64>() {
         Duration::from_secs(secs)
@@ -235,7 +235,7 @@ fn message_texts(v: &Value) -> Vec<String> {
 }
 
 /// `messageHtml` is HTML: drop the tags so status holds words.
-pub fn plain_text(html: &str) -> String {
+pub(crate) fn plain_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len().min(MAX_TEXT));
     let mut in_tag = false;
     for c in html.chars() {
@@ -250,7 +250,7 @@ pub fn plain_text(html: &str) -> String {
 }
 
 /// Cuts text to [`MAX_TEXT`] characters on a character boundary.
-pub fn bounded(text: &str) -> String {
+pub(crate) fn bounded(text: &str) -> String {
     match text.char_indices().nth(MAX_TEXT) {
         Some((cut, _)) => format!("{}...", &text[..cut]),
         None => text.to_string(),

@@ -21,7 +21,7 @@ use cpp_simulator::{Scenario, scenario};
 use display::{Display, Voice};
 
 /// Give up after this many transient errors in a row.
-pub const MAX_ERRORS_IN_ROW: u32 = 8;
+const MAX_ERRORS_IN_ROW: u32 = 8;
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
