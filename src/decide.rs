@@ -448,38 +448,40 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
             ..polled(obs, next, status, state, location, retry_after, detail)
         },
         Rejected {
-            cancel_status: Some(404),
-            ..
-        } if resent(&obs.status) => cancelled(
-            obs,
-            with_answer(next, 404),
-            reason::NOTHING_IN_PROGRESS,
-            "the first answer to the cancel was lost; CPP answered the resend with 404: nothing is in progress on the offer".into(),
-        ),
-        Rejected {
             reason,
             message,
             cancel_status,
-        } => {
-            if cancel_status.is_some() {
-                next.http_status = cancel_status;
-            }
-            fail(obs, next, reason, message)
-        }
+        } => rejected(obs, next, reason, message, cancel_status),
         Transient {
             message,
             retry_after,
         } => transient(obs, next, message, retry_after),
         TimedOut => timed_out_transition(obs, next),
-        Acknowledged => Transition {
-            status: next,
-            requeue: Requeue::Never,
-            notice: None,
-            post: false,
-            progress: None,
-        }
-        .restamp(obs),
+        Acknowledged => unchanged(obs, Requeue::Never),
     }
+}
+
+/// A terminal error. A 404 to a resend after a lost answer means the first
+/// cancel went through: nothing is left in progress.
+fn rejected(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    why: &'static str,
+    message: String,
+    cancel_status: Option<u16>,
+) -> Transition {
+    if cancel_status == Some(404) && resent(&obs.status) {
+        return cancelled(
+            obs,
+            with_answer(next, 404),
+            reason::NOTHING_IN_PROGRESS,
+            "the first answer to the cancel was lost; CPP answered the resend with 404: nothing is in progress on the offer".into(),
+        );
+    }
+    if cancel_status.is_some() {
+        next.http_status = cancel_status;
+    }
+    fail(obs, next, why, message)
 }
 
 impl Transition {

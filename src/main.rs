@@ -8,37 +8,28 @@ use offer_cancel_operator::{crd, oneshot, run, telemetry};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format, cli.otel);
-    match cli.command {
-        Command::Crd => match crd::crd_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(&e),
-        },
-        Command::Cancel(args) => match oneshot::run(args).await {
-            Ok(ending) => ExitCode::from(ending.exit_code()),
-            Err(e) => fail(&e),
-        },
-        #[cfg(feature = "simulator")]
-        Command::Simulator(args) => match cpp_simulator::serve(
-            args.scenario.as_deref(),
-            &args.listen,
-            run::shutdown_signal(),
-        )
-        .await
-        {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&e),
-        },
-        Command::Controller(args) => match run::controller(args).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&e),
-        },
+    match execute(cli.command).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn fail(e: &dyn std::error::Error) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::FAILURE
+async fn execute(command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    match command {
+        Command::Crd => print!("{}", crd::crd_yaml()?),
+        Command::Cancel(args) => {
+            let ending = oneshot::run(args).await?;
+            return Ok(ExitCode::from(ending.exit_code()));
+        }
+        #[cfg(feature = "simulator")]
+        Command::Simulator(args) => {
+            let (scenario, listen) = (args.scenario.as_deref(), &args.listen);
+            cpp_simulator::serve(scenario, listen, run::shutdown_signal()).await?
+        }
+        Command::Controller(args) => run::controller(args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
