@@ -12,6 +12,30 @@ use crate::scenario::{
 /// The resource Azure AD tokens must be asked for.
 pub const CPP_RESOURCE: &str = "https://cloudpartner.azure.com";
 
+/// Why a cancel cannot start on this offer now, if it cannot.
+fn refusal(state: &OfferState) -> Option<Reply> {
+    if state.cancel_op.is_some() {
+        let message = "A cancel operation is already in progress.";
+        return Some(Reply::error(409, "OperationInProgress", message));
+    }
+    if !state.in_progress() {
+        let message = "No operation is in progress on this offer.";
+        return Some(Reply::error(404, "NotFound", message));
+    }
+    None
+}
+
+/// The 202 to an asynchronous cancel, with its location where the offer's
+/// scenario puts it.
+fn accepted(shape: LocationShape, migrated: String, legacy: String) -> Reply {
+    match shape {
+        LocationShape::Migrated => Reply::json(202, Value::Null).with_header("Location", migrated),
+        LocationShape::NonMigrated => Reply::json(202, Value::Null).with_header("Location", legacy),
+        LocationShape::Body => Reply::json(202, json!({ "operationLocation": migrated })),
+        LocationShape::Absent => Reply::json(202, Value::Null),
+    }
+}
+
 /// An answer, before it becomes HTTP.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
@@ -377,12 +401,7 @@ impl SimState {
         offer: &str,
         body: &[u8],
     ) -> Reply {
-        // Counted whatever the answer: the tests ask how many POSTs arrived.
-        let stats = self.stats_for(&(publisher.to_string(), offer.to_string()));
-        stats.cancel_posts += 1;
-        stats
-            .first_cancel_post_ms
-            .get_or_insert_with(|| jiff::Timestamp::now().as_millisecond().max(0) as u64);
+        self.count_cancel_post(publisher, offer);
         let key = match self.admit(authorization, api_version, publisher, offer) {
             Ok(key) => key,
             Err(reply) => return reply,
@@ -396,53 +415,40 @@ impl SimState {
         let Some(state) = self.offers.get_mut(&key) else {
             return Reply::error(404, "NotFound", "The offer does not exist.");
         };
-        if state.cancel_op.is_some() {
-            return Reply::error(
-                409,
-                "OperationInProgress",
-                "A cancel operation is already in progress.",
-            );
+        if let Some(refused) = refusal(state) {
+            return refused;
         }
-        if !state.in_progress() {
-            return Reply::error(
-                404,
-                "NotFound",
-                "No operation is in progress on this offer.",
-            );
-        }
-        let api = api_version.unwrap_or_default();
         if state.config.cancel == CancelMode::Sync {
             state.stop_target();
             return Reply::json(200, Value::Null);
         }
         let legacy_id = format!("{}${}${}$preview", key.0, key.1, n);
-        let op = CancelOperation {
+        state.cancel_op = Some(CancelOperation {
             id: id.clone(),
             legacy_id: legacy_id.clone(),
             started: Instant::now(),
             created: jiff::Timestamp::now(),
             polls: 0,
             notification_emails: emails,
-        };
+        });
+        let config = state.config.clone();
+        self.legacy.insert(legacy_id.clone(), key.clone());
+        let api = api_version.unwrap_or_default();
         let migrated = format!(
             "/api/publishers/{}/offers/{}/operations/{id}?api-version={api}",
             key.0, key.1
         );
         let legacy = format!("/api/operations/{legacy_id}?api-version={api}");
-        state.cancel_op = Some(op);
-        let config = state.config.clone();
-        self.legacy.insert(legacy_id, key.clone());
-        let reply = match config.location {
-            LocationShape::Migrated => {
-                Reply::json(202, Value::Null).with_header("Location", migrated)
-            }
-            LocationShape::NonMigrated => {
-                Reply::json(202, Value::Null).with_header("Location", legacy)
-            }
-            LocationShape::Body => Reply::json(202, json!({ "operationLocation": migrated })),
-            LocationShape::Absent => Reply::json(202, Value::Null),
-        };
-        with_retry_after(reply, &config)
+        with_retry_after(accepted(config.location, migrated, legacy), &config)
+    }
+
+    /// Counted whatever the answer: the tests ask how many POSTs arrived.
+    fn count_cancel_post(&mut self, publisher: &str, offer: &str) {
+        let stats = self.stats_for(&(publisher.to_string(), offer.to_string()));
+        stats.cancel_posts += 1;
+        stats
+            .first_cancel_post_ms
+            .get_or_insert_with(|| jiff::Timestamp::now().as_millisecond().max(0) as u64);
     }
 
     fn next_operation_id(&mut self) -> String {
