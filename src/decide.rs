@@ -73,7 +73,7 @@ pub struct Observed {
     pub spec: OfferCancellationSpec,
     pub status: OfferCancellationStatus,
     pub generation: i64,
-    /// The offercancel.dev/retry annotation, as [`retry_request_token`] keeps it.
+    /// The offercancel.dev/retry annotation, as `retry_request_token` keeps it.
     pub retry_request: Option<String>,
     /// resourceVersion of the credentials Secret, when it could be read.
     pub credentials_version: Option<String>,

@@ -1,19 +1,31 @@
 //! offer-cancel-operator: cancels in-flight Cloud Partner Portal offer
 //! operations from Kubernetes.
 //!
-//! - [`crd`]: the `OfferCancellation` resource.
-//! - [`cpp`]: the Cloud Partner Portal client (wire format, auth, Location).
-//! - [`decide`]: the pure decision (what next, and what status follows).
-//! - [`engine`]: executes decisions against CPP, saving status in between.
-//! - [`controller`]: Kubernetes wiring (status writes, events, the run loop).
-//! - [`watch`]: what is watched and kept (lenient, trimmed, metadata only).
-//! - [`credentials`]: credentials from Secrets.
-//! - [`events`]: Kubernetes Events for transitions.
-//! - [`oneshot`]: the `cancel` command.
-//! - [`simulator`]: a local CPP.
-//! - [`metrics`], [`health`], [`telemetry`]: operating it.
-//! - [`cli`]: flags and environment.
-//! - [`rbac`]: every Kubernetes call the operator makes.
+//! One reconcile, top to bottom, is [`reconcile`]: read the resource and
+//! its Secret, [`decide`], call CPP through [`cpp`], write through
+//! [`status`], requeue. Dependencies point down this list's layers:
+//!
+//! - The resource and the words for CPP's answers:
+//!   - [`crd`]: the `OfferCancellation` resource.
+//!   - [`operation`]: what CPP says of an operation.
+//! - Deciding and talking (neither knows the other):
+//!   - [`decide`]: the pure decision (what next, and what status follows).
+//!   - [`cpp`]: the Cloud Partner Portal client (wire format, auth, Location).
+//! - Doing:
+//!   - [`reconcile`]: read → decide → execute → write → requeue.
+//!   - [`status`]: the one status writer.
+//!   - [`context`]: what every reconcile shares.
+//!   - `credentials`, `events`, `watch` (private): Secrets, Events, what is
+//!     watched and kept.
+//! - Running:
+//!   - [`controller`]: watches and the reconcile loop.
+//!   - [`run`]: the `controller` command (leader election, shutdown).
+//!   - [`oneshot`]: the `cancel` command.
+//!   - [`cli`], [`metrics`], [`health`], [`telemetry`], [`rbac`].
+//! - `fixtures`: test builders (tests and the `fixtures` feature only).
+//!
+//! The CPP simulator is a crate of its own (`crates/cpp-simulator`),
+//! reached through the default `simulator` feature.
 pub mod cli;
 pub mod context;
 pub mod controller;

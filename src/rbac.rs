@@ -22,14 +22,14 @@ const fn access(group: &'static str, resource: &'static str, verb: &'static str)
 /// namespaced install).
 pub const WATCHED: &[Access] = &[
     // controller.rs: Controller::new(resources) lists and watches.
-    // controller.rs reconcile_current: a fresh read when the cache lags
+    // reconcile.rs read_current: a fresh read when the cache lags
     // behind our own last status write.
     access("offercancel.dev", "offercancellations", "get"),
     access("offercancel.dev", "offercancellations", "list"),
     access("offercancel.dev", "offercancellations", "watch"),
-    // controller.rs write_status: server-side apply of status.
+    // status.rs apply: server-side apply of status.
     access("offercancel.dev", "offercancellations/status", "patch"),
-    // controller.rs read_credentials, and .watches(secrets).
+    // credentials.rs read, and controller.rs watches_stream(secrets).
     access("", "secrets", "get"),
     access("", "secrets", "list"),
     access("", "secrets", "watch"),

@@ -1,9 +1,9 @@
 //! `offer-cancel-operator cancel`: the controller's own round
-//! ([`reconcile::step`]: decide, execute, write) in a loop, with status kept
+//! ([`crate::reconcile::step`]: decide, execute, write) in a loop, with status kept
 //! in memory and shown as it changes. The loop waits as the decision's
 //! requeue says and stops when it says there is nothing more to do; its
 //! only choices of its own are when to stop waiting (`--no-wait`, or
-//! [`MAX_ERRORS_IN_ROW`] transient errors in a row).
+//! `MAX_ERRORS_IN_ROW` transient errors in a row).
 
 mod display;
 
