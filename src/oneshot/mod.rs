@@ -34,8 +34,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not an OfferCancellation: {message}")]
-    Parse { path: String, message: String },
+    #[error("{path} is not an OfferCancellation: {source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_yaml::Error,
+    },
     #[error(
         "no credentials: pass --token, or --tenant-id, --client-id and --client-secret (or their environment variables)"
     )]
@@ -47,8 +51,10 @@ pub enum Error {
     Simulator(#[from] cpp_simulator::Error),
     #[error("the simulator's address is not a URL: {0}")]
     SimulatorAddress(#[source] url::ParseError),
-    #[error("printing the resource: {0}")]
-    Render(String),
+    #[error("printing the resource as JSON: {0}")]
+    RenderJson(#[from] serde_json::Error),
+    #[error("printing the resource as YAML: {0}")]
+    RenderYaml(#[source] serde_yaml::Error),
 }
 
 /// How the run ended.
@@ -92,9 +98,9 @@ fn read_resource(path: &std::path::Path) -> Result<OfferCancellation, Error> {
         path: shown.clone(),
         source,
     })?;
-    serde_yaml::from_str(&text).map_err(|e| Error::Parse {
+    serde_yaml::from_str(&text).map_err(|source| Error::Parse {
         path: shown,
-        message: e.to_string(),
+        source,
     })
 }
 
@@ -194,11 +200,10 @@ pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
 
 /// The resource as `kubectl get -o json|yaml` would show it.
 fn rendered(resource: &OfferCancellation, format: OutputFormat) -> Result<String, Error> {
-    let text = match format {
-        OutputFormat::Json => serde_json::to_string_pretty(resource).map_err(|e| e.to_string()),
-        OutputFormat::Yaml => serde_yaml::to_string(resource).map_err(|e| e.to_string()),
-    };
-    text.map_err(Error::Render)
+    match format {
+        OutputFormat::Json => Ok(serde_json::to_string_pretty(resource)?),
+        OutputFormat::Yaml => serde_yaml::to_string(resource).map_err(Error::RenderYaml),
+    }
 }
 
 /// Rounds until the decision has nothing more to do (or, without `wait`,
