@@ -15,8 +15,9 @@
 //!   - [`reconcile`]: read → decide → execute → write → requeue.
 //!   - [`status`]: the one status writer.
 //!   - [`context`]: what every reconcile shares.
-//!   - `credentials`, `events`, `watch` (private): Secrets, Events, what is
-//!     watched and kept.
+//!   - [`credentials`]: what a Secret yields, and its cache.
+//!   - `events`, `watch` (private): Events for transitions; what is watched
+//!     and kept.
 //! - Running:
 //!   - [`controller`]: watches and the reconcile loop.
 //!   - [`run`]: the `controller` command (leader election, shutdown).
@@ -31,7 +32,7 @@ pub mod context;
 pub mod controller;
 pub mod cpp;
 pub mod crd;
-mod credentials;
+pub mod credentials;
 pub mod decide;
 mod events;
 #[cfg(any(test, feature = "fixtures"))]
