@@ -21,7 +21,7 @@ const fn access(group: &'static str, resource: &'static str, verb: &'static str)
 /// Calls on the watched resources and Secrets (ClusterRole, or Role in the
 /// namespaced install).
 pub const WATCHED: &[Access] = &[
-    // controller.rs: Controller::new(resources) lists and watches.
+    // controller.rs: Controller::for_stream over watch.rs lists and watches.
     // reconcile.rs read_current: a fresh read when the cache lags
     // behind our own last status write.
     access("offercancel.dev", "offercancellations", "get"),

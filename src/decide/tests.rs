@@ -1,5 +1,8 @@
+use super::conditions::MAX_EVENT_NOTE;
 use super::*;
 use crate::fixtures::at;
+use crate::operation::Operation;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// A fresh resource as the decision sees it, at the pinned clock's zero.
 fn fresh() -> Observed {

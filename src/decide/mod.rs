@@ -1,0 +1,340 @@
+//! The decision: given what is observed, what to do next ([`next_step`],
+//! here), and given what happened, what the status becomes
+//! ([`transition`]). Plain Rust, no client, no `.await`, and the clock is
+//! part of what is observed, so tests walk every transition.
+//!
+//! - `settle.rs`: what CPP's operations list says of a cancel in doubt.
+//! - `transition.rs`: the table of transitions, one function per outcome.
+//! - `conditions.rs`: how a transition reads as conditions and an Event.
+
+mod conditions;
+mod settle;
+#[cfg(test)]
+mod tests;
+mod transition;
+
+pub(crate) use conditions::clip;
+pub use settle::Settlement;
+pub(crate) use settle::settle;
+pub use transition::transition;
+
+use jiff::Timestamp;
+use std::time::Duration;
+
+use crate::crd::{
+    OfferCancellation, OfferCancellationSpec, OfferCancellationStatus, Phase, RETRY_ANNOTATION,
+    retry_request_token,
+};
+use crate::operation::OperationState;
+
+/// Condition types, following kstatus.
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const RECONCILING: &str = "Reconciling";
+    pub const STALLED: &str = "Stalled";
+}
+
+/// Condition and event reasons.
+pub mod reason {
+    pub const CANCEL_REQUESTED: &str = "CancelRequested";
+    pub const CANCEL_ACCEPTED: &str = "CancelAccepted";
+    pub const CANCEL_IN_PROGRESS: &str = "CancelInProgress";
+    pub const CANCELLED: &str = "Cancelled";
+    /// The answer to the cancel was lost (or a resend found nothing to
+    /// cancel), and CPP shows nothing in progress: the purpose is met.
+    pub const NOTHING_IN_PROGRESS: &str = "NothingInProgress";
+    /// The cancel is sent again: its first answer was lost and the
+    /// operation it cancels is still in progress.
+    pub const CANCEL_RESENT: &str = "CancelResent";
+    /// A Failed resource resumes the cancel CPP had accepted.
+    pub const RESUMING: &str = "Resuming";
+    pub const CANCEL_FAILED: &str = "CancelFailed";
+    pub const TRANSIENT_ERROR: &str = "TransientError";
+    pub const CREDENTIALS_UNAVAILABLE: &str = "CredentialsUnavailable";
+    pub const CREDENTIALS_REJECTED: &str = "CredentialsRejected";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const TIMEOUT: &str = "Timeout";
+    pub const OPERATION_FAILED: &str = "OperationFailed";
+    pub const LOCATION_UNAVAILABLE: &str = "LocationUnavailable";
+    pub const INVALID_LOCATION: &str = "InvalidLocation";
+    pub const MALFORMED_RESPONSE: &str = "MalformedResponse";
+    pub const BAD_REQUEST: &str = "BadRequest";
+    pub const UNAUTHORIZED: &str = "Unauthorized";
+    pub const FORBIDDEN: &str = "Forbidden";
+    pub const NOT_FOUND: &str = "NotFound";
+    pub const CONFLICT: &str = "Conflict";
+    pub const REJECTED: &str = "Rejected";
+}
+
+/// The condition reason for a terminal HTTP status.
+pub(crate) fn reason_for_status(status: u16) -> &'static str {
+    match status {
+        400 => reason::BAD_REQUEST,
+        401 => reason::UNAUTHORIZED,
+        403 => reason::FORBIDDEN,
+        404 => reason::NOT_FOUND,
+        409 => reason::CONFLICT,
+        _ => reason::REJECTED,
+    }
+}
+
+/// Requeue when credentials are missing; a Secret change triggers sooner.
+pub(crate) const CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
+
+/// Everything the decision looks at: the resource as last read and as
+/// each transition since left it, and a clock that tests pin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub spec: OfferCancellationSpec,
+    pub status: OfferCancellationStatus,
+    pub generation: i64,
+    /// The offercancel.dev/retry annotation, as `retry_request_token` keeps it.
+    pub retry_request: Option<String>,
+    /// resourceVersion of the credentials Secret, when it could be read.
+    pub credentials_version: Option<String>,
+    /// Transient errors in a row so far (kept in memory, not in status: a
+    /// streak writes status once, when it starts).
+    pub errors_in_row: u32,
+    pub now: Timestamp,
+}
+
+impl Observed {
+    /// What the decision sees of `resource`, given what its Secret's
+    /// resourceVersion is and how many transient errors came in a row.
+    pub fn of(
+        resource: &OfferCancellation,
+        credentials_version: Option<String>,
+        errors_in_row: u32,
+        now: Timestamp,
+    ) -> Observed {
+        let annotations = resource.metadata.annotations.as_ref();
+        Observed {
+            spec: resource.spec.clone(),
+            status: resource.status.clone().unwrap_or_default(),
+            generation: resource.metadata.generation.unwrap_or_default(),
+            retry_request: annotations
+                .and_then(|a| a.get(RETRY_ANNOTATION))
+                .map(|v| retry_request_token(v)),
+            credentials_version,
+            errors_in_row,
+            now,
+        }
+    }
+}
+
+/// Where a resource stands, derived from its status alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    /// Nothing sent yet.
+    Fresh,
+    /// Intent recorded but no decisive answer: the POST may or may not have
+    /// reached CPP (crash, timeout, transient error).
+    InDoubt,
+    /// Accepted; poll this location.
+    Polling(String),
+    /// Accepted without any location: find the cancel operation.
+    Untracked,
+    Cancelled,
+    Failed,
+}
+
+fn stage(status: &OfferCancellationStatus) -> Stage {
+    match status.phase {
+        None => Stage::Fresh,
+        Some(Phase::Pending) if status.requested_at.is_none() => Stage::Fresh,
+        Some(Phase::Pending) => Stage::InDoubt,
+        Some(Phase::Cancelling) => match &status.operation_location {
+            Some(location) => Stage::Polling(location.clone()),
+            None => Stage::Untracked,
+        },
+        Some(Phase::Cancelled) => Stage::Cancelled,
+        Some(Phase::Failed) => Stage::Failed,
+    }
+}
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Nothing: final and up to date.
+    Idle,
+    /// No call needed; apply this outcome.
+    Record(Outcome),
+    /// Ask CPP, then apply what its answer means.
+    Call(Call),
+}
+
+/// The CPP call a step needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// Get a token, record the intent, then POST the cancel.
+    SendCancel,
+    /// Read the offer's operations list and apply [`settle`]'s verdict: the
+    /// answer to the cancel is unknown (in doubt) or had no location.
+    Settle,
+    /// GET the cancel operation.
+    Poll { location: String },
+}
+
+/// What happened, as the executor reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    InvalidSpec(String),
+    CredentialsUnavailable(String),
+    IntentRecorded,
+    /// A retried Failed resource picks up the cancel CPP accepted before.
+    Resumed,
+    /// What the operations list said.
+    Settled(Settlement),
+    /// 200 to the cancel call.
+    Cancelled,
+    /// 202 to the cancel call.
+    Accepted {
+        location: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    Polled {
+        status: String,
+        state: OperationState,
+        location: Option<String>,
+        retry_after: Option<Duration>,
+        detail: String,
+        /// The step under way, in words; shown live by the CLI, never
+        /// written to status.
+        progress: Option<String>,
+    },
+    /// A terminal error. `cancel_status` is CPP's answer to the cancel call
+    /// itself, when that is what was rejected.
+    Rejected {
+        reason: &'static str,
+        message: String,
+        cancel_status: Option<u16>,
+    },
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    TimedOut,
+    /// The generation moved on a final resource: record that it was seen.
+    Acknowledged,
+}
+
+/// When to look again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// Only a change to the resource or its Secret brings it back.
+    Never,
+    After(Duration),
+    /// Capped exponential backoff for the n-th error in a row, but not
+    /// sooner than `at_least` (a Retry-After).
+    Backoff {
+        errors: u32,
+        at_least: Duration,
+    },
+}
+
+impl Requeue {
+    /// The streak of transient errors this requeue answers (0: none).
+    pub fn errors_in_row(self) -> u32 {
+        match self {
+            Requeue::Backoff { errors, .. } => errors,
+            Requeue::Never | Requeue::After(_) => 0,
+        }
+    }
+}
+
+/// A Kubernetes Event to publish for a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub reason: &'static str,
+    pub warning: bool,
+    pub note: String,
+}
+
+/// The result of applying an outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub status: OfferCancellationStatus,
+    pub requeue: Requeue,
+    pub notice: Option<Notice>,
+    /// Send the cancel POST once this status is durable (it records the
+    /// intent). Only an intent transition sets it.
+    pub post: bool,
+    /// What a poll said of the operation's progress (not status: it would
+    /// cost a write per poll).
+    pub progress: Option<String>,
+}
+
+/// What to do next. Once the cancel was sent (Cancelling, Cancelled, Failed)
+/// no path leads back to `SendCancel` except an explicit retry of a Failed one.
+pub(crate) fn next_step(obs: &Observed) -> Step {
+    let stage = stage(&obs.status);
+    if matches!(stage, Stage::InDoubt | Stage::Polling(_) | Stage::Untracked) && timed_out(obs) {
+        return Step::Record(Outcome::TimedOut);
+    }
+    match stage {
+        Stage::Fresh => send_if_valid(obs),
+        Stage::InDoubt | Stage::Untracked => Step::Call(Call::Settle),
+        Stage::Polling(location) => Step::Call(Call::Poll { location }),
+        Stage::Failed if retry_requested(obs) => retry(obs),
+        Stage::Cancelled | Stage::Failed if stale(obs) => Step::Record(Outcome::Acknowledged),
+        Stage::Cancelled | Stage::Failed => Step::Idle,
+    }
+}
+
+/// A retry never forgets a cancel CPP may have accepted: it resumes from
+/// the recorded location or the operations list, and POSTs anew only when
+/// the last attempt's answer ruled that out.
+fn retry(obs: &Observed) -> Step {
+    match (obs.spec.validate(), may_have_accepted(&obs.status)) {
+        (Err(e), _) => Step::Record(Outcome::InvalidSpec(e.to_string())),
+        (Ok(()), true) => Step::Record(Outcome::Resumed),
+        (Ok(()), false) => Step::Call(Call::SendCancel),
+    }
+}
+
+/// CPP accepted (202) a cancel, or the answer to the last POST never came
+/// (an intent without an HTTP answer) — unless the cancel operation itself
+/// is known to have failed: then only a new POST can help.
+fn may_have_accepted(status: &OfferCancellationStatus) -> bool {
+    let cancel_failed = status
+        .operation_status
+        .as_deref()
+        .is_some_and(|s| OperationState::of(s) == OperationState::Failed);
+    let accepted = status.http_status == Some(202);
+    let in_doubt = status.http_status.is_none() && status.requested_at.is_some();
+    (accepted || in_doubt) && !cancel_failed
+}
+
+fn send_if_valid(obs: &Observed) -> Step {
+    match obs.spec.validate() {
+        Ok(()) => Step::Call(Call::SendCancel),
+        Err(e) => Step::Record(Outcome::InvalidSpec(e.to_string())),
+    }
+}
+
+fn stale(obs: &Observed) -> bool {
+    obs.status.observed_generation != Some(obs.generation)
+}
+
+/// A Failed resource is tried again when its spec changed, its Secret
+/// changed, or the retry annotation has a value not yet answered.
+fn retry_requested(obs: &Observed) -> bool {
+    let status = &obs.status;
+    let secret_changed = matches!(
+        (status.credentials_version.as_deref(), obs.credentials_version.as_deref()),
+        (Some(then), Some(now)) if then != now
+    );
+    stale(obs) || secret_changed || obs.retry_request != status.retry_request
+}
+
+fn deadline(obs: &Observed) -> Option<Timestamp> {
+    let requested = obs.status.requested_at.as_ref()?.0;
+    let timeout = obs.spec.timeout_seconds?;
+    requested
+        .checked_add(jiff::SignedDuration::from_secs(timeout.into()))
+        .ok()
+}
+
+fn timed_out(obs: &Observed) -> bool {
+    deadline(obs).is_some_and(|d| obs.now >= d)
+}

@@ -1,0 +1,445 @@
+//! The table of transitions: for each outcome, the status that follows,
+//! when to look again, the Event to publish, and whether the cancel POST
+//! follows. Fields an outcome does not name are kept.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::time::Duration;
+
+use super::conditions::{Readiness, notice, set_readiness};
+use super::{
+    CREDENTIALS_RETRY, Notice, Observed, Outcome, Requeue, Settlement, Stage, Transition,
+    condition, deadline, reason, stage,
+};
+use crate::crd::{OfferCancellationStatus, Phase};
+use crate::operation::OperationState;
+
+/// Waits `wanted`, but wakes at the deadline so a timeout fires on time.
+fn wait_until_deadline(obs: &Observed, wanted: Duration) -> Duration {
+    let Some(d) = deadline(obs) else {
+        return wanted;
+    };
+    let left = Duration::try_from(d.duration_since(obs.now)).unwrap_or(Duration::ZERO);
+    wanted.min(left.max(Duration::from_secs(1)))
+}
+
+fn poll_wait(obs: &Observed, retry_after: Option<Duration>) -> Duration {
+    let interval = Duration::from_secs(obs.spec.poll_interval_seconds.into());
+    wait_until_deadline(obs, interval.max(retry_after.unwrap_or_default()))
+}
+
+/// The status after `outcome`. Fields not named by the outcome are kept.
+pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
+    use Outcome::*;
+    let mut next = obs.status.clone();
+    next.observed_generation = Some(obs.generation);
+    match outcome {
+        InvalidSpec(message) => fail(obs, next, reason::INVALID_SPEC, message),
+        CredentialsUnavailable(message) => credentials_unavailable(obs, next, message),
+        IntentRecorded => intent_recorded(obs, next),
+        Resumed => resumed(obs, next),
+        Settled(settlement) => settled(obs, next, settlement),
+        Cancelled => cancelled(
+            obs,
+            with_answer(next, 200),
+            reason::CANCELLED,
+            "CPP cancelled the operation synchronously".into(),
+        ),
+        Accepted {
+            location,
+            retry_after,
+        } => accepted(obs, with_answer(next, 202), location, retry_after),
+        Polled {
+            status,
+            state,
+            location,
+            retry_after,
+            detail,
+            progress,
+        } => Transition {
+            progress,
+            ..polled(obs, next, status, state, location, retry_after, detail)
+        },
+        Rejected {
+            reason,
+            message,
+            cancel_status,
+        } => rejected(obs, next, reason, message, cancel_status),
+        Transient {
+            message,
+            retry_after,
+        } => transient(obs, next, message, retry_after),
+        TimedOut => timed_out_transition(obs, next),
+        Acknowledged => unchanged(obs, Requeue::Never),
+    }
+}
+
+/// A terminal error. A 404 to a resend after a lost answer means the first
+/// cancel went through: nothing is left in progress.
+fn rejected(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    why: &'static str,
+    message: String,
+    cancel_status: Option<u16>,
+) -> Transition {
+    if cancel_status == Some(404) && resent(&obs.status) {
+        return cancelled(
+            obs,
+            with_answer(next, 404),
+            reason::NOTHING_IN_PROGRESS,
+            "the first answer to the cancel was lost; CPP answered the resend with 404: nothing is in progress on the offer".into(),
+        );
+    }
+    if cancel_status.is_some() {
+        next.http_status = cancel_status;
+    }
+    fail(obs, next, why, message)
+}
+
+impl Transition {
+    /// Re-applies the current conditions under the new generation.
+    fn restamp(mut self, obs: &Observed) -> Self {
+        for c in &mut self.status.conditions {
+            c.observed_generation = Some(obs.generation);
+        }
+        self
+    }
+}
+
+fn with_answer(mut status: OfferCancellationStatus, http: u16) -> OfferCancellationStatus {
+    status.http_status = Some(http);
+    status
+}
+
+fn fail(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    why: &'static str,
+    message: String,
+) -> Transition {
+    next.phase = Some(Phase::Failed);
+    next.completed_at = Some(Time(obs.now));
+    // Remember what this attempt answered, so only a new value retries.
+    next.retry_request = obs.retry_request.clone();
+    next.credentials_version = obs.credentials_version.clone().or(next.credentials_version);
+    set_readiness(obs, &mut next, Readiness::Failed, why, &message);
+    Transition {
+        status: next,
+        requeue: Requeue::Never,
+        notice: notice(reason::CANCEL_FAILED, true, &message),
+        post: false,
+        progress: None,
+    }
+}
+
+fn credentials_unavailable(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    message: String,
+) -> Transition {
+    next.phase.get_or_insert(Phase::Pending);
+    set_readiness(
+        obs,
+        &mut next,
+        Readiness::Blocked,
+        reason::CREDENTIALS_UNAVAILABLE,
+        &message,
+    );
+    Transition {
+        status: next,
+        requeue: Requeue::After(CREDENTIALS_RETRY),
+        notice: None,
+        post: false,
+        progress: None,
+    }
+}
+
+fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
+    // A resend after an in-doubt lookup keeps the first request time, so
+    // timeoutSeconds counts from the first attempt and the operations list
+    // is matched against it.
+    let resend = stage(&obs.status) == Stage::InDoubt;
+    if !resend {
+        next.requested_at = Some(Time(obs.now));
+    }
+    next.phase = Some(Phase::Pending);
+    next.attempts = next.attempts.saturating_add(1);
+    next.http_status = None;
+    next.operation_location = None;
+    next.operation_status = None;
+    next.completed_at = None;
+    next.retry_request = obs.retry_request.clone();
+    next.credentials_version = obs.credentials_version.clone();
+    let (why, message) = if resend {
+        (
+            reason::CANCEL_RESENT,
+            "the answer to the cancel request was lost and the operation is still in progress; sending the cancel again",
+        )
+    } else {
+        (
+            reason::CANCEL_REQUESTED,
+            "sending the cancel request to CPP",
+        )
+    };
+    set_readiness(obs, &mut next, Readiness::Working, why, message);
+    Transition {
+        status: next,
+        requeue: Requeue::After(Duration::ZERO),
+        notice: notice(why, false, message),
+        post: true,
+        progress: None,
+    }
+}
+
+/// Whether the POST in flight is a resend after a lost answer.
+fn resent(status: &OfferCancellationStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == condition::RECONCILING && c.reason == reason::CANCEL_RESENT)
+}
+
+/// A retried Failed resource goes back to where CPP's answer left it: polling
+/// the accepted cancel, or settling an unanswered one from the list.
+fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
+    let accepted = next.http_status == Some(202);
+    next.phase = Some(if accepted {
+        Phase::Cancelling
+    } else {
+        Phase::Pending
+    });
+    next.completed_at = None;
+    next.operation_status = None;
+    next.retry_request = obs.retry_request.clone();
+    next.credentials_version = obs.credentials_version.clone();
+    let message = if accepted {
+        "retrying: resuming the cancel operation CPP accepted earlier"
+    } else {
+        "retrying: checking CPP's operations for the earlier cancel request"
+    };
+    set_readiness(
+        obs,
+        &mut next,
+        Readiness::Working,
+        reason::RESUMING,
+        message,
+    );
+    Transition {
+        status: next,
+        requeue: Requeue::After(Duration::ZERO),
+        notice: notice(reason::RESUMING, false, message),
+        post: false,
+        progress: None,
+    }
+}
+
+/// Applies what the operations list said, for an in-doubt POST or a 202
+/// without a location.
+fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> Transition {
+    let untracked = stage(&obs.status) == Stage::Untracked;
+    match found {
+        Settlement::Follow { location } => adopted(obs, next, location),
+        Settlement::Ended {
+            status,
+            state: OperationState::Failed,
+            detail,
+        } => {
+            let mut next = next;
+            next.operation_status = Some(status);
+            let message = format!("the cancel operation failed: {detail}");
+            fail(obs, next, reason::OPERATION_FAILED, message)
+        }
+        Settlement::Ended { status, .. } => {
+            let mut next = next;
+            let message = format!("the cancel operation CPP lists ended: {status}");
+            next.operation_status = Some(status);
+            cancelled(obs, next, reason::CANCELLED, message)
+        }
+        Settlement::NothingInProgress => {
+            let message = if untracked {
+                "CPP accepted the cancel without a location and now shows nothing in progress on the offer"
+            } else {
+                "the answer to the cancel request was lost; CPP shows nothing in progress on the offer"
+            };
+            cancelled(obs, next, reason::NOTHING_IN_PROGRESS, message.into())
+        }
+        Settlement::TargetRunning if untracked => fail(
+            obs,
+            next,
+            reason::LOCATION_UNAVAILABLE,
+            "CPP accepted the cancel (202) without a location, and the offer's operations list shows no cancel operation".into(),
+        ),
+        Settlement::TargetRunning => intent_recorded(obs, next),
+    }
+}
+
+fn cancelled(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    why: &str,
+    message: String,
+) -> Transition {
+    next.phase = Some(Phase::Cancelled);
+    next.completed_at = Some(Time(obs.now));
+    set_readiness(obs, &mut next, Readiness::Succeeded, why, &message);
+    Transition {
+        status: next,
+        requeue: Requeue::Never,
+        notice: notice(reason::CANCELLED, false, &message),
+        post: false,
+        progress: None,
+    }
+}
+
+fn accepted(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    location: Option<String>,
+    retry_after: Option<Duration>,
+) -> Transition {
+    let (message, wait) = match &location {
+        Some(_) => (
+            "CPP accepted the cancel; polling the cancel operation".to_string(),
+            poll_wait(obs, retry_after),
+        ),
+        None => (
+            "CPP accepted the cancel without a location; looking for the cancel operation"
+                .to_string(),
+            Duration::from_secs(1),
+        ),
+    };
+    next.operation_location = location;
+    let accepted = notice(reason::CANCEL_ACCEPTED, false, &message);
+    in_progress(obs, next, &message, wait, accepted)
+}
+
+/// Cancelling: the cancel operation is under way.
+fn in_progress(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    message: &str,
+    wait: Duration,
+    notice: Option<Notice>,
+) -> Transition {
+    next.phase = Some(Phase::Cancelling);
+    set_readiness(
+        obs,
+        &mut next,
+        Readiness::Working,
+        reason::CANCEL_IN_PROGRESS,
+        message,
+    );
+    Transition {
+        status: next,
+        requeue: Requeue::After(wait),
+        notice,
+        post: false,
+        progress: None,
+    }
+}
+
+fn adopted(obs: &Observed, mut next: OfferCancellationStatus, location: String) -> Transition {
+    next.operation_location = Some(location);
+    let message = "found the cancel operation in CPP's operations list; polling it";
+    let adopted = notice(reason::CANCEL_ACCEPTED, false, message);
+    in_progress(obs, next, message, Duration::ZERO, adopted)
+}
+
+fn polled(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    raw: String,
+    state: OperationState,
+    location: Option<String>,
+    retry_after: Option<Duration>,
+    detail: String,
+) -> Transition {
+    let moved = location.filter(|l| next.operation_location.as_ref() != Some(l));
+    if state == OperationState::InProgress {
+        // Still running: only a new location is worth a write.
+        let wait = poll_wait(obs, retry_after);
+        let Some(location) = moved else {
+            return unchanged(obs, Requeue::After(wait));
+        };
+        next.operation_location = Some(location);
+        let message = "CPP moved the cancel operation; polling its new location";
+        return in_progress(obs, next, message, wait, None);
+    }
+    next.operation_status = Some(raw.clone());
+    if let Some(location) = moved {
+        next.operation_location = Some(location);
+    }
+    match state {
+        OperationState::Done => cancelled(
+            obs,
+            next,
+            reason::CANCELLED,
+            format!("the cancel operation ended: {raw}"),
+        ),
+        OperationState::Failed => fail(
+            obs,
+            next,
+            reason::OPERATION_FAILED,
+            format!("the cancel operation failed: {detail}"),
+        ),
+        OperationState::InProgress => unchanged(obs, Requeue::After(poll_wait(obs, retry_after))),
+    }
+}
+
+/// The first error of a streak is written (and announced) once; the rest
+/// of the streak only counts, in memory and metrics, and backs off.
+fn transient(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    message: String,
+    retry_after: Option<Duration>,
+) -> Transition {
+    let requeue = Requeue::Backoff {
+        errors: obs.errors_in_row.saturating_add(1),
+        at_least: retry_after.unwrap_or_default(),
+    };
+    if obs.errors_in_row > 0 {
+        return unchanged(obs, requeue);
+    }
+    next.phase.get_or_insert(Phase::Pending);
+    let message = format!("transient error, will retry: {message}");
+    set_readiness(
+        obs,
+        &mut next,
+        Readiness::Working,
+        reason::TRANSIENT_ERROR,
+        &message,
+    );
+    Transition {
+        requeue,
+        status: next,
+        notice: notice(reason::TRANSIENT_ERROR, true, &message),
+        post: false,
+        progress: None,
+    }
+}
+
+/// Nothing decisive was learned: the status stays as it is (the generation
+/// it describes aside), so nothing is written.
+fn unchanged(obs: &Observed, requeue: Requeue) -> Transition {
+    let mut status = obs.status.clone();
+    status.observed_generation = Some(obs.generation);
+    Transition {
+        status,
+        requeue,
+        notice: None,
+        post: false,
+        progress: None,
+    }
+    .restamp(obs)
+}
+
+fn timed_out_transition(obs: &Observed, next: OfferCancellationStatus) -> Transition {
+    let seconds = obs.spec.timeout_seconds.unwrap_or_default();
+    fail(
+        obs,
+        next,
+        reason::TIMEOUT,
+        format!("the cancel did not complete within timeoutSeconds ({seconds}s)"),
+    )
+}
