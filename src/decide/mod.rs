@@ -1,4 +1,4 @@
-//! The decision: given what is observed, what to do next ([`next_step`],
+//! The decision: given what is observed, what to do next (`next_step`,
 //! here), and given what happened, what the status becomes
 //! ([`transition`]). Plain Rust, no client, no `.await`, and the clock is
 //! part of what is observed, so tests walk every transition.
