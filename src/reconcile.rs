@@ -192,7 +192,7 @@ pub async fn step<W: StatusWriter>(
     if !t.post {
         return Ok(t.requeue);
     }
-    let answer = post_cancel(cpp, &observed.spec, credentials).await;
+    let answer = execute(cpp, Call::PostCancel, observed, credentials).await;
     Ok(write(observed, writer, answer).await?.requeue)
 }
 
@@ -224,6 +224,7 @@ async fn execute(
         Call::SendCancel => token_checked(cpp, creds).await,
         Call::Settle => settle_from_list(cpp, observed, creds).await,
         Call::Poll { location } => poll(cpp, &location, creds).await,
+        Call::PostCancel => post_cancel(cpp, &observed.spec, creds).await,
     }
 }
 
@@ -238,12 +239,8 @@ async fn token_checked(cpp: &CppClient, creds: &Credentials) -> Outcome {
 async fn post_cancel(
     cpp: &CppClient,
     spec: &OfferCancellationSpec,
-    credentials: Result<&Credentials, &CredentialsError>,
+    creds: &Credentials,
 ) -> Outcome {
-    let creds = match credentials {
-        Ok(creds) => creds,
-        Err(e) => return Outcome::CredentialsUnavailable(e.to_string()),
-    };
     let emails = spec.notification_emails_joined();
     match cpp.cancel(offer(spec), &emails, creds).await {
         Ok(CancelOutcome::Cancelled) => Outcome::Cancelled,

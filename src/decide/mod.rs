@@ -173,6 +173,10 @@ pub(crate) enum Call {
     Settle,
     /// GET the cancel operation.
     Poll { location: String },
+    /// POST the cancel. `next_step` never names it: only a transition
+    /// that recorded the intent (`Transition::post`) is followed by it,
+    /// once that intent is durable.
+    PostCancel,
 }
 
 /// What happened, as the executor reports it.
