@@ -174,6 +174,8 @@ fn simulated_credentials() -> Credentials {
 /// resource, with `-o`), and tells how it ended.
 pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
     let mut resource = read_resource(&args.file)?;
+    // A file has no generation; the API server would have started at 1.
+    resource.metadata.generation.get_or_insert(1);
     let voice = Voice {
         to_stderr: args.output.is_some(),
         quiet: args.quiet,
@@ -237,5 +239,48 @@ fn ending(observed: &Observed, requeue: Requeue, wait: bool) -> Option<Ending> {
         (_, Requeue::Never) => Some(Ending::GaveUp(message())),
         _ if observed.errors_in_row >= MAX_ERRORS_IN_ROW => Some(Ending::GaveUp(message())),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::Outcome;
+    use std::time::Duration;
+
+    #[test]
+    fn the_run_ends_where_the_decision_stops_or_where_waiting_was_not_asked() {
+        let polling = OfferCancellation::test().polling("/op").observed();
+        let later = Requeue::After(Duration::from_secs(5));
+        assert_eq!(ending(&polling, later, true), None, "keeps waiting");
+        assert_eq!(ending(&polling, later, false), Some(Ending::Accepted));
+        let done = OfferCancellation::test().cancelled().observed();
+        assert_eq!(ending(&done, Requeue::Never, true), Some(Ending::Cancelled));
+        let refused = OfferCancellation::test().refused(403).observed();
+        let Some(Ending::Failed(message)) = ending(&refused, Requeue::Never, true) else {
+            panic!("a refusal is a failure");
+        };
+        assert!(message.contains("403"), "{message}");
+    }
+
+    #[test]
+    fn a_streak_of_transient_errors_gives_up_at_the_limit() {
+        let busy = Outcome::Transient {
+            message: "HTTP 503".into(),
+            retry_after: None,
+        };
+        let mut observed = OfferCancellation::test().after([busy]).observed();
+        let backoff = |errors| Requeue::Backoff {
+            errors,
+            at_least: Duration::ZERO,
+        };
+        observed.errors_in_row = MAX_ERRORS_IN_ROW - 1;
+        assert_eq!(
+            ending(&observed, backoff(MAX_ERRORS_IN_ROW - 1), true),
+            None
+        );
+        observed.errors_in_row = MAX_ERRORS_IN_ROW;
+        let gave_up = ending(&observed, backoff(MAX_ERRORS_IN_ROW), true);
+        assert!(matches!(gave_up, Some(Ending::GaveUp(m)) if m.contains("503")));
     }
 }
