@@ -33,18 +33,18 @@ fn error_policy(_obj: Arc<OfferCancellation>, error: &Error, ctx: Arc<Context>) 
     Action::requeue(ERROR_REQUEUE)
 }
 
-/// Runs the controller until SIGTERM, SIGINT or `stop`; marks `health`
+/// Runs the controller until SIGTERM, SIGINT or `stop`; marks `probes`
 /// ready once the resource cache has synced.
 pub async fn run(
     ctx: Arc<Context>,
-    health: Arc<Probes>,
+    probes: Arc<Probes>,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
     let namespace = ctx.config.namespace.as_deref();
     let (store, resources) = watch::resources(client.clone(), namespace, ctx.metrics.clone());
     let secrets = watch::secrets(client, namespace);
-    tokio::spawn(mark_ready_when_synced(store.clone(), health));
+    tokio::spawn(mark_ready_when_synced(store.clone(), probes));
     tokio::spawn(sweep_and_count(store.clone(), ctx.clone()));
     let cache = ctx.credentials.clone();
     Controller::for_stream(resources, store.clone())
@@ -67,18 +67,18 @@ pub async fn run(
         .await;
 }
 
-/// Sets `health.ready` once the resource cache has synced. The wait is
+/// Sets `probes.ready` once the resource cache has synced. The wait is
 /// re-armed every second: with several waiters on the store, this one was
 /// seen never to be woken (kube-runtime 5's DelayedInit wakes one waiter),
 /// while a fresh wait after the sync returns at once.
 async fn mark_ready_when_synced(
     store: kube::runtime::reflector::Store<OfferCancellation>,
-    health: Arc<Probes>,
+    probes: Arc<Probes>,
 ) {
     loop {
         match tokio::time::timeout(Duration::from_secs(1), store.wait_until_ready()).await {
             Ok(Ok(())) => {
-                health
+                probes
                     .ready
                     .store(true, std::sync::atomic::Ordering::Relaxed);
                 return;

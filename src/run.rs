@@ -52,12 +52,12 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
     let cpp = Arc::new(CppClient::new(args.cpp.client_config(), metrics.clone())?);
-    let health = Arc::new(Probes::new(metrics.clone()));
+    let probes = Arc::new(Probes::new(metrics.clone()));
     let addr = args.metrics_addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Metrics { addr, source })?;
-    tokio::spawn(health::serve(listener, health.clone()));
+    tokio::spawn(health::serve(listener, probes.clone()));
     let config = context::Config {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency.max(1),
@@ -66,24 +66,24 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
     };
     let ctx = Arc::new(Context::new(client.clone(), cpp, metrics, config));
     if !args.leader_elect {
-        bounded_by_signal(controller::run(ctx, health, std::future::pending())).await;
+        bounded_by_signal(controller::run(ctx, probes, std::future::pending())).await;
         return Ok(());
     }
-    lead(Lease::from_args(&args), &client, ctx, health).await;
+    lead(Lease::from_args(&args), &client, ctx, probes).await;
     Ok(())
 }
 
 /// With leader election: wait as a standby (healthy and ready), then run
 /// the controller while holding the Lease, and release it on the way out.
-async fn lead(lease: Lease, client: &Client, ctx: Arc<Context>, health: Arc<Probes>) {
-    health.ready.store(true, Ordering::Relaxed);
+async fn lead(lease: Lease, client: &Client, ctx: Arc<Context>, probes: Arc<Probes>) {
+    probes.ready.store(true, Ordering::Relaxed);
     tracing::info!(identity = %lease.identity, "waiting for the leader lease");
     let Some(manager) = lease.acquire(client).await else {
         return;
     };
     tracing::info!("leading; starting the controller");
     // Unready while the caches sync.
-    health.ready.store(false, Ordering::Relaxed);
+    probes.ready.store(false, Ordering::Relaxed);
     let manager = Arc::new(manager);
     let (lost_tx, lost) = tokio::sync::oneshot::channel::<()>();
     let renewing = tokio::spawn({
@@ -93,7 +93,7 @@ async fn lead(lease: Lease, client: &Client, ctx: Arc<Context>, health: Arc<Prob
             let _ = lost_tx.send(());
         }
     });
-    bounded_by_signal(controller::run(ctx, health, async move {
+    bounded_by_signal(controller::run(ctx, probes, async move {
         let _ = lost.await;
     }))
     .await;

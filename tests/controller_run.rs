@@ -25,12 +25,12 @@ async fn controller_watches_reconciles_to_cancelled_and_becomes_ready() {
         Some(token_secret("simulated-static-token")),
     );
     let ctx = fake.context(&sim.url(), context::Config::default());
-    let health = Arc::new(Probes::new(ctx.metrics.clone()));
+    let probes = Arc::new(Probes::new(ctx.metrics.clone()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         let _ = stop_rx.await;
     };
-    let running = tokio::spawn(controller::run(ctx.clone(), health.clone(), stop));
+    let running = tokio::spawn(controller::run(ctx.clone(), probes.clone(), stop));
     let done = async {
         loop {
             if fake.object().status.and_then(|s| s.phase) == Some(Phase::Cancelled) {
@@ -52,7 +52,7 @@ async fn controller_watches_reconciles_to_cancelled_and_becomes_ready() {
         );
     }
     let ready = async {
-        while !health.ready.load(Ordering::Relaxed) {
+        while !probes.ready.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
