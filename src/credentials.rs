@@ -24,6 +24,9 @@ pub enum CredentialsError {
     MissingKeys { name: String },
     #[error("Secret {name}: key {key} is empty or not UTF-8 text")]
     BadValue { name: String, key: &'static str },
+    /// The decision did not need the Secret, so it was not read.
+    #[error("Secret {name} was not read: nothing needed it")]
+    NotRead { name: String },
 }
 
 fn value(
@@ -74,6 +77,16 @@ pub(crate) fn from_secret(secret: &Secret, name: &str) -> Result<Credentials, Cr
 pub struct SecretReading {
     pub version: Option<String>,
     pub credentials: Result<Credentials, CredentialsError>,
+}
+
+impl SecretReading {
+    /// Stands for a Secret nothing needed.
+    pub(crate) fn not_read(name: &str) -> SecretReading {
+        SecretReading {
+            version: None,
+            credentials: Err(CredentialsError::NotRead { name: name.into() }),
+        }
+    }
 }
 
 /// Reads Secret `ns/name`, from the cache unless the Secret watch reported

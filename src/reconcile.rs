@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use crate::context::{Context, PerResource};
 use crate::cpp::{CancelOutcome, CppClient, CppError, Credentials, OfferRef, RetryClass};
 use crate::crd::{OfferCancellation, OfferCancellationSpec};
-use crate::credentials::{self, CredentialsError};
+use crate::credentials::{self, CredentialsError, SecretReading};
 use crate::decide::{
     Call, Observed, Outcome, Requeue, Step, Transition, next_step, reason, reason_for_status,
     settle, transition,
@@ -107,17 +107,11 @@ async fn reconcile_once(
     let Some(current) = read_current(obj, ctx).await? else {
         return Ok(None);
     };
-    let ns = current.namespace().ok_or(Error::NoNamespace)?;
-    let name = &current.spec.credentials_secret_ref.name;
-    let secret = credentials::read(&ctx.client, &ctx.credentials, &ns, name)
-        .await
-        .map_err(|source| Error::ReadSecret {
-            name: name.clone(),
-            source,
-        })?;
     let key = ObjectRef::from_obj(current.as_ref());
     let errors = ctx.errors_in_row.get(&key).unwrap_or(0);
-    let mut observed = Observed::of(&current, secret.version, errors, Timestamp::now());
+    let mut observed = Observed::of(&current, None, errors, Timestamp::now());
+    let secret = read_secret(&current, &observed, ctx).await?;
+    observed.credentials_version = secret.version.clone();
     let mut writer = KubeStatus::new(ctx, &current);
     let creds = secret.credentials.as_ref();
     let requeue = step(&ctx.cpp, &mut observed, creds, &mut writer).await?;
@@ -128,6 +122,25 @@ async fn reconcile_once(
         ctx.config.min_backoff,
         ctx.config.max_backoff,
     ))
+}
+
+/// What the resource's Secret yields, read only when the decision needs it.
+async fn read_secret(
+    resource: &OfferCancellation,
+    observed: &Observed,
+    ctx: &Context,
+) -> Result<SecretReading, Error> {
+    let name = &resource.spec.credentials_secret_ref.name;
+    if !observed.needs_credentials() {
+        return Ok(SecretReading::not_read(name));
+    }
+    let ns = resource.namespace().ok_or(Error::NoNamespace)?;
+    credentials::read(&ctx.client, &ctx.credentials, &ns, name)
+        .await
+        .map_err(|source| Error::ReadSecret {
+            name: name.clone(),
+            source,
+        })
 }
 
 /// The object as the API server has it now: the watch cache's copy, unless

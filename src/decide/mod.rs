@@ -268,6 +268,17 @@ pub struct Transition {
     pub progress: Option<String>,
 }
 
+impl Observed {
+    /// Whether the decision, or the call it names, needs what the Secret
+    /// yields. A Cancelled resource only ever stays as it is or records a
+    /// new generation, so it is decided without reading its Secret: at
+    /// start-up every Cancelled resource is reconciled once, and each would
+    /// otherwise cost a Secret read.
+    pub(crate) fn needs_credentials(&self) -> bool {
+        stage(&self.status) != Stage::Cancelled
+    }
+}
+
 /// What to do next. Once the cancel was sent (Cancelling, Cancelled, Failed)
 /// no path leads back to `SendCancel` except an explicit retry of a Failed one.
 pub(crate) fn next_step(obs: &Observed) -> Step {

@@ -26,6 +26,26 @@ fn polled(status: &str, state: OperationState) -> Outcome {
 }
 
 #[test]
+fn only_a_cancelled_resource_is_decided_without_its_secret() {
+    let done = OfferCancellation::test().cancelled();
+    assert!(!done.observed().needs_credentials());
+    let mut unread = done.observed();
+    unread.credentials_version = None;
+    assert_eq!(unread.step(), Step::Idle);
+    let mut edited = done.edited().observed();
+    edited.credentials_version = None;
+    assert_eq!(edited.step(), Step::Record(Outcome::Acknowledged));
+    for other in [
+        OfferCancellation::test(),
+        OfferCancellation::test().in_doubt(),
+        OfferCancellation::test().polling("/op"),
+        OfferCancellation::test().refused(403),
+    ] {
+        assert!(other.observed().needs_credentials(), "{:?}", other.status);
+    }
+}
+
+#[test]
 fn fresh_resource_sends_the_cancel() {
     assert_eq!(fresh().step(), Step::Call(Call::SendCancel));
 }
