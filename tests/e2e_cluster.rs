@@ -5,12 +5,18 @@
 //! events and the simulator's counts, and deletes the namespace at the end.
 #![cfg(feature = "e2e")]
 
+// The CRD install and the phase wait are the cluster suite's; the rest of
+// its harness (starting a control plane) is not used here.
+#[allow(dead_code)]
+#[path = "cluster/envtest.rs"]
+mod envtest;
+
 use cpp_simulator::{self as simulator, Scenario};
+use envtest::wait_phase;
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, CustomResourceExt};
 use offer_cancel_operator::context::{self, Context};
 use offer_cancel_operator::controller;
@@ -28,33 +34,6 @@ fn cluster_required() -> ! {
     panic!(
         "the e2e suite needs a cluster: set KUBECONFIG (for example `kind create cluster` and `export KUBECONFIG=~/.kube/config`)"
     )
-}
-
-async fn install_crd(client: &Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = OfferCancellation::crd();
-    let name = crd.metadata.name.clone().unwrap();
-    crds.patch(
-        &name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .expect("install CRD");
-    for _ in 0..60 {
-        let current = crds.get(&name).await.expect("read CRD");
-        let established = current
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("CRD never became Established");
 }
 
 fn resource(name: &str, publisher: &str, offer: &str) -> OfferCancellation {
@@ -99,17 +78,6 @@ async fn stop_controller(running: Running) {
         .unwrap();
 }
 
-async fn wait_phase(api: &Api<OfferCancellation>, name: &str, phase: Phase) -> OfferCancellation {
-    for _ in 0..240 {
-        let obj = api.get(name).await.expect("read resource");
-        if obj.status.as_ref().and_then(|s| s.phase) == Some(phase) {
-            return obj;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!("{name} never reached {phase:?}");
-}
-
 fn condition(obj: &OfferCancellation, kind: &str) -> (String, String) {
     let c = obj
         .status
@@ -150,14 +118,14 @@ async fn scenarios(client: &Client, ns: &str, sim: &simulator::Running) {
     api.create(&pp, &resource("sync", "contoso", "sync-offer"))
         .await
         .unwrap();
-    let obj = wait_phase(&api, "sync", Phase::Cancelled).await;
+    let obj = wait_phase(&api, "sync", Phase::Cancelled, Duration::from_secs(120)).await;
     assert_eq!(condition(&obj, "Ready").0, "True");
     assert_eq!(obj.status.as_ref().unwrap().http_status, Some(200));
 
     api.create(&pp, &resource("async", "contoso", "legacy-offer"))
         .await
         .unwrap();
-    let obj = wait_phase(&api, "async", Phase::Cancelled).await;
+    let obj = wait_phase(&api, "async", Phase::Cancelled, Duration::from_secs(120)).await;
     assert!(
         obj.status
             .unwrap()
@@ -170,7 +138,7 @@ async fn scenarios(client: &Client, ns: &str, sim: &simulator::Running) {
     api.create(&pp, &resource("forbidden", "fabrikam", "fabrikam-offer"))
         .await
         .unwrap();
-    let obj = wait_phase(&api, "forbidden", Phase::Failed).await;
+    let obj = wait_phase(&api, "forbidden", Phase::Failed, Duration::from_secs(120)).await;
     assert_eq!(
         condition(&obj, "Stalled"),
         ("True".into(), "Forbidden".into())
@@ -181,10 +149,10 @@ async fn scenarios(client: &Client, ns: &str, sim: &simulator::Running) {
     api.create(&pp, &resource("restart", "contoso", "contoso-offer"))
         .await
         .unwrap();
-    wait_phase(&api, "restart", Phase::Cancelling).await;
+    wait_phase(&api, "restart", Phase::Cancelling, Duration::from_secs(120)).await;
     stop_controller(running).await;
     let running = start_controller(client, ns, &sim.url());
-    wait_phase(&api, "restart", Phase::Cancelled).await;
+    wait_phase(&api, "restart", Phase::Cancelled, Duration::from_secs(120)).await;
     assert_eq!(cancel_posts(sim, "contoso/contoso-offer").await, 1);
     stop_controller(running).await;
 
@@ -211,7 +179,10 @@ async fn operator_on_a_real_cluster() {
     let client = Client::try_default()
         .await
         .unwrap_or_else(|e| panic!("connecting with KUBECONFIG: {e}"));
-    install_crd(&client).await;
+    let crd = serde_json::to_value(OfferCancellation::crd()).expect("CRD as JSON");
+    envtest::install_crd(&client, crd, MANAGER)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut scenario = Scenario::default_scenario();
     scenario.publishers[0].offers[0].polls_until_done = 4;
     let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();

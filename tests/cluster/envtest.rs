@@ -7,7 +7,7 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, CustomResourceExt};
-use offer_cancel_operator::crd::OfferCancellation;
+use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use serde_json::Value;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -205,7 +205,7 @@ impl ControlPlane {
                 _ => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
-        install_crd(&client).await?;
+        install_envtest_crd(&client).await?;
         Ok(client)
     }
 }
@@ -256,18 +256,15 @@ pub fn without_transition_rules(value: &mut Value) {
     }
 }
 
-async fn install_crd(client: &Client) -> Result<(), String> {
-    let mut crd = serde_json::to_value(OfferCancellation::crd()).map_err(|e| e.to_string())?;
-    without_transition_rules(&mut crd);
+/// Applies `crd` (server-side, as `manager`) and waits until the API server
+/// serves it. Shared with the kind suite, which applies the whole CRD.
+pub async fn install_crd(client: &Client, crd: Value, manager: &str) -> Result<(), String> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let name = "offercancellations.offercancel.dev";
-    crds.patch(
-        name,
-        &PatchParams::apply("envtest").force(),
-        &Patch::Apply(&crd),
-    )
-    .await
-    .map_err(|e| format!("installing the CRD: {e}"))?;
+    let apply = PatchParams::apply(manager).force();
+    crds.patch(name, &apply, &Patch::Apply(&crd))
+        .await
+        .map_err(|e| format!("installing the CRD: {e}"))?;
     for _ in 0..120 {
         let current = crds.get(name).await.map_err(|e| e.to_string())?;
         let established = current
@@ -282,4 +279,30 @@ async fn install_crd(client: &Client) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     Err("the CRD never became Established".into())
+}
+
+/// The CRD this v1.24 server accepts: without its `oldSelf` rules.
+async fn install_envtest_crd(client: &Client) -> Result<(), String> {
+    let mut crd = serde_json::to_value(OfferCancellation::crd()).map_err(|e| e.to_string())?;
+    without_transition_rules(&mut crd);
+    install_crd(client, crd, "envtest").await
+}
+
+/// Waits up to `within` until `name` reaches `phase`; shared with the kind
+/// suite.
+pub async fn wait_phase(
+    api: &Api<OfferCancellation>,
+    name: &str,
+    phase: Phase,
+    within: Duration,
+) -> OfferCancellation {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        let obj = api.get(name).await.expect("read resource");
+        if obj.status.as_ref().and_then(|s| s.phase) == Some(phase) {
+            return obj;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{name} never reached {phase:?}");
 }

@@ -7,7 +7,7 @@ mod envtest;
 mod lag_proxy;
 mod support;
 
-use envtest::ControlPlane;
+use envtest::{ControlPlane, wait_phase};
 use libtest_mimic::{Arguments, Failed, Trial};
 use offer_cancel_operator::crd::Phase;
 use std::future::Future;
@@ -251,13 +251,7 @@ async fn rbac_from_deploy_suffices(plane: Plane) {
     let operator = fx.operator_as(
         &plane,
         true,
-        &[
-            "--leader-elect",
-            "--lease-namespace",
-            "offercancel-system",
-            "--lease-name",
-            "rbac-trial",
-        ],
+        &leader_election("offercancel-system", "rbac-trial"),
     );
     let offers = mixed_offers("r", 6);
     fx.create_all(&offers, 6).await;
@@ -276,17 +270,22 @@ async fn rbac_from_deploy_suffices(plane: Plane) {
     fx.cleanup().await;
 }
 
+/// The flags of a replica that elects a leader with Lease `ns/name`.
+fn leader_election<'a>(ns: &'a str, name: &'a str) -> [&'a str; 5] {
+    [
+        "--leader-elect",
+        "--lease-namespace",
+        ns,
+        "--lease-name",
+        name,
+    ]
+}
+
 /// Two replicas: one writes; the leader SIGKILLed, the other takes over;
 /// one POST per offer throughout.
 async fn two_replicas_one_writer(plane: Plane) {
     let fx = Fixture::new(&plane, "ha").await;
-    let lease = [
-        "--leader-elect",
-        "--lease-namespace",
-        &fx.ns,
-        "--lease-name",
-        "ha",
-    ];
+    let lease = leader_election(&fx.ns, "ha");
     let kubeconfig = || plane.kubeconfig(false);
     let a = fx.operator_with(kubeconfig(), &lease, &[("POD_NAME", "replica-a")]);
     let b = fx.operator_with(kubeconfig(), &lease, &[("POD_NAME", "replica-b")]);
@@ -308,13 +307,7 @@ async fn two_replicas_one_writer(plane: Plane) {
 /// leader's exit, and a restarted single replica starts at once.
 async fn graceful_handover_within_two_seconds(plane: Plane) {
     let fx = Fixture::new(&plane, "handover").await;
-    let lease = [
-        "--leader-elect",
-        "--lease-namespace",
-        &fx.ns,
-        "--lease-name",
-        "hand",
-    ];
+    let lease = leader_election(&fx.ns, "hand");
     let a = fx.operator_with(plane.kubeconfig(false), &lease, &[("POD_NAME", "first")]);
     support::lease_holder(&fx.client, &fx.ns, "hand", None).await;
     let b = fx.operator_with(plane.kubeconfig(false), &lease, &[("POD_NAME", "second")]);
@@ -428,9 +421,9 @@ async fn one_namespace_never_borrows_another_token(_shared: Plane) {
         }
     };
     let a = create("team-a", "sync-team-a").await;
-    wait_phase(&a, "sync-team-a", Phase::Cancelled).await;
+    wait_phase(&a, "sync-team-a", Phase::Cancelled, Duration::from_secs(60)).await;
     let b = create("team-b", "sync-team-b").await;
-    let failed = wait_phase(&b, "sync-team-b", Phase::Failed).await;
+    let failed = wait_phase(&b, "sync-team-b", Phase::Failed, Duration::from_secs(60)).await;
     let message = failed.status.and_then(|s| s.message).unwrap_or_default();
     assert!(message.contains("invalid_client"), "{message}");
     assert_eq!(
@@ -441,21 +434,6 @@ async fn one_namespace_never_borrows_another_token(_shared: Plane) {
     assert_eq!(fx.posts("sync-team-a").await, 1);
     operator.sigkill();
     fx.cleanup().await;
-}
-
-async fn wait_phase(
-    api: &kube::Api<offer_cancel_operator::crd::OfferCancellation>,
-    name: &str,
-    phase: Phase,
-) -> offer_cancel_operator::crd::OfferCancellation {
-    for _ in 0..240 {
-        let obj = api.get(name).await.expect("read resource");
-        if obj.status.as_ref().and_then(|s| s.phase) == Some(phase) {
-            return obj;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("{name} never reached {phase:?}");
 }
 
 /// The README's `kubectl wait --for=condition=Ready ocancel/NAME` returns
