@@ -49,6 +49,7 @@ pub enum Error {
     #[cfg(feature = "simulator")]
     #[error("starting the simulator: {0}")]
     Simulator(#[from] cpp_simulator::Error),
+    #[cfg(feature = "simulator")]
     #[error("the simulator's address is not a URL: {0}")]
     SimulatorAddress(#[source] url::ParseError),
     #[error("printing the resource as JSON: {0}")]
@@ -128,29 +129,28 @@ struct Target {
     _simulator: Option<cpp_simulator::Running>,
 }
 
-#[cfg(not(feature = "simulator"))]
-async fn target(args: &CancelArgs, _voice: Voice) -> Result<Target, Error> {
+/// The services the flags name, or with `--simulate` a simulator started here.
+#[cfg_attr(not(feature = "simulator"), allow(unused_variables))]
+async fn target(args: &CancelArgs, voice: Voice) -> Result<Target, Error> {
+    #[cfg(feature = "simulator")]
+    if args.simulate {
+        return simulated(args, voice).await;
+    }
     Ok(Target {
         config: args.cpp.client_config(),
         credentials: credentials(args)?,
+        #[cfg(feature = "simulator")]
+        _simulator: None,
     })
 }
 
-/// The services the flags name, or with `--simulate` a simulator started here.
+/// Starts the built-in simulator and points the client at it.
 #[cfg(feature = "simulator")]
-async fn target(args: &CancelArgs, voice: Voice) -> Result<Target, Error> {
-    let mut config = args.cpp.client_config();
-    if !args.simulate {
-        let credentials = credentials(args)?;
-        return Ok(Target {
-            config,
-            credentials,
-            _simulator: None,
-        });
-    }
+async fn simulated(args: &CancelArgs, voice: Voice) -> Result<Target, Error> {
     let running = cpp_simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0").await?;
     voice.say(&format!("simulator listening on {}", running.url()));
     let url = reqwest::Url::parse(&running.url()).map_err(Error::SimulatorAddress)?;
+    let mut config = args.cpp.client_config();
     config.endpoint = url.clone();
     config.authority_host = url;
     Ok(Target {
