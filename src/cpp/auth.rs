@@ -131,11 +131,9 @@ impl TokenSource {
                 tenant_id,
                 client_id,
                 client_secret,
-                ..
+                scope,
             } => {
-                let Some(slot) = self.slot(creds) else {
-                    return Err(AuthError::BadTenant);
-                };
+                let slot = self.slot(self.key(scope, tenant_id, client_id, client_secret));
                 self.principal_token(slot, tenant_id, client_id, client_secret)
                     .await
             }
@@ -161,31 +159,25 @@ impl TokenSource {
 
     /// Drops the cached token, after CPP answered 401 to it.
     pub(crate) async fn forget(&self, creds: &Credentials) {
-        if let Some(slot) = self.slot(creds) {
+        if let Credentials::ClientSecret {
+            tenant_id,
+            client_id,
+            client_secret,
+            scope,
+        } = creds
+        {
+            let slot = self.slot(self.key(scope, tenant_id, client_id, client_secret));
             *slot.lock().await = None;
         }
     }
 
-    fn key(&self, creds: &Credentials) -> Option<SlotKey> {
+    fn key(&self, scope: &str, tenant: &str, client: &str, secret: &SecretString) -> SlotKey {
         use std::hash::BuildHasher;
-        match creds {
-            Credentials::Token(_) => None,
-            Credentials::ClientSecret {
-                tenant_id,
-                client_id,
-                client_secret,
-                scope,
-            } => Some((
-                scope.clone(),
-                tenant_id.clone(),
-                client_id.clone(),
-                self.hasher.hash_one(client_secret.expose_secret()),
-            )),
-        }
+        let secret = self.hasher.hash_one(secret.expose_secret());
+        (scope.into(), tenant.into(), client.into(), secret)
     }
 
-    fn slot(&self, creds: &Credentials) -> Option<Slot> {
-        let key = self.key(creds)?;
+    fn slot(&self, key: SlotKey) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         if slots.len() >= MAX_SLOTS && !slots.contains_key(&key) {
             // Rotated secrets leave slots behind; keep those still in use.
@@ -195,7 +187,7 @@ impl TokenSource {
                 Err(_) => true,
             });
         }
-        Some(slots.entry(key).or_default().clone())
+        slots.entry(key).or_default().clone()
     }
 
     fn token_url(&self, tenant_id: &str) -> Result<reqwest::Url, AuthError> {
