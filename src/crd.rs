@@ -17,11 +17,11 @@ const DEFAULT_API_VERSION: &str = "2017-10-31";
 const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
 
 /// Pattern of publisherId and offerId, as the schema has it.
-pub const ID_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
+const ID_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
 /// Pattern of one notification address, as the schema has it.
-pub const EMAIL_PATTERN: &str = r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#;
+const EMAIL_PATTERN: &str = r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#;
 /// Pattern of a Secret name (a DNS-1123 subdomain), as the schema has it.
-pub const SECRET_NAME_PATTERN: &str =
+const SECRET_NAME_PATTERN: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// Longest `timeoutSeconds`: a year.
 const MAX_TIMEOUT_SECONDS: u32 = 31_536_000;
@@ -66,18 +66,12 @@ const MAX_EMAILS: usize = 20;
 #[serde(rename_all = "camelCase")]
 pub struct OfferCancellationSpec {
     /// Publisher identifier in the Cloud Partner Portal, e.g. `contoso`. Immutable.
-    #[schemars(
-        length(min = 1, max = 128),
-        pattern(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
-    )]
+    #[schemars(length(min = 1, max = MAX_ID_LEN), pattern(ID_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("publisherId is immutable: create a new OfferCancellation instead"))]
     pub publisher_id: String,
 
     /// Offer identifier in the Cloud Partner Portal. Immutable.
-    #[schemars(
-        length(min = 1, max = 128),
-        pattern(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
-    )]
+    #[schemars(length(min = 1, max = MAX_ID_LEN), pattern(ID_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("offerId is immutable: create a new OfferCancellation instead"))]
     pub offer_id: String,
 
@@ -85,11 +79,8 @@ pub struct OfferCancellationSpec {
     /// (sent comma-joined as `metadata.notification-emails`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
-        length(max = 20),
-        inner(
-            length(min = 3, max = 254),
-            pattern(r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#)
-        )
+        length(max = MAX_EMAILS),
+        inner(length(min = 3, max = MAX_EMAIL_LEN), pattern(EMAIL_PATTERN))
     )]
     pub notification_emails: Vec<String>,
 
@@ -104,13 +95,13 @@ pub struct OfferCancellationSpec {
 
     /// Seconds between two polls of an asynchronous cancel (at least 5).
     #[serde(default = "default_poll_interval")]
-    #[schemars(range(min = 5, max = 86400))]
+    #[schemars(range(min = MIN_POLL_INTERVAL_SECONDS, max = 86400))]
     pub poll_interval_seconds: u32,
 
     /// Stop polling after this many seconds from the cancel request: the
     /// resource then fails with reason Timeout. Unset: poll until done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 31536000))]
+    #[schemars(range(min = 1, max = MAX_TIMEOUT_SECONDS))]
     pub timeout_seconds: Option<u32>,
 }
 
@@ -118,10 +109,7 @@ pub struct OfferCancellationSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct SecretRef {
     /// Name of the Secret (a DNS-1123 subdomain).
-    #[schemars(
-        length(min = 1, max = 253),
-        pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-    )]
+    #[schemars(length(min = 1, max = 253), pattern(SECRET_NAME_PATTERN))]
     pub name: String,
 }
 
@@ -178,15 +166,15 @@ pub struct OfferCancellationStatus {
     pub http_status: Option<u16>,
     /// The cancel operation's location, exactly as CPP returned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 2048))]
+    #[schemars(length(max = MAX_LOCATION_LEN))]
     pub operation_location: Option<String>,
     /// The cancel operation's status as CPP last reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = MAX_MESSAGE_LEN))]
     pub operation_status: Option<String>,
     /// The last outcome in words, with CPP's error code and message when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = MAX_MESSAGE_LEN))]
     pub message: Option<String>,
     /// When the operator recorded its intent to send the cancel request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,7 +189,7 @@ pub struct OfferCancellationStatus {
     /// The value of the offercancel.dev/retry annotation the current attempt
     /// answers (a digest when the value is long).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 128))]
+    #[schemars(length(max = MAX_RETRY_REQUEST_LEN))]
     pub retry_request: Option<String>,
     /// resourceVersion of the credentials Secret the current attempt used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -480,7 +468,7 @@ mod tests {
 
     #[test]
     fn schema_patterns_match_the_code_constants() {
-        // The schemars attributes must repeat these literals; keep them in step.
+        // The schema is generated from these constants; this pins the result.
         let crd = serde_json::to_value(OfferCancellation::crd()).unwrap();
         let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
         assert_eq!(spec["publisherId"]["pattern"], ID_PATTERN);
