@@ -221,11 +221,44 @@ impl ClientConfig {
     }
 }
 
-/// A response as read: status, headers, and the body (bounded).
+/// A response whose status and headers are in. Its body is read only by
+/// the caller that needs it: an accepted cancel with a Location needs none,
+/// so a huge or slow body cannot lose the acceptance.
 struct Received {
-    status: u16,
-    headers: HeaderMap,
-    body: Vec<u8>,
+    endpoint: Endpoint,
+    response: Response,
+}
+
+impl Received {
+    fn status(&self) -> u16 {
+        self.response.status().as_u16()
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        self.response.headers()
+    }
+
+    /// The body, at most [`MAX_BODY`] bytes.
+    async fn body(self) -> Result<Vec<u8>, CppError> {
+        let endpoint = self.endpoint;
+        read_limited(self.response)
+            .await
+            .map_err(|e| body_error(endpoint, e))
+    }
+
+    /// The answer as a refusal. The body is read for CPP's error text; one
+    /// that cannot be read is left out, since the status is the answer.
+    async fn rejected(self) -> CppError {
+        let (endpoint, status) = (self.endpoint, self.status());
+        let retry_after = retry_after(self.headers());
+        let body = read_limited(self.response).await.ok();
+        CppError::Rejected {
+            endpoint,
+            status,
+            body: body.as_deref().and_then(ErrorBody::parse),
+            retry_after,
+        }
+    }
 }
 
 /// One client for all reconciles: reqwest pools connections, so it is built once.
@@ -292,16 +325,20 @@ impl CppClient {
                 self.http.post(url.clone()).bearer_auth(token).json(&body)
             })
             .await?;
-        match answer.status {
+        match answer.status() {
             200 => Ok(CancelOutcome::Cancelled),
-            202 => Ok(CancelOutcome::Accepted {
-                location: self.checked_location(
-                    header_text(&answer.headers, LOCATION)
-                        .or_else(|| wire::location_from_body(&answer.body)),
-                )?,
-                retry_after: retry_after(&answer.headers),
-            }),
-            _ => Err(rejected(Endpoint::Cancel, &answer)),
+            202 => {
+                let retry_after = retry_after(answer.headers());
+                let location = match header_text(answer.headers(), LOCATION) {
+                    Some(header) => Some(header),
+                    None => wire::location_from_body(&answer.body().await?),
+                };
+                Ok(CancelOutcome::Accepted {
+                    location: self.checked_location(location)?,
+                    retry_after,
+                })
+            }
+            _ => Err(answer.rejected().await),
         }
     }
 
@@ -313,15 +350,17 @@ impl CppClient {
     ) -> Result<PolledOperation, CppError> {
         let url = resolve_location(&self.endpoint, location)?;
         let answer = self.get_ok(Endpoint::Operation, url, creds).await?;
+        let location = self.checked_location(header_text(answer.headers(), LOCATION))?;
+        let retry_after = retry_after(answer.headers());
         let operation =
-            wire::parse_operation(&answer.body).map_err(|detail| CppError::Malformed {
+            wire::parse_operation(&answer.body().await?).map_err(|detail| CppError::Malformed {
                 endpoint: Endpoint::Operation,
                 detail,
             })?;
         Ok(PolledOperation {
             operation,
-            location: self.checked_location(header_text(&answer.headers, LOCATION))?,
-            retry_after: retry_after(&answer.headers),
+            location,
+            retry_after,
         })
     }
 
@@ -334,8 +373,12 @@ impl CppClient {
         creds: &Credentials,
     ) -> Result<Vec<Operation>, CppError> {
         let url = self.offer_url(offer, &["submissions", ""], &[])?;
-        let answer = self.get_ok(Endpoint::Submissions, url, creds).await?;
-        wire::parse_operation_list(&answer.body).map_err(|detail| CppError::Malformed {
+        let body = self
+            .get_ok(Endpoint::Submissions, url, creds)
+            .await?
+            .body()
+            .await?;
+        wire::parse_operation_list(&body).map_err(|detail| CppError::Malformed {
             endpoint: Endpoint::Submissions,
             detail,
         })
@@ -365,8 +408,8 @@ impl CppClient {
                 self.http.get(url.clone()).bearer_auth(token)
             })
             .await?;
-        if answer.status != 200 {
-            return Err(rejected(endpoint, &answer));
+        if answer.status() != 200 {
+            return Err(answer.rejected().await);
         }
         Ok(answer)
     }
@@ -427,7 +470,7 @@ impl CppClient {
         let answer = self
             .send_once(endpoint, build(token.expose_secret()))
             .await?;
-        if answer.status != 401 || !creds.can_refresh() {
+        if answer.status() != 401 || !creds.can_refresh() {
             return Ok(answer);
         }
         self.tokens.forget(creds).await;
@@ -456,25 +499,7 @@ impl CppClient {
             kind: request_error_kind(&source),
             source,
         })?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        // An accepted cancel with a Location header is complete without its
-        // body: a huge or slow body must not lose the acceptance.
-        if endpoint == Endpoint::Cancel && status == 202 && headers.contains_key(LOCATION) {
-            return Ok(Received {
-                status,
-                headers,
-                body: Vec::new(),
-            });
-        }
-        let body = read_limited(response)
-            .await
-            .map_err(|e| body_error(endpoint, e))?;
-        Ok(Received {
-            status,
-            headers,
-            body,
-        })
+        Ok(Received { endpoint, response })
     }
 }
 
@@ -521,15 +546,6 @@ fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = header_text(headers, RETRY_AFTER)?;
     wire::parse_retry_after(&value, jiff::Timestamp::now())
-}
-
-fn rejected(endpoint: Endpoint, answer: &Received) -> CppError {
-    CppError::Rejected {
-        endpoint,
-        status: answer.status,
-        body: ErrorBody::parse(&answer.body),
-        retry_after: retry_after(&answer.headers),
-    }
 }
 
 /// The standard reason phrase, for messages.
