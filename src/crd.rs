@@ -7,8 +7,6 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// API group of the resource.
-pub const GROUP: &str = "offercancel.dev";
 /// Annotation whose every new value asks for one new attempt of a Failed resource.
 pub(crate) const RETRY_ANNOTATION: &str = "offercancel.dev/retry";
 /// The CPP api-version used when the spec names none.

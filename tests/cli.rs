@@ -1,5 +1,6 @@
 //! The one-shot CLI (the real binary) against the simulator.
 
+use cpp_simulator::scenario::DEFAULT_TOKEN;
 use cpp_simulator::{self as simulator, Scenario};
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -41,7 +42,7 @@ fn text(out: &Output) -> String {
     )
 }
 
-const TOKEN: [&str; 2] = ["--token", "simulated-static-token"];
+const TOKEN: [&str; 2] = ["--token", DEFAULT_TOKEN];
 
 async fn default_simulator() -> simulator::Running {
     simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")

@@ -6,6 +6,7 @@ mod common;
 
 use common::fake_api::FakeApi;
 use common::*;
+use cpp_simulator::scenario::DEFAULT_TOKEN;
 use cpp_simulator::{self as simulator, Scenario};
 use offer_cancel_operator::context;
 use offer_cancel_operator::controller::{self, in_flight};
@@ -22,7 +23,7 @@ async fn controller_watches_reconciles_to_cancelled_and_becomes_ready() {
         .unwrap();
     let fake = FakeApi::new(
         resource("sync-offer", None),
-        Some(token_secret("simulated-static-token")),
+        Some(token_secret(DEFAULT_TOKEN)),
     );
     let ctx = fake.context(&sim.url(), context::Config::default());
     let probes = Arc::new(Probes::new(ctx.metrics.clone()));

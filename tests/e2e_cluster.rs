@@ -11,6 +11,7 @@
 #[path = "cluster/envtest.rs"]
 mod envtest;
 
+use cpp_simulator::scenario::DEFAULT_TOKEN;
 use cpp_simulator::{self as simulator, Scenario};
 use envtest::wait_phase;
 use futures::FutureExt;
@@ -196,7 +197,7 @@ async fn operator_on_a_real_cluster() {
         .expect("create namespace");
     let mut secret = Secret::default();
     secret.metadata.name = Some("cpp".into());
-    secret.string_data = Some([("token".to_string(), "simulated-static-token".to_string())].into());
+    secret.string_data = Some([("token".to_string(), DEFAULT_TOKEN.to_string())].into());
     Api::<Secret>::namespaced(client.clone(), &ns)
         .create(&PostParams::default(), &secret)
         .await

@@ -5,6 +5,7 @@ mod common;
 
 use common::fake_api::FakeApi;
 use common::*;
+use cpp_simulator::scenario::DEFAULT_TOKEN;
 use cpp_simulator::{self as simulator, Scenario};
 use kube::runtime::controller::Action;
 use offer_cancel_operator::context::{self, Context};
@@ -116,7 +117,7 @@ async fn async_offers_of_both_location_shapes_are_polled_to_cancelled() {
         ("contoso-offer", "/operations/"),
         ("legacy-offer", "$preview"),
     ] {
-        let (fake, ctx) = setup(&sim, offer, token_secret("simulated-static-token"));
+        let (fake, ctx) = setup(&sim, offer, token_secret(DEFAULT_TOKEN));
         let obj = drive(&fake, &ctx, Duration::from_secs(30)).await;
         let status = obj.status.unwrap();
         assert_eq!(
@@ -192,11 +193,7 @@ async fn thirty_percent_throttling_and_outages_still_end_cancelled_with_one_post
     scenario.faults.throttle_rate = 0.15;
     scenario.faults.error_rate = 0.15;
     let sim = start(scenario).await;
-    let (fake, ctx) = setup(
-        &sim,
-        "contoso-offer",
-        token_secret("simulated-static-token"),
-    );
+    let (fake, ctx) = setup(&sim, "contoso-offer", token_secret(DEFAULT_TOKEN));
     let obj = drive(&fake, &ctx, Duration::from_secs(60)).await;
     assert_eq!(phase(&obj), Some(Phase::Cancelled), "{:?}", obj.status);
     let s = stats(&sim).await;
@@ -245,7 +242,7 @@ async fn crash_between_post_and_status_write_adopts_the_operation() {
             "{}/api/publishers/contoso/offers/contoso-offer/cancel?api-version=2017-10-31",
             sim.url()
         ))
-        .bearer_auth("simulated-static-token")
+        .bearer_auth(DEFAULT_TOKEN)
         .json(&serde_json::json!({"metadata": {"notification-emails": ""}}))
         .send()
         .await
@@ -254,7 +251,7 @@ async fn crash_between_post_and_status_write_adopts_the_operation() {
     let status = status_after("contoso-offer", vec![Outcome::IntentRecorded]);
     let fake = FakeApi::new(
         resource("contoso-offer", Some(status)),
-        Some(token_secret("simulated-static-token")),
+        Some(token_secret(DEFAULT_TOKEN)),
     );
     let ctx = fake.context(&sim.url(), fast_backoff());
     let obj = drive(&fake, &ctx, Duration::from_secs(30)).await;
@@ -268,11 +265,7 @@ async fn crash_between_post_and_status_write_adopts_the_operation() {
 #[tokio::test]
 async fn accepted_without_location_is_found_in_the_operations_list() {
     let sim = start(Scenario::default_scenario()).await;
-    let (fake, ctx) = setup(
-        &sim,
-        "untracked-offer",
-        token_secret("simulated-static-token"),
-    );
+    let (fake, ctx) = setup(&sim, "untracked-offer", token_secret(DEFAULT_TOKEN));
     let obj = drive(&fake, &ctx, Duration::from_secs(40)).await;
     let status = obj.status.unwrap();
     assert_eq!(status.phase, Some(Phase::Cancelled), "{:?}", status.message);
@@ -286,11 +279,7 @@ async fn accepted_without_location_is_found_in_the_operations_list() {
 #[tokio::test]
 async fn failing_cancel_operation_fails_with_its_messages() {
     let sim = start(Scenario::default_scenario()).await;
-    let (fake, ctx) = setup(
-        &sim,
-        "failing-offer",
-        token_secret("simulated-static-token"),
-    );
+    let (fake, ctx) = setup(&sim, "failing-offer", token_secret(DEFAULT_TOKEN));
     let obj = drive(&fake, &ctx, Duration::from_secs(30)).await;
     let status = obj.status.unwrap();
     assert_eq!(status.phase, Some(Phase::Failed));
@@ -310,7 +299,7 @@ async fn secret_appearing_later_unblocks_the_cancel() {
         .await
         .unwrap();
     assert_eq!(phase(&fake.object()), Some(Phase::Pending));
-    fake.0.lock().unwrap().secret = Some(token_secret("simulated-static-token"));
+    fake.0.lock().unwrap().secret = Some(token_secret(DEFAULT_TOKEN));
     // What the Secret watch does on the Secret's creation: the missing
     // Secret was cached, and the change drops it.
     ctx.credentials.invalidate(NS, SECRET);
@@ -321,7 +310,7 @@ async fn secret_appearing_later_unblocks_the_cancel() {
 #[tokio::test]
 async fn retry_annotation_asks_for_exactly_one_new_attempt() {
     let sim = start(Scenario::default_scenario()).await;
-    let (fake, ctx) = setup(&sim, "idle-offer", token_secret("simulated-static-token"));
+    let (fake, ctx) = setup(&sim, "idle-offer", token_secret(DEFAULT_TOKEN));
     let obj = drive(&fake, &ctx, Duration::from_secs(20)).await;
     assert_eq!(obj.status.unwrap().http_status, Some(404));
     fake.0

@@ -7,7 +7,7 @@ mod wire;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
-use reqwest::{Response, StatusCode, Url};
+use reqwest::{Response, Url};
 use secrecy::{ExposeSecret, SecretString};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -546,14 +546,6 @@ fn header_text(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = header_text(headers, RETRY_AFTER)?;
     wire::parse_retry_after(&value, jiff::Timestamp::now())
-}
-
-/// The standard reason phrase, for messages.
-pub fn reason_phrase(status: u16) -> &'static str {
-    StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Unknown")
 }
 
 #[cfg(test)]

@@ -175,14 +175,6 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub fn is_quiet(&self) -> bool {
-        self.throttle_rate <= 0.0
-            && self.error_rate <= 0.0
-            && self.drop_rate <= 0.0
-            && self.drop_after_rate <= 0.0
-            && self.latency_ms == 0
-    }
-
     pub fn validate(&self) -> Result<(), String> {
         for (name, rate) in [
             ("throttleRate", self.throttle_rate),

@@ -1,11 +1,10 @@
 //! The simulator over HTTP: documented answers, test endpoints, faults, and
 //! no panic on any input.
 
+use cpp_simulator::scenario::DEFAULT_TOKEN;
 use cpp_simulator::{self as simulator, Scenario};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-const TOKEN: &str = "simulated-static-token";
 
 async fn sim() -> (simulator::Running, reqwest::Client) {
     (
@@ -44,7 +43,7 @@ async fn post_cancel(
 /// An authorized GET, read as JSON.
 async fn get_json(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
     c.get(url)
-        .bearer_auth(TOKEN)
+        .bearer_auth(DEFAULT_TOKEN)
         .send()
         .await
         .unwrap()
@@ -65,7 +64,7 @@ async fn documented_error_answers() {
     let (code, body) = post_cancel(
         &c,
         &cancel_url(&sim, "contoso", "sync-offer", "2016-01-01"),
-        Some(TOKEN),
+        Some(DEFAULT_TOKEN),
         BODY,
     )
     .await;
@@ -79,13 +78,24 @@ async fn documented_error_answers() {
     );
 
     let forbidden = cancel_url(&sim, "fabrikam", "fabrikam-offer", "2017-10-31");
-    assert_eq!(post_cancel(&c, &forbidden, Some(TOKEN), BODY).await.0, 403);
+    assert_eq!(
+        post_cancel(&c, &forbidden, Some(DEFAULT_TOKEN), BODY)
+            .await
+            .0,
+        403
+    );
     let missing = cancel_url(&sim, "contoso", "nope", "2017-10-31");
-    assert_eq!(post_cancel(&c, &missing, Some(TOKEN), BODY).await.0, 404);
+    assert_eq!(
+        post_cancel(&c, &missing, Some(DEFAULT_TOKEN), BODY).await.0,
+        404
+    );
     let idle = cancel_url(&sim, "contoso", "idle-offer", "2017-10-31");
-    assert_eq!(post_cancel(&c, &idle, Some(TOKEN), BODY).await.0, 404);
+    assert_eq!(
+        post_cancel(&c, &idle, Some(DEFAULT_TOKEN), BODY).await.0,
+        404
+    );
 
-    let (code, body) = post_cancel(&c, &ok, Some(TOKEN), "{not json").await;
+    let (code, body) = post_cancel(&c, &ok, Some(DEFAULT_TOKEN), "{not json").await;
     assert_eq!(code, 400);
     assert!(
         body["error"]["message"]
@@ -94,9 +104,9 @@ async fn documented_error_answers() {
             .contains("Malformed JSON")
     );
 
-    assert_eq!(post_cancel(&c, &ok, Some(TOKEN), BODY).await.0, 200);
+    assert_eq!(post_cancel(&c, &ok, Some(DEFAULT_TOKEN), BODY).await.0, 200);
     assert_eq!(
-        post_cancel(&c, &ok, Some(TOKEN), BODY).await.0,
+        post_cancel(&c, &ok, Some(DEFAULT_TOKEN), BODY).await.0,
         404,
         "nothing left in progress"
     );
@@ -111,7 +121,7 @@ async fn async_cancel_moves_not_started_running_completed() {
     let c = client();
     let resp = c
         .post(cancel_url(&sim, "contoso", "contoso-offer", "2017-10-31"))
-        .bearer_auth(TOKEN)
+        .bearer_auth(DEFAULT_TOKEN)
         .body(BODY)
         .send()
         .await
@@ -203,7 +213,7 @@ async fn faults_at_runtime_reset_and_stats() {
     let url = cancel_url(&sim, "contoso", "sync-offer", "2017-10-31");
     let resp = c
         .post(&url)
-        .bearer_auth(TOKEN)
+        .bearer_auth(DEFAULT_TOKEN)
         .body(BODY)
         .send()
         .await
@@ -222,7 +232,10 @@ async fn faults_at_runtime_reset_and_stats() {
         .send()
         .await
         .unwrap();
-    assert_eq!(post_cancel(&c, &url, Some(TOKEN), BODY).await.0, 200);
+    assert_eq!(
+        post_cancel(&c, &url, Some(DEFAULT_TOKEN), BODY).await.0,
+        200
+    );
     let stats: Value = c
         .get(format!("{}/_sim/stats", sim.url()))
         .send()
@@ -251,7 +264,7 @@ async fn faults_are_deterministic_for_a_seed() {
         for _ in 0..20 {
             out.push(
                 c.get(&url)
-                    .bearer_auth(TOKEN)
+                    .bearer_auth(DEFAULT_TOKEN)
                     .send()
                     .await
                     .unwrap()
@@ -278,7 +291,15 @@ async fn dropped_connections_reach_the_client_as_errors() {
         "{}/api/publishers/contoso/offers/contoso-offer/submissions/?api-version=2017-10-31",
         sim.url()
     );
-    let result = async { c.get(&url).bearer_auth(TOKEN).send().await?.bytes().await }.await;
+    let result = async {
+        c.get(&url)
+            .bearer_auth(DEFAULT_TOKEN)
+            .send()
+            .await?
+            .bytes()
+            .await
+    }
+    .await;
     assert!(result.is_err(), "{result:?}");
 }
 
@@ -342,7 +363,10 @@ async fn the_list_shows_the_cancelled_operation_and_every_cancel_with_its_creati
     let before: Value = get_json(&c, submissions_url(&sim, "sync-offer")).await;
     assert_eq!(before[0]["status"], "running", "{before}");
     let url = cancel_url(&sim, "contoso", "sync-offer", "2017-10-31");
-    assert_eq!(post_cancel(&c, &url, Some(TOKEN), BODY).await.0, 200);
+    assert_eq!(
+        post_cancel(&c, &url, Some(DEFAULT_TOKEN), BODY).await.0,
+        200
+    );
     let after = get_json(&c, submissions_url(&sim, "sync-offer")).await;
     assert_eq!(
         after[0]["status"], "canceled",
@@ -351,7 +375,10 @@ async fn the_list_shows_the_cancelled_operation_and_every_cancel_with_its_creati
 
     let started = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
     let url = cancel_url(&sim, "contoso", "contoso-offer", "2017-10-31");
-    assert_eq!(post_cancel(&c, &url, Some(TOKEN), BODY).await.0, 202);
+    assert_eq!(
+        post_cancel(&c, &url, Some(DEFAULT_TOKEN), BODY).await.0,
+        202
+    );
     let list = get_json(&c, submissions_url(&sim, "contoso-offer")).await;
     let cancel = list
         .as_array()
@@ -377,7 +404,12 @@ async fn a_request_dropped_after_processing_took_effect_and_counts() {
     };
     assert!(set_drop_after(1.0).await.unwrap().status().is_success());
     let url = cancel_url(&sim, "contoso", "sync-offer", "2017-10-31");
-    let sent = c.post(&url).bearer_auth(TOKEN).body(BODY).send().await;
+    let sent = c
+        .post(&url)
+        .bearer_auth(DEFAULT_TOKEN)
+        .body(BODY)
+        .send()
+        .await;
     let lost = match sent {
         Err(_) => true,
         Ok(answer) => answer.bytes().await.is_err(),
