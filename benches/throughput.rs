@@ -116,6 +116,7 @@ fn subject(i: usize) -> Observed {
         retry_request: None,
         credentials_version: None,
         errors_in_row: 0,
+        post_budget: Duration::from_secs(30),
         now: jiff::Timestamp::now(),
     }
 }

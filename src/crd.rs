@@ -177,6 +177,16 @@ pub struct OfferCancellationStatus {
     /// When the operator recorded its intent to send the cancel request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<Time>,
+    /// When the current attempt began (the first request, or the latest
+    /// retry): `timeoutSeconds` counts from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// The cancel POST that follows the recorded intent is answered or
+    /// abandoned by then. Until then (and a margin for clock skew) another
+    /// writer that finds the intent without an answer waits for it instead
+    /// of taking it for a lost answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_deadline: Option<Time>,
     /// When the resource reached Cancelled or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,

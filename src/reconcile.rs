@@ -25,8 +25,8 @@ use crate::cpp::{CancelOutcome, CppClient, CppError, Credentials, OfferRef, Retr
 use crate::crd::{OfferCancellation, OfferCancellationSpec};
 use crate::credentials::{self, CredentialsError, SecretReading};
 use crate::decide::{
-    Call, Observed, Outcome, Requeue, Step, Transition, next_step, reason, reason_for_status,
-    settle, transition,
+    Call, Observed, Outcome, Requeue, Step, Transition, holds_intent, next_step, reason,
+    reason_for_status, settle, transition,
 };
 use crate::status::{KubeStatus, StatusWriter, WriteError};
 
@@ -196,8 +196,10 @@ pub async fn step<W: StatusWriter>(
     writer: &mut W,
 ) -> Result<Requeue, W::Error> {
     observed.now = Timestamp::now();
+    observed.post_budget = cpp.post_budget();
     let outcome = match next_step(observed) {
         Step::Idle => return Ok(Requeue::Never),
+        Step::Wait(wait) => return Ok(Requeue::After(wait)),
         Step::Record(outcome) => outcome,
         Step::Call(call) => execute(cpp, call, observed, credentials).await,
     };
@@ -206,7 +208,45 @@ pub async fn step<W: StatusWriter>(
         return Ok(t.requeue);
     }
     let answer = execute(cpp, Call::PostCancel, observed, credentials).await;
-    Ok(write(observed, writer, answer).await?.requeue)
+    Ok(record_answer(observed, writer, answer).await?.requeue)
+}
+
+/// How often CPP's answer to a POST is written again after the resource
+/// moved on under it (each time on a fresh read).
+const ANSWER_WRITES: usize = 5;
+
+/// Writes CPP's answer to the cancel POST. A write refused because the
+/// resource moved on (a label or annotation edit, another writer) does not
+/// lose it: the answer is written again onto the resource as it is now, as
+/// long as its status still holds the intent this POST followed. Only when
+/// another writer has already recorded an answer for that intent is ours
+/// dropped.
+async fn record_answer<W: StatusWriter>(
+    observed: &mut Observed,
+    writer: &mut W,
+    answer: Outcome,
+) -> Result<Transition, W::Error> {
+    let intent = observed.status.clone();
+    let mut tries = 1;
+    loop {
+        let refused = match write(observed, writer, answer.clone()).await {
+            Ok(t) => return Ok(t),
+            Err(refused) => refused,
+        };
+        let fresh = match writer.reread(&refused).await {
+            Some(fresh) if tries < ANSWER_WRITES => fresh,
+            _ => return Err(refused),
+        };
+        if !holds_intent(fresh.status.as_ref(), &intent) {
+            tracing::info!(
+                "another writer recorded an answer to this intent; CPP's answer to our POST is dropped"
+            );
+            return Err(refused);
+        }
+        tracing::debug!("the resource moved on under CPP's answer; writing it again");
+        observed.reread(&fresh);
+        tries += 1;
+    }
 }
 
 /// Applies `outcome`, writes the result, and moves `observed` on to it.
@@ -237,8 +277,31 @@ async fn execute(
         Call::SendCancel => token_checked(cpp, creds).await,
         Call::Settle => settle_from_list(cpp, observed, creds).await,
         Call::Poll { location } => poll(cpp, &location, creds).await,
-        Call::PostCancel => post_cancel(cpp, &observed.spec, creds).await,
+        Call::PostCancel => {
+            within_post_deadline(observed, post_cancel(cpp, &observed.spec, creds)).await
+        }
     }
+}
+
+/// The POST, abandoned at the intent's `postDeadline`: another writer
+/// takes an unanswered intent for a lost answer only after it.
+async fn within_post_deadline(
+    observed: &Observed,
+    post: impl std::future::Future<Output = Outcome>,
+) -> Outcome {
+    let left = observed
+        .status
+        .post_deadline
+        .as_ref()
+        .map(|d| Timestamp::now().duration_until(d.0))
+        .and_then(|left| Duration::try_from(left).ok())
+        .unwrap_or(Duration::ZERO);
+    tokio::time::timeout(left, post)
+        .await
+        .unwrap_or_else(|_| Outcome::Transient {
+            message: "the cancel request was abandoned at its postDeadline".into(),
+            retry_after: None,
+        })
 }
 
 /// A token first, so a credentials problem never leaves an intent behind.

@@ -141,7 +141,11 @@ impl Lease {
                 .with_identity(&self.identity)
                 .with_duration(self.duration_seconds)
                 .with_grace(grace)
-                .with_field_manager(context::FIELD_MANAGER)
+                // No field manager of ours: the library's default is one
+                // per identity, and a race for the Lease is only seen as a
+                // server-side-apply conflict between different managers.
+                // With one shared manager both replicas' applies landed
+                // and both led.
                 .build()
                 .await?,
         )

@@ -35,6 +35,16 @@ pub trait StatusWriter {
         before: &OfferCancellationStatus,
         transition: &Transition,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// After `write` was refused because the resource moved on: the
+    /// resource as it is now, and the next write is fenced on that
+    /// version. `None` for any other refusal, or a writer that cannot read.
+    fn reread(
+        &mut self,
+        _refused: &Self::Error,
+    ) -> impl Future<Output = Option<OfferCancellation>> + Send {
+        std::future::ready(None)
+    }
 }
 
 /// Writes to the API server.
@@ -85,6 +95,25 @@ impl StatusWriter for KubeStatus<'_> {
             tracing::warn!(error = %e, reason = notice.reason, "publishing event failed");
         }
         Ok(())
+    }
+
+    async fn reread(&mut self, refused: &WriteError) -> Option<OfferCancellation> {
+        if !matches!(refused, WriteError::Conflict) {
+            return None;
+        }
+        let ns = self.obj.namespace()?;
+        let api: Api<OfferCancellation> = Api::namespaced(self.ctx.client.clone(), &ns);
+        let fresh = match api.get_opt(&self.obj.name_any()).await {
+            Ok(fresh) => fresh?,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the resource after a refused write failed");
+                return None;
+            }
+        };
+        self.resource_version = fresh.meta().resource_version.clone();
+        let key = ObjectRef::from_obj(self.obj);
+        self.ctx.written.set(key, self.resource_version.clone());
+        Some(fresh)
     }
 }
 

@@ -308,3 +308,45 @@ async fn lost_sync_answer_with_nothing_in_progress_ends_cancelled_without_a_post
     ];
     run(contoso().in_doubt(), &cpp, calls).await;
 }
+
+#[tokio::test]
+async fn cpp_answer_survives_a_label_edit_during_the_post() {
+    let cpp = Conversation::SyncCancel.serve().await;
+    let calls = vec![
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
+        patch(|s| assert_eq!(s["phase"], "Pending")),
+        Call::Event(reason::CANCEL_REQUESTED),
+        // A label landed while the POST was in flight: the answer's write
+        // is refused, the resource read again, and the answer written.
+        Call::PatchConflict,
+        labelled_meanwhile(),
+        patch(|s| {
+            assert_eq!(s["phase"], "Cancelled");
+            assert_eq!(s["httpStatus"], 200);
+            assert_eq!(s["attempts"], 1);
+        }),
+        Call::Event(reason::CANCELLED),
+    ];
+    let (action, applied) = run(contoso(), &cpp, calls).await;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(applied.len(), 2);
+    assert_eq!(cpp.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_answer_another_writer_recorded_first_is_never_overwritten() {
+    let cpp = Conversation::SyncCancel.serve().await;
+    let calls = vec![
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
+        patch(|s| assert_eq!(s["phase"], "Pending")),
+        Call::Event(reason::CANCEL_REQUESTED),
+        Call::PatchConflict,
+        Call::GetMovedOn(Box::new(|o| {
+            o["status"]["phase"] = serde_json::json!("Cancelling");
+            o["status"]["httpStatus"] = serde_json::json!(202);
+        })),
+    ];
+    let (action, applied) = run(contoso(), &cpp, calls).await;
+    assert_eq!(applied.len(), 1, "only our intent was written");
+    assert_eq!(action, Action::requeue(Duration::from_secs(2)));
+}

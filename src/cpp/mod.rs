@@ -268,6 +268,7 @@ pub struct CppClient {
     tokens: TokenSource,
     limiter: Option<DefaultDirectRateLimiter>,
     observer: Arc<dyn RequestObserver>,
+    request_timeout: Duration,
 }
 
 /// rustls needs one process-wide crypto provider; ring is the one kube uses.
@@ -299,7 +300,15 @@ impl CppClient {
             endpoint: config.endpoint,
             limiter,
             observer,
+            request_timeout: config.request_timeout,
         })
+    }
+
+    /// How long a cancel POST may take in all (rate limit, token, request):
+    /// one request timeout. A 401 answered late leaves no time for the
+    /// resend with a fresh token; that POST is then in doubt and settled.
+    pub fn post_budget(&self) -> Duration {
+        self.request_timeout
     }
 
     pub fn endpoint(&self) -> &Url {

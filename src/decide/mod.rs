@@ -19,6 +19,7 @@ pub(crate) use settle::settle;
 pub use transition::transition;
 
 use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::Duration;
 
 use crate::crd::{
@@ -81,6 +82,16 @@ pub(crate) fn reason_for_status(status: u16) -> &'static str {
 /// Requeue when credentials are missing; a Secret change triggers sooner.
 pub(crate) const CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
 
+/// How long past an intent's `postDeadline` another writer still waits
+/// before it takes the missing answer for a lost one: clocks of two
+/// replicas differ a little, and CPP may act on a request a moment after
+/// its sender gave up on it.
+pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(10);
+
+/// The cancel POST's budget when the caller names none: the CPP client's
+/// default request timeout.
+const DEFAULT_POST_BUDGET: Duration = Duration::from_secs(30);
+
 /// Everything the decision looks at: the resource as last read and as
 /// each transition since left it, and a clock that tests pin.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +106,10 @@ pub struct Observed {
     /// Transient errors in a row so far (kept in memory, not in status: a
     /// streak writes status once, when it starts).
     pub errors_in_row: u32,
+    /// How long the cancel POST that follows an intent may take, all in
+    /// (rate limit, token, request): the intent records `now` plus this as
+    /// its `postDeadline`, and the sender abandons the POST there.
+    pub post_budget: Duration,
     pub now: Timestamp,
 }
 
@@ -117,8 +132,23 @@ impl Observed {
                 .map(|v| retry_request_token(v)),
             credentials_version,
             errors_in_row,
+            post_budget: DEFAULT_POST_BUDGET,
             now,
         }
+    }
+
+    /// Moves on to `resource` as the API server has it now (after a write
+    /// of ours was refused because it had moved on): its spec, status,
+    /// generation and retry annotation. What came from elsewhere (the
+    /// Secret, the error streak, the clock) is kept.
+    pub fn reread(&mut self, resource: &OfferCancellation) {
+        let fresh = Observed::of(resource, None, 0, self.now);
+        *self = Observed {
+            credentials_version: self.credentials_version.take(),
+            errors_in_row: self.errors_in_row,
+            post_budget: self.post_budget,
+            ..fresh
+        };
     }
 }
 
@@ -157,6 +187,10 @@ fn stage(status: &OfferCancellationStatus) -> Stage {
 pub(crate) enum Step {
     /// Nothing: final and up to date.
     Idle,
+    /// Nothing now, and nothing written: look again after this long. An
+    /// intent whose POST may still be in flight (another writer's, or one
+    /// of ours before a crash) is waited for, never acted on.
+    Wait(Duration),
     /// No call needed; apply this outcome.
     Record(Outcome),
     /// Ask CPP, then apply what its answer means.
@@ -281,9 +315,17 @@ impl Observed {
 
 /// What to do next. Once the cancel was sent (Cancelling, Cancelled, Failed)
 /// no path leads back to `SendCancel` except an explicit retry of a Failed one.
+/// An intent without an answer is waited for while its POST may be in
+/// flight, and then settled from CPP's record, also past the timeout: only
+/// CPP's record tells a lost answer from a cancel that never happened.
 pub(crate) fn next_step(obs: &Observed) -> Step {
     let stage = stage(&obs.status);
-    if matches!(stage, Stage::InDoubt | Stage::Polling(_) | Stage::Untracked) && timed_out(obs) {
+    if stage == Stage::InDoubt
+        && let Some(wait) = answer_may_still_come(obs)
+    {
+        return Step::Wait(wait);
+    }
+    if matches!(stage, Stage::Polling(_) | Stage::Untracked) && timed_out(obs) {
         return Step::Record(Outcome::TimedOut);
     }
     match stage {
@@ -342,10 +384,45 @@ fn retry_requested(obs: &Observed) -> bool {
     stale(obs) || secret_changed || obs.retry_request != status.retry_request
 }
 
+/// Whether `status` (as the API server has it now) still holds `intent`,
+/// the intent a POST followed, with no answer recorded for it: then CPP's
+/// answer to that POST may still be written onto it.
+pub(crate) fn holds_intent(
+    status: Option<&OfferCancellationStatus>,
+    intent: &OfferCancellationStatus,
+) -> bool {
+    // Times are compared to the second: that is what status keeps.
+    let second = |t: Option<&Time>| t.map(|t| t.0.as_second());
+    status.is_some_and(|s| {
+        stage(s) == Stage::InDoubt
+            && s.attempts == intent.attempts
+            && second(s.post_deadline.as_ref()) == second(intent.post_deadline.as_ref())
+            && second(s.requested_at.as_ref()) == second(intent.requested_at.as_ref())
+    })
+}
+
+/// While the POST after the recorded intent may still be in flight (its
+/// `postDeadline` plus [`IN_FLIGHT_MARGIN`] is ahead), how long until it
+/// no longer may. An intent without a `postDeadline` (written by an
+/// earlier release) is not waited for.
+fn answer_may_still_come(obs: &Observed) -> Option<Duration> {
+    let deadline = obs.status.post_deadline.as_ref()?.0;
+    let settled_from = deadline.checked_add(IN_FLIGHT_MARGIN).ok()?;
+    let left = obs.now.duration_until(settled_from);
+    Duration::try_from(left).ok().filter(|d| !d.is_zero())
+}
+
+/// When `timeoutSeconds` runs out: counted from the start of the current
+/// attempt (the first request, or the latest retry).
 fn deadline(obs: &Observed) -> Option<Timestamp> {
-    let requested = obs.status.requested_at.as_ref()?.0;
+    let status = &obs.status;
+    let started = status
+        .started_at
+        .as_ref()
+        .or(status.requested_at.as_ref())?
+        .0;
     let timeout = obs.spec.timeout_seconds?;
-    requested
+    started
         .checked_add(jiff::SignedDuration::from_secs(timeout.into()))
         .ok()
 }

@@ -4,6 +4,13 @@ use crate::fixtures::at;
 use crate::operation::Operation;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+/// When an intent recorded at the clock's zero can no longer have a POST
+/// in flight: its budget and the margin are over.
+fn past_the_window() -> Timestamp {
+    let budget = fresh().post_budget + IN_FLIGHT_MARGIN;
+    at(budget.as_secs() as i64)
+}
+
 /// A fresh resource as the decision sees it, at the pinned clock's zero.
 fn fresh() -> Observed {
     OfferCancellation::test().observed()
@@ -288,7 +295,9 @@ fn crash_after_intent_settles_from_the_list_before_anything_else() {
     let mut w = fresh();
     let intent = w.apply(Outcome::IntentRecorded);
     assert!(intent.post, "the POST follows the durable intent");
-    // The controller restarts here: only the status survives.
+    // The controller restarts here: only the status survives. Once the
+    // POST can no longer be in flight, the list settles it.
+    w.now = past_the_window();
     assert_eq!(w.step(), Step::Call(Call::Settle));
     let t = w.apply(Outcome::Settled(Settlement::Follow {
         location: "/api/publishers/contoso/offers/contoso-offer/operations/1".into(),
@@ -442,6 +451,7 @@ fn retry_after_an_unanswered_post_settles_from_the_list() {
         cancel_status: None,
     });
     w.retry_request = Some("1".into());
+    w.now = past_the_window();
     assert_eq!(w.step(), Step::Record(Outcome::Resumed));
     w.apply(Outcome::Resumed);
     assert_eq!(w.step(), Step::Call(Call::Settle));
@@ -514,7 +524,10 @@ fn transient_errors_back_off_and_notify_once_per_streak() {
     assert_eq!(second.status, first.status, "a streak writes status once");
     assert_eq!(second.notice, None);
     assert_eq!(second.requeue.errors_in_row(), 2);
-    // After a transient error the POST is in doubt: look before resending.
+    // After a transient error the POST is in doubt: look before resending,
+    // once it can no longer be in flight.
+    assert!(matches!(w.step(), Step::Wait(_)));
+    w.now = past_the_window();
     assert_eq!(w.step(), Step::Call(Call::Settle));
 }
 
@@ -647,5 +660,141 @@ fn retry_after_a_failed_cancel_found_in_the_list_posts_anew() {
         w.step(),
         Step::Call(Call::SendCancel),
         "no endless resume of a failed cancel"
+    );
+}
+
+#[test]
+fn an_intent_records_until_when_its_post_may_be_in_flight() {
+    let mut w = fresh();
+    w.post_budget = Duration::from_secs(7);
+    let t = w.apply(Outcome::IntentRecorded);
+    assert_eq!(t.status.post_deadline, Some(Time(at(7))));
+    assert_eq!(t.status.started_at, Some(Time(at(0))));
+}
+
+#[test]
+fn a_young_intent_is_waited_for_and_never_acted_on() {
+    let mut w = OfferCancellation::test().in_doubt().observed();
+    let window = w.post_budget + IN_FLIGHT_MARGIN;
+    let end = window.as_secs() as i64;
+    // Another writer (or a restart) finds the intent one second before
+    // the POST could no longer be in flight: wait that second, send nothing.
+    w.now = at(end - 1);
+    assert_eq!(w.step(), Step::Wait(Duration::from_secs(1)));
+    w.now = at(1);
+    assert_eq!(w.step(), Step::Wait(window - Duration::from_secs(1)));
+    w.now = at(end);
+    assert_eq!(w.step(), Step::Call(Call::Settle));
+}
+
+#[test]
+fn an_intent_from_an_earlier_release_without_post_deadline_is_settled() {
+    let mut w = OfferCancellation::test().in_doubt().observed();
+    w.status.post_deadline = None;
+    assert_eq!(w.step(), Step::Call(Call::Settle));
+}
+
+#[test]
+fn a_young_intent_is_waited_for_even_past_the_timeout() {
+    let mut w = OfferCancellation::test()
+        .with_timeout(5)
+        .in_doubt()
+        .observed();
+    w.now = at(6);
+    assert!(matches!(w.step(), Step::Wait(_)));
+}
+
+/// A cancel in doubt whose timeout ran out: the list is asked first.
+fn timed_out_in_doubt() -> Observed {
+    let mut w = OfferCancellation::test()
+        .with_timeout(5)
+        .in_doubt()
+        .observed();
+    w.now = past_the_window();
+    assert_eq!(w.step(), Step::Call(Call::Settle), "CPP is asked first");
+    w
+}
+
+#[test]
+fn a_timeout_in_doubt_is_cancelled_when_cpp_shows_the_cancel_done() {
+    let mut w = timed_out_in_doubt();
+    w.apply(Outcome::Settled(Settlement::Ended {
+        status: "completed".into(),
+        state: OperationState::Done,
+        detail: String::new(),
+    }));
+    assert_eq!(w.status.phase, Some(Phase::Cancelled));
+    let mut w = timed_out_in_doubt();
+    w.apply(Outcome::Settled(Settlement::NothingInProgress));
+    assert_eq!(
+        w.condition(condition::READY),
+        ("True".into(), reason::NOTHING_IN_PROGRESS.into())
+    );
+}
+
+#[test]
+fn a_timeout_in_doubt_never_resends_and_fails_with_timeout() {
+    let mut w = timed_out_in_doubt();
+    let t = w.apply(Outcome::Settled(Settlement::TargetRunning));
+    assert!(!t.post, "nothing is resent past the timeout");
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(w.condition(condition::STALLED).1, reason::TIMEOUT);
+    assert_eq!(t.status.attempts, 1);
+}
+
+#[test]
+fn a_timeout_in_doubt_keeps_a_running_cancel_for_the_retry_which_gets_a_fresh_deadline() {
+    let mut w = timed_out_in_doubt();
+    let t = w.apply(Outcome::Settled(Settlement::Follow {
+        location: "/op/9".into(),
+    }));
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(t.status.operation_location.as_deref(), Some("/op/9"));
+    let retried_at = w.now;
+    w.retry_request = Some("again".into());
+    assert_eq!(w.step(), Step::Record(Outcome::Resumed));
+    w.apply(Outcome::Resumed);
+    assert_eq!(w.status.started_at, Some(Time(retried_at)));
+    assert_eq!(
+        w.step(),
+        Step::Call(Call::Settle),
+        "not timed out again at once"
+    );
+    w.apply(Outcome::Settled(Settlement::Follow {
+        location: "/op/9".into(),
+    }));
+    assert_eq!(w.status.phase, Some(Phase::Cancelling));
+    w.now = retried_at + jiff::SignedDuration::from_secs(5);
+    assert_eq!(w.step(), Step::Record(Outcome::TimedOut));
+}
+
+#[test]
+fn an_answer_is_written_again_only_onto_the_same_unanswered_intent() {
+    let mut w = fresh();
+    w.apply(Outcome::IntentRecorded);
+    let intent = w.status.clone();
+    let mut labelled = intent.clone();
+    labelled.observed_generation = Some(2);
+    assert!(holds_intent(Some(&labelled), &intent));
+    assert!(!holds_intent(None, &intent), "deleted");
+    let mut answered = w.clone();
+    answered.apply(Outcome::Cancelled);
+    assert!(!holds_intent(Some(&answered.status), &intent));
+    let mut transient = w.clone();
+    transient.apply(Outcome::Transient {
+        message: "503".into(),
+        retry_after: None,
+    });
+    assert!(
+        holds_intent(Some(&transient.status), &intent),
+        "a transient error records no answer"
+    );
+    let mut resent = transient.clone();
+    resent.now = past_the_window();
+    resent.apply(Outcome::Settled(Settlement::TargetRunning));
+    assert_eq!(resent.status.attempts, 2);
+    assert!(
+        !holds_intent(Some(&resent.status), &intent),
+        "a newer intent"
     );
 }

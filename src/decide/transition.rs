@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::conditions::{Readiness, notice, set_readiness};
 use super::{
     CREDENTIALS_RETRY, Notice, Observed, Outcome, Requeue, Settlement, Stage, Transition,
-    condition, deadline, reason, stage,
+    condition, deadline, reason, stage, timed_out,
 };
 use crate::crd::{OfferCancellationStatus, Phase};
 use crate::operation::OperationState;
@@ -161,7 +161,9 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
     let resend = stage(&obs.status) == Stage::InDoubt;
     if !resend {
         next.requested_at = Some(Time(obs.now));
+        next.started_at = Some(Time(obs.now));
     }
+    next.post_deadline = Some(Time(post_deadline(obs)));
     next.phase = Some(Phase::Pending);
     next.attempts = next.attempts.saturating_add(1);
     next.http_status = None;
@@ -191,6 +193,14 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
     }
 }
 
+/// `now` plus the POST's budget, to the whole second below: status keeps
+/// whole seconds, and the sender must give up no later than what others
+/// read there.
+fn post_deadline(obs: &Observed) -> jiff::Timestamp {
+    let end = obs.now.checked_add(obs.post_budget).unwrap_or(obs.now);
+    jiff::Timestamp::from_second(end.as_second()).unwrap_or(obs.now)
+}
+
 /// Whether the POST in flight is a resend after a lost answer.
 fn resent(status: &OfferCancellationStatus) -> bool {
     status
@@ -210,6 +220,7 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
     });
     next.completed_at = None;
     next.operation_status = None;
+    next.started_at = Some(Time(obs.now));
     next.retry_request = obs.retry_request.clone();
     next.credentials_version = obs.credentials_version.clone();
     let message = if accepted {
@@ -238,6 +249,11 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
 fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> Transition {
     let untracked = stage(&obs.status) == Stage::Untracked;
     match found {
+        Settlement::Follow { .. } | Settlement::TargetRunning
+            if timed_out(obs) && !untracked =>
+        {
+            timed_out_in_doubt(obs, next, found)
+        }
         Settlement::Follow { location } => adopted(obs, next, location),
         Settlement::Ended {
             status,
@@ -432,6 +448,31 @@ fn unchanged(obs: &Observed, requeue: Requeue) -> Transition {
         progress: None,
     }
     .restamp(obs)
+}
+
+/// The timeout ran out while the last POST's answer was unknown, and CPP's
+/// record shows the cancel not done: a cancel operation still running
+/// (kept, so a retry resumes it), or none beside the running operation
+/// (nothing is resent past the timeout).
+fn timed_out_in_doubt(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    found: Settlement,
+) -> Transition {
+    let seconds = obs.spec.timeout_seconds.unwrap_or_default();
+    let shows = match found {
+        Settlement::Follow { location } => {
+            next.operation_location = Some(location);
+            "CPP lists the cancel operation as still running"
+        }
+        _ => {
+            "CPP lists the operation as still in progress and no cancel operation; nothing was resent"
+        }
+    };
+    let message = format!(
+        "the cancel did not complete within timeoutSeconds ({seconds}s) and its answer was lost: {shows}"
+    );
+    fail(obs, next, reason::TIMEOUT, message)
 }
 
 fn timed_out_transition(obs: &Observed, next: OfferCancellationStatus) -> Transition {

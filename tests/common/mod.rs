@@ -29,6 +29,8 @@ pub const NS: &str = "default";
 pub const NAME: &str = "contoso-offer-cancel";
 pub const SECRET: &str = "cpp-credentials";
 pub const STATUS_PATH: &str = "/apis/offercancel.dev/v1alpha1/namespaces/default/offercancellations/contoso-offer-cancel/status";
+pub const RESOURCE_PATH: &str =
+    "/apis/offercancel.dev/v1alpha1/namespaces/default/offercancellations/contoso-offer-cancel";
 pub const SECRET_PATH: &str = "/api/v1/namespaces/default/secrets/cpp-credentials";
 pub const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
@@ -91,6 +93,18 @@ pub enum Call {
     Event(&'static str),
     /// A status apply refused with 409: the object moved on since it was read.
     PatchConflict,
+    /// A fresh GET of the resource: it is as the last status apply left
+    /// it, one version on (someone else wrote to it), and then as the
+    /// closure edits it (labels, or another writer's status).
+    GetMovedOn(Box<dyn FnOnce(&mut Value) + Send>),
+}
+
+/// A fresh read finds the resource edited by someone else (a label, as
+/// GitOps tools add), its status as we last wrote it.
+pub fn labelled_meanwhile() -> Call {
+    Call::GetMovedOn(Box::new(|o| {
+        o["metadata"]["labels"] = json!({"argocd.argoproj.io/instance": "publishing"});
+    }))
 }
 
 pub fn patch(check: impl FnOnce(&Value) + Send + 'static) -> Call {
@@ -131,7 +145,7 @@ impl ApiServerVerifier {
         calls: Vec<Call>,
     ) -> tokio::task::JoinHandle<Vec<Value>> {
         tokio::spawn(async move {
-            let mut applied = Vec::new();
+            let mut applied: Vec<Value> = Vec::new();
             let mut version: u64 = obj
                 .metadata
                 .resource_version
@@ -207,6 +221,21 @@ impl ApiServerVerifier {
                             409,
                             &json!({"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Conflict","code":409,"message":"the object has been modified"}),
                         ));
+                    }
+                    Call::GetMovedOn(edit) => {
+                        assert_eq!(
+                            (method.as_str(), path.as_str()),
+                            ("GET", RESOURCE_PATH),
+                            "call {i}"
+                        );
+                        version += 1;
+                        let mut answer = serde_json::to_value(&obj).unwrap();
+                        if let Some(last) = applied.last() {
+                            answer["status"] = last.clone();
+                        }
+                        answer["metadata"]["resourceVersion"] = json!(version.to_string());
+                        edit(&mut answer);
+                        send.send_response(json_response(200, &answer));
                     }
                     Call::Event(reason) => {
                         assert_eq!(
