@@ -22,11 +22,11 @@ use tokio::time::Instant;
 
 use crate::context::{Context, PerResource};
 use crate::cpp::{CancelOutcome, CppClient, CppError, Credentials, OfferRef, RetryClass};
-use crate::crd::{OfferCancellation, OfferCancellationSpec};
+use crate::crd::{OfferCancellation, OfferCancellationSpec, OfferCancellationStatus};
 use crate::credentials::{self, CredentialsError, SecretReading};
 use crate::decide::{
-    Call, Observed, Outcome, Requeue, Step, Transition, holds_intent, next_step, reason,
-    reason_for_status, settle, transition,
+    Call, Observed, Outcome, Requeue, Step, Transition, next_step, reason, reason_for_status,
+    settle, transition,
 };
 use crate::status::{KubeStatus, StatusWriter, WriteError};
 
@@ -197,13 +197,13 @@ pub async fn step<W: StatusWriter>(
 ) -> Result<Requeue, W::Error> {
     observed.now = Timestamp::now();
     observed.post_budget = cpp.post_budget();
-    let outcome = match next_step(observed) {
+    let answer = match next_step(observed) {
         Step::Idle => return Ok(Requeue::Never),
         Step::Wait(wait) => return Ok(Requeue::After(wait)),
-        Step::Record(outcome) => outcome,
+        Step::Record(outcome) => return Ok(write(observed, writer, outcome).await?.requeue),
         Step::Call(call) => execute(cpp, call, observed, credentials).await,
     };
-    let t = write(observed, writer, outcome).await?;
+    let t = record_answer(observed, writer, answer).await?;
     if !t.post {
         return Ok(t.requeue);
     }
@@ -211,22 +211,22 @@ pub async fn step<W: StatusWriter>(
     Ok(record_answer(observed, writer, answer).await?.requeue)
 }
 
-/// How often CPP's answer to a POST is written again after the resource
-/// moved on under it (each time on a fresh read).
+/// How often an answer from CPP is written again after the resource moved
+/// on under it (each time on a fresh read).
 const ANSWER_WRITES: usize = 5;
 
-/// Writes CPP's answer to the cancel POST. A write refused because the
-/// resource moved on (a label or annotation edit, another writer) does not
-/// lose it: the answer is written again onto the resource as it is now, as
-/// long as its status still holds the intent this POST followed. Only when
-/// another writer has already recorded an answer for that intent is ours
-/// dropped.
+/// Writes what CPP answered. A write refused because the resource moved on
+/// while CPP was asked (a label or annotation edit: GitOps tools make them
+/// all the time) does not lose the answer: the resource is read again and,
+/// while its status is still the one the decision was made from, the
+/// answer is applied to it and written again. Only when another writer
+/// changed the status meanwhile is ours dropped.
 async fn record_answer<W: StatusWriter>(
     observed: &mut Observed,
     writer: &mut W,
     answer: Outcome,
 ) -> Result<Transition, W::Error> {
-    let intent = observed.status.clone();
+    let decided_from = observed.status.clone();
     let mut tries = 1;
     loop {
         let refused = match write(observed, writer, answer.clone()).await {
@@ -237,16 +237,22 @@ async fn record_answer<W: StatusWriter>(
             Some(fresh) if tries < ANSWER_WRITES => fresh,
             _ => return Err(refused),
         };
-        if !holds_intent(fresh.status.as_ref(), &intent) {
-            tracing::info!(
-                "another writer recorded an answer to this intent; CPP's answer to our POST is dropped"
-            );
+        if !status_unchanged(fresh.status.as_ref(), &decided_from) {
+            tracing::info!("another writer changed the status while CPP was asked; its answer is dropped");
             return Err(refused);
         }
-        tracing::debug!("the resource moved on under CPP's answer; writing it again");
+        tracing::debug!("the resource moved on while CPP was asked; writing the answer again");
         observed.reread(&fresh);
         tries += 1;
     }
+}
+
+/// Whether the status as the API server has it now is the one a decision
+/// was made from (compared as written: status keeps whole seconds).
+fn status_unchanged(now: Option<&OfferCancellationStatus>, then: &OfferCancellationStatus) -> bool {
+    let written = |s: &OfferCancellationStatus| serde_json::to_value(s).ok();
+    let now = now.cloned().unwrap_or_default();
+    written(&now).is_some() && written(&now) == written(then)
 }
 
 /// Applies `outcome`, writes the result, and moves `observed` on to it.
@@ -433,6 +439,21 @@ mod tests {
             !behind(&written, &key, Some("11")),
             "deleted resources are dropped"
         );
+    }
+
+    #[test]
+    fn an_answer_is_written_again_only_onto_the_status_it_was_decided_from() {
+        use crate::decide::Outcome;
+        let intent = OfferCancellation::test().in_doubt();
+        let status = intent.status.clone().unwrap_or_default();
+        // Read back from the API server: whole seconds.
+        let read_back: OfferCancellationStatus =
+            serde_json::from_value(serde_json::to_value(&status).unwrap()).unwrap();
+        assert!(status_unchanged(Some(&read_back), &status));
+        let answered = intent.after([Outcome::Cancelled]).status.unwrap_or_default();
+        assert!(!status_unchanged(Some(&answered), &status));
+        assert!(!status_unchanged(None, &status), "gone, or wiped");
+        assert!(status_unchanged(None, &OfferCancellationStatus::default()));
     }
 
     #[test]

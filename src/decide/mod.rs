@@ -19,7 +19,6 @@ pub(crate) use settle::settle;
 pub use transition::transition;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::Duration;
 
 use crate::crd::{
@@ -382,23 +381,6 @@ fn retry_requested(obs: &Observed) -> bool {
         (Some(then), Some(now)) if then != now
     );
     stale(obs) || secret_changed || obs.retry_request != status.retry_request
-}
-
-/// Whether `status` (as the API server has it now) still holds `intent`,
-/// the intent a POST followed, with no answer recorded for it: then CPP's
-/// answer to that POST may still be written onto it.
-pub(crate) fn holds_intent(
-    status: Option<&OfferCancellationStatus>,
-    intent: &OfferCancellationStatus,
-) -> bool {
-    // Times are compared to the second: that is what status keeps.
-    let second = |t: Option<&Time>| t.map(|t| t.0.as_second());
-    status.is_some_and(|s| {
-        stage(s) == Stage::InDoubt
-            && s.attempts == intent.attempts
-            && second(s.post_deadline.as_ref()) == second(intent.post_deadline.as_ref())
-            && second(s.requested_at.as_ref()) == second(intent.requested_at.as_ref())
-    })
 }
 
 /// While the POST after the recorded intent may still be in flight (its

@@ -767,34 +767,3 @@ fn a_timeout_in_doubt_keeps_a_running_cancel_for_the_retry_which_gets_a_fresh_de
     w.now = retried_at + jiff::SignedDuration::from_secs(5);
     assert_eq!(w.step(), Step::Record(Outcome::TimedOut));
 }
-
-#[test]
-fn an_answer_is_written_again_only_onto_the_same_unanswered_intent() {
-    let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
-    let intent = w.status.clone();
-    let mut labelled = intent.clone();
-    labelled.observed_generation = Some(2);
-    assert!(holds_intent(Some(&labelled), &intent));
-    assert!(!holds_intent(None, &intent), "deleted");
-    let mut answered = w.clone();
-    answered.apply(Outcome::Cancelled);
-    assert!(!holds_intent(Some(&answered.status), &intent));
-    let mut transient = w.clone();
-    transient.apply(Outcome::Transient {
-        message: "503".into(),
-        retry_after: None,
-    });
-    assert!(
-        holds_intent(Some(&transient.status), &intent),
-        "a transient error records no answer"
-    );
-    let mut resent = transient.clone();
-    resent.now = past_the_window();
-    resent.apply(Outcome::Settled(Settlement::TargetRunning));
-    assert_eq!(resent.status.attempts, 2);
-    assert!(
-        !holds_intent(Some(&resent.status), &intent),
-        "a newer intent"
-    );
-}

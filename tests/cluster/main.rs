@@ -13,7 +13,7 @@ use offer_cancel_operator::crd::Phase;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{Fixture, mixed_offers};
+use support::{Fixture, mixed_offers, offers_some_slow};
 
 type Plane = Arc<ControlPlane>;
 
@@ -45,6 +45,21 @@ fn main() -> std::process::ExitCode {
             rbac_from_deploy_suffices,
         ),
         trial(&plane, "two_replicas_one_writer", two_replicas_one_writer),
+        trial(
+            &plane,
+            "simultaneous_start_never_two_leaders",
+            simultaneous_start_never_two_leaders,
+        ),
+        trial(
+            &plane,
+            "two_active_writers_one_post_per_offer",
+            two_active_writers_one_post_per_offer,
+        ),
+        trial(
+            &plane,
+            "edits_during_the_posts_lose_no_answer",
+            edits_during_the_posts_lose_no_answer,
+        ),
         trial(
             &plane,
             "graceful_handover_within_two_seconds",
@@ -557,5 +572,107 @@ async fn a_status_apply_from_a_stale_version_is_refused(plane: Plane) {
         .patch_status(name, &params, &Patch::Apply(apply(&second, "Cancelled")))
         .await
         .expect("the next write, from the version the last one returned, lands");
+    fx.cleanup().await;
+}
+
+/// Two replicas started at the same instant, twenty times over: the
+/// Lease has one holder each round, and one replica reports leading.
+async fn simultaneous_start_never_two_leaders(plane: Plane) {
+    let fx = Fixture::new(&plane, "elect").await;
+    for round in 0..20 {
+        let name = format!("elect-{round}");
+        let lease = leader_election(&fx.ns, &name);
+        let replica = |id: &str| fx.operator_with(plane.kubeconfig(false), &lease, &[("POD_NAME", id)]);
+        let (a, b) = (replica("replica-a"), replica("replica-b"));
+        let span = Duration::from_millis(2500);
+        let holders = support::lease_holders(&fx.client, &fx.ns, &name, span).await;
+        let logs = [a.log_text(), b.log_text()];
+        let leading = logs
+            .iter()
+            .filter(|log| log.contains("leading; starting the controller"))
+            .count();
+        assert_eq!(holders.len(), 1, "round {round}: holders {holders:?}");
+        assert_eq!(leading, 1, "round {round}: {leading} replicas led:\n{logs:?}");
+        a.sigkill();
+        b.sigkill();
+    }
+    fx.cleanup().await;
+}
+
+/// The flags of a trial whose CPP answers a third of its offers in 6 s,
+/// and where 30% of answers are faults.
+const SLOW_AND_FAULTY: [&str; 4] = [
+    "--request-timeout-seconds",
+    "10",
+    "--max-backoff-seconds",
+    "4",
+];
+
+/// Two controllers without leader election, both active on the same
+/// resources, a third of the offers answered slowly, 30% faults: one POST
+/// per offer, every resource Cancelled. The fence, not the election, keeps
+/// the promise.
+async fn two_active_writers_one_post_per_offer(plane: Plane) {
+    let fx = Fixture::new(&plane, "writers").await;
+    let writes = support::WriteCounter::start(&fx.client, &fx.ns);
+    fx.set_faults(serde_json::json!({
+        "throttleRate": 0.1, "errorRate": 0.1, "dropAfterRate": 0.1
+    }))
+    .await;
+    let a = fx.operator(&plane, &SLOW_AND_FAULTY);
+    let b = fx.operator(&plane, &SLOW_AND_FAULTY);
+    let offers = offers_some_slow("w", 300);
+    let started = std::time::Instant::now();
+    fx.create_all(&offers, 32).await;
+    each_cancelled_once(&fx, &offers, Duration::from_secs(420)).await;
+    eprintln!("two active writers: all ended within {:?}", started.elapsed());
+    report_writes("two active writers, 30% faults", &offers, &writes.counts());
+    a.sigkill();
+    b.sigkill();
+    fx.cleanup().await;
+}
+
+/// Labels and annotations edited in a loop on every resource while the
+/// POSTs (slow ones among them) are in flight: every answer is recorded.
+/// One POST per offer; every 200 reads `httpStatus: 200`; every 404 to a
+/// first POST is still Failed/NotFound.
+async fn edits_during_the_posts_lose_no_answer(plane: Plane) {
+    let fx = Fixture::new(&plane, "edits").await;
+    let operator = fx.operator(&plane, &["--request-timeout-seconds", "10"]);
+    let kinds = ["slow-sync", "slow-async", "sync", "idle"];
+    let offers: Vec<String> = (0..120).map(|i| format!("{}-e-{i}", kinds[i % 4])).collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let editing = async {
+        let mut edits = 0u64;
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            edits += fx.edit_metadata_of_all(&offers, edits).await;
+        }
+        edits
+    };
+    let running = async {
+        fx.create_all(&offers, 32).await;
+        fx.wait_all_ended(Duration::from_secs(300)).await;
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let (edits, ()) = futures::join!(editing, running);
+    eprintln!("edits during the posts: {edits} label and annotation edits");
+    assert!(edits > offers.len() as u64, "the editor ran: {edits}");
+    for (name, status) in fx.statuses().await {
+        let (phase, http) = (&status["phase"], &status["httpStatus"]);
+        let reason = status["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Stalled"))
+            .map(|c| c["reason"].clone());
+        match name.split("-e-").next() {
+            Some("slow-sync" | "sync") => assert_eq!((phase, http.as_u64()), (&serde_json::json!("Cancelled"), Some(200)), "{name}: {status}"),
+            Some("slow-async") => assert_eq!((phase, http.as_u64()), (&serde_json::json!("Cancelled"), Some(202)), "{name}: {status}"),
+            _ => {
+                assert_eq!((phase, http.as_u64()), (&serde_json::json!("Failed"), Some(404)), "{name}: {status}");
+                assert_eq!(reason, Some(serde_json::json!("NotFound")), "{name}");
+            }
+        }
+    }
+    assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
+    operator.sigkill();
     fx.cleanup().await;
 }

@@ -10,7 +10,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,8 @@ publishers:
       - {id: async-, cancel: async, location: migrated, pollsUntilDone: 1}
       - {id: legacy-, cancel: async, location: nonMigrated, pollsUntilDone: 1, body: array}
       - {id: idle-, inProgress: null}
+      - {id: slow-sync-, cancel: sync, faults: {latencyMs: 6000}}
+      - {id: slow-async-, cancel: async, location: migrated, pollsUntilDone: 1, faults: {latencyMs: 6000}}
 "#;
 
 /// One trial's world.
@@ -39,6 +41,49 @@ pub struct Fixture {
     pub sim: simulator::Running,
     pub api: Api<OfferCancellation>,
     logs: PathBuf,
+    /// The control plane's own logs (etcd, kube-apiserver).
+    plane_dir: PathBuf,
+}
+
+/// A failing trial keeps its logs: the operators' and the control
+/// plane's are copied under `target/tmp/cluster-logs/<namespace>/` (the
+/// control plane's folder goes when the suite ends), and the tail of each
+/// operator log is printed, so a red CI explains itself.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let name = if self.ns.is_empty() { "cluster-wide" } else { &self.ns };
+        let kept = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("cluster-logs")
+            .join(name);
+        let _ = std::fs::create_dir_all(&kept);
+        let logs = std::fs::read_dir(&self.logs).into_iter().flatten();
+        let plane = std::fs::read_dir(&self.plane_dir).into_iter().flatten();
+        for entry in logs.chain(plane).flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let _ = std::fs::copy(&path, kept.join(entry.file_name()));
+            }
+        }
+        let mut operators: Vec<_> = std::fs::read_dir(&self.logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        operators.sort();
+        for log in operators {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            eprintln!("--- last lines of {}:", log.display());
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+        eprintln!("logs of this failed trial kept in {}", kept.display());
+    }
 }
 
 impl Fixture {
@@ -59,6 +104,7 @@ impl Fixture {
             sim,
             api,
             logs,
+            plane_dir: plane.dir.path().to_path_buf(),
         }
     }
 
@@ -78,6 +124,7 @@ impl Fixture {
             client,
             sim,
             logs,
+            plane_dir: plane.dir.path().to_path_buf(),
         }
     }
 
@@ -133,12 +180,17 @@ impl Fixture {
         } else {
             &["--namespace", &self.ns]
         };
+        let default_timeout: &[&str] = if extra.contains(&"--request-timeout-seconds") {
+            &[]
+        } else {
+            &["--request-timeout-seconds", "5"]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_offer-cancel-operator"))
             .arg("controller")
             .args(watch)
             .args(["--metrics-addr", "127.0.0.1:0", "--rate-limit-rps", "0"])
             .args(["--endpoint", &url, "--authority-host", &url])
-            .args(["--request-timeout-seconds", "5"])
+            .args(default_timeout)
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .envs(env.iter().copied())
@@ -170,6 +222,45 @@ impl Fixture {
             .map(|r| {
                 let phase = serde_json::from_value(r.data["status"]["phase"].clone()).ok();
                 (r.metadata.name.unwrap_or_default(), phase)
+            })
+            .collect()
+    }
+
+    /// One label and one annotation edit on each resource (a GitOps tool
+    /// re-syncing); returns how many landed.
+    pub async fn edit_metadata_of_all(&self, names: &[String], round: u64) -> u64 {
+        use kube::api::{Patch, PatchParams};
+        let patch = serde_json::json!({"metadata": {
+            "labels": {"oco-trial/edit": round.to_string()},
+            "annotations": {"oco-trial/synced": round.to_string()},
+        }});
+        let landed = futures::stream::iter(names)
+            .map(|name| {
+                let (api, patch) = (self.api.clone(), &patch);
+                async move {
+                    let merge = Patch::Merge(patch);
+                    api.patch(name, &PatchParams::default(), &merge).await.is_ok()
+                }
+            })
+            .buffer_unordered(16)
+            .filter(|ok| std::future::ready(*ok))
+            .count()
+            .await;
+        landed as u64
+    }
+
+    /// Every resource's status, by name, as JSON.
+    pub async fn statuses(&self) -> BTreeMap<String, Value> {
+        let list = self
+            .api
+            .list(&ListParams::default())
+            .await
+            .expect("list resources");
+        list.items
+            .into_iter()
+            .map(|r| {
+                let status = serde_json::to_value(&r.status).unwrap_or_default();
+                (r.metadata.name.unwrap_or_default(), status)
             })
             .collect()
     }
@@ -261,6 +352,17 @@ pub async fn namespace_with_secret(client: &Client, ns: &str, client_secret: &st
         .create(&PostParams::default(), &secret)
         .await
         .expect("create secret");
+}
+
+/// `n` offers, a third of them answered slowly (6 s for every call): sync-,
+/// async-, legacy-, slow-sync-, slow-async-, legacy-, in turn.
+pub fn offers_some_slow(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let kind = ["sync", "async", "legacy", "slow-sync", "slow-async", "legacy"][i % 6];
+            format!("{kind}-{prefix}-{i}")
+        })
+        .collect()
 }
 
 /// `n` offers of each template kind: sync-, async-, legacy-.
@@ -386,6 +488,33 @@ pub async fn events_for(client: &Client, ns: &str) -> usize {
         .expect("list events")
         .items
         .len()
+}
+
+/// Every holder the Lease had, in order, watched for `span` after it
+/// first had one.
+pub async fn lease_holders(client: &Client, ns: &str, name: &str, span: Duration) -> Vec<String> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let first = lease_holder(client, ns, name, None).await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    let mut holders = vec![first];
+    let started = Instant::now();
+    while started.elapsed() < span {
+        let holder = leases
+            .get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .filter(|h| !h.is_empty());
+        if let Some(h) = holder
+            && holders.last() != Some(&h)
+        {
+            holders.push(h);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    holders
 }
 
 /// Waits until the Lease has a holder other than `not`; returns it.
