@@ -35,11 +35,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// The `cancel` command's exit codes, as the README's table has them.
+const CANCEL_EXIT_CODES: &str = "Exit codes:
+  0  Cancelled; or, with --no-wait, accepted by CPP
+  1  Failed (the message says why)
+  2  nothing decided: eight transient errors in a row, missing credentials,
+     or a resource file that cannot be read, parsed or validated";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator.
     Controller(ControllerArgs),
     /// Cancel once, outside Kubernetes, from a resource file.
+    #[command(after_help = CANCEL_EXIT_CODES)]
     Cancel(CancelArgs),
     /// Print the CustomResourceDefinition as YAML.
     Crd,

@@ -21,8 +21,13 @@ async fn execute(command: Command) -> Result<ExitCode, Box<dyn std::error::Error
     match command {
         Command::Crd => print!("{}", crd::crd_yaml()?),
         Command::Cancel(args) => {
-            let ending = oneshot::run(args).await?;
-            return Ok(ExitCode::from(ending.exit_code()));
+            return Ok(match oneshot::run(args).await {
+                Ok(ending) => ExitCode::from(ending.exit_code()),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            });
         }
         #[cfg(feature = "simulator")]
         Command::Simulator(args) => {

@@ -238,7 +238,9 @@ async fn record_answer<W: StatusWriter>(
             _ => return Err(refused),
         };
         if !status_unchanged(fresh.status.as_ref(), &decided_from) {
-            tracing::info!("another writer changed the status while CPP was asked; its answer is dropped");
+            tracing::info!(
+                "another writer changed the status while CPP was asked; its answer is dropped"
+            );
             return Err(refused);
         }
         tracing::debug!("the resource moved on while CPP was asked; writing the answer again");
@@ -450,7 +452,10 @@ mod tests {
         let read_back: OfferCancellationStatus =
             serde_json::from_value(serde_json::to_value(&status).unwrap()).unwrap();
         assert!(status_unchanged(Some(&read_back), &status));
-        let answered = intent.after([Outcome::Cancelled]).status.unwrap_or_default();
+        let answered = intent
+            .after([Outcome::Cancelled])
+            .status
+            .unwrap_or_default();
         assert!(!status_unchanged(Some(&answered), &status));
         assert!(!status_unchanged(None, &status), "gone, or wiped");
         assert!(status_unchanged(None, &OfferCancellationStatus::default()));

@@ -2,36 +2,43 @@
 
 use cpp_simulator::scenario::DEFAULT_TOKEN;
 use cpp_simulator::{self as simulator, Scenario};
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_offer-cancel-operator");
 
-fn resource_file(publisher: &str, offer: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("oco-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{publisher}-{offer}.yaml"));
-    let yaml = format!(
+/// A file holding `text`, removed when dropped.
+fn file_with(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new()
+        .prefix("oco-cli-")
+        .suffix(".yaml")
+        .tempfile()
+        .unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+fn resource_yaml(publisher: &str, offer: &str) -> String {
+    format!(
         "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\nmetadata: {{name: x}}\n\
          spec:\n  publisherId: {publisher}\n  offerId: {offer}\n  credentialsSecretRef: {{name: unused}}\n  pollIntervalSeconds: 5\n"
-    );
-    std::fs::write(&path, yaml).unwrap();
-    path
+    )
 }
 
 async fn cancel(sim: &simulator::Running, publisher: &str, offer: &str, extra: &[&str]) -> Output {
-    let file = resource_file(publisher, offer);
+    let file = file_with(&resource_yaml(publisher, offer));
     let url = sim.url();
     let mut cmd = Command::new(BIN);
     cmd.args(["cancel", "-f"])
-        .arg(&file)
+        .arg(file.path())
         .args(["--endpoint", &url, "--authority-host", &url])
         .args(extra)
         .env_remove("CPP_TOKEN")
         .env_remove("AZURE_CLIENT_SECRET");
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
-        .unwrap()
+        .unwrap();
+    drop(file);
+    out
 }
 
 fn text(out: &Output) -> String {
@@ -220,14 +227,13 @@ async fn quiet_prints_only_the_result() {
 
 #[test]
 fn a_file_that_is_not_a_resource_is_refused_clearly() {
-    let path = std::env::temp_dir().join(format!("oco-bad-{}.yaml", std::process::id()));
-    std::fs::write(&path, "spec: [1, 2").unwrap();
+    let file = file_with("spec: [1, 2");
     let out = Command::new(BIN)
         .args(["cancel", "--simulate", "-f"])
-        .arg(&path)
+        .arg(file.path())
         .output()
         .unwrap();
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out).contains("is not an OfferCancellation"),
         "{}",
@@ -241,4 +247,65 @@ fn crd_command_prints_the_committed_crd() {
     assert!(out.status.success());
     let committed = std::fs::read_to_string("crds/offercancellation.yaml").unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), committed);
+}
+
+#[test]
+fn a_misspelt_field_is_refused_by_name_before_anything_starts() {
+    let yaml = resource_yaml("contoso", "sync-offer")
+        .replace("pollIntervalSeconds: 5", "pollIntervalSecond: 60");
+    let file = file_with(&yaml);
+    let out = Command::new(BIN)
+        .args(["cancel", "--simulate", "-f"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("unknown field spec.pollIntervalSecond"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("simulator listening"),
+        "validated first: {shown}"
+    );
+}
+
+#[test]
+fn an_invalid_spec_is_refused_before_the_simulator_starts() {
+    let file = file_with(&resource_yaml("contoso", "a..b"));
+    let out = Command::new(BIN)
+        .args(["cancel", "--simulate", "-f"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("spec.offerId"), "{shown}");
+    assert!(!shown.contains("simulator listening"), "{shown}");
+}
+
+#[tokio::test]
+async fn missing_credentials_exit_two_as_the_help_and_readme_say() {
+    let sim = default_simulator().await;
+    let out = cancel(&sim, "contoso", "sync-offer", &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("no credentials"), "{}", text(&out));
+    let help = Command::new(BIN)
+        .args(["cancel", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for code in ["0", "1", "2"] {
+        assert!(help.contains(&format!("\n  {code}  ")), "{help}");
+        assert!(
+            readme.contains(&format!("| {code} |")),
+            "README's exit-code table"
+        );
+    }
+    assert!(
+        readme.contains("| 2 | nothing decided"),
+        "README's row for 2"
+    );
 }

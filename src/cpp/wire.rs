@@ -26,15 +26,14 @@ fn step_progress(steps: &Value) -> Option<String> {
         .get("progressPercentage")
         .and_then(Value::as_f64)
         .filter(|p| (0.0..=100.0).contains(p));
+    let status = current.get("status").and_then(scalar_text);
     let eta = current.get("estimatedTimeFrame").and_then(scalar_text);
-    let mut text = name.unwrap_or_else(|| "step".into());
-    if let Some(p) = percent {
-        text.push_str(&format!(" {p:.0}%"));
-    }
-    if let Some(eta) = eta {
-        text.push_str(&format!(" (about {eta})"));
-    }
-    Some(bounded(&text))
+    // Only what CPP says, each part as CPP wrote it.
+    let mut parts = vec![name.unwrap_or_else(|| "step".into())];
+    parts.extend(status);
+    parts.extend(percent.map(|p| format!("{p:.0}%")));
+    parts.extend(eta.map(|eta| format!("estimated {eta}")));
+    Some(bounded(&parts.join(" · ")))
 }
 
 /// A UTC time as CPP writes it: RFC 3339, or without an offset (then UTC).
@@ -270,13 +269,13 @@ mod tests {
         let op = parse_operation(body).unwrap();
         assert_eq!(
             op.progress.as_deref(),
-            Some("Deployment 40% (about 5 minutes)")
+            Some("Deployment · running · 40% · estimated 5 minutes")
         );
         let odd =
             br#"{"status":"running","steps":[{"status":"running","progressPercentage":"lots"}]}"#;
         assert_eq!(
             parse_operation(odd).unwrap().progress.as_deref(),
-            Some("step")
+            Some("step · running")
         );
         let none = br#"{"status":"running","steps":"nope"}"#;
         assert_eq!(parse_operation(none).unwrap().progress, None);

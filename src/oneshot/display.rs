@@ -93,14 +93,7 @@ impl StatusWriter for Display {
     ) -> Result<(), Infallible> {
         match self {
             Display::Live(bar) => {
-                // One line, cut to the terminal's width: no location here.
-                let status = &t.status;
-                let phase = status.phase.map(Phase::as_str).unwrap_or("-");
-                let mut line = format!("{phase} {}", status.message.as_deref().unwrap_or(""));
-                if let Some(progress) = &t.progress {
-                    line.push_str(&format!(" · {progress}"));
-                }
-                bar.set_message(line);
+                bar.set_message(live_line(&t.status, t.progress.as_deref()));
             }
             Display::Lines(voice) if &t.status != before => {
                 voice.say(&transition_line(&t.status));
@@ -108,6 +101,19 @@ impl StatusWriter for Display {
             Display::Lines(_) | Display::Quiet => {}
         }
         Ok(())
+    }
+}
+
+/// The live line: the phase, then CPP's own words for the step under way
+/// (when a poll listed steps), then the message; indicatif's `wide_msg`
+/// cuts it to the terminal's width, from the end, so what CPP says is the
+/// last to go.
+fn live_line(status: &OfferCancellationStatus, progress: Option<&str>) -> String {
+    let phase = status.phase.map(Phase::as_str).unwrap_or("-");
+    let message = status.message.as_deref().unwrap_or("");
+    match progress {
+        Some(step) => format!("{phase} · {step} · {message}"),
+        None => format!("{phase} · {message}"),
     }
 }
 

@@ -40,6 +40,16 @@ pub enum Error {
         #[source]
         source: serde_yaml::Error,
     },
+    /// As `kubectl apply` with strict field validation: a misspelt field
+    /// is an error, not a silent default.
+    #[error("{path}: unknown field {}", fields.join(", "))]
+    UnknownFields { path: String, fields: Vec<String> },
+    #[error("{path}: {source}")]
+    InvalidSpec {
+        path: String,
+        #[source]
+        source: crate::crd::SpecError,
+    },
     #[error(
         "no credentials: pass --token, or --tenant-id, --client-id and --client-secret (or their environment variables)"
     )]
@@ -83,6 +93,14 @@ impl std::fmt::Display for Ending {
     }
 }
 
+impl Error {
+    /// Nothing could be tried: the input or the set-up is wrong. Like a
+    /// usage error, exit 2 (the table in `cancel --help`).
+    pub fn exit_code(&self) -> u8 {
+        2
+    }
+}
+
 impl Ending {
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -99,10 +117,33 @@ fn read_resource(path: &std::path::Path) -> Result<OfferCancellation, Error> {
         path: shown.clone(),
         source,
     })?;
-    serde_yaml::from_str(&text).map_err(|source| Error::Parse {
-        path: shown,
-        source,
-    })
+    let mut unknown = Vec::new();
+    let resource: OfferCancellation =
+        serde_ignored::deserialize(serde_yaml::Deserializer::from_str(&text), |field| {
+            // The type's derive fills these two from the type itself.
+            let field = field.to_string();
+            if !matches!(field.as_str(), "apiVersion" | "kind") {
+                unknown.push(field);
+            }
+        })
+        .map_err(|source| Error::Parse {
+            path: shown.clone(),
+            source,
+        })?;
+    if !unknown.is_empty() {
+        return Err(Error::UnknownFields {
+            path: shown,
+            fields: unknown,
+        });
+    }
+    resource
+        .spec
+        .validate()
+        .map_err(|source| Error::InvalidSpec {
+            path: shown,
+            source,
+        })?;
+    Ok(resource)
 }
 
 fn credentials(args: &CancelArgs) -> Result<Credentials, Error> {

@@ -20,7 +20,7 @@ pub const OPERATOR_TOKEN: &str = "envtest-operator-token";
 const OPERATOR_USER: &str = "system:serviceaccount:offercancel-system:offer-cancel-operator";
 
 /// Where the assets are looked for when `KUBEBUILDER_ASSETS` is unset: the
-/// workplace's copy beside the checkout, with etcd from PATH.
+/// copy beside the checkout, with etcd from PATH.
 const DEFAULT_APISERVER: &str = "../shared/envtest/kube-apiserver";
 
 const HOW_TO_GET_ASSETS: &str = "the cluster suite needs a Kubernetes control plane: set \

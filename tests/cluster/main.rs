@@ -582,7 +582,8 @@ async fn simultaneous_start_never_two_leaders(plane: Plane) {
     for round in 0..20 {
         let name = format!("elect-{round}");
         let lease = leader_election(&fx.ns, &name);
-        let replica = |id: &str| fx.operator_with(plane.kubeconfig(false), &lease, &[("POD_NAME", id)]);
+        let replica =
+            |id: &str| fx.operator_with(plane.kubeconfig(false), &lease, &[("POD_NAME", id)]);
         let (a, b) = (replica("replica-a"), replica("replica-b"));
         let span = Duration::from_millis(2500);
         let holders = support::lease_holders(&fx.client, &fx.ns, &name, span).await;
@@ -592,7 +593,10 @@ async fn simultaneous_start_never_two_leaders(plane: Plane) {
             .filter(|log| log.contains("leading; starting the controller"))
             .count();
         assert_eq!(holders.len(), 1, "round {round}: holders {holders:?}");
-        assert_eq!(leading, 1, "round {round}: {leading} replicas led:\n{logs:?}");
+        assert_eq!(
+            leading, 1,
+            "round {round}: {leading} replicas led:\n{logs:?}"
+        );
         a.sigkill();
         b.sigkill();
     }
@@ -625,7 +629,10 @@ async fn two_active_writers_one_post_per_offer(plane: Plane) {
     let started = std::time::Instant::now();
     fx.create_all(&offers, 32).await;
     each_cancelled_once(&fx, &offers, Duration::from_secs(420)).await;
-    eprintln!("two active writers: all ended within {:?}", started.elapsed());
+    eprintln!(
+        "two active writers: all ended within {:?}",
+        started.elapsed()
+    );
     report_writes("two active writers, 30% faults", &offers, &writes.counts());
     a.sigkill();
     b.sigkill();
@@ -640,7 +647,9 @@ async fn edits_during_the_posts_lose_no_answer(plane: Plane) {
     let fx = Fixture::new(&plane, "edits").await;
     let operator = fx.operator(&plane, &["--request-timeout-seconds", "10"]);
     let kinds = ["slow-sync", "slow-async", "sync", "idle"];
-    let offers: Vec<String> = (0..120).map(|i| format!("{}-e-{i}", kinds[i % 4])).collect();
+    let offers: Vec<String> = (0..120)
+        .map(|i| format!("{}-e-{i}", kinds[i % 4]))
+        .collect();
     let done = std::sync::atomic::AtomicBool::new(false);
     let editing = async {
         let mut edits = 0u64;
@@ -664,10 +673,22 @@ async fn edits_during_the_posts_lose_no_answer(plane: Plane) {
             .and_then(|cs| cs.iter().find(|c| c["type"] == "Stalled"))
             .map(|c| c["reason"].clone());
         match name.split("-e-").next() {
-            Some("slow-sync" | "sync") => assert_eq!((phase, http.as_u64()), (&serde_json::json!("Cancelled"), Some(200)), "{name}: {status}"),
-            Some("slow-async") => assert_eq!((phase, http.as_u64()), (&serde_json::json!("Cancelled"), Some(202)), "{name}: {status}"),
+            Some("slow-sync" | "sync") => assert_eq!(
+                (phase, http.as_u64()),
+                (&serde_json::json!("Cancelled"), Some(200)),
+                "{name}: {status}"
+            ),
+            Some("slow-async") => assert_eq!(
+                (phase, http.as_u64()),
+                (&serde_json::json!("Cancelled"), Some(202)),
+                "{name}: {status}"
+            ),
             _ => {
-                assert_eq!((phase, http.as_u64()), (&serde_json::json!("Failed"), Some(404)), "{name}: {status}");
+                assert_eq!(
+                    (phase, http.as_u64()),
+                    (&serde_json::json!("Failed"), Some(404)),
+                    "{name}: {status}"
+                );
                 assert_eq!(reason, Some(serde_json::json!("NotFound")), "{name}");
             }
         }

@@ -54,7 +54,11 @@ impl Drop for Fixture {
         if !std::thread::panicking() {
             return;
         }
-        let name = if self.ns.is_empty() { "cluster-wide" } else { &self.ns };
+        let name = if self.ns.is_empty() {
+            "cluster-wide"
+        } else {
+            &self.ns
+        };
         let kept = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join("cluster-logs")
             .join(name);
@@ -239,7 +243,9 @@ impl Fixture {
                 let (api, patch) = (self.api.clone(), &patch);
                 async move {
                     let merge = Patch::Merge(patch);
-                    api.patch(name, &PatchParams::default(), &merge).await.is_ok()
+                    api.patch(name, &PatchParams::default(), &merge)
+                        .await
+                        .is_ok()
                 }
             })
             .buffer_unordered(16)
@@ -359,7 +365,14 @@ pub async fn namespace_with_secret(client: &Client, ns: &str, client_secret: &st
 pub fn offers_some_slow(prefix: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
-            let kind = ["sync", "async", "legacy", "slow-sync", "slow-async", "legacy"][i % 6];
+            let kind = [
+                "sync",
+                "async",
+                "legacy",
+                "slow-sync",
+                "slow-async",
+                "legacy",
+            ][i % 6];
             format!("{kind}-{prefix}-{i}")
         })
         .collect()

@@ -244,10 +244,12 @@ impl SimState {
         // An offer made from a template on first use has its faults from
         // its very first request on.
         let local = offer
-            .and_then(|(p, o)| match self.offers.get(&(p.to_string(), o.to_string())) {
-                Some(state) => Some(state.config.faults.clone()),
-                None => self.template_for(p, o).map(|t| t.faults),
-            })
+            .and_then(
+                |(p, o)| match self.offers.get(&(p.to_string(), o.to_string())) {
+                    Some(state) => Some(state.config.faults.clone()),
+                    None => self.template_for(p, o).map(|t| t.faults),
+                },
+            )
             .unwrap_or_default();
         let global = &self.scenario.faults;
         let latency = Duration::from_millis(global.latency_ms + local.latency_ms);
