@@ -207,6 +207,7 @@ async fn sigkill_during_burst(plane: Plane) {
     let fx = Fixture::new(&plane, "kill").await;
     let writes = support::WriteCounter::start(&fx.client, &fx.ns);
     let offers = mixed_offers("k", 300);
+    let started = std::time::Instant::now();
     let creating = fx.create_all(&offers, 16);
     let killing = async {
         for _ in 0..10 {
@@ -218,6 +219,9 @@ async fn sigkill_during_burst(plane: Plane) {
     };
     futures::join!(creating, killing);
     let operator = fx.operator(&plane, &[]);
+    fx.wait_all_ended(Duration::from_secs(240)).await;
+    // What waiting out an intent that may be in flight costs after a crash.
+    eprintln!("10 SIGKILLs: all ended {:?} after the first create", started.elapsed());
     each_cancelled_once(&fx, &offers, Duration::from_secs(240)).await;
     report_writes("10 SIGKILLs", &offers, &writes.counts());
     operator.sigkill();
