@@ -110,6 +110,8 @@ fn subject(i: usize) -> Observed {
             api_version: "2017-10-31".into(),
             poll_interval_seconds: 5,
             timeout_seconds: None,
+            operation_id: None,
+            not_after: None,
         },
         status: OfferCancellationStatus::default(),
         generation: 1,

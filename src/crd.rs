@@ -14,6 +14,8 @@ const DEFAULT_API_VERSION: &str = "2017-10-31";
 /// Lower bound of `pollIntervalSeconds`; also enforced by the schema.
 const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
 
+/// Pattern of an operation id (CPP's ids are GUIDs; any plain token is let in).
+const OPERATION_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._$-]*$";
 /// Pattern of publisherId and offerId, as the schema has it.
 const ID_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
 /// Pattern of one notification address, as the schema has it.
@@ -59,6 +61,18 @@ const MAX_EMAILS: usize = 20;
         type_ = "string",
         json_path = ".status.operationStatus",
         priority = 1
+    ),
+    printcolumn(
+        name = "OperationId",
+        type_ = "string",
+        json_path = ".spec.operationId",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Cancels",
+        type_ = "string",
+        json_path = ".status.targetOperation.id",
+        priority = 1
     )
 )]
 #[serde(rename_all = "camelCase")]
@@ -101,6 +115,20 @@ pub struct OfferCancellationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = MAX_TIMEOUT_SECONDS))]
     pub timeout_seconds: Option<u32>,
+
+    /// The id of the operation to cancel, as the offer's operations list
+    /// shows it (a publish or go-live submission). The cancel is sent only
+    /// while that operation is in progress: a manifest applied again later
+    /// never cancels another operation. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_LEN), pattern(OPERATION_ID_PATTERN))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("operationId is immutable: create a new OfferCancellation instead"))]
+    pub operation_id: Option<String>,
+
+    /// After this instant (RFC 3339) no cancel is sent for this resource;
+    /// a cancel accepted before it is still followed to its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Time>,
 }
 
 /// Reference to a Secret in the resource's own namespace.
@@ -177,6 +205,15 @@ pub struct OfferCancellationStatus {
     /// When the operator recorded its intent to send the cancel request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<Time>,
+    /// The operation this resource cancels, as the offer's operations list
+    /// showed it in progress right before the first cancel request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_operation: Option<TargetOperation>,
+    /// True when the cancel was already requested for this offer (by
+    /// another request) and this resource followed it instead of sending
+    /// its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_cancel: bool,
     /// When the current attempt began (the first request, or the latest
     /// retry): `timeoutSeconds` counts from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,6 +240,22 @@ pub struct OfferCancellationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub credentials_version: Option<String>,
+}
+
+/// An operation on the offer, as its operations list showed it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetOperation {
+    /// Its `id`.
+    #[schemars(length(max = MAX_ID_LEN))]
+    pub id: String,
+    /// Its `submissionType` (publish, goLive, ...).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_ID_LEN))]
+    pub type_: Option<String>,
+    /// Its `createdDateTime`, when CPP gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Time>,
 }
 
 /// Why a spec cannot be acted on.
@@ -237,6 +290,18 @@ fn check_id(field: &'static str, value: &str) -> Result<(), SpecError> {
         return Err(invalid(
             field,
             "only letters, digits, '-', '_' and single inner dots are allowed",
+        ));
+    }
+    Ok(())
+}
+
+fn check_operation_id(id: &str) -> Result<(), SpecError> {
+    let first_ok = id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'$' | b'-');
+    if id.len() > MAX_ID_LEN || !first_ok || !id.bytes().all(ok) {
+        return Err(invalid(
+            "operationId",
+            "must be an operation id as the operations list shows it (letters, digits, . _ $ -)",
         ));
     }
     Ok(())
@@ -295,6 +360,9 @@ impl OfferCancellationSpec {
                 "timeoutSeconds",
                 format!("must be 1 to {MAX_TIMEOUT_SECONDS}"),
             ));
+        }
+        if let Some(id) = &self.operation_id {
+            check_operation_id(id)?;
         }
         Ok(())
     }
@@ -489,6 +557,24 @@ mod tests {
             spec["offerId"]["x-kubernetes-validations"][0]["rule"],
             "self == oldSelf"
         );
+        assert_eq!(spec["operationId"]["pattern"], OPERATION_ID_PATTERN);
+        assert_eq!(spec["notAfter"]["format"], "date-time");
+    }
+
+    #[test]
+    fn operation_ids_are_plain_tokens() {
+        let mut s = spec();
+        for ok in [
+            "7f3c2a1e-0000-4000-8000-000000000001",
+            "contoso$offer$2$preview",
+        ] {
+            s.operation_id = Some(ok.into());
+            assert_eq!(s.validate(), Ok(()), "{ok}");
+        }
+        for bad in ["", "../x", "a b", "-lead"] {
+            s.operation_id = Some(bad.into());
+            assert!(s.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

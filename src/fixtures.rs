@@ -21,6 +21,21 @@ pub fn at(secs: i64) -> Timestamp {
     zero + jiff::SignedDuration::from_secs(secs)
 }
 
+/// The operations list read before the first cancel: the publish
+/// `publish-1` is in progress, so the intent is recorded with it.
+pub fn intent() -> Outcome {
+    Outcome::Targeted(crate::decide::Targeting::Send(running_publish()))
+}
+
+/// The publish every fixture's cancel is for.
+pub fn running_publish() -> crate::crd::TargetOperation {
+    crate::crd::TargetOperation {
+        id: "publish-1".into(),
+        type_: Some("publish".into()),
+        created: None,
+    }
+}
+
 /// The resourceVersion of the credentials Secret in every fixture.
 pub const SECRET_VERSION: &str = "100";
 
@@ -39,6 +54,8 @@ impl OfferCancellation {
             api_version: "2017-10-31".into(),
             poll_interval_seconds: 30,
             timeout_seconds: None,
+            operation_id: None,
+            not_after: None,
         };
         let mut oc = OfferCancellation::new("contoso-offer-cancel", spec);
         oc.metadata.namespace = Some("default".into());
@@ -75,13 +92,13 @@ impl OfferCancellation {
 
     /// The intent was recorded at [`T0`] and the POST's answer never came.
     pub fn in_doubt(self) -> Self {
-        self.after([Outcome::IntentRecorded])
+        self.after([intent()])
     }
 
     /// CPP accepted the cancel at [`T0`] (202) with `location` to poll.
     pub fn polling(self, location: &str) -> Self {
         self.after([
-            Outcome::IntentRecorded,
+            intent(),
             Outcome::Accepted {
                 location: Some(location.into()),
                 retry_after: None,
@@ -91,13 +108,13 @@ impl OfferCancellation {
 
     /// CPP cancelled at once (200).
     pub fn cancelled(self) -> Self {
-        self.after([Outcome::IntentRecorded, Outcome::Cancelled])
+        self.after([intent(), Outcome::Cancelled])
     }
 
     /// CPP refused the cancel with `http` (a terminal answer).
     pub fn refused(self, http: u16) -> Self {
         self.after([
-            Outcome::IntentRecorded,
+            intent(),
             Outcome::Rejected {
                 reason: crate::decide::reason_for_status(http),
                 message: format!("CPP cancel call answered HTTP {http}"),

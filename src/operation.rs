@@ -45,8 +45,8 @@ fn fold(raw: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Operation {
     pub id: Option<String>,
-    /// `submissionType` is `cancel`.
-    pub is_cancel: bool,
+    /// `submissionType` as CPP wrote it (`publish`, `goLive`, `cancel`, ...).
+    pub kind: Option<String>,
     /// The status word as CPP wrote it.
     pub status: String,
     /// The operation's error and messages in one line (empty: none).
@@ -58,6 +58,13 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// A cancel operation (`submissionType` is `cancel`).
+    pub fn is_cancel(&self) -> bool {
+        self.kind
+            .as_deref()
+            .is_some_and(|k| k.eq_ignore_ascii_case("cancel"))
+    }
+
     pub fn state(&self) -> OperationState {
         OperationState::of(&self.status)
     }
@@ -66,6 +73,11 @@ impl Operation {
     /// `running` in any spelling. Every other status, known or not, is not.
     pub(crate) fn in_progress(&self) -> bool {
         matches!(fold(&self.status).as_str(), "notstarted" | "running")
+    }
+
+    /// Ended by a cancel: `canceled` or `cancelled`, in any spelling.
+    pub(crate) fn was_cancelled(&self) -> bool {
+        matches!(fold(&self.status).as_str(), "canceled" | "cancelled")
     }
 
     /// The detail, or words saying there is none.

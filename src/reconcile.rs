@@ -21,12 +21,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::context::{Context, PerResource};
-use crate::cpp::{CancelOutcome, CppClient, CppError, Credentials, OfferRef, RetryClass};
+use crate::cpp::{CancelOutcome, CppClient, CppError, Credentials, Endpoint, OfferRef, RetryClass};
 use crate::crd::{OfferCancellation, OfferCancellationSpec, OfferCancellationStatus};
 use crate::credentials::{self, CredentialsError, SecretReading};
 use crate::decide::{
-    Call, Observed, Outcome, Requeue, Step, Transition, next_step, reason, reason_for_status,
-    settle, transition,
+    Call, NotFound, Observed, Outcome, Requeue, Settlement, Step, Transition, latest, next_step,
+    reason, reason_for_status, settle, target, transition,
 };
 use crate::status::{KubeStatus, StatusWriter, WriteError};
 
@@ -282,12 +282,10 @@ async fn execute(
         Err(e) => return Outcome::CredentialsUnavailable(e.to_string()),
     };
     match call {
-        Call::SendCancel => token_checked(cpp, creds).await,
+        Call::ReadTarget => read_target(cpp, &observed.spec, creds).await,
         Call::Settle => settle_from_list(cpp, observed, creds).await,
         Call::Poll { location } => poll(cpp, &location, creds).await,
-        Call::PostCancel => {
-            within_post_deadline(observed, post_cancel(cpp, &observed.spec, creds)).await
-        }
+        Call::PostCancel => within_post_deadline(observed, post_cancel(cpp, observed, creds)).await,
     }
 }
 
@@ -312,19 +310,25 @@ async fn within_post_deadline(
         })
 }
 
-/// A token first, so a credentials problem never leaves an intent behind.
-async fn token_checked(cpp: &CppClient, creds: &Credentials) -> Outcome {
-    match cpp.tokens().token(creds).await {
-        Ok(_) => Outcome::IntentRecorded,
-        Err(e) => error_outcome(&CppError::Auth(e), false),
-    }
-}
-
-async fn post_cancel(
+/// What the cancel is for, read before any intent: the read also proves
+/// the credentials, so a credentials problem never leaves an intent behind.
+async fn read_target(
     cpp: &CppClient,
     spec: &OfferCancellationSpec,
     creds: &Credentials,
 ) -> Outcome {
+    let offer = offer(spec);
+    match cpp.operations(offer, creds).await {
+        Ok(operations) => {
+            let locate = |id: &str| CppClient::operation_location(offer, id);
+            Outcome::Targeted(target(&operations, spec.operation_id.as_deref(), locate))
+        }
+        Err(e) => error_outcome(&e, false),
+    }
+}
+
+async fn post_cancel(cpp: &CppClient, observed: &Observed, creds: &Credentials) -> Outcome {
+    let spec = &observed.spec;
     let emails = spec.notification_emails_joined();
     match cpp.cancel(offer(spec), &emails, creds).await {
         Ok(CancelOutcome::Cancelled) => Outcome::Cancelled,
@@ -335,8 +339,43 @@ async fn post_cancel(
             location,
             retry_after,
         },
+        Err(e) if e.http_status() == Some(404) => explain_not_found(cpp, observed, creds, &e).await,
         Err(e) => error_outcome(&e, true),
     }
+}
+
+/// A 404 to the cancel: what the offer's operations list shows. If the
+/// list cannot be read either, the 404 stands as it is.
+async fn explain_not_found(
+    cpp: &CppClient,
+    observed: &Observed,
+    creds: &Credentials,
+    refused: &CppError,
+) -> Outcome {
+    let offer = offer(&observed.spec);
+    let message = refused.to_string();
+    let operations = match cpp.operations(offer, creds).await {
+        Ok(operations) => operations,
+        Err(e) if e.http_status() == Some(404) => {
+            return Outcome::CancelNotFound(Box::new(NotFound {
+                message,
+                offer_missing: true,
+                settlement: None,
+                latest: None,
+            }));
+        }
+        Err(_) => return error_outcome(refused, true),
+    };
+    let since = observed.status.requested_at.as_ref().map(|t| t.0);
+    let locate = |id: &str| CppClient::operation_location(offer, id);
+    let found = settle(&operations, since, None, locate);
+    let ours = matches!(found, Settlement::Follow { .. } | Settlement::Ended { .. });
+    Outcome::CancelNotFound(Box::new(NotFound {
+        message,
+        offer_missing: false,
+        settlement: ours.then_some(found),
+        latest: latest(&operations, |_| true).cloned(),
+    }))
 }
 
 async fn poll(cpp: &CppClient, location: &str, creds: &Credentials) -> Outcome {
@@ -359,8 +398,10 @@ async fn settle_from_list(cpp: &CppClient, observed: &Observed, creds: &Credenti
     match cpp.operations(offer, creds).await {
         Ok(operations) => {
             let since = observed.status.requested_at.as_ref().map(|t| t.0);
+            let target = observed.status.target_operation.as_ref();
+            let target = target.map(|t| t.id.as_str());
             let locate = |id: &str| CppClient::operation_location(offer, id);
-            Outcome::Settled(settle(&operations, since, locate))
+            Outcome::Settled(settle(&operations, since, target, locate))
         }
         Err(e) => error_outcome(&e, false),
     }
@@ -385,6 +426,11 @@ fn error_outcome(e: &CppError, during_cancel: bool) -> Outcome {
         };
     }
     let why = match e {
+        CppError::Rejected {
+            endpoint: Endpoint::Submissions,
+            status: 404,
+            ..
+        } => reason::OFFER_NOT_FOUND,
         CppError::Rejected { status, .. } => reason_for_status(*status),
         CppError::Auth(_) => reason::CREDENTIALS_REJECTED,
         CppError::Location(_) => reason::INVALID_LOCATION,

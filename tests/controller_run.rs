@@ -82,7 +82,7 @@ fn in_flight_counts_pending_and_cancelling_only() {
         "a",
         Some(status_after(
             "a",
-            vec![offer_cancel_operator::decide::Outcome::IntentRecorded],
+            vec![offer_cancel_operator::fixtures::intent()],
         )),
     );
     let fresh = resource("b", None);
@@ -91,7 +91,7 @@ fn in_flight_counts_pending_and_cancelling_only() {
         Some(status_after(
             "c",
             vec![
-                offer_cancel_operator::decide::Outcome::IntentRecorded,
+                offer_cancel_operator::fixtures::intent(),
                 offer_cancel_operator::decide::Outcome::Cancelled,
             ],
         )),

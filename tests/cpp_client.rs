@@ -437,7 +437,7 @@ async fn operations_list_is_read_from_submissions() {
         .await;
     let ops = client(&server).operations(OFFER, &token()).await.unwrap();
     assert_eq!(ops.len(), 2);
-    assert!(ops[1].is_cancel);
+    assert!(ops[1].is_cancel());
     assert_eq!(ops[1].id.as_deref(), Some("c1"));
 }
 

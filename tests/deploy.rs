@@ -321,13 +321,29 @@ fn argo_cd_health_maps_every_phase() {
     };
     let cases = [
         (vec![], "Progressing"),
-        (vec![Outcome::IntentRecorded], "Progressing"),
         (
-            vec![Outcome::IntentRecorded, accepted.clone(), polled],
+            vec![offer_cancel_operator::fixtures::intent()],
             "Progressing",
         ),
-        (vec![Outcome::IntentRecorded, Outcome::Cancelled], "Healthy"),
-        (vec![Outcome::IntentRecorded, failed], "Degraded"),
+        (
+            vec![
+                offer_cancel_operator::fixtures::intent(),
+                accepted.clone(),
+                polled,
+            ],
+            "Progressing",
+        ),
+        (
+            vec![
+                offer_cancel_operator::fixtures::intent(),
+                Outcome::Cancelled,
+            ],
+            "Healthy",
+        ),
+        (
+            vec![offer_cancel_operator::fixtures::intent(), failed],
+            "Degraded",
+        ),
     ];
     for (outcomes, want) in cases {
         let status = (!outcomes.is_empty()).then(|| status_after("contoso-offer", outcomes));
@@ -343,7 +359,10 @@ fn argo_cd_health_maps_every_phase() {
         "contoso-offer",
         Some(status_after(
             "contoso-offer",
-            vec![Outcome::IntentRecorded, Outcome::Cancelled],
+            vec![
+                offer_cancel_operator::fixtures::intent(),
+                Outcome::Cancelled,
+            ],
         )),
     );
     stale.metadata.generation = Some(2);

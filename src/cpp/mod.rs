@@ -315,10 +315,6 @@ impl CppClient {
         &self.endpoint
     }
 
-    pub(crate) fn tokens(&self) -> &TokenSource {
-        &self.tokens
-    }
-
     /// POSTs the cancel. Callers send it at most once per recorded intent.
     pub async fn cancel(
         &self,

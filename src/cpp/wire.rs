@@ -134,11 +134,7 @@ fn operation_from_value(value: Value) -> Result<Operation, String> {
     detail.extend(raw.messages.as_ref().map(message_texts).unwrap_or_default());
     Ok(Operation {
         id: raw.id.as_ref().and_then(scalar_text),
-        is_cancel: raw
-            .submission_type
-            .as_ref()
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.eq_ignore_ascii_case("cancel")),
+        kind: raw.submission_type.as_ref().and_then(scalar_text),
         status,
         detail: bounded(&detail.join("; ")),
         created: raw
@@ -366,7 +362,7 @@ mod tests {
         let body = br#"{"value":[{"id":"a","status":"running","submissionType":"cancel"},7]}"#;
         let ops = parse_operation_list(body).unwrap();
         assert_eq!(ops.len(), 1);
-        assert!(ops[0].is_cancel);
+        assert!(ops[0].is_cancel());
         assert!(parse_operation_list(b"[]").unwrap().is_empty());
         assert!(parse_operation_list(b"true").is_err());
     }

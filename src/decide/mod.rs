@@ -9,6 +9,7 @@
 
 mod conditions;
 mod settle;
+mod target;
 #[cfg(test)]
 mod tests;
 mod transition;
@@ -16,6 +17,8 @@ mod transition;
 pub(crate) use conditions::clip;
 pub use settle::Settlement;
 pub(crate) use settle::settle;
+pub use target::Targeting;
+pub(crate) use target::{describe, latest, target};
 pub use transition::transition;
 
 use jiff::Timestamp;
@@ -49,6 +52,19 @@ pub mod reason {
     /// A Failed resource resumes the cancel CPP had accepted.
     pub const RESUMING: &str = "Resuming";
     pub const CANCEL_FAILED: &str = "CancelFailed";
+    /// The cancel was already requested for this offer; this resource
+    /// followed it to its end instead of sending its own.
+    pub const CANCEL_SHARED: &str = "CancelShared";
+    /// `spec.operationId` names an operation that has ended: nothing sent.
+    pub const OPERATION_ENDED: &str = "OperationEnded";
+    /// `spec.operationId` names no operation on the offer: nothing sent.
+    pub const OPERATION_NOT_FOUND: &str = "OperationNotFound";
+    /// Nothing was in progress on the offer: nothing cancelled.
+    pub const NOTHING_TO_CANCEL: &str = "NothingToCancel";
+    /// CPP knows no such offer.
+    pub const OFFER_NOT_FOUND: &str = "OfferNotFound";
+    /// Past `spec.notAfter`: nothing sent.
+    pub const EXPIRED: &str = "Expired";
     pub const TRANSIENT_ERROR: &str = "TransientError";
     pub const CREDENTIALS_UNAVAILABLE: &str = "CredentialsUnavailable";
     pub const CREDENTIALS_REJECTED: &str = "CredentialsRejected";
@@ -199,8 +215,10 @@ pub(crate) enum Step {
 /// The CPP call a step needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Call {
-    /// Get a token, record the intent, then POST the cancel.
-    SendCancel,
+    /// Read the offer's operations list to find what the cancel is for
+    /// ([`target`]); when that is an operation in progress, the intent is
+    /// recorded with it and the POST follows.
+    ReadTarget,
     /// Read the offer's operations list and apply [`settle`]'s verdict: the
     /// answer to the cancel is unknown (in doubt) or had no location.
     Settle,
@@ -217,7 +235,12 @@ pub(crate) enum Call {
 pub enum Outcome {
     InvalidSpec(String),
     CredentialsUnavailable(String),
-    IntentRecorded,
+    /// What the operations list said before the first cancel request.
+    Targeted(Targeting),
+    /// Past `spec.notAfter`: nothing is sent.
+    Expired,
+    /// CPP answered the cancel with 404, and then its operations list.
+    CancelNotFound(Box<NotFound>),
     /// A retried Failed resource picks up the cancel CPP accepted before.
     Resumed,
     /// What the operations list said.
@@ -253,6 +276,19 @@ pub enum Outcome {
     TimedOut,
     /// The generation moved on a final resource: record that it was seen.
     Acknowledged,
+}
+
+/// A 404 to the cancel, and what the offer's operations list showed then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotFound {
+    /// CPP's answer to the cancel, in words.
+    pub message: String,
+    /// The operations list was 404 too: CPP knows no such offer.
+    pub offer_missing: bool,
+    /// A cancel operation created since the intent.
+    pub settlement: Option<Settlement>,
+    /// The latest operation other than a cancel.
+    pub latest: Option<crate::operation::Operation>,
 }
 
 /// When to look again.
@@ -328,6 +364,7 @@ pub(crate) fn next_step(obs: &Observed) -> Step {
         return Step::Record(Outcome::TimedOut);
     }
     match stage {
+        Stage::Fresh if expired(obs) => Step::Record(Outcome::Expired),
         Stage::Fresh => send_if_valid(obs),
         Stage::InDoubt | Stage::Untracked => Step::Call(Call::Settle),
         Stage::Polling(location) => Step::Call(Call::Poll { location }),
@@ -344,7 +381,8 @@ fn retry(obs: &Observed) -> Step {
     match (obs.spec.validate(), may_have_accepted(&obs.status)) {
         (Err(e), _) => Step::Record(Outcome::InvalidSpec(e.to_string())),
         (Ok(()), true) => Step::Record(Outcome::Resumed),
-        (Ok(()), false) => Step::Call(Call::SendCancel),
+        (Ok(()), false) if expired(obs) => Step::Record(Outcome::Expired),
+        (Ok(()), false) => Step::Call(Call::ReadTarget),
     }
 }
 
@@ -363,7 +401,7 @@ fn may_have_accepted(status: &OfferCancellationStatus) -> bool {
 
 fn send_if_valid(obs: &Observed) -> Step {
     match obs.spec.validate() {
-        Ok(()) => Step::Call(Call::SendCancel),
+        Ok(()) => Step::Call(Call::ReadTarget),
         Err(e) => Step::Record(Outcome::InvalidSpec(e.to_string())),
     }
 }
@@ -407,6 +445,11 @@ fn deadline(obs: &Observed) -> Option<Timestamp> {
     started
         .checked_add(jiff::SignedDuration::from_secs(timeout.into()))
         .ok()
+}
+
+/// Past `spec.notAfter`: no cancel may be sent any more.
+fn expired(obs: &Observed) -> bool {
+    obs.spec.not_after.as_ref().is_some_and(|t| obs.now >= t.0)
 }
 
 fn timed_out(obs: &Observed) -> bool {

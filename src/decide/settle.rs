@@ -16,10 +16,14 @@ pub enum Settlement {
         state: OperationState,
         detail: String,
     },
-    /// Nothing at all is in progress on the offer.
+    /// Nothing at all is in progress on the offer (or the operation this
+    /// resource cancels was cancelled).
     NothingInProgress,
     /// No cancel of ours, and the operation to cancel still runs.
     TargetRunning,
+    /// The operation this resource cancels ended otherwise than cancelled
+    /// (`succeeded`, `failed`, ...): the cancel came too late.
+    TargetEnded { operation: String },
 }
 
 /// How far CPP's clock may be behind ours when matching a cancel
@@ -29,14 +33,18 @@ const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
 /// Reads the offer's operations list for a cancel requested at `since`.
 /// A cancel operation created since then is ours whatever its state; one
 /// without a creation time is taken as ours only while in progress.
-/// `locate` turns an operation id into the location to poll.
+/// Without one, `target` (the operation the intent recorded) decides by
+/// its id: only while it is in progress is the cancel sent again; an
+/// operation started since is never taken for it. `locate` turns an
+/// operation id into the location to poll.
 pub(crate) fn settle(
     operations: &[Operation],
     since: Option<Timestamp>,
+    target: Option<&str>,
     locate: impl Fn(&str) -> String,
 ) -> Settlement {
     let ours = |op: &&Operation| {
-        op.is_cancel
+        op.is_cancel()
             && match (op.created, since) {
                 (Some(created), Some(since)) => created >= since - CLOCK_SKEW,
                 _ => op.in_progress(),
@@ -63,9 +71,21 @@ pub(crate) fn settle(
             };
         }
     }
-    if operations.iter().any(Operation::in_progress) {
-        Settlement::TargetRunning
-    } else {
-        Settlement::NothingInProgress
+    match target {
+        Some(id) => by_target(operations, id),
+        // An intent recorded by an earlier release names no target.
+        None if operations.iter().any(Operation::in_progress) => Settlement::TargetRunning,
+        None => Settlement::NothingInProgress,
+    }
+}
+
+/// What the recorded target's own entry says.
+fn by_target(operations: &[Operation], id: &str) -> Settlement {
+    match operations.iter().find(|op| op.id.as_deref() == Some(id)) {
+        Some(op) if op.in_progress() => Settlement::TargetRunning,
+        Some(op) if !op.was_cancelled() => Settlement::TargetEnded {
+            operation: super::describe(op),
+        },
+        _ => Settlement::NothingInProgress,
     }
 }

@@ -54,7 +54,7 @@ fn only_a_cancelled_resource_is_decided_without_its_secret() {
 
 #[test]
 fn fresh_resource_sends_the_cancel() {
-    assert_eq!(fresh().step(), Step::Call(Call::SendCancel));
+    assert_eq!(fresh().step(), Step::Call(Call::ReadTarget));
 }
 
 #[test]
@@ -76,7 +76,7 @@ fn invalid_spec_fails_without_any_call() {
 #[test]
 fn intent_is_recorded_before_the_post() {
     let mut w = fresh();
-    let t = w.apply(Outcome::IntentRecorded);
+    let t = w.apply(crate::fixtures::intent());
     assert_eq!(t.status.phase, Some(Phase::Pending));
     assert_eq!(t.status.requested_at, Some(Time(at(0))));
     assert_eq!(t.status.attempts, 1);
@@ -88,7 +88,7 @@ fn intent_is_recorded_before_the_post() {
 #[test]
 fn synchronous_200_is_cancelled_and_ready() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     w.now = at(1);
     let t = w.apply(Outcome::Cancelled);
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
@@ -107,7 +107,7 @@ fn synchronous_200_is_cancelled_and_ready() {
 #[test]
 fn accepted_202_polls_after_the_larger_of_interval_and_retry_after() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     let t = w.apply(Outcome::Accepted {
         location: Some("/api/operations/a$b$2$preview?api-version=2017-10-31".into()),
         retry_after: Some(Duration::from_secs(90)),
@@ -205,7 +205,7 @@ fn a_new_location_from_a_poll_replaces_the_old_one() {
 #[test]
 fn forbidden_is_terminal_and_never_reposted() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     let t = w.apply(Outcome::Rejected {
         reason: reason_for_status(403),
         message: "CPP cancel call answered HTTP 403".into(),
@@ -228,15 +228,15 @@ fn forbidden_is_terminal_and_never_reposted() {
 #[test]
 fn failed_retries_on_new_annotation_value_once() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     w.apply(Outcome::Rejected {
         reason: reason::NOT_FOUND,
         message: "404".into(),
         cancel_status: Some(404),
     });
     w.retry_request = Some("1".into());
-    assert_eq!(w.step(), Step::Call(Call::SendCancel));
-    let t = w.apply(Outcome::IntentRecorded);
+    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
+    let t = w.apply(crate::fixtures::intent());
     assert_eq!(t.status.attempts, 2);
     assert_eq!(t.status.http_status, None);
     w.apply(Outcome::Rejected {
@@ -254,7 +254,7 @@ fn failed_retries_on_new_annotation_value_once() {
 #[test]
 fn failed_retries_when_spec_or_secret_changes() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     w.apply(Outcome::Rejected {
         reason: reason::UNAUTHORIZED,
         message: "401".into(),
@@ -262,16 +262,16 @@ fn failed_retries_when_spec_or_secret_changes() {
     });
     assert_eq!(w.step(), Step::Idle);
     w.credentials_version = Some("101".into());
-    assert_eq!(w.step(), Step::Call(Call::SendCancel));
+    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
     w.credentials_version = Some("100".into());
     w.generation = 2;
-    assert_eq!(w.step(), Step::Call(Call::SendCancel));
+    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
 }
 
 #[test]
 fn cancelled_is_never_sent_again_even_on_edits_or_retry_annotation() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     w.apply(Outcome::Cancelled);
     w.retry_request = Some("again".into());
     w.credentials_version = Some("999".into());
@@ -293,7 +293,7 @@ fn cancelled_is_never_sent_again_even_on_edits_or_retry_annotation() {
 #[test]
 fn crash_after_intent_settles_from_the_list_before_anything_else() {
     let mut w = fresh();
-    let intent = w.apply(Outcome::IntentRecorded);
+    let intent = w.apply(crate::fixtures::intent());
     assert!(intent.post, "the POST follows the durable intent");
     // The controller restarts here: only the status survives. Once the
     // POST can no longer be in flight, the list settles it.
@@ -310,7 +310,7 @@ fn crash_after_intent_settles_from_the_list_before_anything_else() {
 fn listed(kind: &str, status: &str, created: Option<i64>) -> Operation {
     Operation {
         id: Some(format!("{kind}-{status}")),
-        is_cancel: kind == "cancel",
+        kind: Some(kind.into()),
         status: status.into(),
         created: created.map(at),
         ..Operation::default()
@@ -318,7 +318,7 @@ fn listed(kind: &str, status: &str, created: Option<i64>) -> Operation {
 }
 
 fn settle_at_zero(ops: &[Operation]) -> Settlement {
-    settle(ops, Some(at(0)), |id| format!("/ops/{id}"))
+    settle(ops, Some(at(0)), None, |id| format!("/ops/{id}"))
 }
 
 #[test]
@@ -371,7 +371,7 @@ fn settle_ignores_an_older_finished_cancel_and_reads_what_is_in_progress() {
 #[test]
 fn lost_answer_with_nothing_in_progress_is_cancelled_nothing_in_progress() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     let t = w.apply(Outcome::Settled(Settlement::NothingInProgress));
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
     assert_eq!(
@@ -385,7 +385,7 @@ fn lost_answer_with_nothing_in_progress_is_cancelled_nothing_in_progress() {
 #[test]
 fn resend_after_in_doubt_keeps_the_first_request_time_and_a_404_means_nothing_in_progress() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     w.now = at(50);
     let t = w.apply(Outcome::Settled(Settlement::TargetRunning));
     assert!(t.post, "the operation still runs: the cancel goes again");
@@ -406,7 +406,7 @@ fn resend_after_in_doubt_keeps_the_first_request_time_and_a_404_means_nothing_in
 #[test]
 fn a_404_to_a_first_answered_post_stays_failed_not_found() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     let t = w.apply(Outcome::Rejected {
         reason: reason::NOT_FOUND,
         message: "CPP cancel call answered HTTP 404".into(),
@@ -444,7 +444,7 @@ fn retry_after_an_accepted_cancel_resumes_the_recorded_location_without_a_post()
 #[test]
 fn retry_after_an_unanswered_post_settles_from_the_list() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     w.apply(Outcome::Rejected {
         reason: reason::FORBIDDEN,
         message: "CPP submissions call answered HTTP 403".into(),
@@ -462,7 +462,7 @@ fn retry_after_the_cancel_operation_itself_failed_posts_anew() {
     let mut w = polling("/op/1");
     w.apply(polled("failed", OperationState::Failed));
     w.retry_request = Some("1".into());
-    assert_eq!(w.step(), Step::Call(Call::SendCancel));
+    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
 }
 
 #[test]
@@ -479,7 +479,7 @@ fn restart_mid_poll_resumes_polling_the_recorded_location() {
 #[test]
 fn accepted_without_location_looks_it_up_and_fails_clearly_if_absent() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     w.apply(Outcome::Accepted {
         location: None,
         retry_after: None,
@@ -498,7 +498,7 @@ fn accepted_without_location_looks_it_up_and_fails_clearly_if_absent() {
 #[test]
 fn transient_errors_back_off_and_notify_once_per_streak() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     let first = w.apply(Outcome::Transient {
         message: "CPP cancel call answered HTTP 503".into(),
         retry_after: Some(Duration::from_secs(4)),
@@ -561,7 +561,7 @@ fn missing_credentials_stall_without_sending_and_recover() {
         w.condition(condition::STALLED),
         ("True".into(), reason::CREDENTIALS_UNAVAILABLE.into())
     );
-    assert_eq!(w.step(), Step::Call(Call::SendCancel), "still nothing sent");
+    assert_eq!(w.step(), Step::Call(Call::ReadTarget), "still nothing sent");
 }
 
 #[test]
@@ -591,7 +591,7 @@ fn timeout_fails_polling_at_the_deadline() {
 fn observed_generation_is_set_on_status_and_every_condition() {
     let mut w = fresh();
     w.generation = 7;
-    let t = w.apply(Outcome::IntentRecorded);
+    let t = w.apply(crate::fixtures::intent());
     assert_eq!(t.status.observed_generation, Some(7));
     assert_eq!(t.status.conditions.len(), 3);
     assert!(
@@ -607,8 +607,8 @@ fn messages_carry_nothing_volatile() {
     let mut a = fresh();
     let mut b = fresh();
     b.now = at(12_345);
-    a.apply(Outcome::IntentRecorded);
-    b.apply(Outcome::IntentRecorded);
+    a.apply(crate::fixtures::intent());
+    b.apply(crate::fixtures::intent());
     assert_eq!(a.status.message, b.status.message);
     let ta = a.apply(polled("failed", OperationState::Failed));
     let tb = b.apply(polled("failed", OperationState::Failed));
@@ -627,7 +627,7 @@ fn status_reasons_cover_terminal_http_codes() {
 #[test]
 fn long_messages_fit_status_and_event_limits() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     let verbose = format!("CPP cancel call answered HTTP 400 ({})", "é".repeat(2000));
     let t = w.apply(Outcome::Rejected {
         reason: reason::BAD_REQUEST,
@@ -648,7 +648,7 @@ fn long_messages_fit_status_and_event_limits() {
 #[test]
 fn retry_after_a_failed_cancel_found_in_the_list_posts_anew() {
     let mut w = fresh();
-    w.apply(Outcome::IntentRecorded);
+    w.apply(crate::fixtures::intent());
     let t = w.apply(Outcome::Settled(Settlement::Ended {
         status: "failed".into(),
         state: OperationState::Failed,
@@ -658,7 +658,7 @@ fn retry_after_a_failed_cancel_found_in_the_list_posts_anew() {
     w.retry_request = Some("1".into());
     assert_eq!(
         w.step(),
-        Step::Call(Call::SendCancel),
+        Step::Call(Call::ReadTarget),
         "no endless resume of a failed cancel"
     );
 }
@@ -667,7 +667,7 @@ fn retry_after_a_failed_cancel_found_in_the_list_posts_anew() {
 fn an_intent_records_until_when_its_post_may_be_in_flight() {
     let mut w = fresh();
     w.post_budget = Duration::from_secs(7);
-    let t = w.apply(Outcome::IntentRecorded);
+    let t = w.apply(crate::fixtures::intent());
     assert_eq!(t.status.post_deadline, Some(Time(at(7))));
     assert_eq!(t.status.started_at, Some(Time(at(0))));
 }
@@ -766,4 +766,248 @@ fn a_timeout_in_doubt_keeps_a_running_cancel_for_the_retry_which_gets_a_fresh_de
     assert_eq!(w.status.phase, Some(Phase::Cancelling));
     w.now = retried_at + jiff::SignedDuration::from_secs(5);
     assert_eq!(w.step(), Step::Record(Outcome::TimedOut));
+}
+
+fn target_of(ops: &[Operation], wanted: Option<&str>) -> Targeting {
+    target(ops, wanted, |id| format!("/ops/{id}"))
+}
+
+/// A fresh resource after the operations list said `found`.
+fn after_reading(found: Targeting) -> (Observed, Transition) {
+    let mut w = fresh();
+    assert_eq!(
+        w.step(),
+        Step::Call(Call::ReadTarget),
+        "the list is read first"
+    );
+    let t = w.apply(Outcome::Targeted(found));
+    (w, t)
+}
+
+#[test]
+fn the_intent_records_the_operation_in_progress_and_only_then_posts() {
+    let ops = [
+        listed("publish", "succeeded", Some(-9000)),
+        listed("goLive", "running", Some(-60)),
+    ];
+    let found = target_of(&ops, None);
+    let Targeting::Send(recorded) = &found else {
+        panic!("{found:?}");
+    };
+    assert_eq!(recorded.id, "goLive-running");
+    assert_eq!(recorded.type_.as_deref(), Some("goLive"));
+    let (w, t) = after_reading(found);
+    assert!(t.post);
+    assert_eq!(
+        w.status.target_operation.as_ref().map(|t| t.id.as_str()),
+        Some("goLive-running")
+    );
+}
+
+#[test]
+fn an_operation_id_that_has_ended_sends_nothing_and_says_how_it_ended() {
+    let ops = [
+        listed("publish", "canceled", Some(-9000)),
+        listed("publish", "running", Some(-60)),
+    ];
+    let (w, t) = after_reading(target_of(&ops, Some("publish-canceled")));
+    assert!(!t.post, "nothing is sent");
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(w.condition(condition::STALLED).1, reason::OPERATION_ENDED);
+    let message = t.status.message.unwrap_or_default();
+    assert!(
+        message.contains("publish publish-canceled (canceled)"),
+        "{message}"
+    );
+    assert!(message.contains("nothing was sent"), "{message}");
+}
+
+#[test]
+fn an_operation_id_the_offer_does_not_list_sends_nothing() {
+    let ops = [listed("publish", "running", Some(-60))];
+    let (w, t) = after_reading(target_of(&ops, Some("7f3c")));
+    assert!(!t.post);
+    assert_eq!(
+        w.condition(condition::STALLED).1,
+        reason::OPERATION_NOT_FOUND
+    );
+}
+
+#[test]
+fn an_operation_id_in_progress_is_the_target_whatever_else_runs() {
+    let ops = [
+        listed("publish", "running", Some(-60)),
+        listed("goLive", "notStarted", Some(-10)),
+    ];
+    let Targeting::Send(t) = target_of(&ops, Some("publish-running")) else {
+        panic!("the named operation is in progress");
+    };
+    assert_eq!(t.id, "publish-running");
+}
+
+#[test]
+fn nothing_in_progress_sends_nothing_and_names_the_latest_operation() {
+    let ops = [
+        listed("publish", "succeeded", Some(-9000)),
+        listed("publish", "canceled", Some(-600)),
+    ];
+    let (w, t) = after_reading(target_of(&ops, None));
+    assert!(!t.post);
+    assert_eq!(w.condition(condition::STALLED).1, reason::NOTHING_TO_CANCEL);
+    let message = t.status.message.unwrap_or_default();
+    assert!(
+        message.contains("latest publish publish-canceled (canceled)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_cancel_already_requested_for_the_offer_is_followed_and_shared() {
+    let ops = [
+        listed("publish", "running", Some(-60)),
+        listed("cancel", "running", Some(-5)),
+    ];
+    let (mut w, t) = after_reading(target_of(&ops, None));
+    assert!(!t.post, "one cancel per target");
+    assert_eq!(t.status.phase, Some(Phase::Cancelling));
+    assert!(t.status.shared_cancel);
+    assert_eq!(
+        t.status.operation_location.as_deref(),
+        Some("/ops/cancel-running")
+    );
+    assert!(matches!(w.step(), Step::Call(Call::Poll { .. })));
+    w.apply(polled("completed", OperationState::Done));
+    assert_eq!(w.status.phase, Some(Phase::Cancelled));
+    assert_eq!(
+        w.condition(condition::READY),
+        ("True".into(), reason::CANCEL_SHARED.into())
+    );
+    let message = w.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("already requested for this offer"),
+        "{message}"
+    );
+}
+
+/// An intent for `publish-1` whose answer was lost, settled once the POST
+/// can no longer be in flight.
+fn lost_answer_for_publish_1() -> Observed {
+    let mut w = OfferCancellation::test().in_doubt().observed();
+    w.now = past_the_window();
+    w
+}
+
+#[test]
+fn a_resend_happens_only_while_the_recorded_operation_is_in_progress() {
+    let w = lost_answer_for_publish_1();
+    let target = w.status.target_operation.as_ref().map(|t| t.id.clone());
+    let target = target.as_deref();
+    assert_eq!(target, Some("publish-1"));
+    let running = [listed("publish", "running", Some(-60))];
+    let mut publish_1 = running[0].clone();
+    publish_1.id = Some("publish-1".into());
+    let locate = |id: &str| format!("/ops/{id}");
+    assert_eq!(
+        settle(&[publish_1.clone()], Some(at(0)), target, locate),
+        Settlement::TargetRunning
+    );
+    // A publish started since (another id) is never the target: the
+    // recorded one was cancelled, so nothing is resent.
+    publish_1.status = "canceled".into();
+    let newer = listed("publish", "running", Some(100));
+    assert_eq!(
+        settle(&[publish_1.clone(), newer], Some(at(0)), target, locate),
+        Settlement::NothingInProgress
+    );
+    publish_1.status = "succeeded".into();
+    let ended = settle(&[publish_1], Some(at(0)), target, locate);
+    assert!(matches!(ended, Settlement::TargetEnded { .. }), "{ended:?}");
+    let mut w = w;
+    let t = w.apply(Outcome::Settled(ended));
+    assert!(!t.post);
+    assert_eq!(w.condition(condition::STALLED).1, reason::OPERATION_ENDED);
+}
+
+fn not_after(w: &mut Observed, secs: i64) {
+    w.spec.not_after = Some(Time(at(secs)));
+}
+
+#[test]
+fn nothing_is_sent_past_not_after() {
+    let mut w = fresh();
+    not_after(&mut w, 10);
+    w.now = at(9);
+    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
+    w.now = at(10);
+    assert_eq!(w.step(), Step::Record(Outcome::Expired));
+    let t = w.apply(Outcome::Expired);
+    assert!(!t.post);
+    assert_eq!(w.condition(condition::STALLED).1, reason::EXPIRED);
+    // A retry after it expires again, without a call.
+    w.retry_request = Some("again".into());
+    assert_eq!(w.step(), Step::Record(Outcome::Expired));
+}
+
+#[test]
+fn a_lost_answer_past_not_after_is_never_resent() {
+    let mut w = lost_answer_for_publish_1();
+    not_after(&mut w, 5);
+    let t = w.apply(Outcome::Settled(Settlement::TargetRunning));
+    assert!(!t.post);
+    assert_eq!(w.condition(condition::STALLED).1, reason::EXPIRED);
+}
+
+#[test]
+fn a_cancel_accepted_before_not_after_is_followed_to_its_end() {
+    let mut w = polling("/op");
+    not_after(&mut w, 5);
+    w.now = at(60);
+    assert!(matches!(w.step(), Step::Call(Call::Poll { .. })));
+}
+
+fn not_found(offer_missing: bool, settlement: Option<Settlement>) -> Outcome {
+    Outcome::CancelNotFound(Box::new(NotFound {
+        message: "CPP cancel call answered HTTP 404".into(),
+        offer_missing,
+        settlement,
+        latest: Some(listed("publish", "canceled", Some(-60))),
+    }))
+}
+
+#[test]
+fn a_404_to_a_first_post_says_what_cpp_shows() {
+    let mut w = fresh();
+    w.apply(crate::fixtures::intent());
+    let t = w.clone().apply(not_found(false, None));
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(t.status.http_status, Some(404));
+    let message = t.status.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("nothing in progress: latest publish publish-canceled (canceled)"),
+        "{message}"
+    );
+    let mut missing = w.clone();
+    missing.apply(not_found(true, None));
+    assert_eq!(
+        missing.condition(condition::STALLED).1,
+        reason::OFFER_NOT_FOUND
+    );
+    let mut followed = w.clone();
+    let t = followed.apply(not_found(
+        false,
+        Some(Settlement::Follow {
+            location: "/ops/c".into(),
+        }),
+    ));
+    assert_eq!(
+        t.status.phase,
+        Some(Phase::Cancelling),
+        "a cancel since the intent is adopted"
+    );
+    let mut nothing = w.clone();
+    nothing.apply(not_found(false, None));
+    assert_eq!(
+        nothing.condition(condition::STALLED).1,
+        reason::NOTHING_TO_CANCEL
+    );
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use super::conditions::{Readiness, notice, set_readiness};
 use super::{
-    CREDENTIALS_RETRY, Notice, Observed, Outcome, Requeue, Settlement, Stage, Transition,
-    condition, deadline, reason, stage, timed_out,
+    CREDENTIALS_RETRY, NotFound, Notice, Observed, Outcome, Requeue, Settlement, Stage, Targeting,
+    Transition, condition, deadline, describe, expired, reason, stage, timed_out,
 };
 use crate::crd::{OfferCancellationStatus, Phase};
+use crate::operation::Operation;
 use crate::operation::OperationState;
 
 /// Waits `wanted`, but wakes at the deadline so a timeout fires on time.
@@ -35,7 +36,14 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
     match outcome {
         InvalidSpec(message) => fail(obs, next, reason::INVALID_SPEC, message),
         CredentialsUnavailable(message) => credentials_unavailable(obs, next, message),
-        IntentRecorded => intent_recorded(obs, next),
+        Targeted(found) => targeted(obs, next, found),
+        Expired => fail(
+            obs,
+            next,
+            reason::EXPIRED,
+            "past spec.notAfter: no cancel is sent".into(),
+        ),
+        CancelNotFound(found) => not_found(obs, next, *found),
         Resumed => resumed(obs, next),
         Settled(settlement) => settled(obs, next, settlement),
         Cancelled => cancelled(
@@ -285,8 +293,103 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
             reason::LOCATION_UNAVAILABLE,
             "CPP accepted the cancel (202) without a location, and the offer's operations list shows no cancel operation".into(),
         ),
+        Settlement::TargetEnded { operation } => fail(
+            obs,
+            next,
+            reason::OPERATION_ENDED,
+            format!("{operation} ended before the cancel took effect"),
+        ),
+        Settlement::TargetRunning if expired(obs) => fail(
+            obs,
+            next,
+            reason::EXPIRED,
+            "the answer to the cancel was lost and the operation still runs, but spec.notAfter has passed: nothing is resent".into(),
+        ),
         Settlement::TargetRunning => intent_recorded(obs, next),
     }
+}
+
+/// What a fresh resource found before its first cancel request.
+fn targeted(obs: &Observed, mut next: OfferCancellationStatus, found: Targeting) -> Transition {
+    match found {
+        Targeting::Send(target) => {
+            next.target_operation = Some(target);
+            intent_recorded(obs, next)
+        }
+        Targeting::Follow { location, target } => shared(obs, next, location, target),
+        Targeting::Ended(op) => fail(
+            obs,
+            next,
+            reason::OPERATION_ENDED,
+            format!("{} has ended; nothing was sent", describe(&op)),
+        ),
+        Targeting::Missing(id) => fail(
+            obs,
+            next,
+            reason::OPERATION_NOT_FOUND,
+            format!("the offer lists no operation {id}; nothing was sent"),
+        ),
+        Targeting::NothingToCancel(latest) => fail(
+            obs,
+            next,
+            reason::NOTHING_TO_CANCEL,
+            format!("{}; nothing was sent", nothing_in_progress(latest.as_ref())),
+        ),
+    }
+}
+
+/// The cancel was already requested for this offer: follow it, and end as
+/// it ends. The message names no other resource or namespace.
+fn shared(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    location: String,
+    target: Option<crate::crd::TargetOperation>,
+) -> Transition {
+    next.shared_cancel = true;
+    next.target_operation = target;
+    next.operation_location = Some(location);
+    next.started_at = Some(Time(obs.now));
+    let message = "the cancel was already requested for this offer; following it";
+    let followed = notice(reason::CANCEL_SHARED, false, message);
+    in_progress(obs, next, message, Duration::ZERO, followed)
+}
+
+fn nothing_in_progress(latest: Option<&Operation>) -> String {
+    match latest {
+        Some(op) => format!("nothing in progress: latest {}", describe(op)),
+        None => "nothing in progress on the offer".into(),
+    }
+}
+
+/// CPP answered the cancel with 404. A resend after a lost answer: the
+/// first one went through. Otherwise what the operations list shows: a
+/// cancel operation created since the intent is followed or recorded as
+/// it ended; else nothing was cancelled by this resource.
+fn not_found(obs: &Observed, next: OfferCancellationStatus, found: NotFound) -> Transition {
+    let NotFound {
+        message,
+        offer_missing,
+        settlement,
+        latest,
+    } = found;
+    if resent(&obs.status) {
+        return rejected(obs, next, reason::NOT_FOUND, message, Some(404));
+    }
+    if let Some(found) = settlement {
+        return settled(obs, next, found);
+    }
+    let next = with_answer(next, 404);
+    if offer_missing {
+        return fail(obs, next, reason::OFFER_NOT_FOUND, message);
+    }
+    let shows = nothing_in_progress(latest.as_ref());
+    fail(
+        obs,
+        next,
+        reason::NOTHING_TO_CANCEL,
+        format!("{message}; {shows}"),
+    )
 }
 
 fn cancelled(
@@ -386,6 +489,12 @@ fn polled(
         next.operation_location = Some(location);
     }
     match state {
+        OperationState::Done if next.shared_cancel => cancelled(
+            obs,
+            next,
+            reason::CANCEL_SHARED,
+            format!("the cancel was already requested for this offer; it ended: {raw}"),
+        ),
         OperationState::Done => cancelled(
             obs,
             next,

@@ -12,15 +12,17 @@ pub const OPERATION: &str = "/api/publishers/contoso/offers/contoso-offer/operat
 pub const OPERATION_LOCATION: &str =
     "/api/publishers/contoso/offers/contoso-offer/operations/op-1?api-version=2017-10-31";
 
-/// A conversation with CPP about contoso/contoso-offer.
+/// A conversation with CPP about contoso/contoso-offer. Every first
+/// cancel is preceded by one read of the operations list, which shows the
+/// publish `publish-1` running (the fixtures' target).
 pub enum Conversation {
-    /// One POST, answered 200: cancelled at once.
+    /// The list, then one POST answered 200: cancelled at once.
     SyncCancel,
-    /// One POST, answered 202 with this Location.
+    /// The list, then one POST answered 202 with this Location.
     AsyncCancel(&'static str),
-    /// One POST, answered 403 with CPP's error body.
+    /// The list read is refused with 403 and CPP's error body: no POST.
     Forbidden,
-    /// One POST, answered 503 with `Retry-After: 40`.
+    /// The list, then one POST answered 503 with `Retry-After: 40`.
     Unavailable,
     /// One GET of [`OPERATION`]: still running. No POST.
     StillRunning,
@@ -39,16 +41,27 @@ impl Conversation {
     pub async fn serve(self) -> MockServer {
         let cpp = MockServer::start().await;
         match self {
-            Conversation::SyncCancel => post(&cpp, ResponseTemplate::new(200), 1).await,
+            Conversation::SyncCancel => {
+                get(&cpp, SUBMISSIONS, publish_1_running()).await;
+                post(&cpp, ResponseTemplate::new(200), 1).await
+            }
             Conversation::AsyncCancel(location) => {
+                get(&cpp, SUBMISSIONS, publish_1_running()).await;
                 let accepted = ResponseTemplate::new(202).insert_header("Location", location);
                 post(&cpp, accepted, 1).await
             }
             Conversation::Forbidden => {
                 let error = json!({"error": {"code": "Forbidden", "message": "no access"}});
-                post(&cpp, ResponseTemplate::new(403).set_body_json(error), 1).await
+                Mock::given(method("GET"))
+                    .and(path(SUBMISSIONS))
+                    .respond_with(ResponseTemplate::new(403).set_body_json(error))
+                    .expect(1)
+                    .mount(&cpp)
+                    .await;
+                post(&cpp, ResponseTemplate::new(200), 0).await
             }
             Conversation::Unavailable => {
+                get(&cpp, SUBMISSIONS, publish_1_running()).await;
                 let busy = ResponseTemplate::new(503).insert_header("Retry-After", "40");
                 post(&cpp, busy, 1).await
             }
@@ -61,9 +74,7 @@ impl Conversation {
                 get(&cpp, SUBMISSIONS, operations).await
             }
             Conversation::ListsTargetRunningThenSyncCancel => {
-                let running =
-                    json!([{"id": "pub-1", "submissionType": "publish", "status": "running"}]);
-                get(&cpp, SUBMISSIONS, running).await;
+                get(&cpp, SUBMISSIONS, publish_1_running()).await;
                 post(&cpp, ResponseTemplate::new(200), 1).await
             }
             Conversation::TokenRefused => {
@@ -80,6 +91,11 @@ impl Conversation {
         }
         cpp
     }
+}
+
+/// The operations list with the fixtures' target in progress.
+fn publish_1_running() -> Value {
+    json!([{"id": "publish-1", "submissionType": "publish", "status": "running"}])
 }
 
 /// The cancel POST answered `answer`, expected `times` times.
