@@ -2,9 +2,9 @@
 //! settings, and what is remembered per resource between reconciles.
 
 use kube::Client;
-use kube::runtime::reflector::ObjectRef;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use kube::runtime::reflector::{ObjectRef, Store};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::cpp::CppClient;
@@ -54,6 +54,47 @@ pub struct Context {
     /// Transient errors in a row: they drive the backoff, and only the
     /// first of a streak is written to status.
     pub(crate) errors_in_row: PerResource<u32>,
+    /// The watch's cache of every resource, once the controller runs: the
+    /// other resources naming the same offer.
+    pub(crate) resources: OnceLock<Store<OfferCancellation>>,
+    /// Offers a reconcile that may send a first cancel is deciding about:
+    /// one at a time per offer in this process.
+    pub(crate) offers_deciding: OffersDeciding,
+}
+
+/// An offer: publisher and offer id (one CPP endpoint per controller).
+type OfferKey = (String, String);
+
+/// Which offers a reconcile that may send a first cancel holds.
+#[derive(Default)]
+pub(crate) struct OffersDeciding {
+    held: Mutex<HashSet<OfferKey>>,
+}
+
+/// Held while one reconcile decides about, and maybe cancels on, an offer.
+pub(crate) struct OfferHeld<'a> {
+    owner: &'a OffersDeciding,
+    key: OfferKey,
+}
+
+impl OffersDeciding {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<OfferKey>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The offer, unless another reconcile holds it now.
+    pub(crate) fn hold(&self, publisher: &str, offer: &str) -> Option<OfferHeld<'_>> {
+        let key = (publisher.to_string(), offer.to_string());
+        self.held()
+            .insert(key.clone())
+            .then_some(OfferHeld { owner: self, key })
+    }
+}
+
+impl Drop for OfferHeld<'_> {
+    fn drop(&mut self) {
+        self.owner.held().remove(&self.key);
+    }
 }
 
 impl Context {
@@ -68,6 +109,8 @@ impl Context {
             credentials: Arc::default(),
             written: PerResource::default(),
             errors_in_row: PerResource::default(),
+            resources: OnceLock::new(),
+            offers_deciding: OffersDeciding::default(),
         }
     }
 }

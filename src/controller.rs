@@ -43,6 +43,8 @@ pub async fn run(
     let client = ctx.client.clone();
     let namespace = ctx.config.namespace.as_deref();
     let (store, resources) = watch::resources(client.clone(), namespace, ctx.metrics.clone());
+    // Set once per process: the controller runs once per process.
+    let _ = ctx.resources.set(store.clone());
     let secrets = watch::secrets(client, namespace);
     tokio::spawn(mark_ready_when_synced(store.clone(), probes));
     tokio::spawn(sweep_and_count(store.clone(), ctx.clone()));

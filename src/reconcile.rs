@@ -112,6 +112,21 @@ async fn reconcile_once(
     let mut observed = Observed::of(&current, None, errors, Timestamp::now());
     let secret = read_secret(&current, &observed, ctx).await?;
     observed.credentials_version = secret.version.clone();
+    // One cancel per offer: a reconcile that may send the first one holds
+    // the offer in this process and sees what the others did about it.
+    let _held = if observed.may_send_first() {
+        let spec = &current.spec;
+        let Some(held) = ctx.offers_deciding.hold(&spec.publisher_id, &spec.offer_id) else {
+            return Ok(Some(OFFER_BUSY));
+        };
+        let Some(peers) = peers(&current, ctx) else {
+            return Ok(Some(OFFER_BUSY));
+        };
+        observed.peers = peers;
+        Some(held)
+    } else {
+        None
+    };
     let mut writer = KubeStatus::new(ctx, &current);
     let creds = secret.credentials.as_ref();
     let requeue = step(&ctx.cpp, &mut observed, creds, &mut writer).await?;
@@ -122,6 +137,33 @@ async fn reconcile_once(
         ctx.config.min_backoff,
         ctx.config.max_backoff,
     ))
+}
+
+/// How soon a reconcile looks again when another one is deciding about the
+/// same offer, or the cache is behind our own write to a resource on it.
+const OFFER_BUSY: Duration = Duration::from_millis(500);
+
+/// The status of every other resource naming the same offer, from the
+/// watch's cache; `None` while the cache is older than our own last write
+/// to one of them (that write may be the cancel this one should share).
+fn peers(resource: &OfferCancellation, ctx: &Context) -> Option<Vec<OfferCancellationStatus>> {
+    let Some(store) = ctx.resources.get() else {
+        return Some(Vec::new());
+    };
+    let me = ObjectRef::from_obj(resource);
+    let (publisher, offer) = (&resource.spec.publisher_id, &resource.spec.offer_id);
+    let mut statuses = Vec::new();
+    for peer in store.state() {
+        let key = ObjectRef::from_obj(peer.as_ref());
+        if key == me || &peer.spec.publisher_id != publisher || &peer.spec.offer_id != offer {
+            continue;
+        }
+        if behind(&ctx.written, &key, peer.meta().resource_version.as_deref()) {
+            return None;
+        }
+        statuses.push(peer.status.clone().unwrap_or_default());
+    }
+    Some(statuses)
 }
 
 /// What the resource's Secret yields, read only when the decision needs it.

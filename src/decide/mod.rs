@@ -9,6 +9,7 @@
 
 mod conditions;
 mod settle;
+mod share;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -125,6 +126,12 @@ pub struct Observed {
     /// (rate limit, token, request): the intent records `now` plus this as
     /// its `postDeadline`, and the sender abandons the POST there.
     pub post_budget: Duration,
+    /// When the resource was created (`metadata.creationTimestamp`).
+    pub created: Option<Timestamp>,
+    /// The status of every other resource naming the same offer, in any
+    /// namespace, as this controller knows it (empty for the CLI): one
+    /// cancel per target.
+    pub peers: Vec<OfferCancellationStatus>,
     pub now: Timestamp,
 }
 
@@ -148,6 +155,8 @@ impl Observed {
             credentials_version,
             errors_in_row,
             post_budget: DEFAULT_POST_BUDGET,
+            created: resource.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            peers: Vec::new(),
             now,
         }
     }
@@ -162,6 +171,7 @@ impl Observed {
             credentials_version: self.credentials_version.take(),
             errors_in_row: self.errors_in_row,
             post_budget: self.post_budget,
+            peers: std::mem::take(&mut self.peers),
             ..fresh
         };
     }
@@ -338,6 +348,13 @@ pub struct Transition {
 }
 
 impl Observed {
+    /// Whether the next step may lead to a first cancel request (a fresh
+    /// resource, or a retry that sends anew): only then do other resources
+    /// on the same offer matter.
+    pub(crate) fn may_send_first(&self) -> bool {
+        next_step(self) == Step::Call(Call::ReadTarget)
+    }
+
     /// Whether the decision, or the call it names, needs what the Secret
     /// yields. A Cancelled resource only ever stays as it is or records a
     /// new generation, so it is decided without reading its Secret: at

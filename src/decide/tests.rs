@@ -1011,3 +1011,104 @@ fn a_404_to_a_first_post_says_what_cpp_shows() {
         reason::NOTHING_TO_CANCEL
     );
 }
+
+/// Another resource on the same offer, created with this one, whose
+/// cancel reached `outcomes` (requested at the clock's zero).
+fn peer_after(outcomes: Vec<Outcome>) -> crate::crd::OfferCancellationStatus {
+    OfferCancellation::test()
+        .after(outcomes)
+        .status
+        .unwrap_or_default()
+}
+
+/// A fresh resource created at the clock's zero, with these peers, that
+/// has read the list.
+fn fresh_with_peers(
+    peers: Vec<crate::crd::OfferCancellationStatus>,
+    found: Targeting,
+) -> (Observed, Transition) {
+    let mut w = fresh();
+    w.created = Some(at(0));
+    w.peers = peers;
+    let t = w.apply(Outcome::Targeted(found));
+    (w, t)
+}
+
+fn send_publish_1() -> Targeting {
+    Targeting::Send(crate::fixtures::running_publish())
+}
+
+#[test]
+fn another_resources_cancel_in_flight_is_waited_for_and_nothing_is_sent() {
+    let in_flight = peer_after(vec![crate::fixtures::intent()]);
+    let (_, t) = fresh_with_peers(vec![in_flight], send_publish_1());
+    assert!(!t.post);
+    assert_eq!(t.requeue, Requeue::After(Duration::from_secs(1)));
+    assert_eq!(t.status.phase, None);
+}
+
+#[test]
+fn another_resources_sync_cancel_is_shared_even_when_nothing_is_left_to_cancel() {
+    let answered = peer_after(vec![crate::fixtures::intent(), Outcome::Cancelled]);
+    let (w, t) = fresh_with_peers(vec![answered], Targeting::NothingToCancel(None));
+    assert!(!t.post);
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert!(t.status.shared_cancel);
+    assert_eq!(
+        w.condition(condition::READY),
+        ("True".into(), reason::CANCEL_SHARED.into())
+    );
+    let message = t.status.message.unwrap_or_default();
+    assert!(
+        !message.contains("default") && !message.contains("contoso-offer-cancel"),
+        "names no other resource: {message}"
+    );
+}
+
+#[test]
+fn another_resources_accepted_cancel_is_followed() {
+    let accepted = peer_after(vec![
+        crate::fixtures::intent(),
+        Outcome::Accepted {
+            location: Some("/op/7".into()),
+            retry_after: None,
+        },
+    ]);
+    let (_, t) = fresh_with_peers(vec![accepted], send_publish_1());
+    assert!(!t.post);
+    assert_eq!(t.status.phase, Some(Phase::Cancelling));
+    assert_eq!(t.status.operation_location.as_deref(), Some("/op/7"));
+    assert!(t.status.shared_cancel);
+}
+
+#[test]
+fn a_cancel_requested_long_before_this_resource_was_created_is_not_shared() {
+    let answered = peer_after(vec![crate::fixtures::intent(), Outcome::Cancelled]);
+    let mut w = fresh();
+    w.created = Some(at(3600));
+    w.now = at(3600);
+    w.peers = vec![answered];
+    let t = w.apply(Outcome::Targeted(send_publish_1()));
+    assert!(t.post, "an old cancel was someone else's errand");
+}
+
+#[test]
+fn with_an_operation_id_only_a_cancel_of_that_operation_is_shared() {
+    let answered = peer_after(vec![crate::fixtures::intent(), Outcome::Cancelled]);
+    let mut w = fresh();
+    w.created = Some(at(0));
+    w.spec.operation_id = Some("another-publish".into());
+    w.peers = vec![answered.clone()];
+    let other = crate::crd::TargetOperation {
+        id: "another-publish".into(),
+        ..Default::default()
+    };
+    let t = w.clone().apply(Outcome::Targeted(Targeting::Send(other)));
+    assert!(
+        t.post,
+        "the peer cancelled publish-1, not the named operation"
+    );
+    w.spec.operation_id = Some("publish-1".into());
+    let t = w.apply(Outcome::Targeted(send_publish_1()));
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+}

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::Duration;
 
 use super::conditions::{Readiness, notice, set_readiness};
+use super::share::{self, Shared};
 use super::{
     CREDENTIALS_RETRY, NotFound, Notice, Observed, Outcome, Requeue, Settlement, Stage, Targeting,
     Transition, condition, deadline, describe, expired, reason, stage, timed_out,
@@ -309,8 +310,19 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
     }
 }
 
-/// What a fresh resource found before its first cancel request.
+/// What a fresh resource found before its first cancel request. Where it
+/// would send a cancel, or finds nothing left to cancel, another
+/// resource's cancel for the same offer comes first: waited for while in
+/// flight, shared once answered.
 fn targeted(obs: &Observed, mut next: OfferCancellationStatus, found: Targeting) -> Transition {
+    if matches!(found, Targeting::Send(_) | Targeting::NothingToCancel(_))
+        && let Some(peer) = share::shared(obs)
+    {
+        return match peer {
+            Shared::InFlight => unchanged(obs, Requeue::After(PEER_WAIT)),
+            Shared::Answered(peer) => shared_outcome(obs, next, peer),
+        };
+    }
     match found {
         Targeting::Send(target) => {
             next.target_operation = Some(target);
@@ -353,6 +365,34 @@ fn shared(
     let message = "the cancel was already requested for this offer; following it";
     let followed = notice(reason::CANCEL_SHARED, false, message);
     in_progress(obs, next, message, Duration::ZERO, followed)
+}
+
+/// How soon a resource waiting for another's cancel on the same offer looks again.
+const PEER_WAIT: Duration = Duration::from_secs(1);
+
+/// Ends as the cancel another resource requested for this offer ends, or
+/// follows it while it runs. Nothing names that resource or its namespace.
+fn shared_outcome(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    peer: &OfferCancellationStatus,
+) -> Transition {
+    let target = peer.target_operation.clone();
+    match (peer.phase, &peer.operation_location) {
+        (Some(Phase::Cancelling), Some(location)) => shared(obs, next, location.clone(), target),
+        (Some(Phase::Cancelled), _) => {
+            next.shared_cancel = true;
+            next.target_operation = target;
+            let message = "the cancel was already requested for this offer; it succeeded";
+            cancelled(obs, next, reason::CANCEL_SHARED, message.into())
+        }
+        _ => {
+            next.shared_cancel = true;
+            next.target_operation = target;
+            let message = "the cancel was already requested for this offer; it failed";
+            fail(obs, next, reason::CANCEL_SHARED, message.into())
+        }
+    }
 }
 
 fn nothing_in_progress(latest: Option<&Operation>) -> String {

@@ -111,6 +111,7 @@ pub fn router(state: Shared) -> Router {
         .route("/_sim/stats", get(stats))
         .route("/_sim/reset", post(reset))
         .route("/_sim/faults", post(set_faults))
+        .route("/_sim/publish", post(start_publish))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -262,6 +263,25 @@ async fn set_faults(State(state): State<Shared>, body: Bytes) -> Response {
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(message) => respond(Reply::error(400, "BadRequest", &message)),
+    }
+}
+
+/// Body: `{"offer": "publisher/offer"}`. Answers `{"id": ...}` of the new
+/// publish, which runs until a cancel stops it.
+async fn start_publish(State(state): State<Shared>, body: Bytes) -> Response {
+    let offer = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["offer"].as_str().map(str::to_string));
+    let Some(offer) = offer else {
+        return respond(Reply::error(
+            400,
+            "BadRequest",
+            "body must be {\"offer\": \"publisher/offer\"}",
+        ));
+    };
+    match lock(&state).start_publish(&offer) {
+        Ok(id) => axum::Json(serde_json::json!({ "id": id })).into_response(),
+        Err(message) => respond(Reply::error(404, "NotFound", &message)),
     }
 }
 

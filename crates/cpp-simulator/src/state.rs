@@ -110,6 +110,7 @@ struct TargetOperation {
     kind: String,
     /// `running`, then `canceled` once a cancel stopped it.
     status: &'static str,
+    created: jiff::Timestamp,
 }
 
 impl TargetOperation {
@@ -118,7 +119,12 @@ impl TargetOperation {
     }
 
     fn json(&self) -> Value {
-        json!({ "id": self.id, "submissionType": self.kind, "status": self.status })
+        json!({
+            "id": self.id,
+            "submissionType": self.kind,
+            "status": self.status,
+            "createdDateTime": self.created.to_string(),
+        })
     }
 }
 
@@ -126,6 +132,9 @@ impl TargetOperation {
 struct OfferState {
     config: Offer,
     target: Option<TargetOperation>,
+    /// Operations to cancel that came before `target` (a test started a
+    /// new publish): they stay in the list as they ended.
+    earlier: Vec<TargetOperation>,
     cancel_op: Option<CancelOperation>,
     /// Cancel operations that ended, with their last answer: CPP keeps
     /// them, so a late GET or the list still shows how they ended.
@@ -138,10 +147,12 @@ impl OfferState {
             id: format!("{}-{kind}-1", config.id),
             kind,
             status: "running",
+            created: jiff::Timestamp::now(),
         });
         OfferState {
             config,
             target,
+            earlier: vec![],
             cancel_op: None,
             finished: vec![],
         }
@@ -149,6 +160,26 @@ impl OfferState {
 
     fn in_progress(&self) -> bool {
         self.target.as_ref().is_some_and(TargetOperation::running)
+    }
+
+    /// A new publish starts (a test's doing): the one before, if still
+    /// running, is taken as having succeeded, and stays in the list.
+    fn start_publish(&mut self) -> String {
+        let n = self.earlier.len() + usize::from(self.target.is_some()) + 1;
+        if let Some(mut before) = self.target.take() {
+            if before.running() {
+                before.status = "succeeded";
+            }
+            self.earlier.push(before);
+        }
+        let id = format!("{}-publish-{n}", self.config.id);
+        self.target = Some(TargetOperation {
+            id: id.clone(),
+            kind: "publish".into(),
+            status: "running",
+            created: jiff::Timestamp::now(),
+        });
+        id
     }
 
     /// The target was stopped: it stays in the list as `canceled`.
@@ -212,6 +243,21 @@ impl SimState {
         self.faults_injected = 0;
         self.next_op = 0;
         self.rng = fastrand::Rng::with_seed(self.scenario.seed);
+    }
+
+    /// Starts a new publish on an offer (`"publisher/offer"`, made from its
+    /// template on first use); returns the new operation's id.
+    pub fn start_publish(&mut self, offer: &str) -> Result<String, String> {
+        let (p, o) = offer
+            .split_once('/')
+            .ok_or("offer must be publisher/offer")?;
+        let key = (p.to_string(), o.to_string());
+        if !self.offers.contains_key(&key) {
+            let template = self.template_for(p, o).ok_or("no such offer")?;
+            self.offers.insert(key.clone(), OfferState::new(template));
+        }
+        let state = self.offers.get_mut(&key).ok_or("no such offer")?;
+        Ok(state.start_publish())
     }
 
     pub fn stats(&self) -> Value {
@@ -563,7 +609,8 @@ impl SimState {
         };
         // As CPP lists them: the operation being cancelled with its status,
         // and every cancel operation, ended or not.
-        let mut all: Vec<Value> = state.target.iter().map(TargetOperation::json).collect();
+        let targets = state.earlier.iter().chain(state.target.iter());
+        let mut all: Vec<Value> = targets.map(TargetOperation::json).collect();
         all.extend(state.finished.iter().map(|(_, body)| body.clone()));
         all.extend(
             state

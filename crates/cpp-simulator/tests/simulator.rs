@@ -458,3 +458,61 @@ fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
+
+#[tokio::test]
+async fn a_new_publish_starts_beside_the_ended_one_with_its_own_id() {
+    let (sim, c) = sim().await;
+    let list = format!(
+        "{}/api/publishers/contoso/offers/sync-offer/submissions/?api-version=2017-10-31",
+        sim.url()
+    );
+    let url = cancel_url(&sim, "contoso", "sync-offer", "2017-10-31");
+    assert_eq!(
+        post_cancel(&c, &url, Some(DEFAULT_TOKEN), BODY).await.0,
+        200
+    );
+    let started = c
+        .post(format!("{}/_sim/publish", sim.url()))
+        .json(&json!({"offer": "contoso/sync-offer"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.status().is_success());
+    let id = started.json::<Value>().await.unwrap()["id"].clone();
+    let ops = get_json(&c, &list).await;
+    let statuses: Vec<_> = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| (op["id"].clone(), op["status"].clone()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (json!("sync-offer-publish-1"), json!("canceled")),
+            (id, json!("running")),
+        ]
+    );
+    assert!(ops[1]["createdDateTime"].is_string());
+    let unknown = c
+        .post(format!("{}/_sim/publish", sim.url()))
+        .json(&json!({"offer": "contoso/no-such-offer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn a_template_offers_latency_applies_from_its_first_request() {
+    let scenario = Scenario::from_yaml(
+        "publishers:\n  - id: contoso\n    offerTemplates:\n      - {id: slow-, cancel: sync, faults: {latencyMs: 400}}\n",
+    )
+    .unwrap();
+    let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
+    let c = client();
+    let started = std::time::Instant::now();
+    let url = cancel_url(&sim, "contoso", "slow-1", "2017-10-31");
+    post_cancel(&c, &url, None, BODY).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+}

@@ -1,0 +1,62 @@
+//! One cancel per target: what the other resources naming the same offer
+//! (in any namespace) already did about it. A fresh resource that has
+//! proved its own access to the offer (it read the operations list with
+//! its own credentials) sends nothing while another one's cancel is in
+//! flight, and follows a cancel another one requested since it was created.
+
+use jiff::SignedDuration;
+
+use super::{Observed, Stage, stage};
+use crate::crd::{OfferCancellationStatus, Phase};
+
+/// How long before a resource's creation another resource's cancel may
+/// have been requested and still be this resource's cancel too: GitOps
+/// applies the manifests of one change within moments of each other. A
+/// cancel requested earlier than that was someone else's errand.
+const SHARE_WINDOW: SignedDuration = SignedDuration::from_secs(60);
+
+/// What the other resources on the same offer say.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Shared<'a> {
+    /// Another resource's cancel request is in flight: wait for its answer.
+    InFlight,
+    /// Another resource's cancel was requested since this one was created:
+    /// this is its status.
+    Answered(&'a OfferCancellationStatus),
+}
+
+/// The cancel another resource requested that this one should share, if
+/// any. Only cancels of what this resource's own guard allows count: with
+/// `spec.operationId`, a cancel recorded for that operation.
+pub(super) fn shared(obs: &Observed) -> Option<Shared<'_>> {
+    let since = obs.created.map(|c| c - SHARE_WINDOW);
+    let relevant = |peer: &&OfferCancellationStatus| {
+        let requested = peer.requested_at.as_ref().map(|t| t.0);
+        let recent = matches!((requested, since), (Some(r), Some(s)) if r >= s)
+            || (requested.is_some() && since.is_none());
+        let wanted = obs.spec.operation_id.as_deref();
+        let same_target =
+            wanted.is_none_or(|id| peer.target_operation.as_ref().is_some_and(|t| t.id == id));
+        recent && same_target
+    };
+    let peers: Vec<_> = obs.peers.iter().filter(relevant).collect();
+    if peers.iter().any(|p| in_flight(p)) {
+        return Some(Shared::InFlight);
+    }
+    peers
+        .into_iter()
+        .filter(|p| {
+            matches!(
+                p.phase,
+                Some(Phase::Cancelling | Phase::Cancelled | Phase::Failed)
+            )
+        })
+        .max_by_key(|p| p.requested_at.as_ref().map(|t| t.0))
+        .map(Shared::Answered)
+}
+
+/// Sent, or about to be, without a decisive answer: in doubt, or accepted
+/// without a location it can be followed by.
+fn in_flight(peer: &OfferCancellationStatus) -> bool {
+    matches!(stage(peer), Stage::InDoubt | Stage::Untracked)
+}
