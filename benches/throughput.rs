@@ -119,6 +119,8 @@ fn subject(i: usize) -> Observed {
         credentials_version: None,
         errors_in_row: 0,
         post_budget: Duration::from_secs(30),
+        created: None,
+        peers: Vec::new(),
         now: jiff::Timestamp::now(),
     }
 }
