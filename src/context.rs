@@ -85,9 +85,26 @@ impl OffersDeciding {
     /// The offer, unless another reconcile holds it now.
     pub(crate) fn hold(&self, publisher: &str, offer: &str) -> Option<OfferHeld<'_>> {
         let key = (publisher.to_string(), offer.to_string());
-        self.held()
-            .insert(key.clone())
-            .then_some(OfferHeld { owner: self, key })
+        // The set's lock is let go before a guard exists: dropping a
+        // guard takes it again.
+        let taken = self.held().insert(key.clone());
+        taken.then(|| OfferHeld { owner: self, key })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offer_is_held_by_one_at_a_time_and_let_go_on_drop() {
+        let deciding = OffersDeciding::default();
+        let first = deciding.hold("contoso", "offer");
+        assert!(first.is_some());
+        assert!(deciding.hold("contoso", "offer").is_none(), "held");
+        assert!(deciding.hold("contoso", "other").is_some(), "another offer");
+        drop(first);
+        assert!(deciding.hold("contoso", "offer").is_some(), "let go");
     }
 }
 

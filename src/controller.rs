@@ -47,7 +47,8 @@ pub async fn run(
     let _ = ctx.resources.set(store.clone());
     let secrets = watch::secrets(client, namespace);
     tokio::spawn(mark_ready_when_synced(store.clone(), probes));
-    tokio::spawn(sweep_and_count(store.clone(), ctx.clone()));
+    let (wake, woken) = futures::channel::mpsc::unbounded();
+    tokio::spawn(sweep_and_count(store.clone(), ctx.clone(), wake));
     let cache = ctx.credentials.clone();
     Controller::for_stream(resources, store.clone())
         .watches_stream(secrets, move |secret| {
@@ -57,6 +58,7 @@ pub async fn run(
             cache.invalidate(&ns, &name);
             referencing(&store.state(), &ns, &name)
         })
+        .reconcile_on(woken)
         .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
         .shutdown_on_signal()
         .graceful_shutdown_on(stop)
@@ -92,16 +94,21 @@ async fn mark_ready_when_synced(
 }
 
 /// Every 10 s: the in-flight gauge, counted from the cache so that deleted
-/// resources drop out too, and a sweep of what is kept per resource or per
-/// Secret for resources that are gone.
+/// resources drop out too; a wake-up for resources whose status is gone;
+/// and a sweep of what is kept per resource or per Secret for resources
+/// that are gone.
 async fn sweep_and_count(
     store: kube::runtime::reflector::Store<OfferCancellation>,
     ctx: Arc<Context>,
+    wake: futures::channel::mpsc::UnboundedSender<ObjectRef<OfferCancellation>>,
 ) {
     let metrics = &ctx.metrics;
     loop {
         let resources = store.state();
         metrics.in_flight.set(in_flight(&resources));
+        for wiped in without_status(&resources, jiff::Timestamp::now()) {
+            let _ = wake.unbounded_send(wiped);
+        }
         let cached: HashMap<_, _> = resources
             .iter()
             .map(|r| (ObjectRef::from_obj(r.as_ref()), r.resource_version()))
@@ -123,6 +130,29 @@ async fn sweep_and_count(
         ctx.credentials.retain(&secrets);
         tokio::time::sleep(Duration::from_secs(10)).await;
     }
+}
+
+/// How long a resource may be without any status before the sweep wakes
+/// it: a new one is reconciled when created, so only a status wiped
+/// through the status subresource (or a restore without status) is found.
+/// Status changes alone wake nothing (see `watch`), so this is how a
+/// wiped status is handled as a re-creation, with its guards.
+const STATUS_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
+
+/// Resources older than [`STATUS_GRACE`] without a phase.
+fn without_status(
+    resources: &[Arc<OfferCancellation>],
+    now: jiff::Timestamp,
+) -> Vec<ObjectRef<OfferCancellation>> {
+    resources
+        .iter()
+        .filter(|r| r.status.as_ref().and_then(|s| s.phase).is_none())
+        .filter(|r| {
+            let created = r.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            created.is_some_and(|c| c + STATUS_GRACE <= now)
+        })
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
 }
 
 /// Resources in Pending or Cancelling.

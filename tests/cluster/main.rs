@@ -9,11 +9,11 @@ mod support;
 
 use envtest::{ControlPlane, wait_phase};
 use libtest_mimic::{Arguments, Failed, Trial};
-use offer_cancel_operator::crd::Phase;
+use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use support::{Fixture, mixed_offers, offers_some_slow};
+use support::{Fixture, mixed_offers, offers_some_slow, with_twins};
 
 type Plane = Arc<ControlPlane>;
 
@@ -59,6 +59,21 @@ fn main() -> std::process::ExitCode {
             &plane,
             "edits_during_the_posts_lose_no_answer",
             edits_during_the_posts_lose_no_answer,
+        ),
+        trial(
+            &plane,
+            "a_recreated_manifest_never_cancels_a_new_publish",
+            a_recreated_manifest_never_cancels_a_new_publish,
+        ),
+        trial(
+            &plane,
+            "a_lost_answer_never_cancels_a_publish_started_since",
+            a_lost_answer_never_cancels_a_publish_started_since,
+        ),
+        trial(
+            &plane,
+            "many_resources_one_offer_one_post",
+            many_resources_one_offer_one_post,
         ),
         trial(
             &plane,
@@ -208,7 +223,8 @@ async fn sigkill_during_burst(plane: Plane) {
     let writes = support::WriteCounter::start(&fx.client, &fx.ns);
     let offers = mixed_offers("k", 300);
     let started = std::time::Instant::now();
-    let creating = fx.create_all(&offers, 16);
+    let resources = with_twins(&offers);
+    let creating = fx.create_pairs(&resources, 16);
     let killing = async {
         for _ in 0..10 {
             let operator = fx.operator(&plane, &[]);
@@ -247,7 +263,8 @@ async fn faults_and_crashes(plane: Plane) {
         .unwrap_or(1000);
     let offers = mixed_offers("f", n);
     let backoff = ["--max-backoff-seconds", "4"];
-    let creating = fx.create_all(&offers, 16);
+    let resources = with_twins(&offers);
+    let creating = fx.create_pairs(&resources, 16);
     let killing = async {
         for _ in 0..3 {
             let operator = fx.operator(&plane, &backoff);
@@ -701,6 +718,197 @@ async fn edits_during_the_posts_lose_no_answer(plane: Plane) {
         }
     }
     assert_eq!(fx.duplicate_posts(&offers).await, vec![]);
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// The Stalled condition's reason, read from a status as JSON.
+fn stalled_reason(status: &serde_json::Value) -> String {
+    status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Stalled"))
+        .and_then(|c| c["reason"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Creates `r`, retrying while a deletion of the same name is under way.
+async fn create_again(api: &kube::Api<OfferCancellation>, r: &OfferCancellation) {
+    let started = std::time::Instant::now();
+    while api.create(&Default::default(), r).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "could not re-create"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An OfferCancellation kept in Git, deleted and applied again while a new
+/// publish runs on its offer (a cluster rebuilt, `Replace=true`, a prune).
+/// With `operationId` of the old operation: nothing sent, Failed with
+/// OperationEnded, the new publish still running. Without any guard: the
+/// new publish is cancelled (a second POST), as the README says. A
+/// `notAfter` in the past: nothing sent, Failed with Expired. A status
+/// wiped through the status subresource is a re-creation, guards included.
+async fn a_recreated_manifest_never_cancels_a_new_publish(plane: Plane) {
+    let fx = Fixture::new(&plane, "recreate").await;
+    let operator = fx.operator(&plane, &[]);
+    let (guarded, bare, wiped) = ("sync-guarded", "sync-bare", "sync-wiped");
+    let manifest = |offer: &str, guard: bool| {
+        let mut r = support::resource(offer, offer);
+        if guard {
+            r.spec.operation_id = Some(format!("{offer}-publish-1"));
+        }
+        r
+    };
+    let mut expired = support::resource("sync-expired", "sync-expired");
+    expired.spec.not_after = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2020-01-01T00:00:00Z".parse().expect("time"),
+    ));
+    for r in [
+        manifest(guarded, true),
+        manifest(bare, false),
+        manifest(wiped, true),
+        expired,
+    ] {
+        fx.api
+            .create(&Default::default(), &r)
+            .await
+            .expect("create");
+    }
+    fx.wait_all_ended(Duration::from_secs(60)).await;
+    for name in [guarded, bare] {
+        fx.api
+            .delete(name, &Default::default())
+            .await
+            .expect("delete");
+    }
+    let mut new_publish = std::collections::BTreeMap::new();
+    for offer in [guarded, bare, wiped] {
+        new_publish.insert(offer, fx.start_publish(offer).await);
+    }
+    create_again(&fx.api, &manifest(guarded, true)).await;
+    create_again(&fx.api, &manifest(bare, false)).await;
+    use kube::api::{Patch, PatchParams};
+    let wipe = Patch::Merge(serde_json::json!({"status": null}));
+    fx.api
+        .patch_status(wiped, &PatchParams::default(), &wipe)
+        .await
+        .expect("wipe the status");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let statuses = fx.wait_all_ended(Duration::from_secs(60)).await;
+    assert_eq!(statuses.len(), 4);
+    let status = fx.statuses().await;
+    for offer in [guarded, wiped] {
+        assert_eq!(
+            status[offer]["phase"], "Failed",
+            "{offer}: {}",
+            status[offer]
+        );
+        assert_eq!(stalled_reason(&status[offer]), "OperationEnded", "{offer}");
+        assert_eq!(fx.posts(offer).await, 1, "{offer}: nothing sent again");
+        let running = (new_publish[offer].clone(), "running".to_string());
+        assert!(
+            fx.operations(offer).await.contains(&running),
+            "{offer}: the new publish runs"
+        );
+    }
+    assert_eq!(status[bare]["phase"], "Cancelled", "{}", status[bare]);
+    assert_eq!(
+        fx.posts(bare).await,
+        2,
+        "without a guard, the new publish is cancelled"
+    );
+    assert_eq!(stalled_reason(&status["sync-expired"]), "Expired");
+    assert_eq!(fx.posts("sync-expired").await, 0);
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// A sync cancel CPP processed, its answer lost, the controller killed, a
+/// new publish started, the controller restarted: no second POST, the new
+/// publish still runs, and the resource is Cancelled (its operation was).
+async fn a_lost_answer_never_cancels_a_publish_started_since(plane: Plane) {
+    let fx = Fixture::new(&plane, "lost").await;
+    let offer = "sync-lost-0";
+    let lose_answers = |rate: f64| serde_json::json!({"dropAfterRate": rate, "cancelOnly": true, "offer": format!("contoso/{offer}")});
+    fx.set_faults(lose_answers(1.0)).await;
+    let operator = fx.operator(&plane, &[]);
+    fx.create_all(&[offer.to_string()], 1).await;
+    let started = std::time::Instant::now();
+    while fx.posts(offer).await == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no POST");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    operator.sigkill();
+    fx.set_faults(lose_answers(0.0)).await;
+    let new_publish = fx.start_publish(offer).await;
+    let operator = fx.operator(&plane, &[]);
+    fx.wait_all_ended(Duration::from_secs(90)).await;
+    let status = &fx.statuses().await[offer];
+    assert_eq!(status["phase"], "Cancelled", "{status}");
+    assert_eq!(fx.posts(offer).await, 1, "no second POST");
+    let running = (new_publish, "running".to_string());
+    assert!(
+        fx.operations(offer).await.contains(&running),
+        "the new publish runs"
+    );
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// Twenty resources over five namespaces name one async offer, twenty more
+/// one sync offer, all created at once; a sixth namespace's Secret holds
+/// another publisher's token. One POST per offer, every resource of the
+/// five Cancelled, the sixth's Failed/Forbidden without a POST.
+async fn many_resources_one_offer_one_post(_shared: Plane) {
+    let plane = own_plane().await;
+    let fx = Fixture::cluster_wide(&plane).await;
+    let teams: Vec<String> = (0..5).map(|i| format!("share-{i}")).collect();
+    for ns in &teams {
+        support::namespace_with_secret(&fx.client, ns, "s3cret").await;
+    }
+    support::namespace_with_foreign_token(&fx.client, "share-foreign").await;
+    let operator = fx.operator(&plane, &[]);
+    let mut creates = Vec::new();
+    for ns in teams
+        .iter()
+        .chain(std::iter::once(&"share-foreign".to_string()))
+    {
+        let api: kube::Api<OfferCancellation> = kube::Api::namespaced(fx.client.clone(), ns);
+        let per = if ns == "share-foreign" { 1 } else { 4 };
+        for i in 0..per {
+            for offer in ["async-shared", "sync-shared"] {
+                let r = support::resource(&format!("{offer}-{i}"), offer);
+                let api = api.clone();
+                creates.push(async move { api.create(&Default::default(), &r).await.map(|_| ()) });
+            }
+        }
+    }
+    for created in futures::future::join_all(creates).await {
+        created.expect("create");
+    }
+    fx.wait_all_ended(Duration::from_secs(120)).await;
+    assert_eq!(fx.posts("async-shared").await, 1);
+    assert_eq!(fx.posts("sync-shared").await, 1);
+    let all: kube::Api<OfferCancellation> = kube::Api::all(fx.client.clone());
+    let list = all.list(&Default::default()).await.expect("list");
+    assert_eq!(list.items.len(), 42);
+    for r in list.items {
+        let ns = r.metadata.namespace.clone().unwrap_or_default();
+        let status = serde_json::to_value(&r.status).expect("status");
+        if ns == "share-foreign" {
+            assert_eq!(status["phase"], "Failed", "{ns}: {status}");
+            assert_eq!(stalled_reason(&status), "Forbidden", "{ns}: {status}");
+        } else {
+            assert_eq!(
+                status["phase"], "Cancelled",
+                "{ns}/{:?}: {status}",
+                r.metadata.name
+            );
+        }
+    }
     operator.sigkill();
     fx.cleanup().await;
 }

@@ -22,6 +22,8 @@ pub const SCENARIO: &str = r#"
 seed: 11
 principals:
   - {tenantId: t, clientId: operator, clientSecret: s3cret, publishers: [contoso]}
+tokens:
+  - {token: another-publishers-token, publishers: [fabrikam]}
 publishers:
   - id: contoso
     offerTemplates:
@@ -139,6 +141,79 @@ impl Fixture {
             .unwrap_or(0)
     }
 
+    /// Creates resources named and aimed as `pairs` says (name, offer),
+    /// `concurrency` at a time: several may name one offer.
+    pub async fn create_pairs(&self, pairs: &[(String, String)], concurrency: usize) {
+        futures::stream::iter(pairs)
+            .map(|(name, offer)| {
+                let api = self.api.clone();
+                async move {
+                    api.create(&PostParams::default(), &resource(name, offer))
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .buffer_unordered(concurrency)
+            .try_collect::<()>()
+            .await
+            .expect("create resources");
+    }
+
+    /// Starts a new publish on `offer`; returns its id.
+    pub async fn start_publish(&self, offer: &str) -> String {
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/_sim/publish", self.sim.url()))
+            .json(&serde_json::json!({"offer": format!("contoso/{offer}")}))
+            .send()
+            .await
+            .expect("start a publish")
+            .json()
+            .await
+            .expect("publish id");
+        answer["id"].as_str().expect("publish id").to_string()
+    }
+
+    /// The offer's operations list as CPP shows it: (id, status) pairs.
+    pub async fn operations(&self, offer: &str) -> Vec<(String, String)> {
+        let c = reqwest::Client::new();
+        let token: Value = c
+            .post(format!("{}/t/oauth2/token", self.sim.url()))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "operator"),
+                ("client_secret", "s3cret"),
+                ("resource", "https://cloudpartner.azure.com"),
+            ])
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        let url = format!(
+            "{}/api/publishers/contoso/offers/{offer}/submissions/?api-version=2017-10-31",
+            self.sim.url()
+        );
+        let list: Value = c
+            .get(url)
+            .bearer_auth(token["access_token"].as_str().unwrap_or_default())
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("list json");
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|op| op["submissionType"] != "cancel")
+            .map(|op| {
+                let text = |k: &str| op[k].as_str().unwrap_or_default().to_string();
+                (text("id"), text("status"))
+            })
+            .collect()
+    }
+
     /// Creates `offers.len()` resources, `concurrency` at a time.
     pub async fn create_all(&self, offers: &[String], concurrency: usize) {
         futures::stream::iter(offers)
@@ -225,7 +300,13 @@ impl Fixture {
             .into_iter()
             .map(|r| {
                 let phase = serde_json::from_value(r.data["status"]["phase"].clone()).ok();
-                (r.metadata.name.unwrap_or_default(), phase)
+                let name = r.metadata.name.unwrap_or_default();
+                // Watching every namespace, one name can stand in several.
+                let key = match (&r.metadata.namespace, self.ns.is_empty()) {
+                    (Some(ns), true) => format!("{ns}/{name}"),
+                    _ => name,
+                };
+                (key, phase)
             })
             .collect()
     }
@@ -376,6 +457,38 @@ pub fn offers_some_slow(prefix: &str, n: usize) -> Vec<String> {
             format!("{kind}-{prefix}-{i}")
         })
         .collect()
+}
+
+/// The resources of `offers`, one each, and a twin for every tenth offer
+/// (10% of the resources share an offer in pairs).
+pub fn with_twins(offers: &[String]) -> Vec<(String, String)> {
+    let ones = offers.iter().map(|o| (o.clone(), o.clone()));
+    let twins = offers
+        .iter()
+        .step_by(10)
+        .map(|o| (format!("twin-{o}"), o.clone()));
+    ones.chain(twins).collect()
+}
+
+/// A namespace whose Secret `cpp` holds a bearer token for another
+/// publisher: CPP refuses it this offer (403).
+pub async fn namespace_with_foreign_token(client: &Client, ns: &str) {
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(ns.to_string());
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("cpp".into());
+    secret.string_data = Some(BTreeMap::from([(
+        "token".to_string(),
+        "another-publishers-token".to_string(),
+    )]));
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
 }
 
 /// `n` offers of each template kind: sync-, async-, legacy-.

@@ -153,7 +153,17 @@ async fn answer(
     offer: Option<(&str, &str)>,
     act: impl FnOnce(&mut SimState) -> Reply,
 ) -> Response {
-    let (latency, fault) = lock(state).roll_faults(offer);
+    answer_to(state, offer, false, act).await
+}
+
+/// [`answer`], telling whether the request is a cancel POST.
+async fn answer_to(
+    state: &Shared,
+    offer: Option<(&str, &str)>,
+    cancel: bool,
+    act: impl FnOnce(&mut SimState) -> Reply,
+) -> Response {
+    let (latency, fault) = lock(state).roll_faults(offer, cancel);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -204,7 +214,7 @@ async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(&state, Some((&p, &o)), |s| {
+    answer_to(&state, Some((&p, &o)), true, |s| {
         s.cancel(auth(&headers), api_version(&q), &p, &o, &body)
     })
     .await

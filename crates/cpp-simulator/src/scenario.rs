@@ -172,6 +172,10 @@ pub struct Faults {
     /// Added to every answer.
     #[serde(default)]
     pub latency_ms: u64,
+    /// An offer's faults that apply to its cancel POSTs only (its list and
+    /// operation reads answer normally).
+    #[serde(default)]
+    pub cancel_only: bool,
 }
 
 impl Faults {

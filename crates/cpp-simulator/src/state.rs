@@ -248,6 +248,11 @@ impl SimState {
     /// Starts a new publish on an offer (`"publisher/offer"`, made from its
     /// template on first use); returns the new operation's id.
     pub fn start_publish(&mut self, offer: &str) -> Result<String, String> {
+        Ok(self.offer_mut(offer)?.start_publish())
+    }
+
+    /// An offer by `"publisher/offer"`, made from its template on first use.
+    fn offer_mut(&mut self, offer: &str) -> Result<&mut OfferState, String> {
         let (p, o) = offer
             .split_once('/')
             .ok_or("offer must be publisher/offer")?;
@@ -256,8 +261,9 @@ impl SimState {
             let template = self.template_for(p, o).ok_or("no such offer")?;
             self.offers.insert(key.clone(), OfferState::new(template));
         }
-        let state = self.offers.get_mut(&key).ok_or("no such offer")?;
-        Ok(state.start_publish())
+        self.offers
+            .get_mut(&key)
+            .ok_or_else(|| "no such offer".into())
     }
 
     pub fn stats(&self) -> Value {
@@ -273,20 +279,17 @@ impl SimState {
         faults.validate()?;
         match offer {
             None => self.scenario.faults = faults,
-            Some(key) => {
-                let (p, o) = key.split_once('/').ok_or("offer must be publisher/offer")?;
-                let state = self
-                    .offers
-                    .get_mut(&(p.to_string(), o.to_string()))
-                    .ok_or("no such offer")?;
-                state.config.faults = faults;
-            }
+            Some(key) => self.offer_mut(key)?.config.faults = faults,
         }
         Ok(())
     }
 
     /// Latency to add, and a fault to answer with, for a request to `offer`.
-    pub fn roll_faults(&mut self, offer: Option<(&str, &str)>) -> (Duration, Option<Fault>) {
+    pub fn roll_faults(
+        &mut self,
+        offer: Option<(&str, &str)>,
+        cancel: bool,
+    ) -> (Duration, Option<Fault>) {
         // An offer made from a template on first use has its faults from
         // its very first request on.
         let local = offer
@@ -296,6 +299,7 @@ impl SimState {
                     None => self.template_for(p, o).map(|t| t.faults),
                 },
             )
+            .filter(|f| cancel || !f.cancel_only)
             .unwrap_or_default();
         let global = &self.scenario.faults;
         let latency = Duration::from_millis(global.latency_ms + local.latency_ms);
