@@ -92,22 +92,6 @@ impl OffersDeciding {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_offer_is_held_by_one_at_a_time_and_let_go_on_drop() {
-        let deciding = OffersDeciding::default();
-        let first = deciding.hold("contoso", "offer");
-        assert!(first.is_some());
-        assert!(deciding.hold("contoso", "offer").is_none(), "held");
-        assert!(deciding.hold("contoso", "other").is_some(), "another offer");
-        drop(first);
-        assert!(deciding.hold("contoso", "offer").is_some(), "let go");
-    }
-}
-
 impl Drop for OfferHeld<'_> {
     fn drop(&mut self) {
         self.owner.held().remove(&self.key);
@@ -165,5 +149,21 @@ impl<T: Clone> PerResource<T> {
     /// Keeps the entries `keep` says yes to.
     pub(crate) fn retain(&self, keep: impl Fn(&ObjectRef<OfferCancellation>, &T) -> bool) {
         self.map().retain(|k, v| keep(k, v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offer_is_held_by_one_at_a_time_and_let_go_on_drop() {
+        let deciding = OffersDeciding::default();
+        let first = deciding.hold("contoso", "offer");
+        assert!(first.is_some());
+        assert!(deciding.hold("contoso", "offer").is_none(), "held");
+        assert!(deciding.hold("contoso", "other").is_some(), "another offer");
+        drop(first);
+        assert!(deciding.hold("contoso", "offer").is_some(), "let go");
     }
 }
