@@ -156,6 +156,14 @@ pub struct CancelArgs {
     /// to stderr.
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<OutputFormat>,
+    /// Cancel only this operation (its id in the offer's operations list),
+    /// and only while it is in progress; sets the file's spec.operationId.
+    #[arg(long)]
+    pub operation_id: Option<String>,
+    /// Send no cancel after this instant (RFC 3339, e.g.
+    /// 2026-12-01T18:00:00Z); sets the file's spec.notAfter.
+    #[arg(long)]
+    pub not_after: Option<jiff::Timestamp>,
     /// Start the built-in simulator and cancel against it (ignores --endpoint,
     /// --authority-host and credentials).
     #[cfg(feature = "simulator")]

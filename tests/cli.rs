@@ -309,3 +309,51 @@ async fn missing_credentials_exit_two_as_the_help_and_readme_say() {
         "README's row for 2"
     );
 }
+
+#[tokio::test]
+async fn operation_id_and_not_after_guard_what_the_cli_sends() {
+    offer_cancel_operator::cpp::install_crypto_provider();
+    let sim = default_simulator().await;
+    let posts = |stats: &serde_json::Value, offer: &str| {
+        stats["offers"][format!("contoso/{offer}")]["cancelPosts"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let other = cancel(
+        &sim,
+        "contoso",
+        "sync-offer",
+        &[TOKEN[0], TOKEN[1], "--operation-id", "some-other-publish"],
+    )
+    .await;
+    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
+    assert!(
+        text(&other).contains("no operation some-other-publish"),
+        "{}",
+        text(&other)
+    );
+    let late = cancel(
+        &sim,
+        "contoso",
+        "sync-offer",
+        &[TOKEN[0], TOKEN[1], "--not-after", "2020-01-01T00:00:00Z"],
+    )
+    .await;
+    assert_eq!(late.status.code(), Some(1), "{}", text(&late));
+    assert!(text(&late).contains("notAfter"), "{}", text(&late));
+    let stats: serde_json::Value = reqwest::get(format!("{}/_sim/stats", sim.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(posts(&stats, "sync-offer"), 0, "nothing was sent");
+    let named = cancel(
+        &sim,
+        "contoso",
+        "sync-offer",
+        &[TOKEN[0], TOKEN[1], "--operation-id", "sync-offer-publish-1"],
+    )
+    .await;
+    assert_eq!(named.status.code(), Some(0), "{}", text(&named));
+}

@@ -111,9 +111,10 @@ impl Ending {
     }
 }
 
-fn read_resource(path: &std::path::Path) -> Result<OfferCancellation, Error> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+/// The file's resource, with the guards the flags set, checked.
+fn read_resource(args: &CancelArgs) -> Result<OfferCancellation, Error> {
+    let shown = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file).map_err(|source| Error::Read {
         path: shown.clone(),
         source,
     })?;
@@ -135,6 +136,13 @@ fn read_resource(path: &std::path::Path) -> Result<OfferCancellation, Error> {
             path: shown,
             fields: unknown,
         });
+    }
+    let mut resource = resource;
+    if let Some(id) = &args.operation_id {
+        resource.spec.operation_id = Some(id.clone());
+    }
+    if let Some(at) = args.not_after {
+        resource.spec.not_after = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
     }
     resource
         .spec
@@ -214,7 +222,7 @@ fn simulated_credentials() -> Credentials {
 /// Runs the one-shot cancel as the flags say, prints its result (and the
 /// resource, with `-o`), and tells how it ended.
 pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
-    let mut resource = read_resource(&args.file)?;
+    let mut resource = read_resource(&args)?;
     // A file has no generation; the API server would have started at 1.
     resource.metadata.generation.get_or_insert(1);
     let voice = Voice {
