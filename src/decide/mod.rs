@@ -3,7 +3,9 @@
 //! ([`transition`]). Plain Rust, no client, no `.await`, and the clock is
 //! part of what is observed, so tests walk every transition.
 //!
+//! - `target.rs`: what the operations list says a first cancel is for.
 //! - `settle.rs`: what CPP's operations list says of a cancel in doubt.
+//! - `share.rs`: what other resources on the same offer already did.
 //! - `transition.rs`: the table of transitions, one function per outcome.
 //! - `conditions.rs`: how a transition reads as conditions and an Event.
 
