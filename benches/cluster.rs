@@ -199,8 +199,9 @@ async fn report(
                 .sum::<u64>()
         })
         .sum();
-    // The floor: one POST each, plus one poll for each asynchronous cancel.
-    let floor = offers.iter().filter(|o| !o.starts_with("sync-")).count() as f64 / n + 1.0;
+    // The floor: one operations-list read and one POST each (the list says
+    // what the cancel is for), plus one poll for each asynchronous cancel.
+    let floor = offers.iter().filter(|o| !o.starts_with("sync-")).count() as f64 / n + 2.0;
     let counts: Vec<u32> = offers
         .iter()
         .map(|o| writes.get(o).copied().unwrap_or(0))

@@ -190,6 +190,7 @@ async fn run(n: usize, port: u16) {
                 .map(|v| {
                     v["cancelPosts"].as_u64().unwrap_or(0)
                         + v["operationGets"].as_u64().unwrap_or(0)
+                        + v["submissionGets"].as_u64().unwrap_or(0)
                 })
                 .sum()
         })
@@ -201,7 +202,7 @@ async fn run(n: usize, port: u16) {
     );
     println!("  wall time: {:.3} s", took.as_secs_f64());
     println!(
-        "  HTTP requests per cancellation: {:.3} (1 POST + {POLLS} poll expected)",
+        "  HTTP requests per cancellation: {:.3} (1 list read + 1 POST + {POLLS} poll expected)",
         requests as f64 / n as f64
     );
     println!(

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::context::{Context, PerResource};
+use crate::context::{Context, OfferHeld, PerResource};
 use crate::cpp::{CancelOutcome, CppClient, CppError, Credentials, Endpoint, OfferRef, RetryClass};
 use crate::crd::{OfferCancellation, OfferCancellationSpec, OfferCancellationStatus};
 use crate::credentials::{self, CredentialsError, SecretReading};
@@ -112,20 +112,8 @@ async fn reconcile_once(
     let mut observed = Observed::of(&current, None, errors, Timestamp::now());
     let secret = read_secret(&current, &observed, ctx).await?;
     observed.credentials_version = secret.version.clone();
-    // One cancel per offer: a reconcile that may send the first one holds
-    // the offer in this process and sees what the others did about it.
-    let _held = if observed.may_send_first() {
-        let spec = &current.spec;
-        let Some(held) = ctx.offers_deciding.hold(&spec.publisher_id, &spec.offer_id) else {
-            return Ok(Some(OFFER_BUSY));
-        };
-        let Some(peers) = peers(&current, ctx) else {
-            return Ok(Some(OFFER_BUSY));
-        };
-        observed.peers = peers;
-        Some(held)
-    } else {
-        None
+    let Ok(_held) = hold_offer(ctx, &current, &mut observed) else {
+        return Ok(Some(OFFER_BUSY));
     };
     let mut writer = KubeStatus::new(ctx, &current);
     let creds = secret.credentials.as_ref();
@@ -142,6 +130,25 @@ async fn reconcile_once(
 /// How soon a reconcile looks again when another one is deciding about the
 /// same offer, or the cache is behind our own write to a resource on it.
 const OFFER_BUSY: Duration = Duration::from_millis(500);
+
+/// One cancel per offer: a reconcile that may send the first cancel holds
+/// the offer in this process for its whole round, and decides knowing what
+/// the other resources on it did. `Err`: another reconcile holds it, or the
+/// cache is behind our own write to one of them; look again soon.
+fn hold_offer<'a>(
+    ctx: &'a Context,
+    current: &OfferCancellation,
+    observed: &mut Observed,
+) -> Result<Option<OfferHeld<'a>>, ()> {
+    if !observed.may_send_first() {
+        return Ok(None);
+    }
+    let spec = &current.spec;
+    let held = ctx.offers_deciding.hold(&spec.publisher_id, &spec.offer_id);
+    let held = held.ok_or(())?;
+    observed.peers = peers(current, ctx).ok_or(())?;
+    Ok(Some(held))
+}
 
 /// The status of every other resource naming the same offer, from the
 /// watch's cache; `None` while the cache is older than our own last write
