@@ -31,6 +31,7 @@ publishers:
       - {id: async-, cancel: async, location: migrated, pollsUntilDone: 1}
       - {id: legacy-, cancel: async, location: nonMigrated, pollsUntilDone: 1, body: array}
       - {id: idle-, inProgress: null}
+      - {id: late-, cancel: tooLate}
       - {id: slow-sync-, cancel: sync, faults: {latencyMs: 6000}}
       - {id: slow-async-, cancel: async, location: migrated, pollsUntilDone: 1, faults: {latencyMs: 6000}}
 "#;

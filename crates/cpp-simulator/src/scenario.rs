@@ -78,6 +78,9 @@ pub enum CancelMode {
     #[default]
     Sync,
     Async,
+    /// The operation ends (`succeeded`) the moment the cancel arrives,
+    /// which CPP answers 404: the cancel came too late.
+    TooLate,
 }
 
 /// Where a 202 says the cancel operation is.

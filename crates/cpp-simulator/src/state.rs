@@ -182,6 +182,13 @@ impl OfferState {
         id
     }
 
+    /// The target ended by itself: it stays in the list as `status`.
+    fn end_target(&mut self, status: &'static str) {
+        if let Some(t) = self.target.as_mut() {
+            t.status = status;
+        }
+    }
+
     /// The target was stopped: it stays in the list as `canceled`.
     fn stop_target(&mut self) {
         if let Some(t) = self.target.as_mut() {
@@ -474,9 +481,17 @@ impl SimState {
         if let Some(refused) = refusal(state) {
             return refused;
         }
-        if state.config.cancel == CancelMode::Sync {
-            state.stop_target();
-            return Reply::json(200, Value::Null);
+        match state.config.cancel {
+            CancelMode::Sync => {
+                state.stop_target();
+                return Reply::json(200, Value::Null);
+            }
+            CancelMode::TooLate => {
+                state.end_target("succeeded");
+                let message = "No operation is in progress on this offer.";
+                return Reply::error(404, "NotFound", message);
+            }
+            CancelMode::Async => {}
         }
         let legacy_id = format!("{}${}${}$preview", key.0, key.1, n);
         state.cancel_op = Some(CancelOperation {

@@ -516,3 +516,29 @@ async fn a_template_offers_latency_applies_from_its_first_request() {
     post_cancel(&c, &url, None, BODY).await;
     assert!(started.elapsed() >= std::time::Duration::from_millis(400));
 }
+
+#[tokio::test]
+async fn a_too_late_cancel_is_404_and_the_operation_is_listed_as_succeeded() {
+    let scenario = Scenario::from_yaml(
+        "tokens:\n  - {token: t, publishers: [contoso]}\npublishers:\n  - id: contoso\n    offers:\n      - {id: late, cancel: tooLate}\n",
+    )
+    .unwrap();
+    let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
+    let c = client();
+    let url = cancel_url(&sim, "contoso", "late", "2017-10-31");
+    assert_eq!(post_cancel(&c, &url, Some("t"), BODY).await.0, 404);
+    let list = format!(
+        "{}/api/publishers/contoso/offers/late/submissions/?api-version=2017-10-31",
+        sim.url()
+    );
+    let ops: Value = c
+        .get(list)
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ops[0]["status"], "succeeded");
+}
