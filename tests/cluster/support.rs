@@ -215,21 +215,11 @@ impl Fixture {
             .collect()
     }
 
-    /// Creates `offers.len()` resources, `concurrency` at a time.
+    /// Creates one resource per offer, named as the offer, `concurrency`
+    /// at a time.
     pub async fn create_all(&self, offers: &[String], concurrency: usize) {
-        futures::stream::iter(offers)
-            .map(|offer| {
-                let api = self.api.clone();
-                async move {
-                    api.create(&PostParams::default(), &resource(offer, offer))
-                        .await
-                        .map(|_| ())
-                }
-            })
-            .buffer_unordered(concurrency)
-            .try_collect::<()>()
-            .await
-            .expect("create resources");
+        let pairs: Vec<_> = offers.iter().map(|o| (o.clone(), o.clone())).collect();
+        self.create_pairs(&pairs, concurrency).await;
     }
 
     /// The operator, as a child process watching this namespace only.
@@ -423,6 +413,16 @@ impl Fixture {
 /// A namespace with Secret `cpp` naming the simulator's principal, with
 /// this client secret.
 pub async fn namespace_with_secret(client: &Client, ns: &str, client_secret: &str) {
+    let data = [
+        ("tenantId", "t"),
+        ("clientId", "operator"),
+        ("clientSecret", client_secret),
+    ];
+    namespace_with(client, ns, &data).await;
+}
+
+/// A namespace with Secret `cpp` holding `data`.
+async fn namespace_with(client: &Client, ns: &str, data: &[(&str, &str)]) {
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(ns.to_string());
     Api::<Namespace>::all(client.clone())
@@ -431,11 +431,8 @@ pub async fn namespace_with_secret(client: &Client, ns: &str, client_secret: &st
         .expect("create namespace");
     let mut secret = Secret::default();
     secret.metadata.name = Some("cpp".into());
-    secret.string_data = Some(BTreeMap::from([
-        ("tenantId".to_string(), "t".to_string()),
-        ("clientId".to_string(), "operator".to_string()),
-        ("clientSecret".to_string(), client_secret.to_string()),
-    ]));
+    let data = data.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    secret.string_data = Some(data.collect());
     Api::<Secret>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &secret)
         .await
@@ -474,22 +471,7 @@ pub fn with_twins(offers: &[String]) -> Vec<(String, String)> {
 /// A namespace whose Secret `cpp` holds a bearer token for another
 /// publisher: CPP refuses it this offer (403).
 pub async fn namespace_with_foreign_token(client: &Client, ns: &str) {
-    let mut namespace = Namespace::default();
-    namespace.metadata.name = Some(ns.to_string());
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("create namespace");
-    let mut secret = Secret::default();
-    secret.metadata.name = Some("cpp".into());
-    secret.string_data = Some(BTreeMap::from([(
-        "token".to_string(),
-        "another-publishers-token".to_string(),
-    )]));
-    Api::<Secret>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("create secret");
+    namespace_with(client, ns, &[("token", "another-publishers-token")]).await;
 }
 
 /// `n` offers of each template kind: sync-, async-, legacy-.
