@@ -445,9 +445,14 @@ fn retry_requested(obs: &Observed) -> bool {
 /// no longer may. An intent without a `postDeadline` (written by an
 /// earlier release) is not waited for.
 fn answer_may_still_come(obs: &Observed) -> Option<Duration> {
-    let deadline = obs.status.post_deadline.as_ref()?.0;
+    post_in_flight_for(&obs.status, obs.now)
+}
+
+/// [`answer_may_still_come`] for any status, at `now`.
+fn post_in_flight_for(status: &OfferCancellationStatus, now: Timestamp) -> Option<Duration> {
+    let deadline = status.post_deadline.as_ref()?.0;
     let settled_from = deadline.checked_add(IN_FLIGHT_MARGIN).ok()?;
-    let left = obs.now.duration_until(settled_from);
+    let left = now.duration_until(settled_from);
     Duration::try_from(left).ok().filter(|d| !d.is_zero())
 }
 

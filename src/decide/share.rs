@@ -6,7 +6,7 @@
 
 use jiff::SignedDuration;
 
-use super::{Observed, Stage, stage};
+use super::{Observed, Stage, post_in_flight_for, stage};
 use crate::crd::{OfferCancellationStatus, Phase};
 
 /// How long before a resource's creation another resource's cancel may
@@ -40,7 +40,7 @@ pub(super) fn shared(obs: &Observed) -> Option<Shared<'_>> {
         recent && same_target
     };
     let peers: Vec<_> = obs.peers.iter().filter(relevant).collect();
-    if peers.iter().any(|p| in_flight(p)) {
+    if peers.iter().any(|p| in_flight(p, obs.now)) {
         return Some(Shared::InFlight);
     }
     peers
@@ -55,8 +55,15 @@ pub(super) fn shared(obs: &Observed) -> Option<Shared<'_>> {
         .map(Shared::Answered)
 }
 
-/// Sent, or about to be, without a decisive answer: in doubt, or accepted
-/// without a location it can be followed by.
-fn in_flight(peer: &OfferCancellationStatus) -> bool {
-    matches!(stage(peer), Stage::InDoubt | Stage::Untracked)
+/// Sent, or about to be, without a decisive answer yet: an intent whose
+/// POST may still be in flight, or a cancel accepted without a location
+/// that is being looked for. An intent older than that is in doubt, not in
+/// flight: waiting for it could be waiting forever (its credentials may be
+/// gone), and CPP's own list then shows whether its cancel happened.
+fn in_flight(peer: &OfferCancellationStatus, now: jiff::Timestamp) -> bool {
+    match stage(peer) {
+        Stage::InDoubt => post_in_flight_for(peer, now).is_some(),
+        Stage::Untracked => true,
+        _ => false,
+    }
 }

@@ -1112,3 +1112,17 @@ fn with_an_operation_id_only_a_cancel_of_that_operation_is_shared() {
     let t = w.apply(Outcome::Targeted(send_publish_1()));
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
 }
+
+#[test]
+fn another_resources_intent_past_its_window_is_no_longer_waited_for() {
+    let in_doubt = peer_after(vec![crate::fixtures::intent()]);
+    let mut w = fresh();
+    w.created = Some(at(0));
+    w.peers = vec![in_doubt];
+    w.now = past_the_window();
+    let t = w.apply(Outcome::Targeted(send_publish_1()));
+    assert!(
+        t.post,
+        "CPP's list, read just now, shows the publish still running"
+    );
+}
