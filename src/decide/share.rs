@@ -55,14 +55,20 @@ pub(super) fn shared(obs: &Observed) -> Option<Shared<'_>> {
         .map(Shared::Answered)
 }
 
-/// Sent, or about to be, without a decisive answer yet: an intent whose
-/// POST may still be in flight, or a cancel accepted without a location
-/// that is being looked for. An intent older than that is in doubt, not in
-/// flight: waiting for it could be waiting forever (its credentials may be
-/// gone), and CPP's own list then shows whether its cancel happened.
+/// How long past another resource's in-flight window this one still waits
+/// for that resource to settle its cancel in doubt. Settling takes one
+/// list read; meanwhile its POST may have been the one that ended the
+/// operation (a synchronous cancel whose answer was lost), or it may be
+/// about to be resent. Past this the other is taken to be stuck (its Secret
+/// gone, say), and CPP's list, read just now, decides alone.
+const PEER_PATIENCE: SignedDuration = SignedDuration::from_secs(300);
+
+/// Sent, or about to be, without a decisive answer yet: an intent not yet
+/// settled (unless it has been stuck for longer than [`PEER_PATIENCE`]), or
+/// a cancel accepted without a location that is being looked for.
 fn in_flight(peer: &OfferCancellationStatus, now: jiff::Timestamp) -> bool {
     match stage(peer) {
-        Stage::InDoubt => post_in_flight_for(peer, now).is_some(),
+        Stage::InDoubt => post_in_flight_for(peer, now - PEER_PATIENCE).is_some(),
         Stage::Untracked => true,
         _ => false,
     }

@@ -1114,15 +1114,23 @@ fn with_an_operation_id_only_a_cancel_of_that_operation_is_shared() {
 }
 
 #[test]
-fn another_resources_intent_past_its_window_is_no_longer_waited_for() {
+fn another_resources_unsettled_intent_is_waited_for_until_it_looks_stuck() {
     let in_doubt = peer_after(vec![crate::fixtures::intent()]);
     let mut w = fresh();
     w.created = Some(at(0));
     w.peers = vec![in_doubt];
+    // Past its POST's window, the other settles next: its lost answer may
+    // be what ended the operation, or it may be about to resend.
     w.now = past_the_window();
+    let t = w
+        .clone()
+        .apply(Outcome::Targeted(Targeting::NothingToCancel(None)));
+    assert_eq!(t.requeue, Requeue::After(Duration::from_secs(1)), "waits");
+    let t = w.clone().apply(Outcome::Targeted(send_publish_1()));
+    assert!(!t.post, "never a second POST beside a resend");
+    // Five minutes past the window the other looks stuck: CPP's list,
+    // read just now, decides alone.
+    w.now = past_the_window() + jiff::SignedDuration::from_secs(300);
     let t = w.apply(Outcome::Targeted(send_publish_1()));
-    assert!(
-        t.post,
-        "CPP's list, read just now, shows the publish still running"
-    );
+    assert!(t.post, "the list shows the publish still running");
 }
