@@ -108,7 +108,7 @@ fn main() {
 
 async fn run(plane: &envtest::ControlPlane, args: &Args) {
     let fx = Fixture::new(plane, "bench").await;
-    let writes = WriteCounter::start(&fx.client, &fx.ns);
+    let writes = WriteCounter::start(&fx.client, &fx.ns).await;
     let share = args.faults / 3.0;
     fx.set_faults(serde_json::json!({
         "throttleRate": share, "errorRate": share, "dropAfterRate": share

@@ -198,7 +198,7 @@ async fn lagging_watch(plane: Plane) {
 /// Hundreds of resources at once over sync, async and non-migrated offers.
 async fn burst(plane: Plane) {
     let fx = Fixture::new(&plane, "burst").await;
-    let writes = support::WriteCounter::start(&fx.client, &fx.ns);
+    let writes = support::WriteCounter::start(&fx.client, &fx.ns).await;
     let operator = fx.operator(&plane, &[]);
     let offers = mixed_offers("b", 501);
     fx.create_all(&offers, 32).await;
@@ -220,7 +220,7 @@ async fn burst(plane: Plane) {
 /// and restarted: no duplicate, nothing stuck.
 async fn sigkill_during_burst(plane: Plane) {
     let fx = Fixture::new(&plane, "kill").await;
-    let writes = support::WriteCounter::start(&fx.client, &fx.ns);
+    let writes = support::WriteCounter::start(&fx.client, &fx.ns).await;
     let offers = mixed_offers("k", 300);
     let started = std::time::Instant::now();
     let resources = with_twins(&offers);
@@ -252,7 +252,7 @@ async fn sigkill_during_burst(plane: Plane) {
 /// done-when asks: every resource ends Cancelled with one POST per offer.
 async fn faults_and_crashes(plane: Plane) {
     let fx = Fixture::new(&plane, "faults").await;
-    let writes = support::WriteCounter::start(&fx.client, &fx.ns);
+    let writes = support::WriteCounter::start(&fx.client, &fx.ns).await;
     fx.set_faults(serde_json::json!({
         "throttleRate": 0.1, "errorRate": 0.1, "dropAfterRate": 0.1
     }))
@@ -642,7 +642,7 @@ const SLOW_AND_FAULTY: [&str; 4] = [
 /// the promise.
 async fn two_active_writers_one_post_per_offer(plane: Plane) {
     let fx = Fixture::new(&plane, "writers").await;
-    let writes = support::WriteCounter::start(&fx.client, &fx.ns);
+    let writes = support::WriteCounter::start(&fx.client, &fx.ns).await;
     fx.set_faults(serde_json::json!({
         "throttleRate": 0.1, "errorRate": 0.1, "dropAfterRate": 0.1
     }))

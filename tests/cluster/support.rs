@@ -694,24 +694,46 @@ pub struct WriteCounter {
 }
 
 impl WriteCounter {
-    pub fn start(client: &Client, ns: &str) -> WriteCounter {
+    /// Counts from now on: returns once the watch is established, so no
+    /// write made after it is missed (under load, a watch opened in the
+    /// background came up after the first writes). A watch that ends (its
+    /// timeout, a broken connection) is resumed from the last version seen.
+    pub async fn start(client: &Client, ns: &str) -> WriteCounter {
         use kube::api::{ApiResource, DynamicObject, WatchEvent, WatchParams};
         let resource = ApiResource::erase::<OfferCancellation>(&());
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
         let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
         let seen = counts.clone();
+        let params = WatchParams::default().timeout(290);
+        let first = api.watch(&params, "0").await.expect("watch the resources");
         let task = tokio::spawn(async move {
-            let params = WatchParams::default().timeout(290);
-            let Ok(stream) = api.watch(&params, "0").await else {
-                return;
-            };
-            let mut stream = std::pin::pin!(stream);
-            while let Some(Ok(event)) = stream.next().await {
-                if let WatchEvent::Modified(o) = event {
-                    let name = o.metadata.name.unwrap_or_default();
-                    let mut counts = seen.lock().unwrap_or_else(|p| p.into_inner());
-                    *counts.entry(name).or_insert(0) += 1;
+            let mut version = "0".to_string();
+            let mut stream = first.boxed();
+            loop {
+                while let Some(Ok(event)) = stream.next().await {
+                    let object = match event {
+                        WatchEvent::Modified(o) => {
+                            let name = o.metadata.name.clone().unwrap_or_default();
+                            let mut counts = seen.lock().unwrap_or_else(|p| p.into_inner());
+                            *counts.entry(name).or_insert(0) += 1;
+                            o
+                        }
+                        WatchEvent::Added(o) | WatchEvent::Deleted(o) => o,
+                        // Too old to resume: start over from the current state.
+                        WatchEvent::Error(e) if e.code == 410 => {
+                            version = "0".into();
+                            continue;
+                        }
+                        WatchEvent::Bookmark(_) | WatchEvent::Error(_) => continue,
+                    };
+                    version = object.metadata.resource_version.unwrap_or(version);
                 }
+                stream = loop {
+                    match api.watch(&params, &version).await {
+                        Ok(next) => break next.boxed(),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                };
             }
         });
         WriteCounter { counts, task }
