@@ -599,6 +599,16 @@ pub async fn events_for(client: &Client, ns: &str) -> usize {
         .len()
 }
 
+/// The Lease's holder now, if it has one.
+async fn holder_now(
+    leases: &Api<k8s_openapi::api::coordination::v1::Lease>,
+    name: &str,
+) -> Option<String> {
+    let lease = leases.get_opt(name).await.ok().flatten()?;
+    let holder = lease.spec?.holder_identity?;
+    (!holder.is_empty()).then_some(holder)
+}
+
 /// Every holder the Lease had, in order, watched for `span` after it
 /// first had one.
 pub async fn lease_holders(client: &Client, ns: &str, name: &str, span: Duration) -> Vec<String> {
@@ -608,15 +618,7 @@ pub async fn lease_holders(client: &Client, ns: &str, name: &str, span: Duration
     let mut holders = vec![first];
     let started = Instant::now();
     while started.elapsed() < span {
-        let holder = leases
-            .get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|l| l.spec)
-            .and_then(|s| s.holder_identity)
-            .filter(|h| !h.is_empty());
-        if let Some(h) = holder
+        if let Some(h) = holder_now(&leases, name).await
             && holders.last() != Some(&h)
         {
             holders.push(h);
@@ -632,15 +634,8 @@ pub async fn lease_holder(client: &Client, ns: &str, name: &str, not: Option<&st
     let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
     let started = Instant::now();
     loop {
-        let holder = leases
-            .get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|l| l.spec)
-            .and_then(|s| s.holder_identity)
-            .filter(|h| !h.is_empty() && Some(h.as_str()) != not);
-        if let Some(h) = holder {
+        let holder = holder_now(&leases, name).await;
+        if let Some(h) = holder.filter(|h| Some(h.as_str()) != not) {
             return h;
         }
         assert!(
