@@ -100,6 +100,7 @@ fn rss_kib() -> u64 {
 
 fn subject(i: usize) -> Observed {
     Observed {
+        namespace: "bench".into(),
         spec: OfferCancellationSpec {
             publisher_id: "bench".into(),
             offer_id: format!("offer-{i}"),

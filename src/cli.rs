@@ -79,8 +79,9 @@ pub struct CppArgs {
     /// Requests per second to CPP, shared by all cancellations (0: no limit).
     #[arg(long, env = "CPP_RATE_LIMIT_RPS", default_value_t = 10)]
     pub rate_limit_rps: u32,
-    /// Burst allowed above the rate.
-    #[arg(long, env = "CPP_RATE_LIMIT_BURST", default_value_t = 20)]
+    /// Requests that may go out at once above the rate. 1 (the default):
+    /// evenly spaced, so no second sees more than the rate.
+    #[arg(long, env = "CPP_RATE_LIMIT_BURST", default_value_t = 1)]
     pub rate_limit_burst: u32,
 }
 
@@ -101,7 +102,8 @@ pub struct ControllerArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Reconciles run at once.
+    /// Reconciles run at once for cancels not yet sent, and as many again
+    /// for the rest (polls, status upkeep).
     #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
     /// Cap of the backoff after transient errors, in seconds.

@@ -11,6 +11,7 @@ use crate::cpp::CppClient;
 use crate::crd::OfferCancellation;
 use crate::credentials::CredentialsCache;
 use crate::events::EventPublisher;
+use crate::gate::Gate;
 use crate::metrics::Metrics;
 
 /// The one field manager for everything the operator writes.
@@ -60,6 +61,9 @@ pub struct Context {
     /// Offers a reconcile that may send a first cancel is deciding about:
     /// one at a time per offer in this process.
     pub(crate) offers_deciding: OffersDeciding,
+    /// Reconcile workers: `concurrency` for first cancels, as many again
+    /// for routine work.
+    pub(crate) gate: Gate,
 }
 
 /// An offer: publisher and offer id (one CPP endpoint per controller).
@@ -103,6 +107,7 @@ impl Context {
         let instance = std::env::var("POD_NAME").ok();
         Context {
             events: EventPublisher::new(client.clone(), FIELD_MANAGER, instance),
+            gate: Gate::new(usize::from(config.concurrency)),
             client,
             cpp,
             metrics,

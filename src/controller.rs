@@ -59,7 +59,9 @@ pub async fn run(
             referencing(&store.state(), &ns, &name)
         })
         .reconcile_on(woken)
-        .with_config(controller::Config::default().concurrency(ctx.config.concurrency))
+        // Unbounded here: the gate (`gate.rs`) limits and orders the work,
+        // since kube-runtime takes waiting work in hash order.
+        .with_config(controller::Config::default().concurrency(0))
         .shutdown_on_signal()
         .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, error_policy, ctx)

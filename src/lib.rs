@@ -35,8 +35,10 @@ pub mod crd;
 pub mod credentials;
 pub mod decide;
 mod events;
+pub mod fair;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod gate;
 pub mod health;
 pub mod metrics;
 pub mod oneshot;

@@ -5,6 +5,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 
 use crate::cpp::{Endpoint, RequestObserver};
+use crate::fair::Urgency;
 use prometheus_client::metrics::{
     counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
 };
@@ -29,6 +30,11 @@ pub(crate) struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct UrgencyLabels {
+    pub urgency: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ErrorLabels {
     pub error: &'static str,
 }
@@ -47,6 +53,7 @@ pub struct Metrics {
     pub(crate) cancellations: Family<OutcomeLabels, Counter>,
     pub(crate) cpp_requests: Family<RequestLabels, Counter>,
     pub(crate) cpp_request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    pub(crate) rate_limit_wait: Family<UrgencyLabels, Histogram, fn() -> Histogram>,
     pub in_flight: Gauge,
     pub token_fetches: Counter,
     /// Reconciles handed a cached copy older than our own last write.
@@ -67,6 +74,7 @@ impl Default for Metrics {
             cancellations: Family::default(),
             cpp_requests: Family::default(),
             cpp_request_duration: Family::new_with_constructor(latency_histogram),
+            rate_limit_wait: Family::new_with_constructor(latency_histogram),
             in_flight: Gauge::default(),
             token_fetches: Counter::default(),
             stale_reads: Counter::default(),
@@ -111,6 +119,11 @@ impl Metrics {
             "cpp_request_duration_seconds",
             "Latency of requests to CPP and Azure AD",
             self.cpp_request_duration.clone(),
+        );
+        r.register(
+            "cpp_rate_limit_wait_seconds",
+            "Time a request to CPP waited for its slot of the rate limit, by urgency (first_cancel goes first)",
+            self.rate_limit_wait.clone(),
         );
         r.register(
             "stale_reads",
@@ -167,6 +180,14 @@ impl RequestObserver for Metrics {
         if endpoint == Endpoint::Token && code == 200 {
             self.token_fetches.inc();
         }
+    }
+
+    fn waited(&self, urgency: Urgency, took: Duration) {
+        self.rate_limit_wait
+            .get_or_create(&UrgencyLabels {
+                urgency: urgency.label(),
+            })
+            .observe(took.as_secs_f64());
     }
 }
 

@@ -63,9 +63,14 @@ impl Error {
     }
 }
 
-/// The controller's reconcile.
+/// The controller's reconcile, once the gate lets it in: a resource whose
+/// first cancel is still to go waits only for other first cancels.
 pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let wait = next_look(obj, ctx).await?;
+    let observed = Observed::of(&obj, None, 0, Timestamp::now());
+    let _worker = ctx.gate.enter(observed.turn()).await;
+    drop(observed);
+    // Boxed: a reconcile waiting at the gate keeps only this small future.
+    let wait = Box::pin(next_look(obj, ctx.clone())).await?;
     Ok(wait.map_or_else(Action::await_change, Action::requeue))
 }
 
@@ -331,9 +336,9 @@ async fn execute(
         Err(e) => return Outcome::CredentialsUnavailable(e.to_string()),
     };
     match call {
-        Call::ReadTarget => read_target(cpp, &observed.spec, creds).await,
+        Call::ReadTarget => read_target(cpp, observed, creds).await,
         Call::Settle => settle_from_list(cpp, observed, creds).await,
-        Call::Poll { location } => poll(cpp, &location, creds).await,
+        Call::Poll { location } => poll(cpp, &location, creds, &observed.namespace).await,
         Call::PostCancel => within_post_deadline(observed, post_cancel(cpp, observed, creds)).await,
     }
 }
@@ -361,13 +366,10 @@ async fn within_post_deadline(
 
 /// What the cancel is for, read before any intent: the read also proves
 /// the credentials, so a credentials problem never leaves an intent behind.
-async fn read_target(
-    cpp: &CppClient,
-    spec: &OfferCancellationSpec,
-    creds: &Credentials,
-) -> Outcome {
+async fn read_target(cpp: &CppClient, observed: &Observed, creds: &Credentials) -> Outcome {
+    let spec = &observed.spec;
     let offer = offer(spec);
-    match cpp.operations(offer, creds).await {
+    match cpp.operations(offer, creds, observed.turn()).await {
         Ok(operations) => {
             let locate = |id: &str| CppClient::operation_location(offer, id);
             Outcome::Targeted(target(&operations, spec.operation_id.as_deref(), locate))
@@ -379,7 +381,8 @@ async fn read_target(
 async fn post_cancel(cpp: &CppClient, observed: &Observed, creds: &Credentials) -> Outcome {
     let spec = &observed.spec;
     let emails = spec.notification_emails_joined();
-    match cpp.cancel(offer(spec), &emails, creds).await {
+    let tenant = &observed.namespace;
+    match cpp.cancel(offer(spec), &emails, creds, tenant).await {
         Ok(CancelOutcome::Cancelled) => Outcome::Cancelled,
         Ok(CancelOutcome::Accepted {
             location,
@@ -403,7 +406,7 @@ async fn explain_not_found(
 ) -> Outcome {
     let offer = offer(&observed.spec);
     let message = refused.to_string();
-    let operations = match cpp.operations(offer, creds).await {
+    let operations = match cpp.operations(offer, creds, observed.turn()).await {
         Ok(operations) => operations,
         Err(e) if e.http_status() == Some(404) => {
             return Outcome::CancelNotFound(Box::new(NotFound {
@@ -427,8 +430,8 @@ async fn explain_not_found(
     }))
 }
 
-async fn poll(cpp: &CppClient, location: &str, creds: &Credentials) -> Outcome {
-    match cpp.poll(location, creds).await {
+async fn poll(cpp: &CppClient, location: &str, creds: &Credentials, tenant: &str) -> Outcome {
+    match cpp.poll(location, creds, tenant).await {
         Ok(answer) => Outcome::Polled {
             status: answer.operation.status.clone(),
             state: answer.operation.state(),
@@ -444,7 +447,7 @@ async fn poll(cpp: &CppClient, location: &str, creds: &Credentials) -> Outcome {
 /// CPP's own record settles a cancel whose answer is unknown.
 async fn settle_from_list(cpp: &CppClient, observed: &Observed, creds: &Credentials) -> Outcome {
     let offer = offer(&observed.spec);
-    match cpp.operations(offer, creds).await {
+    match cpp.operations(offer, creds, observed.turn()).await {
         Ok(operations) => {
             let since = observed.status.requested_at.as_ref().map(|t| t.0);
             let target = observed.status.target_operation.as_ref();

@@ -3,6 +3,7 @@
 use offer_cancel_operator::cpp::{
     CancelOutcome, ClientConfig, CppClient, CppError, Credentials, OfferRef, RetryClass,
 };
+use offer_cancel_operator::fair::Turn;
 use offer_cancel_operator::metrics::Metrics;
 use offer_cancel_operator::operation::OperationState;
 use secrecy::SecretString;
@@ -60,7 +61,7 @@ async fn cancel_posts_the_documented_request_and_reads_200() {
         .mount(&server)
         .await;
     let answer = client(&server)
-        .cancel(OFFER, "a@b.c,d@e.f", &token())
+        .cancel(OFFER, "a@b.c,d@e.f", &token(), "ns")
         .await
         .unwrap();
     assert_eq!(answer, CancelOutcome::Cancelled);
@@ -79,7 +80,10 @@ async fn accepted_202_reads_location_header_and_retry_after_seconds() {
         )
         .mount(&server)
         .await;
-    let answer = client(&server).cancel(OFFER, "", &token()).await.unwrap();
+    let answer = client(&server)
+        .cancel(OFFER, "", &token(), "ns")
+        .await
+        .unwrap();
     assert_eq!(
         answer,
         CancelOutcome::Accepted {
@@ -100,7 +104,10 @@ async fn accepted_202_takes_location_from_body_when_header_is_absent() {
         )
         .mount(&server)
         .await;
-    let answer = client(&server).cancel(OFFER, "", &token()).await.unwrap();
+    let answer = client(&server)
+        .cancel(OFFER, "", &token(), "ns")
+        .await
+        .unwrap();
     assert!(matches!(answer, CancelOutcome::Accepted { location: Some(l), .. } if l == "/api/x"));
 }
 
@@ -116,7 +123,7 @@ async fn retry_after_as_http_date_is_honoured() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &token())
+        .cancel(OFFER, "", &token(), "ns")
         .await
         .unwrap_err();
     let RetryClass::Transient {
@@ -143,7 +150,7 @@ async fn non_migrated_location_is_requested_with_dollar_signs_as_is() {
         .mount(&server)
         .await;
     let loc = "/api/operations/contoso$contoso-offer$2$preview?api-version=2017-10-31";
-    let answer = client(&server).poll(loc, &token()).await.unwrap();
+    let answer = client(&server).poll(loc, &token(), "ns").await.unwrap();
     assert_eq!(answer.operation.state(), OperationState::InProgress);
     let seen = server.received_requests().await.unwrap();
     assert_eq!(
@@ -198,7 +205,10 @@ async fn poll_reads_object_or_array_and_every_status_spelling() {
             .respond_with(ResponseTemplate::new(200).set_body_json(body.clone()))
             .mount(&server)
             .await;
-        let answer = client(&server).poll("/api/op", &token()).await.unwrap();
+        let answer = client(&server)
+            .poll("/api/op", &token(), "ns")
+            .await
+            .unwrap();
         assert_eq!(answer.operation.state(), want, "{body}");
     }
 }
@@ -214,7 +224,10 @@ async fn a_new_location_on_a_poll_is_reported() {
         )
         .mount(&server)
         .await;
-    let answer = client(&server).poll("/api/op1", &token()).await.unwrap();
+    let answer = client(&server)
+        .poll("/api/op1", &token(), "ns")
+        .await
+        .unwrap();
     assert_eq!(answer.location.as_deref(), Some("/api/op2"));
 }
 
@@ -222,7 +235,7 @@ async fn a_new_location_on_a_poll_is_reported() {
 async fn foreign_host_location_is_refused_without_any_request() {
     let server = MockServer::start().await;
     let err = client(&server)
-        .poll("https://attacker.example/api/op", &token())
+        .poll("https://attacker.example/api/op", &token(), "ns")
         .await
         .unwrap_err();
     assert!(matches!(err, CppError::Location(_)), "{err:?}");
@@ -255,7 +268,7 @@ async fn unauthorized_refreshes_the_token_once_and_retries_once() {
         .mount(&server)
         .await;
     let answer = client(&server)
-        .cancel(OFFER, "", &principal())
+        .cancel(OFFER, "", &principal(), "ns")
         .await
         .unwrap();
     assert_eq!(answer, CancelOutcome::Cancelled);
@@ -275,7 +288,7 @@ async fn a_second_401_is_terminal_and_not_retried_again() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &principal())
+        .cancel(OFFER, "", &principal(), "ns")
         .await
         .unwrap_err();
     assert_eq!(err.http_status(), Some(401));
@@ -296,7 +309,7 @@ async fn tokens_are_cached_per_principal() {
         .await;
     let c = client(&server);
     for _ in 0..3 {
-        c.cancel(OFFER, "", &principal()).await.unwrap();
+        c.cancel(OFFER, "", &principal(), "ns").await.unwrap();
     }
 }
 
@@ -311,7 +324,7 @@ async fn rejected_token_request_never_shows_the_secret_or_aad_text() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &principal())
+        .cancel(OFFER, "", &principal(), "ns")
         .await
         .unwrap_err();
     let text = format!("{err} {err:?}");
@@ -330,7 +343,7 @@ async fn terminal_4xx_carries_the_parsed_error_body() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &token())
+        .cancel(OFFER, "", &token(), "ns")
         .await
         .unwrap_err();
     assert_eq!(err.retry_class(), RetryClass::Terminal);
@@ -349,7 +362,7 @@ async fn server_errors_and_timeouts_are_transient() {
             .mount(&server)
             .await;
         let err = client(&server)
-            .cancel(OFFER, "", &token())
+            .cancel(OFFER, "", &token(), "ns")
             .await
             .unwrap_err();
         assert!(
@@ -363,7 +376,7 @@ async fn server_errors_and_timeouts_are_transient() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &token())
+        .cancel(OFFER, "", &token(), "ns")
         .await
         .unwrap_err();
     assert!(
@@ -387,7 +400,7 @@ async fn connection_refused_is_transient() {
         Arc::new(Metrics::default()),
     )
     .unwrap();
-    let err = c.cancel(OFFER, "", &token()).await.unwrap_err();
+    let err = c.cancel(OFFER, "", &token(), "ns").await.unwrap_err();
     assert!(
         matches!(err.retry_class(), RetryClass::Transient { .. }),
         "{err:?}"
@@ -401,7 +414,10 @@ async fn oversized_bodies_are_refused_not_buffered() {
         .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(2 << 20)))
         .mount(&server)
         .await;
-    let err = client(&server).poll("/api/op", &token()).await.unwrap_err();
+    let err = client(&server)
+        .poll("/api/op", &token(), "ns")
+        .await
+        .unwrap_err();
     assert!(matches!(err, CppError::Malformed { .. }), "{err:?}");
 }
 
@@ -415,7 +431,7 @@ async fn redirects_are_not_followed() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &token())
+        .cancel(OFFER, "", &token(), "ns")
         .await
         .unwrap_err();
     assert_eq!(err.http_status(), Some(307));
@@ -435,7 +451,10 @@ async fn operations_list_is_read_from_submissions() {
         ])))
         .mount(&server)
         .await;
-    let ops = client(&server).operations(OFFER, &token()).await.unwrap();
+    let ops = client(&server)
+        .operations(OFFER, &token(), Turn::ANY)
+        .await
+        .unwrap();
     assert_eq!(ops.len(), 2);
     assert!(ops[1].is_cancel());
     assert_eq!(ops[1].id.as_deref(), Some("c1"));
@@ -456,7 +475,7 @@ async fn the_rate_limit_spaces_requests_out() {
     let c = CppClient::new(config, Arc::new(Metrics::default())).unwrap();
     let started = std::time::Instant::now();
     for _ in 0..3 {
-        c.cancel(OFFER, "", &token()).await.unwrap();
+        c.cancel(OFFER, "", &token(), "ns").await.unwrap();
     }
     // 2 per second with a burst of 1: the third request waits for ~1 s.
     assert!(
@@ -496,17 +515,17 @@ async fn a_token_is_never_shared_across_scopes_or_client_secrets() {
         client_secret: SecretString::from(secret.to_string()),
         scope: scope.into(),
     };
-    c.cancel(OFFER, "", &team("a/cpp", "very-secret-value"))
+    c.cancel(OFFER, "", &team("a/cpp", "very-secret-value"), "ns")
         .await
         .unwrap();
     // Same tenant and client, wrong secret, other namespace: no borrowed token.
     let err = c
-        .cancel(OFFER, "", &team("b/cpp", "i-do-not-know-it"))
+        .cancel(OFFER, "", &team("b/cpp", "i-do-not-know-it"), "ns")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("invalid_client"), "{err}");
     // The right secret in another namespace gets a token of its own.
-    c.cancel(OFFER, "", &team("b/cpp", "very-secret-value"))
+    c.cancel(OFFER, "", &team("b/cpp", "very-secret-value"), "ns")
         .await
         .unwrap();
 }
@@ -525,7 +544,10 @@ async fn an_accepted_cancel_survives_a_huge_or_slow_body() {
         )
         .mount(&server)
         .await;
-    let answer = client(&server).cancel(OFFER, "", &token()).await.unwrap();
+    let answer = client(&server)
+        .cancel(OFFER, "", &token(), "ns")
+        .await
+        .unwrap();
     assert_eq!(
         answer,
         CancelOutcome::Accepted {
@@ -557,7 +579,7 @@ async fn unusable_locations_are_refused_at_the_202_and_never_stored() {
             ..OFFER
         };
         let err = client(&server)
-            .cancel(target, "", &token())
+            .cancel(target, "", &token(), "ns")
             .await
             .unwrap_err();
         assert!(matches!(err, CppError::Location(_)), "{offer}: {err:?}");

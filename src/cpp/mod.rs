@@ -2,10 +2,10 @@
 //! and the offer's operations list, with auth and Location handling.
 
 mod auth;
+mod budget;
 mod location;
 mod wire;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Response, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -16,10 +16,13 @@ use tokio::time::Instant;
 
 use auth::TokenSource;
 pub use auth::{AuthError, Credentials};
+use budget::Budget;
+pub use budget::ROUTINE_PATIENCE;
 pub use location::LocationError;
 use location::resolve_location;
 pub use wire::ErrorBody;
 
+use crate::fair::{Turn, Urgency};
 use crate::operation::Operation;
 
 /// Largest body read from CPP or Azure AD; a larger one is an error.
@@ -56,6 +59,9 @@ impl std::fmt::Display for Endpoint {
 /// controller's metrics listen; the client knows nothing of Prometheus.
 pub trait RequestObserver: Send + Sync {
     fn observe(&self, endpoint: Endpoint, status: Option<u16>, took: Duration);
+
+    /// How long a request waited for its slot of the rate limit.
+    fn waited(&self, _urgency: Urgency, _took: Duration) {}
 }
 
 /// Listens to nothing: the CLI's observer.
@@ -266,7 +272,7 @@ pub struct CppClient {
     http: reqwest::Client,
     endpoint: Url,
     tokens: TokenSource,
-    limiter: Option<DefaultDirectRateLimiter>,
+    budget: Option<Budget>,
     observer: Arc<dyn RequestObserver>,
     request_timeout: Duration,
 }
@@ -291,14 +297,14 @@ impl CppClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("offer-cancel-operator/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let limiter = config
+        let budget = config
             .rate_limit
-            .map(|(rps, burst)| RateLimiter::direct(Quota::per_second(rps).allow_burst(burst)));
+            .map(|(rps, burst)| Budget::new(rps, burst));
         Ok(CppClient {
             tokens: TokenSource::new(http.clone(), config.authority_host, observer.clone()),
             http,
             endpoint: config.endpoint,
-            limiter,
+            budget,
             observer,
             request_timeout: config.request_timeout,
         })
@@ -316,17 +322,23 @@ impl CppClient {
     }
 
     /// POSTs the cancel. Callers send it at most once per recorded intent.
+    /// It is always a first cancel to the budget; `tenant` is whose.
     pub async fn cancel(
         &self,
         offer: OfferRef<'_>,
         notification_emails: &str,
         creds: &Credentials,
+        tenant: &str,
     ) -> Result<CancelOutcome, CppError> {
+        let turn = Turn {
+            urgency: Urgency::FirstCancel,
+            tenant,
+        };
         let url = self.offer_url(offer, &["cancel"], &[])?;
         let body =
             serde_json::json!({ "metadata": { "notification-emails": notification_emails } });
         let answer = self
-            .send(Endpoint::Cancel, creds, |token| {
+            .send(Endpoint::Cancel, creds, turn, |token| {
                 self.http.post(url.clone()).bearer_auth(token).json(&body)
             })
             .await?;
@@ -347,14 +359,20 @@ impl CppClient {
         }
     }
 
-    /// GETs the cancel operation at a location CPP gave.
+    /// GETs the cancel operation at a location CPP gave: routine work to
+    /// the budget; `tenant` is whose.
     pub async fn poll(
         &self,
         location: &str,
         creds: &Credentials,
+        tenant: &str,
     ) -> Result<PolledOperation, CppError> {
         let url = resolve_location(&self.endpoint, location)?;
-        let answer = self.get_ok(Endpoint::Operation, url, creds).await?;
+        let turn = Turn {
+            urgency: Urgency::Routine,
+            tenant,
+        };
+        let answer = self.get_ok(Endpoint::Operation, url, creds, turn).await?;
         let location = self.checked_location(header_text(answer.headers(), LOCATION))?;
         let retry_after = retry_after(answer.headers());
         let operation =
@@ -371,15 +389,17 @@ impl CppClient {
 
     /// The offer's operations (`submissions/`). Unfiltered on purpose: a
     /// cancel operation that is still `notStarted` would be missing from
-    /// `status=running`, and then a second POST would go out.
+    /// `status=running`, and then a second POST would go out. `turn`: a
+    /// read before a first cancel is one too.
     pub async fn operations(
         &self,
         offer: OfferRef<'_>,
         creds: &Credentials,
+        turn: Turn<'_>,
     ) -> Result<Vec<Operation>, CppError> {
         let url = self.offer_url(offer, &["submissions", ""], &[])?;
         let body = self
-            .get_ok(Endpoint::Submissions, url, creds)
+            .get_ok(Endpoint::Submissions, url, creds, turn)
             .await?
             .body()
             .await?;
@@ -407,9 +427,10 @@ impl CppClient {
         endpoint: Endpoint,
         url: Url,
         creds: &Credentials,
+        turn: Turn<'_>,
     ) -> Result<Received, CppError> {
         let answer = self
-            .send(endpoint, creds, |token| {
+            .send(endpoint, creds, turn, |token| {
                 self.http.get(url.clone()).bearer_auth(token)
             })
             .await?;
@@ -469,18 +490,20 @@ impl CppClient {
         &self,
         endpoint: Endpoint,
         creds: &Credentials,
+        turn: Turn<'_>,
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<Received, CppError> {
         let token = self.token(creds).await?;
         let answer = self
-            .send_once(endpoint, build(token.expose_secret()))
+            .send_once(endpoint, turn, build(token.expose_secret()))
             .await?;
         if answer.status() != 401 || !creds.can_refresh() {
             return Ok(answer);
         }
         self.tokens.forget(creds).await;
         let token = self.token(creds).await?;
-        self.send_once(endpoint, build(token.expose_secret())).await
+        self.send_once(endpoint, turn, build(token.expose_secret()))
+            .await
     }
 
     async fn token(&self, creds: &Credentials) -> Result<SecretString, CppError> {
@@ -490,10 +513,13 @@ impl CppClient {
     async fn send_once(
         &self,
         endpoint: Endpoint,
+        turn: Turn<'_>,
         request: reqwest::RequestBuilder,
     ) -> Result<Received, CppError> {
-        if let Some(limiter) = &self.limiter {
-            limiter.until_ready().await;
+        if let Some(budget) = &self.budget {
+            let waiting = Instant::now();
+            budget.slot(turn).await;
+            self.observer.waited(turn.urgency, waiting.elapsed());
         }
         let started = Instant::now();
         let result = request.send().await;

@@ -31,6 +31,7 @@ use crate::crd::{
     OfferCancellation, OfferCancellationSpec, OfferCancellationStatus, Phase, RETRY_ANNOTATION,
     retry_request_token,
 };
+use crate::fair::{Turn, Urgency};
 use crate::operation::OperationState;
 
 /// Condition types, following kstatus.
@@ -114,6 +115,8 @@ const DEFAULT_POST_BUDGET: Duration = Duration::from_secs(30);
 /// each transition since left it, and a clock that tests pin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
+    /// The resource's namespace: whose turn its CPP requests take.
+    pub namespace: String,
     pub spec: OfferCancellationSpec,
     pub status: OfferCancellationStatus,
     pub generation: i64,
@@ -148,6 +151,7 @@ impl Observed {
     ) -> Observed {
         let annotations = resource.metadata.annotations.as_ref();
         Observed {
+            namespace: resource.metadata.namespace.clone().unwrap_or_default(),
             spec: resource.spec.clone(),
             status: resource.status.clone().unwrap_or_default(),
             generation: resource.metadata.generation.unwrap_or_default(),
@@ -364,6 +368,25 @@ impl Observed {
     /// otherwise cost a Secret read.
     pub(crate) fn needs_credentials(&self) -> bool {
         stage(&self.status) != Stage::Cancelled
+    }
+
+    /// How urgent this resource's work is: a cancel not yet sent, or one
+    /// whose answer was lost (it may be sent again), goes before work on a
+    /// cancel CPP has answered.
+    pub fn urgency(&self) -> Urgency {
+        match stage(&self.status) {
+            Stage::Fresh | Stage::InDoubt => Urgency::FirstCancel,
+            Stage::Failed if retry_requested(self) => Urgency::FirstCancel,
+            _ => Urgency::Routine,
+        }
+    }
+
+    /// The turn this resource's work takes: its urgency, for its namespace.
+    pub fn turn(&self) -> Turn<'_> {
+        Turn {
+            urgency: self.urgency(),
+            tenant: &self.namespace,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! default `simulator` cargo feature. See the operator's README for the
 //! `/_sim` endpoints and `docs/cpp-api.md` for the API it follows.
 
+pub mod log;
 pub mod scenario;
 pub mod state;
 
@@ -109,6 +110,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/operations/{id}", get(legacy_operation))
         .route("/_sim/stats", get(stats))
+        .route("/_sim/requests", get(requests))
         .route("/_sim/reset", post(reset))
         .route("/_sim/faults", post(set_faults))
         .route("/_sim/publish", post(start_publish))
@@ -150,20 +152,15 @@ fn respond(reply: Reply) -> Response {
 /// one acted on and its connection dropped (the answer is lost).
 async fn answer(
     state: &Shared,
+    endpoint: &'static str,
     offer: Option<(&str, &str)>,
     act: impl FnOnce(&mut SimState) -> Reply,
 ) -> Response {
-    answer_to(state, offer, false, act).await
-}
-
-/// [`answer`], telling whether the request is a cancel POST.
-async fn answer_to(
-    state: &Shared,
-    offer: Option<(&str, &str)>,
-    cancel: bool,
-    act: impl FnOnce(&mut SimState) -> Reply,
-) -> Response {
-    let (latency, fault) = lock(state).roll_faults(offer, cancel);
+    let (latency, fault) = {
+        let mut state = lock(state);
+        state.log.record(endpoint, offer);
+        state.roll_faults(offer, endpoint == "cancel")
+    };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -200,7 +197,7 @@ fn dropped_connection() -> Response {
 
 async fn token(State(state): State<Shared>, Path(tenant): Path<String>, body: Bytes) -> Response {
     let form: HashMap<String, String> = form_urlencoded_pairs(&body);
-    answer(&state, None, |s| s.issue_token(&tenant, &form)).await
+    answer(&state, "token", None, |s| s.issue_token(&tenant, &form)).await
 }
 
 fn form_urlencoded_pairs(body: &[u8]) -> HashMap<String, String> {
@@ -214,7 +211,7 @@ async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer_to(&state, Some((&p, &o)), true, |s| {
+    answer(&state, "cancel", Some((&p, &o)), |s| {
         s.cancel(auth(&headers), api_version(&q), &p, &o, &body)
     })
     .await
@@ -226,7 +223,7 @@ async fn operation(
     Query(q): Params,
     headers: HeaderMap,
 ) -> Response {
-    answer(&state, Some((&p, &o)), |s| {
+    answer(&state, "operation", Some((&p, &o)), |s| {
         s.get_operation(auth(&headers), api_version(&q), &p, &o, &id)
     })
     .await
@@ -238,7 +235,7 @@ async fn legacy_operation(
     Query(q): Params,
     headers: HeaderMap,
 ) -> Response {
-    answer(&state, None, |s| {
+    answer(&state, "operation", None, |s| {
         s.get_legacy_operation(auth(&headers), api_version(&q), &id)
     })
     .await
@@ -251,7 +248,7 @@ async fn submissions(
     headers: HeaderMap,
 ) -> Response {
     let status = q.get("status").map(String::as_str);
-    answer(&state, Some((&p, &o)), |s| {
+    answer(&state, "submissions", Some((&p, &o)), |s| {
         s.submissions(auth(&headers), api_version(&q), &p, &o, status)
     })
     .await
@@ -259,6 +256,21 @@ async fn submissions(
 
 async fn stats(State(state): State<Shared>) -> Response {
     axum::Json(lock(&state).stats()).into_response()
+}
+
+/// `?after=N&limit=M` (default 0 and 10,000, at most 100,000): the
+/// requests received after the N-th, in arrival order, with their time.
+async fn requests(State(state): State<Shared>, Query(q): Params) -> Response {
+    let number = |key: &str, default: u64| {
+        q.get(key)
+            .map_or(Some(default), |v| v.parse::<u64>().ok())
+    };
+    let (Some(after), Some(limit)) = (number("after", 0), number("limit", 10_000)) else {
+        return (StatusCode::BAD_REQUEST, "after and limit are whole numbers").into_response();
+    };
+    let limit = usize::try_from(limit.min(100_000)).unwrap_or(100_000);
+    let (requests, lost) = lock(&state).log.after(after, limit);
+    axum::Json(serde_json::json!({ "requests": requests, "lost": lost })).into_response()
 }
 
 async fn reset(State(state): State<Shared>) -> Response {

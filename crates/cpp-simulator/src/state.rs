@@ -215,6 +215,8 @@ pub struct SimState {
     faults_injected: u64,
     next_op: u64,
     rng: fastrand::Rng,
+    /// Every request received, in order.
+    pub log: crate::log::RequestLog,
 }
 
 impl SimState {
@@ -229,6 +231,7 @@ impl SimState {
             tokens_issued: 0,
             faults_injected: 0,
             next_op: 0,
+            log: Default::default(),
         };
         state.reset();
         state
@@ -249,6 +252,7 @@ impl SimState {
         self.tokens_issued = 0;
         self.faults_injected = 0;
         self.next_op = 0;
+        self.log.clear();
         self.rng = fastrand::Rng::with_seed(self.scenario.seed);
     }
 
