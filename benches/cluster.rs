@@ -6,6 +6,13 @@
 //!   cargo bench --locked --bench cluster                 # N=1,000 at 100/s
 //!   cargo bench --locked --bench cluster -- --n 10000    # and --rate R
 //!   cargo bench --locked --bench cluster -- --faults 0.3 # 429, 5xx, lost answers
+//!   cargo bench --locked --bench cluster -- --rps 10     # the default CPP rate limit
+//!   cargo bench --locked --bench cluster -- --flood 2000 --probes 20
+//!
+//! The flood probe: N async resources applied at once in one namespace
+//! (rate limit on, 10/s unless `--rps` says otherwise), then, one at a
+//! time every 2 s, a resource in another namespace: each one's apply →
+//! POST is the figure. The flood is not waited for.
 //!
 //! Prints measured figures beside the targets of docs/benchmarks.md; the
 //! targets are read here, never asserted.
@@ -17,7 +24,8 @@ mod envtest;
 #[path = "../tests/cluster/support.rs"]
 mod support;
 
-use offer_cancel_operator::crd::Phase;
+use futures::StreamExt;
+use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::{Fixture, WriteCounter};
@@ -28,6 +36,11 @@ struct Args {
     /// Share of CPP answers that are faults, split evenly between 429 with
     /// Retry-After, 500/503, and connections dropped after CPP acted.
     faults: f64,
+    /// The operator's `--rate-limit-rps` (0: off).
+    rps: u32,
+    /// Flood probe: resources in the flood (0: the plain run).
+    flood: usize,
+    probes: usize,
 }
 
 fn args() -> Args {
@@ -35,6 +48,9 @@ fn args() -> Args {
         n: 1000,
         rate: 100.0,
         faults: 0.0,
+        rps: 0,
+        flood: 0,
+        probes: 20,
     };
     let given: Vec<String> = std::env::args().collect();
     for pair in given.windows(2) {
@@ -42,6 +58,9 @@ fn args() -> Args {
             "--n" => args.n = pair[1].parse().unwrap_or(args.n),
             "--rate" => args.rate = pair[1].parse().unwrap_or(args.rate),
             "--faults" => args.faults = pair[1].parse().unwrap_or(args.faults),
+            "--rps" => args.rps = pair[1].parse().unwrap_or(args.rps),
+            "--flood" => args.flood = pair[1].parse().unwrap_or(args.flood),
+            "--probes" => args.probes = pair[1].parse().unwrap_or(args.probes),
             _ => {}
         }
     }
@@ -102,7 +121,11 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         plane.ready().await.unwrap_or_else(|e| panic!("{e}"));
-        run(&plane, &args).await;
+        if args.flood > 0 {
+            flood_probe(&plane, &args).await;
+        } else {
+            run(&plane, &args).await;
+        }
     });
 }
 
@@ -114,15 +137,17 @@ async fn run(plane: &envtest::ControlPlane, args: &Args) {
         "throttleRate": share, "errorRate": share, "dropAfterRate": share
     }))
     .await;
-    let operator = fx.operator(plane, &[]);
+    let rps = args.rps.to_string();
+    let operator = fx.operator(plane, &["--rate-limit-rps", &rps]);
     let pid = operator.child.id();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let offers: Vec<String> = (0..args.n).map(offer).collect();
     println!(
-        "creating {} OfferCancellations at {}/s (40% sync, 40% async, 20% non-migrated Location), {:.0}% CPP faults",
+        "creating {} OfferCancellations at {}/s (40% sync, 40% async, 20% non-migrated Location), {:.0}% CPP faults, CPP rate limit {}",
         args.n,
         args.rate,
-        args.faults * 100.0
+        args.faults * 100.0,
+        limit_text(args.rps)
     );
     let created = create_at_rate(&fx, &offers, args.rate).await;
     let last_create = Instant::now();
@@ -249,8 +274,137 @@ async fn report(
         "| all ended after the last create | {:.1} s | ≤ 20 s |",
         settled.as_secs_f64()
     );
+    let requests = fx.requests().await;
+    let late = poll_lateness(&requests);
+    println!(
+        "| first poll after its POST, beyond the 5 s interval | p50 {} ms, p99 {} ms (max {} ms) | — |",
+        percentile(&late, 0.5),
+        percentile(&late, 0.99),
+        late.last().copied().unwrap_or(0)
+    );
+    println!(
+        "| most requests to CPP in one second | {} | ≤ the limit |",
+        support::most_in_one_second(&requests)
+    );
     println!(
         "| Cancelled; duplicate POSTs | {cancelled} of {}; {duplicates} | all; 0 |",
         offers.len()
     );
+}
+
+fn limit_text(rps: u32) -> String {
+    if rps == 0 {
+        "off".into()
+    } else {
+        format!("{rps}/s")
+    }
+}
+
+/// For each offer polled (migrated Location: the log names the offer), how
+/// long after its cancel POST the first poll came, beyond the 5 s poll
+/// interval; sorted.
+fn poll_lateness(requests: &[(i64, String, String)]) -> Vec<u64> {
+    let mut posted = std::collections::HashMap::new();
+    let mut late = Vec::new();
+    for (at, endpoint, offer) in requests {
+        match endpoint.as_str() {
+            "cancel" => {
+                posted.entry(offer.clone()).or_insert(*at);
+            }
+            "operation" => {
+                if let Some(post) = posted.remove(offer) {
+                    late.push((at - post - 5_000).max(0) as u64);
+                }
+            }
+            _ => {}
+        }
+    }
+    late.sort_unstable();
+    late
+}
+
+/// The flood probe (see the top of this file).
+async fn flood_probe(plane: &envtest::ControlPlane, args: &Args) {
+    let fx = Fixture::cluster_wide(plane).await;
+    support::namespace_with_secret(&fx.client, "flood", "s3cret").await;
+    support::namespace_with_secret(&fx.client, "probe", "s3cret").await;
+    let rps = if args.rps == 0 { 10 } else { args.rps };
+    let operator = fx.operator(plane, &["--rate-limit-rps", &rps.to_string()]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "flood of {} async OfferCancellations in one namespace, then {} probes in another, CPP rate limit {rps}/s",
+        args.flood, args.probes
+    );
+    let flood: kube::Api<OfferCancellation> = kube::Api::namespaced(fx.client.clone(), "flood");
+    let offers: Vec<String> = (0..args.flood)
+        .map(|i| format!("async-flood-{i}"))
+        .collect();
+    let creating = offers.iter().map(|o| {
+        let (api, r) = (flood.clone(), support::resource(o, o));
+        async move { api.create(&Default::default(), &r).await.expect("create") }
+    });
+    futures::stream::iter(creating)
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    let probe: kube::Api<OfferCancellation> = kube::Api::namespaced(fx.client.clone(), "probe");
+    let mut latencies = Vec::new();
+    for i in 0..args.probes {
+        let name = format!("sync-probe-{i}");
+        probe
+            .create(&Default::default(), &support::resource(&name, &name))
+            .await
+            .expect("create a probe");
+        let applied = unix_ms();
+        let posted = first_post_ms(&fx, &name, Duration::from_secs(120)).await;
+        latencies.push(posted.saturating_sub(applied));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    latencies.sort_unstable();
+    let requests = fx.requests().await;
+    let flood_posts = requests
+        .iter()
+        .filter(|(_, e, o)| e == "cancel" && o.contains("-flood-"))
+        .count();
+    let late = poll_lateness(&requests);
+    println!();
+    println!("| measure | measured | target |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| probe apply → POST, p50 / p99 / max over {} | {} / {} / {} ms | p99 ≤ 1,000 ms |",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0)
+    );
+    println!(
+        "| flood POSTs sent by the last probe's | {flood_posts} of {} | (the flood was still queued) |",
+        args.flood
+    );
+    println!(
+        "| flood: first poll after its POST, beyond the 5 s interval | p50 {} ms, p99 {} ms, {} polled | — |",
+        percentile(&late, 0.5),
+        percentile(&late, 0.99),
+        late.len()
+    );
+    println!(
+        "| most requests to CPP in one second | {} | ≤ {rps} |",
+        support::most_in_one_second(&requests)
+    );
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// When the simulator received the first cancel POST for `offer`.
+async fn first_post_ms(fx: &Fixture, offer: &str, limit: Duration) -> u64 {
+    let started = Instant::now();
+    loop {
+        let stats = fx.stats().await;
+        if let Some(at) = stats["offers"][format!("contoso/{offer}")]["firstCancelPostMs"].as_u64()
+        {
+            return at;
+        }
+        assert!(started.elapsed() < limit, "{offer} was never POSTed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

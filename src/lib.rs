@@ -8,6 +8,8 @@
 //! - The resource and the words for CPP's answers:
 //!   - [`crd`]: the `OfferCancellation` resource.
 //!   - [`operation`]: what CPP says of an operation.
+//!   - [`fair`]: who goes next when work waits (first cancels, then
+//!     namespaces in turn).
 //! - Deciding and talking (neither knows the other):
 //!   - [`decide`]: the pure decision (what next, and what status follows).
 //!   - [`cpp`]: the Cloud Partner Portal client (wire format, auth, Location).
@@ -15,6 +17,7 @@
 //!   - [`reconcile`]: read → decide → execute → write → requeue.
 //!   - [`status`]: the one status writer.
 //!   - [`context`]: what every reconcile shares.
+//!   - [`gate`]: the reconcile workers, in [`fair`]'s order.
 //!   - [`credentials`]: what a Secret yields, and its cache.
 //!   - `events`, `watch` (private): Events for transitions; what is watched
 //!     and kept.

@@ -18,6 +18,10 @@ use crate::fair::{Lanes, Turn};
 /// served among them: polls are delayed, never starved.
 pub const ROUTINE_PATIENCE: Duration = Duration::from_secs(5);
 
+/// How much wider than `1 / rps` slots are spaced (10%): the margin for
+/// the time between a grant and the request reaching CPP, which varies.
+pub const JITTER_RESERVE: f64 = 1.1;
+
 /// The shared budget.
 pub struct Budget {
     limiter: Arc<DefaultDirectRateLimiter>,
@@ -35,9 +39,15 @@ struct Waiting {
 }
 
 impl Budget {
-    /// `rps` requests a second, at most `burst` at once.
+    /// `rps` requests a second, at most `burst` at once. Slots are spaced
+    /// [`JITTER_RESERVE`] wider than the rate asks: a request granted on
+    /// time may reach CPP later than the one after it, and CPP must still
+    /// never see more than `rps` in a second.
     pub fn new(rps: NonZeroU32, burst: NonZeroU32) -> Self {
-        let quota = Quota::per_second(rps).allow_burst(burst);
+        let spacing = Duration::from_secs(1).mul_f64(JITTER_RESERVE) / rps.get();
+        let quota = Quota::with_period(spacing)
+            .unwrap_or_else(|| Quota::per_second(rps))
+            .allow_burst(burst);
         Budget {
             limiter: Arc::new(RateLimiter::direct(quota)),
             inbox: Mutex::new(None),

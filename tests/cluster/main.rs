@@ -8,6 +8,7 @@ mod lag_proxy;
 mod support;
 
 use envtest::{ControlPlane, wait_phase};
+use futures::StreamExt;
 use libtest_mimic::{Arguments, Failed, Trial};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use std::future::Future;
@@ -99,6 +100,11 @@ fn main() -> std::process::ExitCode {
             &plane,
             "a_status_apply_from_a_stale_version_is_refused",
             a_status_apply_from_a_stale_version_is_refused,
+        ),
+        trial(
+            &plane,
+            "a_flood_in_one_namespace_never_holds_back_another",
+            a_flood_in_one_namespace_never_holds_back_another,
         ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
@@ -906,6 +912,70 @@ async fn many_resources_one_offer_one_post(_shared: Plane) {
             );
         }
     }
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// The default rate limit (10 requests/s) and 200 resources in one
+/// namespace: 400 first-cancel requests, 40 s of the budget. A resource
+/// applied in another namespace 5 s into the flood is POSTed at once, ahead
+/// of the flood's backlog; the flood's polls still go out (every resource
+/// ends); no second ever sees more than 10 requests to CPP.
+async fn a_flood_in_one_namespace_never_holds_back_another(_shared: Plane) {
+    let plane = own_plane().await;
+    let fx = Fixture::cluster_wide(&plane).await;
+    support::namespace_with_secret(&fx.client, "flood", "s3cret").await;
+    support::namespace_with_secret(&fx.client, "quiet", "s3cret").await;
+    let operator = fx.operator(&plane, &["--rate-limit-rps", "10"]);
+    let flood_api: kube::Api<OfferCancellation> = kube::Api::namespaced(fx.client.clone(), "flood");
+    let offers: Vec<String> = (0..200).map(|i| format!("async-flood-{i}")).collect();
+    let creating = offers.iter().map(|o| {
+        let (api, r) = (flood_api.clone(), support::resource(o, o));
+        async move { api.create(&Default::default(), &r).await.expect("create") }
+    });
+    futures::stream::iter(creating)
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let quiet: kube::Api<OfferCancellation> = kube::Api::namespaced(fx.client.clone(), "quiet");
+    let probe = "sync-quiet-probe";
+    quiet
+        .create(&Default::default(), &support::resource(probe, probe))
+        .await
+        .expect("create the probe");
+    let applied = jiff::Timestamp::now().as_millisecond();
+    wait_phase(&quiet, probe, Phase::Cancelled, Duration::from_secs(60)).await;
+    let requests = fx.requests().await;
+    let posted = requests
+        .iter()
+        .find(|(_, e, o)| e == "cancel" && o == &format!("contoso/{probe}"))
+        .map(|(at, _, _)| *at)
+        .expect("the probe's POST");
+    let flood_posts_before = requests
+        .iter()
+        .filter(|(at, e, o)| e == "cancel" && o.contains("-flood-") && *at <= posted)
+        .count();
+    let flood_posts_after = offers.len() - flood_posts_before;
+    assert!(
+        posted - applied <= 5_000,
+        "apply → POST of the quiet namespace's resource: {} ms",
+        posted - applied
+    );
+    assert!(
+        flood_posts_after > 50,
+        "the probe went out with only {flood_posts_after} of the flood's POSTs still to go"
+    );
+    let all = [offers.clone(), vec![probe.to_string()]].concat();
+    let phases = fx.wait_all_ended(Duration::from_secs(240)).await;
+    assert_all_cancelled(&phases);
+    assert!(fx.duplicate_posts(&all).await.is_empty());
+    let most = support::most_in_one_second(&fx.requests().await);
+    assert!(most <= 10, "{most} requests to CPP within one second");
+    eprintln!(
+        "apply → POST {} ms with {flood_posts_after} flood POSTs after it; at most {most} requests in a second",
+        posted - applied
+    );
     operator.sigkill();
     fx.cleanup().await;
 }

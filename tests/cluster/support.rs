@@ -255,10 +255,16 @@ impl Fixture {
         } else {
             &["--request-timeout-seconds", "5"]
         };
+        let no_rate_limit: &[&str] = if extra.contains(&"--rate-limit-rps") {
+            &[]
+        } else {
+            &["--rate-limit-rps", "0"]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_offer-cancel-operator"))
             .arg("controller")
             .args(watch)
-            .args(["--metrics-addr", "127.0.0.1:0", "--rate-limit-rps", "0"])
+            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(no_rate_limit)
             .args(["--endpoint", &url, "--authority-host", &url])
             .args(default_timeout)
             .args(extra)
@@ -376,6 +382,34 @@ impl Fixture {
             .expect("stats json")
     }
 
+    /// Every request the simulator received, in arrival order: `(Unix ms,
+    /// endpoint, publisher/offer)`.
+    pub async fn requests(&self) -> Vec<(i64, String, String)> {
+        let mut all = Vec::new();
+        loop {
+            let url = format!("{}/_sim/requests?after={}", self.sim.url(), all.len());
+            let page: Value = reqwest::get(url)
+                .await
+                .expect("requests")
+                .json()
+                .await
+                .expect("requests json");
+            assert_eq!(page["lost"], 0, "the simulator's request log overflowed");
+            let requests = page["requests"].as_array().cloned().unwrap_or_default();
+            if requests.is_empty() {
+                return all;
+            }
+            all.extend(requests.iter().map(|r| {
+                let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                (
+                    r["atMs"].as_i64().unwrap_or(0),
+                    text("endpoint"),
+                    text("offer"),
+                )
+            }));
+        }
+    }
+
     /// Offers that received anything but exactly one cancel POST.
     pub async fn duplicate_posts(&self, offers: &[String]) -> Vec<(String, u64)> {
         let stats = self.stats().await;
@@ -403,9 +437,11 @@ impl Fixture {
     }
 
     pub async fn cleanup(self) {
-        let _ = Api::<Namespace>::all(self.client.clone())
-            .delete(&self.ns, &DeleteParams::default())
-            .await;
+        if !self.ns.is_empty() {
+            let _ = Api::<Namespace>::all(self.client.clone())
+                .delete(&self.ns, &DeleteParams::default())
+                .await;
+        }
         self.sim.task.abort();
     }
 }
@@ -490,6 +526,25 @@ pub fn resource(name: &str, offer: &str) -> OfferCancellation {
          spec: {{publisherId: contoso, offerId: {offer}, credentialsSecretRef: {{name: cpp}}, pollIntervalSeconds: 5}}\n"
     ))
     .expect("resource yaml")
+}
+
+/// The most requests to CPP (the token endpoint is Azure AD's) that
+/// arrived within any one second.
+pub fn most_in_one_second(requests: &[(i64, String, String)]) -> usize {
+    let times: Vec<i64> = requests
+        .iter()
+        .filter(|(_, endpoint, _)| endpoint != "token")
+        .map(|(at, _, _)| *at)
+        .collect();
+    let mut most = 0;
+    let mut start = 0;
+    for (end, at) in times.iter().enumerate() {
+        while times[start] + 1000 <= *at {
+            start += 1;
+        }
+        most = most.max(end + 1 - start);
+    }
+    most
 }
 
 /// The operator as a child process.

@@ -261,10 +261,8 @@ async fn stats(State(state): State<Shared>) -> Response {
 /// `?after=N&limit=M` (default 0 and 10,000, at most 100,000): the
 /// requests received after the N-th, in arrival order, with their time.
 async fn requests(State(state): State<Shared>, Query(q): Params) -> Response {
-    let number = |key: &str, default: u64| {
-        q.get(key)
-            .map_or(Some(default), |v| v.parse::<u64>().ok())
-    };
+    let number =
+        |key: &str, default: u64| q.get(key).map_or(Some(default), |v| v.parse::<u64>().ok());
     let (Some(after), Some(limit)) = (number("after", 0), number("limit", 10_000)) else {
         return (StatusCode::BAD_REQUEST, "after and limit are whole numbers").into_response();
     };
