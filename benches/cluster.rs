@@ -329,7 +329,14 @@ async fn flood_probe(plane: &envtest::ControlPlane, args: &Args) {
     support::namespace_with_secret(&fx.client, "flood", "s3cret").await;
     support::namespace_with_secret(&fx.client, "probe", "s3cret").await;
     let rps = if args.rps == 0 { 10 } else { args.rps };
-    let operator = fx.operator(plane, &["--rate-limit-rps", &rps.to_string()]);
+    let operator = fx.operator_with(
+        plane.kubeconfig(false),
+        &["--rate-limit-rps", &rps.to_string()],
+        &[(
+            "RUST_LOG",
+            "info,kube=warn,offer_cancel_operator::reconcile=debug",
+        )],
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
         "flood of {} async OfferCancellations in one namespace, then {} probes in another, CPP rate limit {rps}/s",
@@ -360,8 +367,22 @@ async fn flood_probe(plane: &envtest::ControlPlane, args: &Args) {
         latencies.push(posted.saturating_sub(applied));
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    latencies.sort_unstable();
     let requests = fx.requests().await;
+    let mut to_read = Vec::new();
+    for (i, latency) in latencies.iter().enumerate() {
+        let offer = format!("contoso/sync-probe-{i}");
+        let at = |endpoint: &str| {
+            requests
+                .iter()
+                .find(|(_, e, o)| e == endpoint && *o == offer)
+                .map(|(at, _, _)| *at as u64)
+        };
+        if let (Some(read), Some(post)) = (at("submissions"), at("cancel")) {
+            to_read.push(latency.saturating_sub(post - read));
+        }
+    }
+    to_read.sort_unstable();
+    latencies.sort_unstable();
     let flood_posts = requests
         .iter()
         .filter(|(_, e, o)| e == "cancel" && o.contains("-flood-"))
@@ -376,6 +397,11 @@ async fn flood_probe(plane: &envtest::ControlPlane, args: &Args) {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(0)
+    );
+    println!(
+        "| of which apply → its operations-list read, p50 / p99 | {} / {} ms | — |",
+        percentile(&to_read, 0.5),
+        percentile(&to_read, 0.99)
     );
     println!(
         "| flood POSTs sent by the last probe's | {flood_posts} of {} | (the flood was still queued) |",

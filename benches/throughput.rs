@@ -101,6 +101,7 @@ fn rss_kib() -> u64 {
 fn subject(i: usize) -> Observed {
     Observed {
         namespace: "bench".into(),
+        round_began: std::time::Instant::now(),
         spec: OfferCancellationSpec {
             publisher_id: "bench".into(),
             offer_id: format!("offer-{i}"),

@@ -29,20 +29,27 @@ impl Urgency {
     }
 }
 
-/// Who a piece of work is for, and how urgent it is: the namespace of the
-/// resource (the unit of fairness) and its [`Urgency`].
+/// Who a piece of work is for, how urgent it is, and its place in line:
+/// the namespace of the resource (the unit of fairness), its [`Urgency`],
+/// and when its round began. Every request of one round queues from the
+/// round's start, so a POST goes before the reads of rounds that began
+/// after it: a round that started finishes first, and frees its worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Turn<'a> {
     pub urgency: Urgency,
     pub tenant: &'a str,
+    pub since: Instant,
 }
 
 impl Turn<'_> {
-    /// Work for no particular namespace, served as routine.
-    pub const ANY: Turn<'static> = Turn {
-        urgency: Urgency::Routine,
-        tenant: "",
-    };
+    /// Routine work for no particular namespace, in line from now.
+    pub fn any() -> Turn<'static> {
+        Turn {
+            urgency: Urgency::Routine,
+            tenant: "",
+            since: Instant::now(),
+        }
+    }
 }
 
 /// Waiting work of one urgency: first come first served within a tenant,
@@ -142,10 +149,10 @@ impl<T> Lanes<T> {
         self.first.is_empty() && self.routine.is_empty()
     }
 
-    pub fn push(&mut self, turn: Turn<'_>, since: Instant, item: T) {
+    pub fn push(&mut self, turn: Turn<'_>, item: T) {
         match turn.urgency {
-            Urgency::FirstCancel => self.first.push(turn.tenant, since, item),
-            Urgency::Routine => self.routine.push(turn.tenant, since, item),
+            Urgency::FirstCancel => self.first.push(turn.tenant, turn.since, item),
+            Urgency::Routine => self.routine.push(turn.tenant, turn.since, item),
         }
     }
 
@@ -177,17 +184,19 @@ mod tests {
 
     const PATIENCE: Duration = Duration::from_secs(5);
 
-    fn first(tenant: &str) -> Turn<'_> {
+    fn first(tenant: &str, since: Instant) -> Turn<'_> {
         Turn {
             urgency: Urgency::FirstCancel,
             tenant,
+            since,
         }
     }
 
-    fn routine(tenant: &str) -> Turn<'_> {
+    fn routine(tenant: &str, since: Instant) -> Turn<'_> {
         Turn {
             urgency: Urgency::Routine,
             tenant,
+            since,
         }
     }
 
@@ -200,9 +209,9 @@ mod tests {
         let t0 = Instant::now();
         let mut lanes = Lanes::new(PATIENCE);
         for (i, poll) in ["poll-1", "poll-2", "poll-3"].into_iter().enumerate() {
-            lanes.push(routine("a"), t0 + Duration::from_millis(i as u64), poll);
+            lanes.push(routine("a", t0 + Duration::from_millis(i as u64)), poll);
         }
-        lanes.push(first("a"), t0 + Duration::from_secs(1), "post");
+        lanes.push(first("a", t0 + Duration::from_secs(1)), "post");
         assert_eq!(
             drain(&mut lanes, t0 + Duration::from_secs(1)),
             ["post", "poll-1", "poll-2", "poll-3"]
@@ -214,9 +223,9 @@ mod tests {
         let t0 = Instant::now();
         let mut lanes = Lanes::new(PATIENCE);
         for i in 0..100u64 {
-            lanes.push(first("flood"), t0 + Duration::from_millis(i), "flood");
+            lanes.push(first("flood", t0 + Duration::from_millis(i)), "flood");
         }
-        lanes.push(first("quiet"), t0 + Duration::from_secs(1), "quiet");
+        lanes.push(first("quiet", t0 + Duration::from_secs(1)), "quiet");
         let order = drain(&mut lanes, t0 + Duration::from_secs(1));
         let at = order.iter().position(|o| *o == "quiet");
         assert!(at.is_some_and(|i| i <= 1), "quiet served at {at:?}");
@@ -234,7 +243,7 @@ mod tests {
             ("c", "c1"),
         ];
         for (i, (tenant, item)) in items.into_iter().enumerate() {
-            lanes.push(first(tenant), t0 + Duration::from_millis(i as u64), item);
+            lanes.push(first(tenant, t0 + Duration::from_millis(i as u64)), item);
         }
         assert_eq!(
             drain(&mut lanes, t0 + Duration::from_secs(1)),
@@ -246,9 +255,9 @@ mod tests {
     fn a_poll_that_waited_out_its_patience_joins_the_first_cancels_in_its_namespace() {
         let t0 = Instant::now();
         let mut lanes = Lanes::new(PATIENCE);
-        lanes.push(routine("a"), t0, "old-poll");
+        lanes.push(routine("a", t0), "old-poll");
         for i in 1..=3u64 {
-            lanes.push(first("a"), t0 + Duration::from_secs(i), "post");
+            lanes.push(first("a", t0 + Duration::from_secs(i)), "post");
         }
         let before = t0 + PATIENCE - Duration::from_millis(1);
         assert_eq!(lanes.pop(before), Some("post"), "still patient");
@@ -260,9 +269,9 @@ mod tests {
     fn a_promoted_poll_does_not_jump_another_namespaces_turn() {
         let t0 = Instant::now();
         let mut lanes = Lanes::new(PATIENCE);
-        lanes.push(routine("flood"), t0, "old-poll");
-        lanes.push(first("flood"), t0 + Duration::from_secs(1), "flood-post");
-        lanes.push(first("quiet"), t0 + Duration::from_secs(9), "quiet-post");
+        lanes.push(routine("flood", t0), "old-poll");
+        lanes.push(first("flood", t0 + Duration::from_secs(1)), "flood-post");
+        lanes.push(first("quiet", t0 + Duration::from_secs(9)), "quiet-post");
         let order = drain(&mut lanes, t0 + Duration::from_secs(10));
         assert_eq!(order, ["old-poll", "quiet-post", "flood-post"]);
     }
@@ -271,9 +280,9 @@ mod tests {
     fn routine_work_alone_is_served_in_turns_without_waiting_out_anything() {
         let t0 = Instant::now();
         let mut lanes = Lanes::new(PATIENCE);
-        lanes.push(routine("a"), t0, "a1");
-        lanes.push(routine("a"), t0, "a2");
-        lanes.push(routine("b"), t0, "b1");
+        lanes.push(routine("a", t0), "a1");
+        lanes.push(routine("a", t0), "a2");
+        lanes.push(routine("b", t0), "b1");
         assert_eq!(drain(&mut lanes, t0), ["a1", "b1", "a2"]);
         assert!(lanes.is_empty());
     }

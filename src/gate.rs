@@ -9,7 +9,6 @@
 //! running, never for a poll, and polls are never starved by a flood.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use crate::fair::{RoundRobin, Turn, Urgency};
 
@@ -35,7 +34,7 @@ impl Gate {
             Urgency::FirstCancel => &self.first_cancels,
             Urgency::Routine => &self.routine,
         };
-        Pool::enter(pool, turn.tenant).await
+        Pool::enter(pool, turn).await
     }
 }
 
@@ -68,7 +67,7 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn enter(pool: &Arc<Pool>, tenant: &str) -> Worker {
+    async fn enter(pool: &Arc<Pool>, turn: Turn<'_>) -> Worker {
         let handed = {
             let mut state = pool.state();
             if state.free > 0 && state.waiting.is_empty() {
@@ -76,7 +75,7 @@ impl Pool {
                 return Worker::of(pool);
             }
             let (hand, handed) = tokio::sync::oneshot::channel();
-            state.waiting.push(tenant, Instant::now(), hand);
+            state.waiting.push(turn.tenant, turn.since, hand);
             handed
         };
         // The sender lives in the queue until a worker is handed over, and
@@ -122,10 +121,14 @@ impl Drop for Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     fn turn(urgency: Urgency, tenant: &str) -> Turn<'_> {
-        Turn { urgency, tenant }
+        Turn {
+            urgency,
+            tenant,
+            since: Instant::now(),
+        }
     }
 
     /// Starts a task that enters the gate and reports `name` once in.

@@ -28,6 +28,7 @@ use crate::decide::{
     Call, NotFound, Observed, Outcome, Requeue, Settlement, Step, Transition, latest, next_step,
     reason, reason_for_status, settle, target, transition,
 };
+use crate::fair::Turn;
 use crate::status::{KubeStatus, StatusWriter, WriteError};
 
 /// Requeue after a write refused as stale.
@@ -338,7 +339,7 @@ async fn execute(
     match call {
         Call::ReadTarget => read_target(cpp, observed, creds).await,
         Call::Settle => settle_from_list(cpp, observed, creds).await,
-        Call::Poll { location } => poll(cpp, &location, creds, &observed.namespace).await,
+        Call::Poll { location } => poll(cpp, &location, creds, observed.turn()).await,
         Call::PostCancel => within_post_deadline(observed, post_cancel(cpp, observed, creds)).await,
     }
 }
@@ -381,8 +382,10 @@ async fn read_target(cpp: &CppClient, observed: &Observed, creds: &Credentials) 
 async fn post_cancel(cpp: &CppClient, observed: &Observed, creds: &Credentials) -> Outcome {
     let spec = &observed.spec;
     let emails = spec.notification_emails_joined();
-    let tenant = &observed.namespace;
-    match cpp.cancel(offer(spec), &emails, creds, tenant).await {
+    match cpp
+        .cancel(offer(spec), &emails, creds, observed.turn())
+        .await
+    {
         Ok(CancelOutcome::Cancelled) => Outcome::Cancelled,
         Ok(CancelOutcome::Accepted {
             location,
@@ -430,8 +433,8 @@ async fn explain_not_found(
     }))
 }
 
-async fn poll(cpp: &CppClient, location: &str, creds: &Credentials, tenant: &str) -> Outcome {
-    match cpp.poll(location, creds, tenant).await {
+async fn poll(cpp: &CppClient, location: &str, creds: &Credentials, turn: Turn<'_>) -> Outcome {
+    match cpp.poll(location, creds, turn).await {
         Ok(answer) => Outcome::Polled {
             status: answer.operation.status.clone(),
             state: answer.operation.state(),

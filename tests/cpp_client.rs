@@ -61,7 +61,7 @@ async fn cancel_posts_the_documented_request_and_reads_200() {
         .mount(&server)
         .await;
     let answer = client(&server)
-        .cancel(OFFER, "a@b.c,d@e.f", &token(), "ns")
+        .cancel(OFFER, "a@b.c,d@e.f", &token(), Turn::any())
         .await
         .unwrap();
     assert_eq!(answer, CancelOutcome::Cancelled);
@@ -81,7 +81,7 @@ async fn accepted_202_reads_location_header_and_retry_after_seconds() {
         .mount(&server)
         .await;
     let answer = client(&server)
-        .cancel(OFFER, "", &token(), "ns")
+        .cancel(OFFER, "", &token(), Turn::any())
         .await
         .unwrap();
     assert_eq!(
@@ -105,7 +105,7 @@ async fn accepted_202_takes_location_from_body_when_header_is_absent() {
         .mount(&server)
         .await;
     let answer = client(&server)
-        .cancel(OFFER, "", &token(), "ns")
+        .cancel(OFFER, "", &token(), Turn::any())
         .await
         .unwrap();
     assert!(matches!(answer, CancelOutcome::Accepted { location: Some(l), .. } if l == "/api/x"));
@@ -123,7 +123,7 @@ async fn retry_after_as_http_date_is_honoured() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &token(), "ns")
+        .cancel(OFFER, "", &token(), Turn::any())
         .await
         .unwrap_err();
     let RetryClass::Transient {
@@ -150,7 +150,10 @@ async fn non_migrated_location_is_requested_with_dollar_signs_as_is() {
         .mount(&server)
         .await;
     let loc = "/api/operations/contoso$contoso-offer$2$preview?api-version=2017-10-31";
-    let answer = client(&server).poll(loc, &token(), "ns").await.unwrap();
+    let answer = client(&server)
+        .poll(loc, &token(), Turn::any())
+        .await
+        .unwrap();
     assert_eq!(answer.operation.state(), OperationState::InProgress);
     let seen = server.received_requests().await.unwrap();
     assert_eq!(
@@ -206,7 +209,7 @@ async fn poll_reads_object_or_array_and_every_status_spelling() {
             .mount(&server)
             .await;
         let answer = client(&server)
-            .poll("/api/op", &token(), "ns")
+            .poll("/api/op", &token(), Turn::any())
             .await
             .unwrap();
         assert_eq!(answer.operation.state(), want, "{body}");
@@ -225,7 +228,7 @@ async fn a_new_location_on_a_poll_is_reported() {
         .mount(&server)
         .await;
     let answer = client(&server)
-        .poll("/api/op1", &token(), "ns")
+        .poll("/api/op1", &token(), Turn::any())
         .await
         .unwrap();
     assert_eq!(answer.location.as_deref(), Some("/api/op2"));
@@ -235,7 +238,7 @@ async fn a_new_location_on_a_poll_is_reported() {
 async fn foreign_host_location_is_refused_without_any_request() {
     let server = MockServer::start().await;
     let err = client(&server)
-        .poll("https://attacker.example/api/op", &token(), "ns")
+        .poll("https://attacker.example/api/op", &token(), Turn::any())
         .await
         .unwrap_err();
     assert!(matches!(err, CppError::Location(_)), "{err:?}");
@@ -268,7 +271,7 @@ async fn unauthorized_refreshes_the_token_once_and_retries_once() {
         .mount(&server)
         .await;
     let answer = client(&server)
-        .cancel(OFFER, "", &principal(), "ns")
+        .cancel(OFFER, "", &principal(), Turn::any())
         .await
         .unwrap();
     assert_eq!(answer, CancelOutcome::Cancelled);
@@ -288,7 +291,7 @@ async fn a_second_401_is_terminal_and_not_retried_again() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &principal(), "ns")
+        .cancel(OFFER, "", &principal(), Turn::any())
         .await
         .unwrap_err();
     assert_eq!(err.http_status(), Some(401));
@@ -309,7 +312,9 @@ async fn tokens_are_cached_per_principal() {
         .await;
     let c = client(&server);
     for _ in 0..3 {
-        c.cancel(OFFER, "", &principal(), "ns").await.unwrap();
+        c.cancel(OFFER, "", &principal(), Turn::any())
+            .await
+            .unwrap();
     }
 }
 
@@ -324,7 +329,7 @@ async fn rejected_token_request_never_shows_the_secret_or_aad_text() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &principal(), "ns")
+        .cancel(OFFER, "", &principal(), Turn::any())
         .await
         .unwrap_err();
     let text = format!("{err} {err:?}");
@@ -343,7 +348,7 @@ async fn terminal_4xx_carries_the_parsed_error_body() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &token(), "ns")
+        .cancel(OFFER, "", &token(), Turn::any())
         .await
         .unwrap_err();
     assert_eq!(err.retry_class(), RetryClass::Terminal);
@@ -362,7 +367,7 @@ async fn server_errors_and_timeouts_are_transient() {
             .mount(&server)
             .await;
         let err = client(&server)
-            .cancel(OFFER, "", &token(), "ns")
+            .cancel(OFFER, "", &token(), Turn::any())
             .await
             .unwrap_err();
         assert!(
@@ -376,7 +381,7 @@ async fn server_errors_and_timeouts_are_transient() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &token(), "ns")
+        .cancel(OFFER, "", &token(), Turn::any())
         .await
         .unwrap_err();
     assert!(
@@ -400,7 +405,10 @@ async fn connection_refused_is_transient() {
         Arc::new(Metrics::default()),
     )
     .unwrap();
-    let err = c.cancel(OFFER, "", &token(), "ns").await.unwrap_err();
+    let err = c
+        .cancel(OFFER, "", &token(), Turn::any())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err.retry_class(), RetryClass::Transient { .. }),
         "{err:?}"
@@ -415,7 +423,7 @@ async fn oversized_bodies_are_refused_not_buffered() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .poll("/api/op", &token(), "ns")
+        .poll("/api/op", &token(), Turn::any())
         .await
         .unwrap_err();
     assert!(matches!(err, CppError::Malformed { .. }), "{err:?}");
@@ -431,7 +439,7 @@ async fn redirects_are_not_followed() {
         .mount(&server)
         .await;
     let err = client(&server)
-        .cancel(OFFER, "", &token(), "ns")
+        .cancel(OFFER, "", &token(), Turn::any())
         .await
         .unwrap_err();
     assert_eq!(err.http_status(), Some(307));
@@ -452,7 +460,7 @@ async fn operations_list_is_read_from_submissions() {
         .mount(&server)
         .await;
     let ops = client(&server)
-        .operations(OFFER, &token(), Turn::ANY)
+        .operations(OFFER, &token(), Turn::any())
         .await
         .unwrap();
     assert_eq!(ops.len(), 2);
@@ -475,7 +483,7 @@ async fn the_rate_limit_spaces_requests_out() {
     let c = CppClient::new(config, Arc::new(Metrics::default())).unwrap();
     let started = std::time::Instant::now();
     for _ in 0..3 {
-        c.cancel(OFFER, "", &token(), "ns").await.unwrap();
+        c.cancel(OFFER, "", &token(), Turn::any()).await.unwrap();
     }
     // 2 per second with a burst of 1: the third request waits for ~1 s.
     assert!(
@@ -515,17 +523,17 @@ async fn a_token_is_never_shared_across_scopes_or_client_secrets() {
         client_secret: SecretString::from(secret.to_string()),
         scope: scope.into(),
     };
-    c.cancel(OFFER, "", &team("a/cpp", "very-secret-value"), "ns")
+    c.cancel(OFFER, "", &team("a/cpp", "very-secret-value"), Turn::any())
         .await
         .unwrap();
     // Same tenant and client, wrong secret, other namespace: no borrowed token.
     let err = c
-        .cancel(OFFER, "", &team("b/cpp", "i-do-not-know-it"), "ns")
+        .cancel(OFFER, "", &team("b/cpp", "i-do-not-know-it"), Turn::any())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("invalid_client"), "{err}");
     // The right secret in another namespace gets a token of its own.
-    c.cancel(OFFER, "", &team("b/cpp", "very-secret-value"), "ns")
+    c.cancel(OFFER, "", &team("b/cpp", "very-secret-value"), Turn::any())
         .await
         .unwrap();
 }
@@ -545,7 +553,7 @@ async fn an_accepted_cancel_survives_a_huge_or_slow_body() {
         .mount(&server)
         .await;
     let answer = client(&server)
-        .cancel(OFFER, "", &token(), "ns")
+        .cancel(OFFER, "", &token(), Turn::any())
         .await
         .unwrap();
     assert_eq!(
@@ -579,7 +587,7 @@ async fn unusable_locations_are_refused_at_the_202_and_never_stored() {
             ..OFFER
         };
         let err = client(&server)
-            .cancel(target, "", &token(), "ns")
+            .cancel(target, "", &token(), Turn::any())
             .await
             .unwrap_err();
         assert!(matches!(err, CppError::Location(_)), "{offer}: {err:?}");

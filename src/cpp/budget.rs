@@ -60,7 +60,7 @@ impl Budget {
         let waiting = Waiting {
             tenant: turn.tenant.to_string(),
             urgency: turn.urgency,
-            since: Instant::now(),
+            since: turn.since,
             grant,
         };
         self.submit(waiting);
@@ -117,8 +117,9 @@ fn queue(lanes: &mut Lanes<oneshot::Sender<()>>, w: Waiting) {
     let turn = Turn {
         urgency: w.urgency,
         tenant: &w.tenant,
+        since: w.since,
     };
-    lanes.push(turn, w.since, w.grant);
+    lanes.push(turn, w.grant);
 }
 
 #[cfg(test)]
@@ -127,7 +128,11 @@ mod tests {
     use crate::fair::Urgency;
 
     fn turn(urgency: Urgency, tenant: &str) -> Turn<'_> {
-        Turn { urgency, tenant }
+        Turn {
+            urgency,
+            tenant,
+            since: Instant::now(),
+        }
     }
 
     #[tokio::test]
@@ -166,7 +171,7 @@ mod tests {
         let budget = Budget::new(NonZeroU32::new(20).unwrap_or(one), one);
         let started = Instant::now();
         for _ in 0..11 {
-            budget.slot(Turn::ANY).await;
+            budget.slot(Turn::any()).await;
         }
         // 11 slots at 20/s, the first at once: at least 500 ms.
         assert!(

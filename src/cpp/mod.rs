@@ -322,18 +322,14 @@ impl CppClient {
     }
 
     /// POSTs the cancel. Callers send it at most once per recorded intent.
-    /// It is always a first cancel to the budget; `tenant` is whose.
+    /// `turn`: its place in the rate limit's line.
     pub async fn cancel(
         &self,
         offer: OfferRef<'_>,
         notification_emails: &str,
         creds: &Credentials,
-        tenant: &str,
+        turn: Turn<'_>,
     ) -> Result<CancelOutcome, CppError> {
-        let turn = Turn {
-            urgency: Urgency::FirstCancel,
-            tenant,
-        };
         let url = self.offer_url(offer, &["cancel"], &[])?;
         let body =
             serde_json::json!({ "metadata": { "notification-emails": notification_emails } });
@@ -359,19 +355,14 @@ impl CppClient {
         }
     }
 
-    /// GETs the cancel operation at a location CPP gave: routine work to
-    /// the budget; `tenant` is whose.
+    /// GETs the cancel operation at a location CPP gave.
     pub async fn poll(
         &self,
         location: &str,
         creds: &Credentials,
-        tenant: &str,
+        turn: Turn<'_>,
     ) -> Result<PolledOperation, CppError> {
         let url = resolve_location(&self.endpoint, location)?;
-        let turn = Turn {
-            urgency: Urgency::Routine,
-            tenant,
-        };
         let answer = self.get_ok(Endpoint::Operation, url, creds, turn).await?;
         let location = self.checked_location(header_text(answer.headers(), LOCATION))?;
         let retry_after = retry_after(answer.headers());
@@ -389,8 +380,7 @@ impl CppClient {
 
     /// The offer's operations (`submissions/`). Unfiltered on purpose: a
     /// cancel operation that is still `notStarted` would be missing from
-    /// `status=running`, and then a second POST would go out. `turn`: a
-    /// read before a first cancel is one too.
+    /// `status=running`, and then a second POST would go out.
     pub async fn operations(
         &self,
         offer: OfferRef<'_>,

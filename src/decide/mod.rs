@@ -117,6 +117,9 @@ const DEFAULT_POST_BUDGET: Duration = Duration::from_secs(30);
 pub struct Observed {
     /// The resource's namespace: whose turn its CPP requests take.
     pub namespace: String,
+    /// When this round began: its CPP requests queue from then (a
+    /// monotonic instant, never compared with `now`).
+    pub round_began: std::time::Instant,
     pub spec: OfferCancellationSpec,
     pub status: OfferCancellationStatus,
     pub generation: i64,
@@ -152,6 +155,7 @@ impl Observed {
         let annotations = resource.metadata.annotations.as_ref();
         Observed {
             namespace: resource.metadata.namespace.clone().unwrap_or_default(),
+            round_began: std::time::Instant::now(),
             spec: resource.spec.clone(),
             status: resource.status.clone().unwrap_or_default(),
             generation: resource.metadata.generation.unwrap_or_default(),
@@ -178,6 +182,7 @@ impl Observed {
             errors_in_row: self.errors_in_row,
             post_budget: self.post_budget,
             peers: std::mem::take(&mut self.peers),
+            round_began: self.round_began,
             ..fresh
         };
     }
@@ -386,6 +391,7 @@ impl Observed {
         Turn {
             urgency: self.urgency(),
             tenant: &self.namespace,
+            since: self.round_began,
         }
     }
 }
