@@ -329,14 +329,7 @@ async fn flood_probe(plane: &envtest::ControlPlane, args: &Args) {
     support::namespace_with_secret(&fx.client, "flood", "s3cret").await;
     support::namespace_with_secret(&fx.client, "probe", "s3cret").await;
     let rps = if args.rps == 0 { 10 } else { args.rps };
-    let operator = fx.operator_with(
-        plane.kubeconfig(false),
-        &["--rate-limit-rps", &rps.to_string()],
-        &[(
-            "RUST_LOG",
-            "info,kube=warn,offer_cancel_operator::reconcile=debug",
-        )],
-    );
+    let operator = fx.operator(plane, &["--rate-limit-rps", &rps.to_string()]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!(
         "flood of {} async OfferCancellations in one namespace, then {} probes in another, CPP rate limit {rps}/s",
