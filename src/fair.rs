@@ -91,6 +91,11 @@ impl<T> RoundRobin<T> {
 
     /// The oldest work of the tenant after the one served last.
     pub fn pop(&mut self) -> Option<(Instant, T)> {
+        self.pop_where(|_| true)
+    }
+
+    /// [`pop`](Self::pop), among the tenants `allowed` says yes to.
+    pub fn pop_where(&mut self, allowed: impl Fn(&str) -> bool) -> Option<(Instant, T)> {
         let after = match &self.last {
             Some(last) => Bound::Excluded(last.as_str()),
             None => Bound::Unbounded,
@@ -98,9 +103,10 @@ impl<T> RoundRobin<T> {
         let next = self
             .tenants
             .range::<str, _>((after, Bound::Unbounded))
-            .next()
-            .or_else(|| self.tenants.iter().next())
-            .map(|(tenant, _)| tenant.clone())?;
+            .chain(self.tenants.iter())
+            .map(|(tenant, _)| tenant)
+            .find(|tenant| allowed(tenant))?
+            .clone();
         let popped = self.pop_from(&next);
         self.last = Some(next);
         popped

@@ -8,7 +8,9 @@
 //! order. So a new resource waits only for the first-cancel work already
 //! running, never for a poll, and polls are never starved by a flood.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 
 use crate::fair::{RoundRobin, Turn, Urgency};
 
@@ -44,20 +46,58 @@ struct Pool {
 
 struct PoolState {
     free: usize,
-    waiting: RoundRobin<tokio::sync::oneshot::Sender<Worker>>,
+    /// Most workers one namespace may hold: a quarter of the pool stays
+    /// for the others, so a flood in one never makes another wait for it.
+    most_per_tenant: usize,
+    held: HashMap<String, usize>,
+    waiting: RoundRobin<Waiter>,
+}
+
+struct Waiter {
+    tenant: String,
+    hand: oneshot::Sender<Worker>,
 }
 
 /// One worker of a pool; dropping it hands it to whoever is next.
 pub struct Worker {
     /// `None` once handed back (or never to be).
     pool: Option<Arc<Pool>>,
+    tenant: String,
+}
+
+impl PoolState {
+    fn may_take(&self, tenant: &str) -> bool {
+        under_limit(&self.held, self.most_per_tenant, tenant)
+    }
+
+    fn take(&mut self, tenant: &str) {
+        self.free -= 1;
+        *self.held.entry(tenant.to_string()).or_default() += 1;
+    }
+
+    fn give_back(&mut self, tenant: &str) {
+        self.free += 1;
+        if let Some(n) = self.held.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(tenant);
+            }
+        }
+    }
+}
+
+fn under_limit(held: &HashMap<String, usize>, most: usize, tenant: &str) -> bool {
+    held.get(tenant).copied().unwrap_or(0) < most
 }
 
 impl Pool {
     fn new(workers: usize) -> Arc<Pool> {
+        let workers = workers.max(1);
         Arc::new(Pool {
             state: Mutex::new(PoolState {
-                free: workers.max(1),
+                free: workers,
+                most_per_tenant: workers - workers / 4,
+                held: HashMap::new(),
                 waiting: RoundRobin::default(),
             }),
         })
@@ -70,42 +110,60 @@ impl Pool {
     async fn enter(pool: &Arc<Pool>, turn: Turn<'_>) -> Worker {
         let handed = {
             let mut state = pool.state();
-            if state.free > 0 && state.waiting.is_empty() {
-                state.free -= 1;
-                return Worker::of(pool);
+            // Whoever waits while a worker is free is at its namespace's
+            // limit: a newcomer under its own limit goes ahead.
+            if state.free > 0 && state.may_take(turn.tenant) {
+                state.take(turn.tenant);
+                return Worker::of(pool, turn.tenant);
             }
-            let (hand, handed) = tokio::sync::oneshot::channel();
-            state.waiting.push(turn.tenant, turn.since, hand);
+            let (hand, handed) = oneshot::channel();
+            let tenant = turn.tenant.to_string();
+            state
+                .waiting
+                .push(turn.tenant, turn.since, Waiter { tenant, hand });
             handed
         };
         // The sender lives in the queue until a worker is handed over, and
         // the pool outlives its queue: the channel cannot close unanswered.
         match handed.await {
             Ok(worker) => worker,
-            Err(_) => Worker::of(pool),
+            Err(_) => Worker::of(pool, turn.tenant),
         }
     }
 
-    /// Hands a returning worker to the next in line, or frees it. A waiter
-    /// that gave up is skipped; a worker handed to one that gives up before
-    /// taking it comes back here through its own drop.
-    fn hand_over(self: &Arc<Pool>) {
+    /// Takes back `tenant`'s worker and hands free workers to the next in
+    /// line whose namespace is under its limit. A waiter that gave up is
+    /// skipped; a worker handed to one that gives up before taking it
+    /// comes back here through its own drop.
+    fn hand_over(self: &Arc<Pool>, tenant: &str) {
         let mut state = self.state();
-        while let Some((_, next)) = state.waiting.pop() {
-            match next.send(Worker::of(self)) {
-                Ok(()) => return,
+        state.give_back(tenant);
+        while state.free > 0 {
+            let PoolState {
+                waiting,
+                held,
+                most_per_tenant,
+                ..
+            } = &mut *state;
+            let Some((_, next)) = waiting.pop_where(|t| under_limit(held, *most_per_tenant, t))
+            else {
+                return;
+            };
+            state.take(&next.tenant);
+            if let Err(mut unwanted) = next.hand.send(Worker::of(self, &next.tenant)) {
                 // Not handed over: it must not come back through its drop.
-                Err(mut unwanted) => drop(unwanted.pool.take()),
+                drop(unwanted.pool.take());
+                state.give_back(&next.tenant);
             }
         }
-        state.free += 1;
     }
 }
 
 impl Worker {
-    fn of(pool: &Arc<Pool>) -> Worker {
+    fn of(pool: &Arc<Pool>, tenant: &str) -> Worker {
         Worker {
             pool: Some(pool.clone()),
+            tenant: tenant.to_string(),
         }
     }
 }
@@ -113,7 +171,7 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
-            pool.hand_over();
+            pool.hand_over(&self.tenant);
         }
     }
 }
@@ -190,6 +248,27 @@ mod tests {
             order.extend(entered.recv().await);
         }
         assert_eq!(order, ["flood-1", "quiet", "flood-2", "flood-3"]);
+    }
+
+    #[tokio::test]
+    async fn a_namespace_never_holds_the_last_quarter_of_a_pool() {
+        let gate = Arc::new(Gate::new(4));
+        let mut flood = Vec::new();
+        for _ in 0..3 {
+            flood.push(gate.enter(turn(Urgency::FirstCancel, "flood")).await);
+        }
+        let fourth = tokio::time::timeout(
+            Duration::from_millis(20),
+            gate.enter(turn(Urgency::FirstCancel, "flood")),
+        )
+        .await;
+        assert!(fourth.is_err(), "the flood's fourth waits");
+        let quiet = tokio::time::timeout(
+            Duration::from_millis(20),
+            gate.enter(turn(Urgency::FirstCancel, "quiet")),
+        )
+        .await;
+        assert!(quiet.is_ok(), "another namespace goes in at once");
     }
 
     #[tokio::test]
