@@ -210,6 +210,7 @@ async fn report(
             Some(posted.saturating_sub(*created.get(o)?))
         })
         .collect();
+    let by_tenth = latency_by_tenth(offers, created, &stats);
     latencies.sort_unstable();
     let requests: u64 = ["cancelPosts", "operationGets", "submissionGets"]
         .iter()
@@ -274,6 +275,7 @@ async fn report(
         "| all ended after the last create | {:.1} s | ≤ 20 s |",
         settled.as_secs_f64()
     );
+    println!("| create → first POST p99 by tenth of the creates | {by_tenth} | — |");
     let requests = fx.requests().await;
     let late = poll_lateness(&requests);
     println!(
@@ -426,4 +428,32 @@ async fn first_post_ms(fx: &Fixture, offer: &str, limit: Duration) -> u64 {
         assert!(started.elapsed() < limit, "{offer} was never POSTed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The p99 of create → first POST within each tenth of the resources, in
+/// creation order: where in the run the slow ones were.
+fn latency_by_tenth(
+    offers: &[String],
+    created: &BTreeMap<String, u64>,
+    stats: &serde_json::Value,
+) -> String {
+    let mut in_order: Vec<(u64, u64)> = offers
+        .iter()
+        .filter_map(|o| {
+            let posted = stats["offers"][format!("contoso/{o}")]["firstCancelPostMs"].as_u64()?;
+            let at = *created.get(o)?;
+            Some((at, posted.saturating_sub(at)))
+        })
+        .collect();
+    in_order.sort_unstable();
+    let tenth = in_order.len().div_ceil(10).max(1);
+    in_order
+        .chunks(tenth)
+        .map(|chunk| {
+            let mut l: Vec<u64> = chunk.iter().map(|(_, l)| *l).collect();
+            l.sort_unstable();
+            format!("{}", percentile(&l, 0.99))
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
 }

@@ -3,6 +3,7 @@
 
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub struct Context {
     /// Offers a reconcile that may send a first cancel is deciding about:
     /// one at a time per offer in this process.
     pub(crate) offers_deciding: OffersDeciding,
+    /// Which resources name each offer, as the watch saw them.
+    pub(crate) offer_index: Arc<OfferIndex>,
     /// Reconcile workers: `concurrency` for first cancels, as many again
     /// for routine work.
     pub(crate) gate: Gate,
@@ -68,6 +71,80 @@ pub struct Context {
 
 /// An offer: publisher and offer id (one CPP endpoint per controller).
 type OfferKey = (String, String);
+
+/// Which resources name each offer, as the watch saw them: a first cancel
+/// finds the other resources on its offer without looking at every
+/// resource (a scan of all of them per first cancel made latency grow with
+/// their number). It follows the watch's events as the reflector's store
+/// does, relists included: during a relist the old entries stay until the
+/// new list is complete, so it never lacks a resource the store has.
+#[derive(Default)]
+pub(crate) struct OfferIndex {
+    state: Mutex<IndexState>,
+}
+
+type Refs = HashMap<OfferKey, HashSet<ObjectRef<OfferCancellation>>>;
+
+#[derive(Default)]
+struct IndexState {
+    by_offer: Refs,
+    /// What a relist in progress has listed so far.
+    relisting: Option<Refs>,
+}
+
+fn offer_key(resource: &OfferCancellation) -> OfferKey {
+    let spec = &resource.spec;
+    (spec.publisher_id.clone(), spec.offer_id.clone())
+}
+
+fn add(refs: &mut Refs, resource: &OfferCancellation) {
+    let key = offer_key(resource);
+    refs.entry(key)
+        .or_default()
+        .insert(ObjectRef::from_obj(resource));
+}
+
+impl OfferIndex {
+    /// Follows one watch event.
+    pub(crate) fn seen(&self, event: &watcher::Event<OfferCancellation>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let IndexState {
+            by_offer,
+            relisting,
+        } = &mut *state;
+        match event {
+            watcher::Event::Init => *relisting = Some(Refs::new()),
+            watcher::Event::InitApply(r) => {
+                add(by_offer, r);
+                relisting.iter_mut().for_each(|fresh| add(fresh, r));
+            }
+            watcher::Event::InitDone => {
+                if let Some(fresh) = relisting.take() {
+                    *by_offer = fresh;
+                }
+            }
+            watcher::Event::Apply(r) => add(by_offer, r),
+            watcher::Event::Delete(r) => {
+                let key = offer_key(r);
+                if let Some(refs) = by_offer.get_mut(&key) {
+                    refs.remove(&ObjectRef::from_obj(r));
+                    if refs.is_empty() {
+                        by_offer.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The resources seen naming this offer.
+    pub(crate) fn naming(&self, publisher: &str, offer: &str) -> Vec<ObjectRef<OfferCancellation>> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (publisher.to_string(), offer.to_string());
+        let refs = state.by_offer.get(&key);
+        refs.map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
 
 /// Which offers a reconcile that may send a first cancel holds.
 #[derive(Default)]
@@ -117,6 +194,7 @@ impl Context {
             errors_in_row: PerResource::default(),
             resources: OnceLock::new(),
             offers_deciding: OffersDeciding::default(),
+            offer_index: Arc::default(),
         }
     }
 }
@@ -160,6 +238,50 @@ impl<T: Clone> PerResource<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn on_offer(name: &str, offer: &str) -> OfferCancellation {
+        let spec = serde_yaml::from_str(&format!(
+            "publisherId: contoso\nofferId: {offer}\ncredentialsSecretRef: {{name: cpp}}\n"
+        ))
+        .unwrap();
+        let mut r = OfferCancellation::new(name, spec);
+        r.metadata.namespace = Some("ns".into());
+        r
+    }
+
+    fn names(index: &OfferIndex, offer: &str) -> Vec<String> {
+        let mut names: Vec<_> = index
+            .naming("contoso", offer)
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_offer_index_follows_applies_and_deletes() {
+        use kube::runtime::watcher::Event;
+        let index = OfferIndex::default();
+        index.seen(&Event::Apply(on_offer("a", "o")));
+        index.seen(&Event::Apply(on_offer("b", "o")));
+        index.seen(&Event::Apply(on_offer("c", "other")));
+        assert_eq!(names(&index, "o"), ["a", "b"]);
+        index.seen(&Event::Delete(on_offer("a", "o")));
+        assert_eq!(names(&index, "o"), ["b"]);
+    }
+
+    #[test]
+    fn during_a_relist_the_index_keeps_what_the_store_still_has() {
+        use kube::runtime::watcher::Event;
+        let index = OfferIndex::default();
+        index.seen(&Event::Apply(on_offer("old", "o")));
+        index.seen(&Event::Init);
+        index.seen(&Event::InitApply(on_offer("new", "o")));
+        assert_eq!(names(&index, "o"), ["new", "old"], "mid-relist");
+        index.seen(&Event::InitDone);
+        assert_eq!(names(&index, "o"), ["new"], "the relist no longer has old");
+    }
 
     #[test]
     fn an_offer_is_held_by_one_at_a_time_and_let_go_on_drop() {

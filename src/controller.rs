@@ -42,7 +42,12 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let namespace = ctx.config.namespace.as_deref();
-    let (store, resources) = watch::resources(client.clone(), namespace, ctx.metrics.clone());
+    let (store, resources) = watch::resources(
+        client.clone(),
+        namespace,
+        ctx.metrics.clone(),
+        ctx.offer_index.clone(),
+    );
     // Set once per process: the controller runs once per process.
     let _ = ctx.resources.set(store.clone());
     let secrets = watch::secrets(client, namespace);

@@ -164,13 +164,13 @@ fn peers(resource: &OfferCancellation, ctx: &Context) -> Option<Vec<OfferCancell
         return Some(Vec::new());
     };
     let me = ObjectRef::from_obj(resource);
-    let (publisher, offer) = (&resource.spec.publisher_id, &resource.spec.offer_id);
+    let spec = &resource.spec;
     let mut statuses = Vec::new();
-    for peer in store.state() {
-        let key = ObjectRef::from_obj(peer.as_ref());
-        if key == me || &peer.spec.publisher_id != publisher || &peer.spec.offer_id != offer {
+    for key in ctx.offer_index.naming(&spec.publisher_id, &spec.offer_id) {
+        // Gone since the watch saw it: no peer any more.
+        let Some(peer) = store.get(&key).filter(|_| key != me) else {
             continue;
-        }
+        };
         if behind(&ctx.written, &key, peer.meta().resource_version.as_deref()) {
             return None;
         }
