@@ -21,7 +21,8 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// `workers` per pool (at least one).
+    /// `workers` per pool and namespace (at least one), and a quarter
+    /// more per pool for other namespaces.
     pub fn new(workers: usize) -> Self {
         Gate {
             first_cancels: Pool::new(workers),
@@ -46,8 +47,10 @@ struct Pool {
 
 struct PoolState {
     free: usize,
-    /// Most workers one namespace may hold: a quarter of the pool stays
-    /// for the others, so a flood in one never makes another wait for it.
+    /// Most workers one namespace may hold: `--concurrency`. The pool has
+    /// a quarter more, kept for the others: a flood in one namespace never
+    /// makes another wait for a worker to come free, and one namespace
+    /// alone still has all of `--concurrency`.
     most_per_tenant: usize,
     held: HashMap<String, usize>,
     waiting: RoundRobin<Waiter>,
@@ -95,8 +98,8 @@ impl Pool {
         let workers = workers.max(1);
         Arc::new(Pool {
             state: Mutex::new(PoolState {
-                free: workers,
-                most_per_tenant: workers - workers / 4,
+                free: workers + workers.div_ceil(4),
+                most_per_tenant: workers,
                 held: HashMap::new(),
                 waiting: RoundRobin::default(),
             }),
@@ -227,10 +230,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_freed_worker_goes_to_the_next_namespace_in_turn() {
+    async fn a_freed_worker_skips_a_namespace_at_its_limit() {
+        // One worker per namespace, two in the pool.
         let gate = Arc::new(Gate::new(1));
         let (tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
-        let holder = gate.enter(turn(Urgency::FirstCancel, "flood")).await;
+        let flood = gate.enter(turn(Urgency::FirstCancel, "flood")).await;
+        let other = gate.enter(turn(Urgency::FirstCancel, "other")).await;
         let queued = [
             ("flood", "flood-1"),
             ("flood", "flood-2"),
@@ -242,27 +247,30 @@ mod tests {
             drop(waiter(&gate, (Urgency::FirstCancel, tenant), name, &tx));
             settle().await;
         }
-        drop(holder);
+        drop(other);
+        let first = entered.recv().await;
+        assert_eq!(first, Some("quiet"), "the flood is at its limit");
+        drop(flood);
         let mut order = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..3 {
             order.extend(entered.recv().await);
         }
-        assert_eq!(order, ["flood-1", "quiet", "flood-2", "flood-3"]);
+        assert_eq!(order, ["flood-1", "flood-2", "flood-3"]);
     }
 
     #[tokio::test]
-    async fn a_namespace_never_holds_the_last_quarter_of_a_pool() {
+    async fn a_namespace_never_holds_the_workers_kept_for_others() {
         let gate = Arc::new(Gate::new(4));
         let mut flood = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..4 {
             flood.push(gate.enter(turn(Urgency::FirstCancel, "flood")).await);
         }
-        let fourth = tokio::time::timeout(
+        let fifth = tokio::time::timeout(
             Duration::from_millis(20),
             gate.enter(turn(Urgency::FirstCancel, "flood")),
         )
         .await;
-        assert!(fourth.is_err(), "the flood's fourth waits");
+        assert!(fifth.is_err(), "the flood's fifth waits");
         let quiet = tokio::time::timeout(
             Duration::from_millis(20),
             gate.enter(turn(Urgency::FirstCancel, "quiet")),
