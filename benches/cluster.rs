@@ -41,6 +41,8 @@ struct Args {
     /// Flood probe: resources in the flood (0: the plain run).
     flood: usize,
     probes: usize,
+    /// The operator's `--concurrency` (0: its default).
+    concurrency: u16,
 }
 
 fn args() -> Args {
@@ -51,6 +53,7 @@ fn args() -> Args {
         rps: 0,
         flood: 0,
         probes: 20,
+        concurrency: 0,
     };
     let given: Vec<String> = std::env::args().collect();
     for pair in given.windows(2) {
@@ -61,6 +64,7 @@ fn args() -> Args {
             "--rps" => args.rps = pair[1].parse().unwrap_or(args.rps),
             "--flood" => args.flood = pair[1].parse().unwrap_or(args.flood),
             "--probes" => args.probes = pair[1].parse().unwrap_or(args.probes),
+            "--concurrency" => args.concurrency = pair[1].parse().unwrap_or(args.concurrency),
             _ => {}
         }
     }
@@ -138,7 +142,12 @@ async fn run(plane: &envtest::ControlPlane, args: &Args) {
     }))
     .await;
     let rps = args.rps.to_string();
-    let operator = fx.operator(plane, &["--rate-limit-rps", &rps]);
+    let concurrency = args.concurrency.to_string();
+    let mut flags = vec!["--rate-limit-rps", &rps];
+    if args.concurrency > 0 {
+        flags.extend(["--concurrency", &concurrency]);
+    }
+    let operator = fx.operator(plane, &flags);
     let pid = operator.child.id();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let offers: Vec<String> = (0..args.n).map(offer).collect();
