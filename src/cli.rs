@@ -102,8 +102,9 @@ pub struct ControllerArgs {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Reconciles run at once for cancels not yet sent, and as many again
-    /// for the rest (polls, status upkeep).
+    /// Reconciles one namespace may run at once for cancels not yet sent,
+    /// and as many for the rest (polls, status upkeep); each pool keeps a
+    /// quarter more for other namespaces.
     #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
     /// Cap of the backoff after transient errors, in seconds.

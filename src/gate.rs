@@ -3,10 +3,11 @@
 //! was on and every worker busy, it kept due work in a set and took it in
 //! hash order, so a new resource could wait behind any number of polls.
 //! Here each reconcile first enters the gate: first cancels have a pool of
-//! their own, routine reconciles another, each `--concurrency` wide. Within
-//! a pool namespaces take turns ([`RoundRobin`]) and each keeps arrival
-//! order. So a new resource waits only for the first-cancel work already
-//! running, never for a poll, and polls are never starved by a flood.
+//! their own, routine reconciles another. Within a pool namespaces take
+//! turns ([`RoundRobin`]), each keeps arrival order, and each may hold
+//! `--concurrency` workers of a pool a quarter larger. So a new resource
+//! waits only for first-cancel work already running (never for a poll,
+//! never for another namespace's flood), and polls are never starved.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
