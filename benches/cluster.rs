@@ -24,7 +24,6 @@ mod envtest;
 #[path = "../tests/cluster/support.rs"]
 mod support;
 
-use futures::StreamExt;
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -346,18 +345,7 @@ async fn flood_probe(plane: &envtest::ControlPlane, args: &Args) {
         "flood of {} async OfferCancellations in one namespace, then {} probes in another, CPP rate limit {rps}/s",
         args.flood, args.probes
     );
-    let flood: kube::Api<OfferCancellation> = kube::Api::namespaced(fx.client.clone(), "flood");
-    let offers: Vec<String> = (0..args.flood)
-        .map(|i| format!("async-flood-{i}"))
-        .collect();
-    let creating = offers.iter().map(|o| {
-        let (api, r) = (flood.clone(), support::resource(o, o));
-        async move { api.create(&Default::default(), &r).await.expect("create") }
-    });
-    futures::stream::iter(creating)
-        .buffer_unordered(64)
-        .collect::<Vec<_>>()
-        .await;
+    fx.flood("flood", "async-flood", args.flood, 64).await;
     let probe: kube::Api<OfferCancellation> = kube::Api::namespaced(fx.client.clone(), "probe");
     let mut latencies = Vec::new();
     for i in 0..args.probes {

@@ -41,14 +41,19 @@ pub struct Turn<'a> {
     pub since: Instant,
 }
 
-impl Turn<'_> {
-    /// Routine work for no particular namespace, in line from now.
-    pub fn any() -> Turn<'static> {
+impl<'a> Turn<'a> {
+    /// Work of this urgency for `tenant`, in line from now.
+    pub fn now(urgency: Urgency, tenant: &'a str) -> Turn<'a> {
         Turn {
-            urgency: Urgency::Routine,
-            tenant: "",
+            urgency,
+            tenant,
             since: Instant::now(),
         }
+    }
+
+    /// Routine work for no particular namespace, in line from now.
+    pub fn any() -> Turn<'static> {
+        Turn::now(Urgency::Routine, "")
     }
 }
 

@@ -183,15 +183,7 @@ impl Drop for Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
-
-    fn turn(urgency: Urgency, tenant: &str) -> Turn<'_> {
-        Turn {
-            urgency,
-            tenant,
-            since: Instant::now(),
-        }
-    }
+    use std::time::Duration;
 
     /// Starts a task that enters the gate and reports `name` once in.
     fn waiter(
@@ -202,7 +194,7 @@ mod tests {
     ) -> tokio::task::JoinHandle<Worker> {
         let (gate, entered) = (gate.clone(), entered.clone());
         tokio::spawn(async move {
-            let worker = gate.enter(turn(turn_of.0, turn_of.1)).await;
+            let worker = gate.enter(Turn::now(turn_of.0, turn_of.1)).await;
             let _ = entered.send(name);
             worker
         })
@@ -235,8 +227,8 @@ mod tests {
         // One worker per namespace, two in the pool.
         let gate = Arc::new(Gate::new(1));
         let (tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
-        let flood = gate.enter(turn(Urgency::FirstCancel, "flood")).await;
-        let other = gate.enter(turn(Urgency::FirstCancel, "other")).await;
+        let flood = gate.enter(Turn::now(Urgency::FirstCancel, "flood")).await;
+        let other = gate.enter(Turn::now(Urgency::FirstCancel, "other")).await;
         let queued = [
             ("flood", "flood-1"),
             ("flood", "flood-2"),
@@ -264,17 +256,17 @@ mod tests {
         let gate = Arc::new(Gate::new(4));
         let mut flood = Vec::new();
         for _ in 0..4 {
-            flood.push(gate.enter(turn(Urgency::FirstCancel, "flood")).await);
+            flood.push(gate.enter(Turn::now(Urgency::FirstCancel, "flood")).await);
         }
         let fifth = tokio::time::timeout(
             Duration::from_millis(20),
-            gate.enter(turn(Urgency::FirstCancel, "flood")),
+            gate.enter(Turn::now(Urgency::FirstCancel, "flood")),
         )
         .await;
         assert!(fifth.is_err(), "the flood's fifth waits");
         let quiet = tokio::time::timeout(
             Duration::from_millis(20),
-            gate.enter(turn(Urgency::FirstCancel, "quiet")),
+            gate.enter(Turn::now(Urgency::FirstCancel, "quiet")),
         )
         .await;
         assert!(quiet.is_ok(), "another namespace goes in at once");
@@ -283,17 +275,17 @@ mod tests {
     #[tokio::test]
     async fn a_waiter_that_gives_up_does_not_keep_the_worker() {
         let gate = Arc::new(Gate::new(1));
-        let holder = gate.enter(turn(Urgency::Routine, "a")).await;
+        let holder = gate.enter(Turn::now(Urgency::Routine, "a")).await;
         let gave_up = tokio::time::timeout(
             Duration::from_millis(20),
-            gate.enter(turn(Urgency::Routine, "a")),
+            gate.enter(Turn::now(Urgency::Routine, "a")),
         )
         .await;
         assert!(gave_up.is_err());
         drop(holder);
         let again = tokio::time::timeout(
             Duration::from_millis(200),
-            gate.enter(turn(Urgency::Routine, "a")),
+            gate.enter(Turn::now(Urgency::Routine, "a")),
         )
         .await;
         assert!(again.is_ok(), "the worker came back to the pool");

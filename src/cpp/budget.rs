@@ -127,14 +127,6 @@ mod tests {
     use super::*;
     use crate::fair::Urgency;
 
-    fn turn(urgency: Urgency, tenant: &str) -> Turn<'_> {
-        Turn {
-            urgency,
-            tenant,
-            since: Instant::now(),
-        }
-    }
-
     #[tokio::test]
     async fn a_first_cancel_takes_the_next_slot_before_polls_queued_earlier() {
         let one = NonZeroU32::MIN;
@@ -144,14 +136,14 @@ mod tests {
         for i in 0..5 {
             let (budget, tx) = (budget.clone(), tx.clone());
             tasks.spawn(async move {
-                budget.slot(turn(Urgency::Routine, "polls")).await;
+                budget.slot(Turn::now(Urgency::Routine, "polls")).await;
                 let _ = tx.send(format!("poll-{i}"));
             });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
         let (budget2, tx2) = (budget.clone(), tx.clone());
         tasks.spawn(async move {
-            budget2.slot(turn(Urgency::FirstCancel, "other")).await;
+            budget2.slot(Turn::now(Urgency::FirstCancel, "other")).await;
             let _ = tx2.send("first".to_string());
         });
         while tasks.join_next().await.is_some() {}

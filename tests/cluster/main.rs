@@ -8,7 +8,6 @@ mod lag_proxy;
 mod support;
 
 use envtest::{ControlPlane, wait_phase};
-use futures::StreamExt;
 use libtest_mimic::{Arguments, Failed, Trial};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use std::future::Future;
@@ -927,16 +926,7 @@ async fn a_flood_in_one_namespace_never_holds_back_another(_shared: Plane) {
     support::namespace_with_secret(&fx.client, "flood", "s3cret").await;
     support::namespace_with_secret(&fx.client, "quiet", "s3cret").await;
     let operator = fx.operator(&plane, &["--rate-limit-rps", "10"]);
-    let flood_api: kube::Api<OfferCancellation> = kube::Api::namespaced(fx.client.clone(), "flood");
-    let offers: Vec<String> = (0..200).map(|i| format!("async-flood-{i}")).collect();
-    let creating = offers.iter().map(|o| {
-        let (api, r) = (flood_api.clone(), support::resource(o, o));
-        async move { api.create(&Default::default(), &r).await.expect("create") }
-    });
-    futures::stream::iter(creating)
-        .buffer_unordered(32)
-        .collect::<Vec<_>>()
-        .await;
+    let offers = fx.flood("flood", "async-flood", 200, 32).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let quiet: kube::Api<OfferCancellation> = kube::Api::namespaced(fx.client.clone(), "quiet");
     let probe = "sync-quiet-probe";

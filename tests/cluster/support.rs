@@ -222,6 +222,22 @@ impl Fixture {
         self.create_pairs(&pairs, concurrency).await;
     }
 
+    /// `{prefix}-0`, `{prefix}-1`, ...: `n` resources, each on its own
+    /// offer of that name, created in namespace `ns`, `concurrency` at once.
+    pub async fn flood(&self, ns: &str, prefix: &str, n: usize, concurrency: usize) -> Vec<String> {
+        let api: Api<OfferCancellation> = Api::namespaced(self.client.clone(), ns);
+        let offers: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+        let creating = offers.iter().map(|o| {
+            let (api, r) = (api.clone(), resource(o, o));
+            async move { api.create(&Default::default(), &r).await.expect("create") }
+        });
+        futures::stream::iter(creating)
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        offers
+    }
+
     /// The operator, as a child process watching this namespace only.
     pub fn operator(&self, plane: &ControlPlane, extra: &[&str]) -> Operator {
         self.operator_as(plane, false, extra)
