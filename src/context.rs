@@ -64,8 +64,8 @@ pub struct Context {
     pub(crate) offers_deciding: OffersDeciding,
     /// Which resources name each offer, as the watch saw them.
     pub(crate) offer_index: Arc<OfferIndex>,
-    /// Reconcile workers: `concurrency` for first cancels, as many again
-    /// for routine work.
+    /// Reconcile workers: a pool for first cancels and one for routine
+    /// work, `concurrency` per namespace in each (see `gate`).
     pub(crate) gate: Gate,
 }
 
