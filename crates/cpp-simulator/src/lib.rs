@@ -4,6 +4,7 @@
 //! default `simulator` cargo feature. See the operator's README for the
 //! `/_sim` endpoints and `docs/cpp-api.md` for the API it follows.
 
+pub mod jobs;
 pub mod log;
 pub mod scenario;
 pub mod state;
@@ -109,6 +110,15 @@ pub fn router(state: Shared) -> Router {
             get(submissions),
         )
         .route("/api/operations/{id}", get(legacy_operation))
+        .route(
+            "/rp/product-ingestion/configure/{id}/cancel",
+            post(cancel_job),
+        )
+        .route(
+            "/rp/product-ingestion/configure/{id}/status",
+            get(job_status),
+        )
+        .route("/_sim/jobs", post(start_job))
         .route("/_sim/stats", get(stats))
         .route("/_sim/requests", get(requests))
         .route("/_sim/reset", post(reset))
@@ -252,6 +262,86 @@ async fn submissions(
         s.submissions(auth(&headers), api_version(&q), &p, &o, status)
     })
     .await
+}
+
+/// As [`answer`], for a configure job: its own faults, its id in the log.
+async fn answer_job(
+    state: &Shared,
+    endpoint: &'static str,
+    id: &str,
+    act: impl FnOnce(&mut SimState) -> Reply,
+) -> Response {
+    let (latency, fault) = {
+        let mut state = lock(state);
+        state.log.record(endpoint, Some(("job", id)));
+        let local = state.job_faults(id);
+        state.roll_faults_with(local, endpoint == "job_cancel")
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        None => respond(act(&mut lock(state))),
+        Some(Fault::DropAfter) => {
+            act(&mut lock(state));
+            dropped_connection()
+        }
+        Some(Fault::Throttle) => respond(
+            Reply::error(429, "tooManyRequests", "Rate limit exceeded.")
+                .with_header("Retry-After", "1"),
+        ),
+        Some(Fault::ServerError(code)) => {
+            respond(Reply::error(code, "serviceUnavailable", "Try again later."))
+        }
+        Some(Fault::Drop) => dropped_connection(),
+    }
+}
+
+fn job_version(q: &HashMap<String, String>) -> Option<&str> {
+    q.get("$version").map(String::as_str)
+}
+
+async fn cancel_job(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Response {
+    answer_job(&state, "job_cancel", &id, |s| {
+        s.cancel_job(auth(&headers), job_version(&q), &id)
+    })
+    .await
+}
+
+async fn job_status(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Response {
+    answer_job(&state, "job_status", &id, |s| {
+        s.job_status(auth(&headers), job_version(&q), &id)
+    })
+    .await
+}
+
+/// Body: `{"publisher": "contoso", "job": {"id": ..., "cancel": ...}}` (a
+/// scenario job). Starts it running (again); answers `{"jobId": ...}`.
+async fn start_job(State(state): State<Shared>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Start {
+        publisher: String,
+        job: scenario::Job,
+    }
+    let start = match serde_json::from_slice::<Start>(&body) {
+        Ok(start) => start,
+        Err(e) => return respond(Reply::error(400, "BadRequest", &format!("body: {e}"))),
+    };
+    match lock(&state).start_job(&start.publisher, start.job) {
+        Ok(id) => axum::Json(serde_json::json!({ "jobId": id })).into_response(),
+        Err(message) => respond(Reply::error(400, "BadRequest", &message)),
+    }
 }
 
 async fn stats(State(state): State<Shared>) -> Response {

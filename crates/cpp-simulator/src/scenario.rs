@@ -17,6 +17,9 @@ pub struct Scenario {
     /// api-versions the service accepts.
     #[serde(default = "default_api_versions")]
     pub api_versions: Vec<String>,
+    /// `$version`s the Product Ingestion routes accept.
+    #[serde(default = "default_job_api_versions")]
+    pub job_api_versions: Vec<String>,
     #[serde(default)]
     pub principals: Vec<Principal>,
     /// Static bearer tokens that never expire.
@@ -40,6 +43,19 @@ fn default_api_versions() -> Vec<String> {
     vec![DEFAULT_API_VERSION.to_string()]
 }
 
+/// The `$version` the Product Ingestion reference documents for cancel.
+pub const DEFAULT_JOB_API_VERSION: &str = "2022-03-01-preview2";
+
+fn default_job_api_versions() -> Vec<String> {
+    vec![DEFAULT_JOB_API_VERSION.to_string()]
+}
+
+/// Where the Product Ingestion routes are served, below the simulator's
+/// root (as `https://graph.microsoft.com/rp/product-ingestion` is).
+pub const PRODUCT_INGESTION_PATH: &str = "rp/product-ingestion";
+/// A job of the default scenario whose cancel takes two status polls.
+pub const DEFAULT_JOB_ID: &str = "9f1c0e2a-1b2c-4d5e-8f90-123456789abc";
+
 /// An Azure AD service principal and the publishers it was added to.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -57,6 +73,18 @@ pub struct StaticToken {
     pub token: String,
     #[serde(default)]
     pub publishers: Vec<String>,
+    /// The API the token was issued for (default: CPP).
+    #[serde(default)]
+    pub audience: Audience,
+}
+
+/// Which API a token was issued for: each API refuses the other's.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Audience {
+    #[default]
+    Cpp,
+    Graph,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -70,6 +98,59 @@ pub struct Publisher {
     /// with hundreds of offers).
     #[serde(default)]
     pub offer_templates: Vec<Offer>,
+    /// Product Ingestion configure jobs of this publisher's products.
+    #[serde(default)]
+    pub jobs: Vec<Job>,
+    /// Jobs made on first use, as offer templates are.
+    #[serde(default)]
+    pub job_templates: Vec<Job>,
+}
+
+/// How a configure job answers a cancel.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum JobCancelMode {
+    /// The cancel answers 200 with the job `completed`/`cancelled`.
+    #[default]
+    Immediate,
+    /// The cancel answers 200 with the job still `running`; it reads
+    /// `cancelled` after `pollsUntilDone` status GETs.
+    Running,
+    /// The job has completed (`ended`) before any cancel: 400.
+    AlreadyCompleted,
+    /// The job runs until the cancel arrives, then completes (`ended`)
+    /// at that moment: the cancel is answered 400, too late.
+    TooLate,
+}
+
+/// How a job that was not cancelled ended.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum JobEnding {
+    #[default]
+    Succeeded,
+    Failed,
+}
+
+/// One configure job and how cancelling it behaves.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Job {
+    pub id: String,
+    #[serde(default)]
+    pub cancel: JobCancelMode,
+    /// Status GETs after an accepted cancel until the job reads
+    /// `cancelled` (`running` mode; at least 1).
+    #[serde(default = "default_polls")]
+    pub polls_until_done: u32,
+    #[serde(default)]
+    pub ended: JobEnding,
+    /// The job's `errors` once it ended `failed`.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// Faults for this job only, on top of the global ones.
+    #[serde(default)]
+    pub faults: Faults,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -236,6 +317,7 @@ impl Scenario {
             seed: 0,
             token_lifetime_seconds: default_token_lifetime(),
             api_versions: default_api_versions(),
+            job_api_versions: default_job_api_versions(),
             principals: vec![],
             tokens: vec![],
             publishers: vec![],
@@ -261,6 +343,14 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), String> {
         self.faults.validate()?;
         for p in &self.publishers {
+            for j in p.jobs.iter().chain(&p.job_templates) {
+                j.faults
+                    .validate()
+                    .map_err(|e| format!("job {}: {e}", j.id))?;
+                if j.polls_until_done == 0 {
+                    return Err(format!("job {}: pollsUntilDone must be at least 1", j.id));
+                }
+            }
             for o in p.offers.iter().chain(&p.offer_templates) {
                 o.faults
                     .validate()
@@ -295,6 +385,15 @@ mod tests {
         }
         let contoso = s.publishers.iter().find(|p| p.id == "contoso").unwrap();
         assert!(contoso.offers.iter().any(|o| o.id == "contoso-offer"));
+        assert!(contoso.jobs.iter().any(|j| j.id == DEFAULT_JOB_ID));
+        for mode in [
+            JobCancelMode::Immediate,
+            JobCancelMode::Running,
+            JobCancelMode::AlreadyCompleted,
+            JobCancelMode::TooLate,
+        ] {
+            assert!(contoso.jobs.iter().any(|j| j.cancel == mode), "{mode:?}");
+        }
         let forbidden = s
             .publishers
             .iter()

@@ -5,12 +5,15 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::jobs::JobState;
 use crate::scenario::{
-    BodyShape, CancelMode, CancelResult, Faults, LocationShape, Offer, Scenario,
+    Audience, BodyShape, CancelMode, CancelResult, Faults, LocationShape, Offer, Scenario,
 };
 
-/// The resource Azure AD tokens must be asked for.
+/// The resource Azure AD tokens must be asked for, for CPP.
 pub const CPP_RESOURCE: &str = "https://cloudpartner.azure.com";
+/// The resource of Microsoft Graph, where Product Ingestion lives.
+pub const GRAPH_RESOURCE: &str = "https://graph.microsoft.com/";
 
 /// Why a cancel cannot start on this offer now, if it cannot.
 fn refusal(state: &OfferState) -> Option<Reply> {
@@ -45,7 +48,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn json(status: u16, body: Value) -> Reply {
+    pub(crate) fn json(status: u16, body: Value) -> Reply {
         Reply {
             status,
             headers: vec![],
@@ -198,19 +201,23 @@ impl OfferState {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Caller {
+pub(crate) enum Caller {
     Principal(usize),
     Static(usize),
 }
 
 /// The service.
 pub struct SimState {
-    scenario: Scenario,
+    pub(crate) scenario: Scenario,
     offers: HashMap<(String, String), OfferState>,
+    /// Configure jobs by id, with their publisher.
+    pub(crate) jobs: HashMap<String, JobState>,
     /// Legacy operation ids (`p$o$n$preview`) to their offer.
     legacy: HashMap<String, (String, String)>,
-    tokens: HashMap<String, (usize, Instant)>,
+    tokens: HashMap<String, (usize, Instant, Audience)>,
     stats: HashMap<String, OfferStats>,
+    /// Requests refused because their token was issued for the other API.
+    pub(crate) wrong_audience: u64,
     tokens_issued: u64,
     faults_injected: u64,
     next_op: u64,
@@ -225,9 +232,11 @@ impl SimState {
             rng: fastrand::Rng::with_seed(scenario.seed),
             scenario,
             offers: HashMap::new(),
+            jobs: HashMap::new(),
             legacy: HashMap::new(),
             tokens: HashMap::new(),
             stats: HashMap::new(),
+            wrong_audience: 0,
             tokens_issued: 0,
             faults_injected: 0,
             next_op: 0,
@@ -246,9 +255,17 @@ impl SimState {
             .flat_map(|p| p.offers.iter().map(move |o| (p.id.clone(), o.clone())))
             .map(|(p, o)| ((p, o.id.clone()), OfferState::new(o)))
             .collect();
+        self.jobs = self
+            .scenario
+            .publishers
+            .iter()
+            .flat_map(|p| p.jobs.iter().map(move |j| JobState::new(&p.id, j.clone())))
+            .map(|j| (j.key(), j))
+            .collect();
         self.legacy.clear();
         self.tokens.clear();
         self.stats.clear();
+        self.wrong_audience = 0;
         self.tokens_issued = 0;
         self.faults_injected = 0;
         self.next_op = 0;
@@ -278,10 +295,17 @@ impl SimState {
     }
 
     pub fn stats(&self) -> Value {
+        let jobs: HashMap<&str, &crate::jobs::JobStats> = self
+            .jobs
+            .values()
+            .map(|j| (j.config.id.as_str(), &j.stats))
+            .collect();
         json!({
             "offers": self.stats,
+            "jobs": jobs,
             "tokensIssued": self.tokens_issued,
             "faultsInjected": self.faults_injected,
+            "wrongAudience": self.wrong_audience,
         })
     }
 
@@ -303,13 +327,23 @@ impl SimState {
     ) -> (Duration, Option<Fault>) {
         // An offer made from a template on first use has its faults from
         // its very first request on.
-        let local = offer
-            .and_then(
+        let local =
+            offer.and_then(
                 |(p, o)| match self.offers.get(&(p.to_string(), o.to_string())) {
                     Some(state) => Some(state.config.faults.clone()),
                     None => self.template_for(p, o).map(|t| t.faults),
                 },
-            )
+            );
+        self.roll_faults_with(local, cancel)
+    }
+
+    /// Latency and a fault for a request whose own faults are `local`.
+    pub(crate) fn roll_faults_with(
+        &mut self,
+        local: Option<Faults>,
+        cancel: bool,
+    ) -> (Duration, Option<Fault>) {
+        let local = local
             .filter(|f| cancel || !f.cancel_only)
             .unwrap_or_default();
         let global = &self.scenario.faults;
@@ -343,9 +377,11 @@ impl SimState {
         if field("grant_type") != "client_credentials" {
             return aad_error(400, "unsupported_grant_type");
         }
-        if field("resource") != CPP_RESOURCE {
-            return aad_error(400, "invalid_resource");
-        }
+        let audience = match field("resource").trim_end_matches('/') {
+            r if r == CPP_RESOURCE => Audience::Cpp,
+            r if r == GRAPH_RESOURCE.trim_end_matches('/') => Audience::Graph,
+            _ => return aad_error(400, "invalid_resource"),
+        };
         let Some(index) = self
             .scenario
             .principals
@@ -362,29 +398,63 @@ impl SimState {
         let lifetime = self.scenario.token_lifetime_seconds;
         self.tokens.insert(
             token.clone(),
-            (index, Instant::now() + Duration::from_secs(lifetime)),
+            (
+                index,
+                Instant::now() + Duration::from_secs(lifetime),
+                audience,
+            ),
         );
         Reply::json(
             200,
             json!({
                 "token_type": "Bearer",
                 "expires_in": lifetime.to_string(),
-                "resource": CPP_RESOURCE,
+                "resource": field("resource"),
                 "access_token": token,
             }),
         )
     }
 
-    fn caller(&self, authorization: Option<&str>) -> Option<Caller> {
+    /// Who calls, if the token is one this service knows and still valid,
+    /// and for which API it was issued.
+    fn caller_of(&self, authorization: Option<&str>) -> Option<(Caller, Audience)> {
         let token = authorization?.strip_prefix("Bearer ")?.trim();
         if let Some(i) = self.scenario.tokens.iter().position(|t| t.token == token) {
-            return Some(Caller::Static(i));
+            return Some((Caller::Static(i), self.scenario.tokens[i].audience));
         }
-        let (index, expires) = self.tokens.get(token)?;
-        (Instant::now() < *expires).then_some(Caller::Principal(*index))
+        let (index, expires, audience) = self.tokens.get(token)?;
+        (Instant::now() < *expires).then_some((Caller::Principal(*index), *audience))
     }
 
-    fn may_use(&self, caller: Caller, publisher: &str) -> bool {
+    fn caller(&self, authorization: Option<&str>) -> Option<Caller> {
+        self.caller_of(authorization).map(|(caller, _)| caller)
+    }
+
+    /// The caller of a request to the API for `audience`: a token issued
+    /// for the other API is refused as invalid (401), and counted.
+    pub(crate) fn caller_for(
+        &mut self,
+        authorization: Option<&str>,
+        audience: Audience,
+    ) -> Result<Caller, Reply> {
+        let unauthorized = || {
+            Reply::error(
+                401,
+                "Unauthorized",
+                "Missing, invalid or expired bearer token.",
+            )
+        };
+        match self.caller_of(authorization) {
+            Some((caller, issued)) if issued == audience => Ok(caller),
+            Some(_) => {
+                self.wrong_audience += 1;
+                Err(unauthorized())
+            }
+            None => Err(unauthorized()),
+        }
+    }
+
+    pub(crate) fn may_use(&self, caller: Caller, publisher: &str) -> bool {
         let allowed = match caller {
             Caller::Principal(i) => &self.scenario.principals[i].publishers,
             Caller::Static(i) => &self.scenario.tokens[i].publishers,
@@ -400,13 +470,7 @@ impl SimState {
         publisher: &str,
         offer: &str,
     ) -> Result<(String, String), Reply> {
-        let caller = self.caller(authorization).ok_or_else(|| {
-            Reply::error(
-                401,
-                "Unauthorized",
-                "Missing, invalid or expired bearer token.",
-            )
-        })?;
+        let caller = self.caller_for(authorization, Audience::Cpp)?;
         let versions = &self.scenario.api_versions;
         if !api_version.is_some_and(|v| versions.iter().any(|k| k == v)) {
             let message = format!(
