@@ -7,11 +7,12 @@
 //! memory per in-flight cancellation. Poll intervals are not slept: this
 //! measures the operator's own cost, not CPP's pace.
 
-use offer_cancel_operator::cpp::{ClientConfig, CppClient, Credentials};
+use offer_cancel_operator::apis::Apis;
 use offer_cancel_operator::crd::{
     OfferCancellationSpec, OfferCancellationStatus, Phase, SecretRef,
 };
 use offer_cancel_operator::decide::{Observed, Transition};
+use offer_cancel_operator::http::{ClientConfig, Credentials};
 use offer_cancel_operator::metrics::Metrics;
 use offer_cancel_operator::reconcile::step;
 use offer_cancel_operator::status::StatusWriter;
@@ -103,14 +104,15 @@ fn subject(i: usize) -> Observed {
         namespace: "bench".into(),
         round_began: std::time::Instant::now(),
         spec: OfferCancellationSpec {
-            publisher_id: "bench".into(),
-            offer_id: format!("offer-{i}"),
+            publisher_id: Some("bench".into()),
+            offer_id: Some(format!("offer-{i}")),
+            product_ingestion: None,
             notification_emails: vec![],
             credentials_secret_ref: SecretRef {
                 name: "unused".into(),
             },
             api_version: "2017-10-31".into(),
-            poll_interval_seconds: 5,
+            poll_interval_seconds: Some(5),
             timeout_seconds: None,
             operation_id: None,
             not_after: None,
@@ -128,7 +130,7 @@ fn subject(i: usize) -> Observed {
 }
 
 async fn step_until(
-    cpp: &CppClient,
+    cpp: &Apis,
     s: &mut Observed,
     creds: &Credentials,
     http: &Semaphore,
@@ -147,7 +149,7 @@ async fn run(n: usize, port: u16) {
     let _sim = start_simulator(n, port).await;
     let url: reqwest::Url = format!("http://127.0.0.1:{port}").parse().expect("url");
     let cpp = Arc::new(
-        CppClient::new(
+        Apis::new(
             ClientConfig::new(url.clone(), url),
             Arc::new(Metrics::default()),
         )
@@ -215,7 +217,7 @@ async fn run(n: usize, port: u16) {
 }
 
 fn main() {
-    offer_cancel_operator::cpp::install_crypto_provider();
+    offer_cancel_operator::http::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

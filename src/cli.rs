@@ -9,7 +9,7 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cpp::ClientConfig;
+use crate::http::ClientConfig;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,7 +56,8 @@ pub enum Command {
     Simulator(SimulatorArgs),
 }
 
-/// Where CPP and Azure AD are, and how to talk to them.
+/// Where CPP, the Product Ingestion API and Entra ID are, and how to talk
+/// to them.
 #[derive(Debug, Clone, Args)]
 pub struct CppArgs {
     /// CPP base URL.
@@ -66,6 +67,14 @@ pub struct CppArgs {
         default_value = "https://cloudpartner.azure.com"
     )]
     pub endpoint: Url,
+    /// Product Ingestion API base URL (configure jobs). With `--endpoint`,
+    /// the only hosts a token is ever sent to.
+    #[arg(
+        long,
+        env = "PRODUCT_INGESTION_ENDPOINT",
+        default_value = crate::http::PRODUCT_INGESTION_ENDPOINT
+    )]
+    pub product_ingestion_endpoint: Url,
     /// Azure AD authority; tokens come from {authority-host}/{tenantId}/oauth2/token.
     #[arg(
         long,
@@ -76,7 +85,8 @@ pub struct CppArgs {
     /// Timeout of one HTTP request, in seconds.
     #[arg(long, env = "CPP_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
-    /// Requests per second to CPP, shared by all cancellations (0: no limit).
+    /// Requests per second to CPP and Product Ingestion together, shared by
+    /// all cancellations (0: no limit).
     #[arg(long, env = "CPP_RATE_LIMIT_RPS", default_value_t = 10)]
     pub rate_limit_rps: u32,
     /// Requests that may go out at once above the rate. 1 (the default):
@@ -88,6 +98,7 @@ pub struct CppArgs {
 impl CppArgs {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new(self.endpoint.clone(), self.authority_host.clone());
+        config.product_ingestion_endpoint = self.product_ingestion_endpoint.clone();
         config.request_timeout = Duration::from_secs(self.request_timeout_seconds.max(1));
         config.rate_limit = NonZeroU32::new(self.rate_limit_rps)
             .map(|rps| (rps, NonZeroU32::new(self.rate_limit_burst).unwrap_or(rps)));
@@ -138,9 +149,9 @@ pub enum OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct CancelArgs {
-    /// The OfferCancellation resource file (YAML).
-    #[arg(short = 'f', long = "file")]
-    pub file: PathBuf,
+    /// The OfferCancellation resource file (YAML). Optional with --job-id.
+    #[arg(short = 'f', long = "file", required_unless_present = "job_id")]
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub cpp: CppArgs,
     /// Return once CPP accepted the cancel (exit 0, phase Cancelling)
@@ -161,8 +172,14 @@ pub struct CancelArgs {
     pub output: Option<OutputFormat>,
     /// Cancel only this operation (its id in the offer's operations list),
     /// and only while it is in progress; sets the file's spec.operationId.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "job_id")]
     pub operation_id: Option<String>,
+    /// Cancel this Product Ingestion configure job instead of an offer's
+    /// operation: sets spec.productIngestion.jobId (the file's
+    /// publisherId/offerId are dropped). Without -f, the resource is built
+    /// from the flags.
+    #[arg(long)]
+    pub job_id: Option<String>,
     /// Send no cancel after this instant (RFC 3339, e.g.
     /// 2026-12-01T18:00:00Z); sets the file's spec.notAfter.
     #[arg(long)]
@@ -172,7 +189,7 @@ pub struct CancelArgs {
     #[cfg(feature = "simulator")]
     #[arg(long)]
     pub simulate: bool,
-    /// A bearer token for CPP.
+    /// A bearer token for the target's API (CPP, or Graph for a job).
     #[arg(
         long,
         env = "CPP_TOKEN",
@@ -225,6 +242,10 @@ mod tests {
         assert_eq!(
             args.cpp.authority_host.as_str(),
             "https://login.microsoftonline.com/"
+        );
+        assert_eq!(
+            args.cpp.product_ingestion_endpoint.as_str(),
+            "https://graph.microsoft.com/rp/product-ingestion"
         );
         assert!(!args.wait);
     }

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::cpp::CppClient;
+use crate::apis::Apis;
 use crate::crd::OfferCancellation;
 use crate::credentials::CredentialsCache;
 use crate::events::EventPublisher;
@@ -44,7 +44,7 @@ impl Default for Config {
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
-    pub cpp: Arc<CppClient>,
+    pub apis: Arc<Apis>,
     pub events: EventPublisher,
     pub metrics: Arc<Metrics>,
     pub config: Config,
@@ -61,16 +61,16 @@ pub struct Context {
     pub(crate) resources: OnceLock<Store<OfferCancellation>>,
     /// Offers a reconcile that may send a first cancel is deciding about:
     /// one at a time per offer in this process.
-    pub(crate) offers_deciding: OffersDeciding,
+    pub(crate) targets_deciding: TargetsDeciding,
     /// Which resources name each offer, as the watch saw them.
-    pub(crate) offer_index: Arc<OfferIndex>,
+    pub(crate) target_index: Arc<TargetIndex>,
     /// Reconcile workers: a pool for first cancels and one for routine
     /// work, `concurrency` per namespace in each (see `gate`).
     pub(crate) gate: Gate,
 }
 
-/// An offer: publisher and offer id (one CPP endpoint per controller).
-type OfferKey = (String, String);
+/// A target as `Target::key` spells it (`offer/{publisher}/{offer}`, `job/{id}`).
+type TargetKey = String;
 
 /// Which resources name each offer, as the watch saw them: a first cancel
 /// finds the other resources on its offer without looking at every
@@ -79,11 +79,11 @@ type OfferKey = (String, String);
 /// does, relists included: during a relist the old entries stay until the
 /// new list is complete, so it never lacks a resource the store has.
 #[derive(Default)]
-pub(crate) struct OfferIndex {
+pub(crate) struct TargetIndex {
     state: Mutex<IndexState>,
 }
 
-type Refs = HashMap<OfferKey, HashSet<ObjectRef<OfferCancellation>>>;
+type Refs = HashMap<TargetKey, HashSet<ObjectRef<OfferCancellation>>>;
 
 #[derive(Default)]
 struct IndexState {
@@ -92,19 +92,21 @@ struct IndexState {
     relisting: Option<Refs>,
 }
 
-fn offer_key(resource: &OfferCancellation) -> OfferKey {
-    let spec = &resource.spec;
-    (spec.publisher_id.clone(), spec.offer_id.clone())
+/// A spec that names no valid target is in no one's way: it never sends.
+fn target_key(resource: &OfferCancellation) -> Option<TargetKey> {
+    resource.spec.target().ok().map(|t| t.key())
 }
 
 fn add(refs: &mut Refs, resource: &OfferCancellation) {
-    let key = offer_key(resource);
+    let Some(key) = target_key(resource) else {
+        return;
+    };
     refs.entry(key)
         .or_default()
         .insert(ObjectRef::from_obj(resource));
 }
 
-impl OfferIndex {
+impl TargetIndex {
     /// Follows one watch event.
     pub(crate) fn seen(&self, event: &watcher::Event<OfferCancellation>) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,7 +127,9 @@ impl OfferIndex {
             }
             watcher::Event::Apply(r) => add(by_offer, r),
             watcher::Event::Delete(r) => {
-                let key = offer_key(r);
+                let Some(key) = target_key(r) else {
+                    return;
+                };
                 if let Some(refs) = by_offer.get_mut(&key) {
                     refs.remove(&ObjectRef::from_obj(r));
                     if refs.is_empty() {
@@ -136,11 +140,10 @@ impl OfferIndex {
         }
     }
 
-    /// The resources seen naming this offer.
-    pub(crate) fn naming(&self, publisher: &str, offer: &str) -> Vec<ObjectRef<OfferCancellation>> {
+    /// The resources seen naming this target (by [`crate::crd::Target::key`]).
+    pub(crate) fn naming(&self, key: &str) -> Vec<ObjectRef<OfferCancellation>> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (publisher.to_string(), offer.to_string());
-        let refs = state.by_offer.get(&key);
+        let refs = state.by_offer.get(key);
         refs.map(|r| r.iter().cloned().collect())
             .unwrap_or_default()
     }
@@ -148,53 +151,53 @@ impl OfferIndex {
 
 /// Which offers a reconcile that may send a first cancel holds.
 #[derive(Default)]
-pub(crate) struct OffersDeciding {
-    held: Mutex<HashSet<OfferKey>>,
+pub(crate) struct TargetsDeciding {
+    held: Mutex<HashSet<TargetKey>>,
 }
 
 /// Held while one reconcile decides about, and maybe cancels on, an offer.
-pub(crate) struct OfferHeld<'a> {
-    owner: &'a OffersDeciding,
-    key: OfferKey,
+pub(crate) struct TargetHeld<'a> {
+    owner: &'a TargetsDeciding,
+    key: TargetKey,
 }
 
-impl OffersDeciding {
-    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<OfferKey>> {
+impl TargetsDeciding {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<TargetKey>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The offer, unless another reconcile holds it now.
-    pub(crate) fn hold(&self, publisher: &str, offer: &str) -> Option<OfferHeld<'_>> {
-        let key = (publisher.to_string(), offer.to_string());
+    pub(crate) fn hold(&self, key: &str) -> Option<TargetHeld<'_>> {
+        let key = key.to_string();
         // The set's lock is let go before a guard exists: dropping a
         // guard takes it again.
         let taken = self.held().insert(key.clone());
-        taken.then(|| OfferHeld { owner: self, key })
+        taken.then(|| TargetHeld { owner: self, key })
     }
 }
 
-impl Drop for OfferHeld<'_> {
+impl Drop for TargetHeld<'_> {
     fn drop(&mut self) {
         self.owner.held().remove(&self.key);
     }
 }
 
 impl Context {
-    pub fn new(client: Client, cpp: Arc<CppClient>, metrics: Arc<Metrics>, config: Config) -> Self {
+    pub fn new(client: Client, apis: Arc<Apis>, metrics: Arc<Metrics>, config: Config) -> Self {
         let instance = std::env::var("POD_NAME").ok();
         Context {
             events: EventPublisher::new(client.clone(), FIELD_MANAGER, instance),
             gate: Gate::new(usize::from(config.concurrency)),
             client,
-            cpp,
+            apis,
             metrics,
             config,
             credentials: Arc::default(),
             written: PerResource::default(),
             errors_in_row: PerResource::default(),
             resources: OnceLock::new(),
-            offers_deciding: OffersDeciding::default(),
-            offer_index: Arc::default(),
+            targets_deciding: TargetsDeciding::default(),
+            target_index: Arc::default(),
         }
     }
 }
@@ -249,9 +252,9 @@ mod tests {
         r
     }
 
-    fn names(index: &OfferIndex, offer: &str) -> Vec<String> {
+    fn names(index: &TargetIndex, offer: &str) -> Vec<String> {
         let mut names: Vec<_> = index
-            .naming("contoso", offer)
+            .naming(&format!("offer/contoso/{offer}"))
             .into_iter()
             .map(|r| r.name)
             .collect();
@@ -260,9 +263,9 @@ mod tests {
     }
 
     #[test]
-    fn the_offer_index_follows_applies_and_deletes() {
+    fn the_target_index_follows_applies_and_deletes() {
         use kube::runtime::watcher::Event;
-        let index = OfferIndex::default();
+        let index = TargetIndex::default();
         index.seen(&Event::Apply(on_offer("a", "o")));
         index.seen(&Event::Apply(on_offer("b", "o")));
         index.seen(&Event::Apply(on_offer("c", "other")));
@@ -274,7 +277,7 @@ mod tests {
     #[test]
     fn during_a_relist_the_index_keeps_what_the_store_still_has() {
         use kube::runtime::watcher::Event;
-        let index = OfferIndex::default();
+        let index = TargetIndex::default();
         index.seen(&Event::Apply(on_offer("old", "o")));
         index.seen(&Event::Init);
         index.seen(&Event::InitApply(on_offer("new", "o")));
@@ -285,12 +288,12 @@ mod tests {
 
     #[test]
     fn an_offer_is_held_by_one_at_a_time_and_let_go_on_drop() {
-        let deciding = OffersDeciding::default();
-        let first = deciding.hold("contoso", "offer");
+        let deciding = TargetsDeciding::default();
+        let first = deciding.hold("offer/contoso/offer");
         assert!(first.is_some());
-        assert!(deciding.hold("contoso", "offer").is_none(), "held");
-        assert!(deciding.hold("contoso", "other").is_some(), "another offer");
+        assert!(deciding.hold("offer/contoso/offer").is_none(), "held");
+        assert!(deciding.hold("job/9f1c").is_some(), "another target");
         drop(first);
-        assert!(deciding.hold("contoso", "offer").is_some(), "let go");
+        assert!(deciding.hold("offer/contoso/offer").is_some(), "let go");
     }
 }

@@ -46,7 +46,7 @@ pub async fn run(
         client.clone(),
         namespace,
         ctx.metrics.clone(),
-        ctx.offer_index.clone(),
+        ctx.target_index.clone(),
     );
     // Set once per process: the controller runs once per process.
     let _ = ctx.resources.set(store.clone());

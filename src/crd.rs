@@ -10,7 +10,22 @@ use serde::{Deserialize, Serialize};
 /// Annotation whose every new value asks for one new attempt of a Failed resource.
 pub(crate) const RETRY_ANNOTATION: &str = "offercancel.dev/retry";
 /// The CPP api-version used when the spec names none.
-const DEFAULT_API_VERSION: &str = "2017-10-31";
+pub(crate) const DEFAULT_API_VERSION: &str = "2017-10-31";
+/// The Product Ingestion `$version` used when the spec names none: the only
+/// one its reference documents for cancel.
+const DEFAULT_JOB_API_VERSION: &str = "2022-03-01-preview2";
+/// Seconds between polls when the spec names none: CPP's cancel operations
+/// finish in seconds; Product Ingestion asks for at most one status
+/// request a minute.
+const DEFAULT_POLL_INTERVAL_SECONDS: u32 = 30;
+const DEFAULT_JOB_POLL_INTERVAL_SECONDS: u32 = 60;
+/// Pattern of a configure job's id: GUID-like (letters, digits, `-`), so
+/// it is always one plain path segment.
+const JOB_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9-]*$";
+const MAX_JOB_ID_LEN: usize = 64;
+/// Exactly one target: the schema's rule (no `oldSelf`, so it holds on
+/// create too) and `OfferCancellationSpec::target` say the same.
+const ONE_TARGET_RULE: &str = "has(self.productIngestion) ? !has(self.publisherId) && !has(self.offerId) && !has(self.operationId) : has(self.publisherId) && has(self.offerId)";
 /// Lower bound of `pollIntervalSeconds`; also enforced by the schema.
 const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
 
@@ -35,12 +50,13 @@ const MAX_ID_LEN: usize = 128;
 const MAX_EMAIL_LEN: usize = 254;
 const MAX_EMAILS: usize = 20;
 
-/// Cancels the operation in progress (publish, go-live, ...) on one Cloud Partner Portal offer.
+/// Cancels the operation in progress (publish, go-live, ...) on one Cloud
+/// Partner Portal offer, or one Partner Center Product Ingestion configure job.
 // clippy reads the repeated `printcolumn(type_ = ...)` keys as duplicates.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
-    doc = "Asks the operator to cancel the operation in progress on one Cloud Partner Portal offer.",
+    doc = "Asks the operator to cancel the operation in progress on one Cloud Partner Portal offer, or one Product Ingestion configure job.",
     group = "offercancel.dev",
     version = "v1alpha1",
     kind = "OfferCancellation",
@@ -48,8 +64,7 @@ const MAX_EMAILS: usize = 20;
     shortname = "ocancel",
     namespaced,
     status = "OfferCancellationStatus",
-    printcolumn(name = "Publisher", type_ = "string", json_path = ".spec.publisherId"),
-    printcolumn(name = "Offer", type_ = "string", json_path = ".spec.offerId"),
+    printcolumn(name = "Target", type_ = "string", json_path = ".status.target"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
         name = "Age",
@@ -76,19 +91,31 @@ const MAX_EMAILS: usize = 20;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(ONE_TARGET_RULE).message("name exactly one target: publisherId and offerId (a CPP offer), or productIngestion (a configure job; operationId does not apply)"))]
+#[x_kube(validation = Rule::new("has(self.productIngestion) == has(oldSelf.productIngestion)").message("the target cannot change between an offer and a job: create a new OfferCancellation instead"))]
 pub struct OfferCancellationSpec {
-    /// Publisher identifier in the Cloud Partner Portal, e.g. `contoso`. Immutable.
+    /// Publisher identifier in the Cloud Partner Portal, e.g. `contoso`.
+    /// With `offerId`, the alternative to `productIngestion`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_ID_LEN), pattern(ID_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("publisherId is immutable: create a new OfferCancellation instead"))]
-    pub publisher_id: String,
+    pub publisher_id: Option<String>,
 
     /// Offer identifier in the Cloud Partner Portal. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_ID_LEN), pattern(ID_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("offerId is immutable: create a new OfferCancellation instead"))]
-    pub offer_id: String,
+    pub offer_id: Option<String>,
+
+    /// A Partner Center Product Ingestion configure job to cancel: the
+    /// alternative to `publisherId`/`offerId`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("productIngestion is immutable: create a new OfferCancellation instead"))]
+    pub product_ingestion: Option<ProductIngestion>,
 
     /// Addresses CPP notifies about the progress of the cancel operation
-    /// (sent comma-joined as `metadata.notification-emails`).
+    /// (sent comma-joined as `metadata.notification-emails`). CPP only: a
+    /// job's cancel carries no body.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
         length(max = MAX_EMAILS),
@@ -96,8 +123,9 @@ pub struct OfferCancellationSpec {
     )]
     pub notification_emails: Vec<String>,
 
-    /// Secret in this namespace with either `token` (a bearer token) or
-    /// `tenantId`, `clientId` and `clientSecret` (Azure AD client credentials).
+    /// Secret in this namespace with either `token` (a bearer token for the
+    /// target's API) or `tenantId`, `clientId` and `clientSecret` (Entra ID
+    /// client credentials; the token is requested for the target's API).
     pub credentials_secret_ref: SecretRef,
 
     /// CPP api-version to call.
@@ -106,9 +134,11 @@ pub struct OfferCancellationSpec {
     pub api_version: String,
 
     /// Seconds between two polls of an asynchronous cancel (at least 5).
-    #[serde(default = "default_poll_interval")]
+    /// Unset: 30 for a CPP offer, 60 for a job (the Product Ingestion API
+    /// asks for at most one status request a minute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = MIN_POLL_INTERVAL_SECONDS, max = 86400))]
-    pub poll_interval_seconds: u32,
+    pub poll_interval_seconds: Option<u32>,
 
     /// Stop polling after this many seconds from the cancel request: the
     /// resource then fails with reason Timeout. Unset: poll until done.
@@ -119,7 +149,8 @@ pub struct OfferCancellationSpec {
     /// The id of the operation to cancel, as the offer's operations list
     /// shows it (a publish or go-live submission). The cancel is sent only
     /// while that operation is in progress: a manifest applied again later
-    /// never cancels another operation. Immutable.
+    /// never cancels another operation. CPP only (a job's id already names
+    /// its operation). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_ID_LEN), pattern(OPERATION_ID_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("operationId is immutable: create a new OfferCancellation instead"))]
@@ -143,8 +174,75 @@ fn default_api_version() -> String {
     DEFAULT_API_VERSION.to_string()
 }
 
-fn default_poll_interval() -> u32 {
-    30
+/// A Product Ingestion configure job.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductIngestion {
+    /// The configure job's id, as `POST /configure` answered it.
+    #[schemars(length(min = 1, max = MAX_JOB_ID_LEN), pattern(JOB_ID_PATTERN))]
+    pub job_id: String,
+    /// The `$version` to call.
+    #[serde(default = "default_job_api_version")]
+    #[schemars(length(min = 1, max = 32), pattern(r"^[0-9A-Za-z.-]+$"))]
+    pub api_version: String,
+}
+
+fn default_job_api_version() -> String {
+    DEFAULT_JOB_API_VERSION.to_string()
+}
+
+impl ProductIngestion {
+    /// The `$version` used when the spec names none.
+    pub const DEFAULT_API_VERSION: &str = DEFAULT_JOB_API_VERSION;
+}
+
+/// What a resource cancels, read from its spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// The operation in progress on a CPP offer.
+    Offer {
+        publisher_id: &'a str,
+        offer_id: &'a str,
+        api_version: &'a str,
+    },
+    /// A Product Ingestion configure job.
+    Job {
+        job_id: &'a str,
+        api_version: &'a str,
+    },
+}
+
+impl Target<'_> {
+    /// One key per target, for "one cancel per target": job ids are
+    /// GUIDs, compared without case.
+    pub fn key(&self) -> String {
+        match self {
+            Target::Offer {
+                publisher_id,
+                offer_id,
+                ..
+            } => format!("offer/{publisher_id}/{offer_id}"),
+            Target::Job { job_id, .. } => format!("job/{}", job_id.to_ascii_lowercase()),
+        }
+    }
+
+    pub fn is_job(&self) -> bool {
+        matches!(self, Target::Job { .. })
+    }
+}
+
+impl std::fmt::Display for Target<'_> {
+    /// As the printer column shows it: `contoso/contoso-offer`, `job 9f1c…`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Offer {
+                publisher_id,
+                offer_id,
+                ..
+            } => write!(f, "{publisher_id}/{offer_id}"),
+            Target::Job { job_id, .. } => write!(f, "job {job_id}"),
+        }
+    }
 }
 
 /// Where a cancellation stands.
@@ -178,6 +276,11 @@ pub struct OfferCancellationStatus {
     /// Pending, Cancelling, Cancelled or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
+    /// What this resource cancels, in words (`contoso/contoso-offer` or
+    /// `job 9f1c…`), for the printer column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 300))]
+    pub target: Option<String>,
     /// Ready (True only when Cancelled), Reconciling (True while work is in
     /// flight) and Stalled (True on a failure that needs a change to clear).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -307,6 +410,26 @@ fn check_operation_id(id: &str) -> Result<(), SpecError> {
     Ok(())
 }
 
+fn check_job_id(id: &str) -> Result<(), SpecError> {
+    let first_ok = id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
+    if id.len() > MAX_JOB_ID_LEN || !first_ok || !id.bytes().all(ok) {
+        return Err(invalid(
+            "productIngestion.jobId",
+            format!("must be a job id (letters, digits, '-'), at most {MAX_JOB_ID_LEN}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_api_version(field: &'static str, version: &str) -> Result<(), SpecError> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+    if version.is_empty() || version.len() > 32 || !version.bytes().all(ok) {
+        return Err(invalid(field, "must look like 2017-10-31"));
+    }
+    Ok(())
+}
+
 fn check_email(value: &str) -> Result<(), SpecError> {
     let bad_char = |c: char| c.is_whitespace() || ",;<>\"".contains(c);
     let shape_ok = match value.split_once('@') {
@@ -323,10 +446,65 @@ fn check_email(value: &str) -> Result<(), SpecError> {
 }
 
 impl OfferCancellationSpec {
+    /// What this resource cancels. `Err` unless it names exactly one
+    /// target, as the schema's rule says.
+    pub fn target(&self) -> Result<Target<'_>, SpecError> {
+        let offer = (self.publisher_id.as_deref(), self.offer_id.as_deref());
+        match (offer, &self.product_ingestion) {
+            ((Some(publisher_id), Some(offer_id)), None) => Ok(Target::Offer {
+                publisher_id,
+                offer_id,
+                api_version: &self.api_version,
+            }),
+            ((None, None), Some(_)) if self.operation_id.is_some() => Err(invalid(
+                "operationId",
+                "applies to a CPP offer only: a job's id already names its operation",
+            )),
+            ((None, None), Some(job)) => Ok(Target::Job {
+                job_id: &job.job_id,
+                api_version: &job.api_version,
+            }),
+            _ => Err(invalid(
+                "publisherId",
+                "name exactly one target: publisherId and offerId, or productIngestion",
+            )),
+        }
+    }
+
+    /// Seconds between polls: as the spec says, else the target's default.
+    pub fn poll_interval_seconds(&self) -> u32 {
+        let default = match self.product_ingestion {
+            Some(_) => DEFAULT_JOB_POLL_INTERVAL_SECONDS,
+            None => DEFAULT_POLL_INTERVAL_SECONDS,
+        };
+        self.poll_interval_seconds.unwrap_or(default)
+    }
+
     /// Checks what the schema checks, for specs that never met an API server.
     pub fn validate(&self) -> Result<(), SpecError> {
-        check_id("publisherId", &self.publisher_id)?;
-        check_id("offerId", &self.offer_id)?;
+        match self.target()? {
+            Target::Offer {
+                publisher_id,
+                offer_id,
+                api_version,
+            } => {
+                check_id("publisherId", publisher_id)?;
+                check_id("offerId", offer_id)?;
+                check_api_version("apiVersion", api_version)?;
+            }
+            Target::Job {
+                job_id,
+                api_version,
+            } => {
+                check_job_id(job_id)?;
+                check_api_version("productIngestion.apiVersion", api_version)?;
+            }
+        }
+        self.validate_options()
+    }
+
+    /// What the schema checks besides the target.
+    fn validate_options(&self) -> Result<(), SpecError> {
         if self.notification_emails.len() > MAX_EMAILS {
             return Err(invalid(
                 "notificationEmails",
@@ -342,14 +520,7 @@ impl OfferCancellationSpec {
                 "must be a Secret name: lower-case letters, digits, '-' and '.', at most 253",
             ));
         }
-        let api_ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
-        if self.api_version.is_empty()
-            || self.api_version.len() > 32
-            || !self.api_version.bytes().all(api_ok)
-        {
-            return Err(invalid("apiVersion", "must look like 2017-10-31"));
-        }
-        if self.poll_interval_seconds < MIN_POLL_INTERVAL_SECONDS {
+        if self.poll_interval_seconds() < MIN_POLL_INTERVAL_SECONDS {
             return Err(invalid("pollIntervalSeconds", "must be at least 5"));
         }
         if self
@@ -447,7 +618,7 @@ mod tests {
     fn defaults_fill_api_version_and_poll_interval() {
         let s = spec();
         assert_eq!(s.api_version, "2017-10-31");
-        assert_eq!(s.poll_interval_seconds, 30);
+        assert_eq!(s.poll_interval_seconds(), 30);
         assert_eq!(s.timeout_seconds, None);
         assert!(s.validate().is_ok());
     }
@@ -458,13 +629,13 @@ mod tests {
             "", "a/b", "a$b", "..", "a..b", ".a", "a.", "a b", "ä", "a%2F",
         ] {
             let mut s = spec();
-            s.offer_id = bad.to_string();
+            s.offer_id = Some(bad.to_string());
             assert!(s.validate().is_err(), "{bad:?} should be refused");
         }
         let mut s = spec();
-        s.offer_id = "x".repeat(129);
+        s.offer_id = Some("x".repeat(129));
         assert!(s.validate().is_err());
-        s.offer_id = "contoso.offer_v2-preview".into();
+        s.offer_id = Some("contoso.offer_v2-preview".into());
         assert!(s.validate().is_ok());
     }
 
@@ -538,7 +709,7 @@ mod tests {
     #[test]
     fn poll_interval_below_five_is_refused() {
         let mut s = spec();
-        s.poll_interval_seconds = 4;
+        s.poll_interval_seconds = Some(4);
         assert!(s.validate().is_err());
     }
 
@@ -583,5 +754,73 @@ mod tests {
         assert!(yaml.contains("default: '2017-10-31'"), "{yaml}");
         let back: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(back["spec"]["names"]["shortNames"][0], "ocancel");
+    }
+
+    fn job_spec() -> OfferCancellationSpec {
+        serde_yaml::from_str(
+            "productIngestion: {jobId: 9f1c0e2a-1b2c-4d5e-8f90-123456789abc}\ncredentialsSecretRef: {name: pc}\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_job_target_takes_its_own_defaults() {
+        let s = job_spec();
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.poll_interval_seconds(), 60);
+        let Ok(Target::Job { api_version, .. }) = s.target() else {
+            panic!("a job: {:?}", s.target());
+        };
+        assert_eq!(api_version, "2022-03-01-preview2");
+        assert_eq!(
+            s.target().unwrap().to_string(),
+            "job 9f1c0e2a-1b2c-4d5e-8f90-123456789abc"
+        );
+        assert_eq!(
+            spec().target().unwrap().to_string(),
+            "contoso/contoso-offer"
+        );
+    }
+
+    #[test]
+    fn exactly_one_target_is_named_in_code_and_schema() {
+        let mut both = job_spec();
+        both.publisher_id = Some("contoso".into());
+        both.offer_id = Some("offer".into());
+        assert!(both.validate().is_err(), "both targets");
+        let mut half = spec();
+        half.offer_id = None;
+        assert!(half.validate().is_err(), "a publisher without an offer");
+        let mut job_with_operation = job_spec();
+        job_with_operation.operation_id = Some("abc".into());
+        assert!(job_with_operation.validate().is_err());
+        for bad in ["", "../x", "a/b", "-x", &"a".repeat(65)] {
+            let mut s = job_spec();
+            s.product_ingestion.as_mut().unwrap().job_id = bad.into();
+            assert!(s.validate().is_err(), "{bad:?}");
+        }
+        let crd = serde_json::to_value(OfferCancellation::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        assert_eq!(spec["x-kubernetes-validations"][0]["rule"], ONE_TARGET_RULE);
+        let required = spec["required"].as_array().cloned().unwrap_or_default();
+        assert!(!required.contains(&"publisherId".into()), "{required:?}");
+        let job = &spec["properties"]["productIngestion"]["properties"]["jobId"];
+        assert_eq!(job["pattern"], JOB_ID_PATTERN);
+        assert!(spec["properties"]["pollIntervalSeconds"]["default"].is_null());
+    }
+
+    #[test]
+    fn one_key_per_target_whatever_the_case_of_a_job_id() {
+        let mut upper = job_spec();
+        let job = upper.product_ingestion.as_mut().unwrap();
+        job.job_id = job.job_id.to_uppercase();
+        assert_eq!(
+            upper.target().unwrap().key(),
+            job_spec().target().unwrap().key()
+        );
+        assert_ne!(
+            spec().target().unwrap().key(),
+            job_spec().target().unwrap().key()
+        );
     }
 }

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::cpp::Credentials;
+use crate::http::Credentials;
 
 pub(crate) const TOKEN_KEY: &str = "token";
 pub(crate) const TENANT_KEY: &str = "tenantId";

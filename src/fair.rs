@@ -1,7 +1,7 @@
 //! Who goes next when work has to wait: a first cancel before routine work
 //! (polls, follow-up reads), namespaces round-robin within each urgency,
 //! oldest first within one namespace. Used twice: for reconcile workers
-//! (`gate`) and for the CPP request budget (`cpp::budget`). Pure: the clock
+//! (`gate`) and for the API request budget (`http::budget`). Pure: the clock
 //! is passed in, so tests pin it.
 
 use std::collections::{BTreeMap, VecDeque};

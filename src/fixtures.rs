@@ -45,14 +45,15 @@ impl OfferCancellation {
     /// generation 1, resourceVersion 10, nothing done yet.
     pub fn test() -> Self {
         let spec = crate::crd::OfferCancellationSpec {
-            publisher_id: "contoso".into(),
-            offer_id: "contoso-offer".into(),
+            publisher_id: Some("contoso".into()),
+            offer_id: Some("contoso-offer".into()),
+            product_ingestion: None,
             notification_emails: vec![],
             credentials_secret_ref: SecretRef {
                 name: "cpp-credentials".into(),
             },
             api_version: "2017-10-31".into(),
-            poll_interval_seconds: 30,
+            poll_interval_seconds: Some(30),
             timeout_seconds: None,
             operation_id: None,
             not_after: None,
@@ -67,13 +68,26 @@ impl OfferCancellation {
 
     /// Cancels on this offer of contoso's instead.
     pub fn offer(mut self, offer_id: &str) -> Self {
-        self.spec.offer_id = offer_id.into();
+        self.spec.offer_id = Some(offer_id.into());
+        self
+    }
+
+    /// Cancels configure job `job_id` (Product Ingestion) instead of an
+    /// offer's operation; the poll interval is the job's default (60 s).
+    pub fn job(mut self, job_id: &str) -> Self {
+        self.spec.publisher_id = None;
+        self.spec.offer_id = None;
+        self.spec.poll_interval_seconds = None;
+        self.spec.product_ingestion = Some(crate::crd::ProductIngestion {
+            job_id: job_id.into(),
+            api_version: crate::crd::ProductIngestion::DEFAULT_API_VERSION.into(),
+        });
         self
     }
 
     /// Polls every `seconds`.
     pub fn poll_every(mut self, seconds: u32) -> Self {
-        self.spec.poll_interval_seconds = seconds;
+        self.spec.poll_interval_seconds = Some(seconds);
         self
     }
 
@@ -100,6 +114,7 @@ impl OfferCancellation {
         self.after([
             intent(),
             Outcome::Accepted {
+                http: 202,
                 location: Some(location.into()),
                 retry_after: None,
             },

@@ -1,20 +1,26 @@
 //! offer-cancel-operator: cancels in-flight Cloud Partner Portal offer
-//! operations from Kubernetes.
+//! operations and Partner Center Product Ingestion configure jobs from
+//! Kubernetes.
 //!
 //! One reconcile, top to bottom, is [`reconcile`]: read the resource and
-//! its Secret, [`decide`], call CPP through [`cpp`], write through
-//! [`status`], requeue. Dependencies point down this list's layers:
+//! its Secret, [`decide`], call the target's API through [`apis`], write
+//! through [`status`], requeue. Dependencies point down this list's layers:
 //!
-//! - The resource and the words for CPP's answers:
-//!   - [`crd`]: the `OfferCancellation` resource.
-//!   - [`operation`]: what CPP says of an operation.
+//! - The resource and the words for the APIs' answers:
+//!   - [`crd`]: the `OfferCancellation` resource and its target.
+//!   - [`operation`]: what an API says of an operation or a job.
 //!   - [`fair`]: who goes next when work waits (first cancels, then
 //!     namespaces in turn).
 //! - Deciding and talking (neither knows the other):
 //!   - [`decide`]: the pure decision (what next, and what status follows).
-//!   - [`cpp`]: the Cloud Partner Portal client (wire format, auth, Location).
+//!   - [`http`]: what both clients share (HTTP, rate limit, tokens per
+//!     audience, Location rules, retry classes).
+//!   - [`cpp`]: the Cloud Partner Portal client; [`ingestion`]: the
+//!     Product Ingestion client, its peer; [`apis`]: both on one transport.
 //! - Doing:
 //!   - [`reconcile`]: read → decide → execute → write → requeue.
+//!   - [`execute`]: the call a step names, to the target's API, and what
+//!     its answer means.
 //!   - [`status`]: the one status writer.
 //!   - [`context`]: what every reconcile shares.
 //!   - [`gate`]: the reconcile workers, in [`fair`]'s order.
@@ -30,6 +36,7 @@
 //!
 //! The CPP simulator is a crate of its own (`crates/cpp-simulator`),
 //! reached through the default `simulator` feature.
+pub mod apis;
 pub mod cli;
 pub mod context;
 pub mod controller;
@@ -38,11 +45,14 @@ pub mod crd;
 pub mod credentials;
 pub mod decide;
 mod events;
+pub mod execute;
 pub mod fair;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod gate;
 pub mod health;
+pub mod http;
+pub mod ingestion;
 pub mod metrics;
 pub mod oneshot;
 pub mod operation;

@@ -1,6 +1,10 @@
-//! What CPP says of an operation, in the words the rest of the operator
-//! uses: the client reads it off the wire, the decision reads it. Neither
-//! the client nor the decision owns it, so neither depends on the other.
+//! What an API says of an operation, in the words the rest of the operator
+//! uses: each client (CPP's, Product Ingestion's) reads it off the wire in
+//! these words, and the decision reads them without knowing which API
+//! answered. Neither the clients nor the decision own it, so neither
+//! depends on the other.
+
+use std::time::Duration;
 
 /// An operation's state, read from its status as docs/cpp-api.md says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +44,44 @@ fn fold(raw: &str) -> String {
         .collect()
 }
 
-/// One operation, as `GET operation` or the submissions list returns it.
+/// An API's answer to the cancel call when it was not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Cancelled at once (CPP's 200; a job answered `cancelled`).
+    Cancelled,
+    /// Accepted, still going: where to poll, and when. `http` is the
+    /// answer's status (CPP's 202; a job's 200 while it still runs).
+    Accepted {
+        http: u16,
+        location: Option<String>,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// One poll of what the cancel is following: CPP's cancel operation, or
+/// the job itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolledOperation {
+    pub operation: Operation,
+    /// What the poll means for the cancel, as the API that answered reads
+    /// its own words (a CPP cancel operation that `succeeded` is done; a
+    /// job that `succeeded` was not cancelled).
+    pub state: OperationState,
+    /// A new `Location` header, which replaces the URL to poll.
+    pub location: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+/// One operation, as `GET operation` or the submissions list returns it,
+/// or a configure job as its status returns it.
 /// Every text is bounded by the client that read it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Operation {
     pub id: Option<String>,
-    /// `submissionType` as CPP wrote it (`publish`, `goLive`, `cancel`, ...).
+    /// `submissionType` as CPP wrote it (`publish`, `goLive`, `cancel`,
+    /// ...); `configure job` for a Product Ingestion job.
     pub kind: Option<String>,
-    /// The status word as CPP wrote it.
+    /// The status word as the API wrote it (a finished job's: its `jobResult`).
     pub status: String,
     /// The operation's error and messages in one line (empty: none).
     pub detail: String,

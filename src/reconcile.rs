@@ -20,15 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use crate::context::{Context, OfferHeld, PerResource};
-use crate::cpp::{CancelOutcome, CppClient, CppError, Credentials, Endpoint, OfferRef, RetryClass};
-use crate::crd::{OfferCancellation, OfferCancellationSpec, OfferCancellationStatus};
+use crate::apis::Apis;
+use crate::context::{Context, PerResource, TargetHeld};
+use crate::crd::{OfferCancellation, OfferCancellationStatus};
 use crate::credentials::{self, CredentialsError, SecretReading};
-use crate::decide::{
-    Call, NotFound, Observed, Outcome, Requeue, Settlement, Step, Transition, latest, next_step,
-    reason, reason_for_status, settle, target, transition,
-};
-use crate::fair::Turn;
+use crate::decide::{Call, Observed, Outcome, Requeue, Step, Transition, next_step, transition};
+use crate::execute::execute;
+use crate::http::Credentials;
 use crate::status::{KubeStatus, StatusWriter, WriteError};
 
 /// Requeue after a write refused as stale.
@@ -118,12 +116,12 @@ async fn reconcile_once(
     let mut observed = Observed::of(&current, None, errors, Timestamp::now());
     let secret = read_secret(&current, &observed, ctx).await?;
     observed.credentials_version = secret.version.clone();
-    let Ok(_held) = hold_offer(ctx, &current, &mut observed) else {
-        return Ok(Some(OFFER_BUSY));
+    let Ok(_held) = hold_target(ctx, &current, &mut observed) else {
+        return Ok(Some(TARGET_BUSY));
     };
     let mut writer = KubeStatus::new(ctx, &current);
     let creds = secret.credentials.as_ref();
-    let requeue = step(&ctx.cpp, &mut observed, creds, &mut writer).await?;
+    let requeue = step(&ctx.apis, &mut observed, creds, &mut writer).await?;
     let streak = requeue.errors_in_row();
     ctx.errors_in_row.set(key, (streak > 0).then_some(streak));
     Ok(requeue_delay(
@@ -134,29 +132,29 @@ async fn reconcile_once(
 }
 
 /// How soon a reconcile looks again when another one is deciding about the
-/// same offer, or the cache is behind our own write to a resource on it.
-const OFFER_BUSY: Duration = Duration::from_millis(500);
+/// same target, or the cache is behind our own write to a resource on it.
+const TARGET_BUSY: Duration = Duration::from_millis(500);
 
-/// One cancel per offer: a reconcile that may send the first cancel holds
-/// the offer in this process for its whole round, and decides knowing what
+/// One cancel per target (offer or job): a reconcile that may send the first cancel holds
+/// the target in this process for its whole round, and decides knowing what
 /// the other resources on it did. `Err`: another reconcile holds it, or the
 /// cache is behind our own write to one of them; look again soon.
-fn hold_offer<'a>(
+fn hold_target<'a>(
     ctx: &'a Context,
     current: &OfferCancellation,
     observed: &mut Observed,
-) -> Result<Option<OfferHeld<'a>>, ()> {
+) -> Result<Option<TargetHeld<'a>>, ()> {
     if !observed.may_send_first() {
         return Ok(None);
     }
-    let spec = &current.spec;
-    let held = ctx.offers_deciding.hold(&spec.publisher_id, &spec.offer_id);
-    let held = held.ok_or(())?;
+    // A spec that may send names a valid target (`next_step` checked it).
+    let key = current.spec.target().map_err(|_| ())?.key();
+    let held = ctx.targets_deciding.hold(&key).ok_or(())?;
     observed.peers = peers(current, ctx).ok_or(())?;
     Ok(Some(held))
 }
 
-/// The status of every other resource naming the same offer, from the
+/// The status of every other resource naming the same target, from the
 /// watch's cache; `None` while the cache is older than our own last write
 /// to one of them (that write may be the cancel this one should share).
 fn peers(resource: &OfferCancellation, ctx: &Context) -> Option<Vec<OfferCancellationStatus>> {
@@ -164,9 +162,9 @@ fn peers(resource: &OfferCancellation, ctx: &Context) -> Option<Vec<OfferCancell
         return Some(Vec::new());
     };
     let me = ObjectRef::from_obj(resource);
-    let spec = &resource.spec;
+    let target = resource.spec.target().ok()?.key();
     let mut statuses = Vec::new();
-    for key in ctx.offer_index.naming(&spec.publisher_id, &spec.offer_id) {
+    for key in ctx.target_index.naming(&target) {
         // Gone since the watch saw it: no peer any more.
         let Some(peer) = store.get(&key).filter(|_| key != me) else {
             continue;
@@ -245,24 +243,24 @@ fn behind(
 /// the one cancel POST, once the writer has made the intent durable.
 /// `credentials` is what the Secret (or the CLI's flags) yielded.
 pub async fn step<W: StatusWriter>(
-    cpp: &CppClient,
+    apis: &Apis,
     observed: &mut Observed,
     credentials: Result<&Credentials, &CredentialsError>,
     writer: &mut W,
 ) -> Result<Requeue, W::Error> {
     observed.now = Timestamp::now();
-    observed.post_budget = cpp.post_budget();
+    observed.post_budget = apis.post_budget();
     let answer = match next_step(observed) {
         Step::Idle => return Ok(Requeue::Never),
         Step::Wait(wait) => return Ok(Requeue::After(wait)),
         Step::Record(outcome) => return Ok(write(observed, writer, outcome).await?.requeue),
-        Step::Call(call) => execute(cpp, call, observed, credentials).await,
+        Step::Call(call) => execute(apis, call, observed, credentials).await,
     };
     let t = record_answer(observed, writer, answer).await?;
     if !t.post {
         return Ok(t.requeue);
     }
-    let answer = execute(cpp, Call::PostCancel, observed, credentials).await;
+    let answer = execute(apis, Call::PostCancel, observed, credentials).await;
     Ok(record_answer(observed, writer, answer).await?.requeue)
 }
 
@@ -323,180 +321,6 @@ async fn write<W: StatusWriter>(
     writer.write(&observed.status, &t).await?;
     observed.status = t.status.clone();
     Ok(t)
-}
-
-/// The CPP call `call` names, and what its answer means.
-async fn execute(
-    cpp: &CppClient,
-    call: Call,
-    observed: &Observed,
-    credentials: Result<&Credentials, &CredentialsError>,
-) -> Outcome {
-    let creds = match credentials {
-        Ok(creds) => creds,
-        Err(e) => return Outcome::CredentialsUnavailable(e.to_string()),
-    };
-    match call {
-        Call::ReadTarget => read_target(cpp, observed, creds).await,
-        Call::Settle => settle_from_list(cpp, observed, creds).await,
-        Call::Poll { location } => poll(cpp, &location, creds, observed.turn()).await,
-        Call::PostCancel => within_post_deadline(observed, post_cancel(cpp, observed, creds)).await,
-    }
-}
-
-/// The POST, abandoned at the intent's `postDeadline`: another writer
-/// takes an unanswered intent for a lost answer only after it.
-async fn within_post_deadline(
-    observed: &Observed,
-    post: impl std::future::Future<Output = Outcome>,
-) -> Outcome {
-    let left = observed
-        .status
-        .post_deadline
-        .as_ref()
-        .map(|d| Timestamp::now().duration_until(d.0))
-        .and_then(|left| Duration::try_from(left).ok())
-        .unwrap_or(Duration::ZERO);
-    tokio::time::timeout(left, post)
-        .await
-        .unwrap_or_else(|_| Outcome::Transient {
-            message: "the cancel request was abandoned at its postDeadline".into(),
-            retry_after: None,
-        })
-}
-
-/// What the cancel is for, read before any intent: the read also proves
-/// the credentials, so a credentials problem never leaves an intent behind.
-async fn read_target(cpp: &CppClient, observed: &Observed, creds: &Credentials) -> Outcome {
-    let spec = &observed.spec;
-    let offer = offer(spec);
-    match cpp.operations(offer, creds, observed.turn()).await {
-        Ok(operations) => {
-            let locate = |id: &str| CppClient::operation_location(offer, id);
-            Outcome::Targeted(target(&operations, spec.operation_id.as_deref(), locate))
-        }
-        Err(e) => error_outcome(&e, false),
-    }
-}
-
-async fn post_cancel(cpp: &CppClient, observed: &Observed, creds: &Credentials) -> Outcome {
-    let spec = &observed.spec;
-    let emails = spec.notification_emails_joined();
-    match cpp
-        .cancel(offer(spec), &emails, creds, observed.turn())
-        .await
-    {
-        Ok(CancelOutcome::Cancelled) => Outcome::Cancelled,
-        Ok(CancelOutcome::Accepted {
-            location,
-            retry_after,
-        }) => Outcome::Accepted {
-            location,
-            retry_after,
-        },
-        Err(e) if e.http_status() == Some(404) => explain_not_found(cpp, observed, creds, &e).await,
-        Err(e) => error_outcome(&e, true),
-    }
-}
-
-/// A 404 to the cancel: what the offer's operations list shows. If the
-/// list cannot be read either, the 404 stands as it is.
-async fn explain_not_found(
-    cpp: &CppClient,
-    observed: &Observed,
-    creds: &Credentials,
-    refused: &CppError,
-) -> Outcome {
-    let offer = offer(&observed.spec);
-    let message = refused.to_string();
-    let operations = match cpp.operations(offer, creds, observed.turn()).await {
-        Ok(operations) => operations,
-        Err(e) if e.http_status() == Some(404) => {
-            return Outcome::CancelNotFound(Box::new(NotFound {
-                message,
-                offer_missing: true,
-                settlement: None,
-                latest: None,
-            }));
-        }
-        Err(_) => return error_outcome(refused, true),
-    };
-    let since = observed.status.requested_at.as_ref().map(|t| t.0);
-    let locate = |id: &str| CppClient::operation_location(offer, id);
-    let found = settle(&operations, since, None, locate);
-    let ours = matches!(found, Settlement::Follow { .. } | Settlement::Ended { .. });
-    Outcome::CancelNotFound(Box::new(NotFound {
-        message,
-        offer_missing: false,
-        settlement: ours.then_some(found),
-        latest: latest(&operations, |_| true).cloned(),
-    }))
-}
-
-async fn poll(cpp: &CppClient, location: &str, creds: &Credentials, turn: Turn<'_>) -> Outcome {
-    match cpp.poll(location, creds, turn).await {
-        Ok(answer) => Outcome::Polled {
-            status: answer.operation.status.clone(),
-            state: answer.operation.state(),
-            detail: answer.operation.failure_detail(),
-            location: answer.location,
-            retry_after: answer.retry_after,
-            progress: answer.operation.progress.clone(),
-        },
-        Err(e) => error_outcome(&e, false),
-    }
-}
-
-/// CPP's own record settles a cancel whose answer is unknown.
-async fn settle_from_list(cpp: &CppClient, observed: &Observed, creds: &Credentials) -> Outcome {
-    let offer = offer(&observed.spec);
-    match cpp.operations(offer, creds, observed.turn()).await {
-        Ok(operations) => {
-            let since = observed.status.requested_at.as_ref().map(|t| t.0);
-            let target = observed.status.target_operation.as_ref();
-            let target = target.map(|t| t.id.as_str());
-            let locate = |id: &str| CppClient::operation_location(offer, id);
-            Outcome::Settled(settle(&operations, since, target, locate))
-        }
-        Err(e) => error_outcome(&e, false),
-    }
-}
-
-fn offer(spec: &OfferCancellationSpec) -> OfferRef<'_> {
-    OfferRef {
-        publisher_id: &spec.publisher_id,
-        offer_id: &spec.offer_id,
-        api_version: &spec.api_version,
-    }
-}
-
-/// What a client error means to the decision, and the condition reason of
-/// a terminal one: the one place errors become reasons.
-fn error_outcome(e: &CppError, during_cancel: bool) -> Outcome {
-    let message = e.to_string();
-    if let RetryClass::Transient { retry_after } = e.retry_class() {
-        return Outcome::Transient {
-            message,
-            retry_after,
-        };
-    }
-    let why = match e {
-        CppError::Rejected {
-            endpoint: Endpoint::Submissions,
-            status: 404,
-            ..
-        } => reason::OFFER_NOT_FOUND,
-        CppError::Rejected { status, .. } => reason_for_status(*status),
-        CppError::Auth(_) => reason::CREDENTIALS_REJECTED,
-        CppError::Location(_) => reason::INVALID_LOCATION,
-        CppError::Malformed { .. } => reason::MALFORMED_RESPONSE,
-        CppError::Request { .. } | CppError::BadEndpoint => reason::REJECTED,
-    };
-    Outcome::Rejected {
-        reason: why,
-        message,
-        cancel_status: e.http_status().filter(|_| during_cancel),
-    }
 }
 
 /// When to look again; `None`: only on a change.

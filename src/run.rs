@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::apis::Apis;
 use crate::cli::ControllerArgs;
 use crate::context::{self, Context};
 use crate::controller;
-use crate::cpp::CppClient;
 use crate::health::{self, Probes};
 use crate::metrics::Metrics;
 
@@ -51,7 +51,7 @@ fn lease_namespace(flag: Option<&str>, env: Option<&str>, file: Option<&str>) ->
 pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
-    let cpp = Arc::new(CppClient::new(args.cpp.client_config(), metrics.clone())?);
+    let apis = Arc::new(Apis::new(args.cpp.client_config(), metrics.clone())?);
     let probes = Arc::new(Probes::new(metrics.clone()));
     let addr = args.metrics_addr;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -64,7 +64,7 @@ pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
         min_backoff: Duration::from_secs(2),
         max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
     };
-    let ctx = Arc::new(Context::new(client.clone(), cpp, metrics, config));
+    let ctx = Arc::new(Context::new(client.clone(), apis, metrics, config));
     if !args.leader_elect {
         bounded_by_signal(controller::run(ctx, probes, std::future::pending())).await;
         return Ok(());

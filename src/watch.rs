@@ -11,7 +11,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::context::OfferIndex;
+use crate::context::TargetIndex;
 use crate::crd::{OfferCancellation, RETRY_ANNOTATION};
 use crate::decide::clip;
 use crate::metrics::Metrics;
@@ -26,7 +26,7 @@ pub(crate) fn resources(
     client: Client,
     namespace: Option<&str>,
     metrics: Arc<Metrics>,
-    offers: Arc<OfferIndex>,
+    offers: Arc<TargetIndex>,
 ) -> (
     Store<OfferCancellation>,
     impl Stream<Item = Result<OfferCancellation, watcher::Error>> + Send + 'static,
@@ -159,7 +159,7 @@ mod tests {
         assert!(readable(object(spec), &metrics).is_none());
         assert_eq!(metrics.unreadable_resources.get(), 1);
         let ok = readable(object(valid_spec()), &metrics).expect("readable");
-        assert_eq!(ok.spec.offer_id, "o");
+        assert_eq!(ok.spec.offer_id.as_deref(), Some("o"));
     }
 
     #[test]

@@ -312,7 +312,7 @@ async fn missing_credentials_exit_two_as_the_help_and_readme_say() {
 
 #[tokio::test]
 async fn operation_id_and_not_after_guard_what_the_cli_sends() {
-    offer_cancel_operator::cpp::install_crypto_provider();
+    offer_cancel_operator::http::install_crypto_provider();
     let sim = default_simulator().await;
     let posts = |stats: &serde_json::Value, offer: &str| {
         stats["offers"][format!("contoso/{offer}")]["cancelPosts"]

@@ -1,10 +1,11 @@
 //! The CPP client against a local HTTP server (wiremock).
 
-use offer_cancel_operator::cpp::{
-    CancelOutcome, ClientConfig, CppClient, CppError, Credentials, OfferRef, RetryClass,
-};
+use offer_cancel_operator::apis::Apis;
+use offer_cancel_operator::cpp::{CppClient, OfferRef};
 use offer_cancel_operator::fair::Turn;
+use offer_cancel_operator::http::{ApiError, ClientConfig, Credentials, RetryClass};
 use offer_cancel_operator::metrics::Metrics;
+use offer_cancel_operator::operation::CancelOutcome;
 use offer_cancel_operator::operation::OperationState;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ fn client(server: &MockServer) -> CppClient {
     let url: reqwest::Url = server.uri().parse().unwrap();
     let mut config = ClientConfig::new(url.clone(), url);
     config.request_timeout = Duration::from_millis(500);
-    CppClient::new(config, Arc::new(Metrics::default())).unwrap()
+    Apis::new(config, Arc::new(Metrics::default())).unwrap().cpp
 }
 
 fn token() -> Credentials {
@@ -87,6 +88,7 @@ async fn accepted_202_reads_location_header_and_retry_after_seconds() {
     assert_eq!(
         answer,
         CancelOutcome::Accepted {
+            http: 202,
             location: Some(loc.into()),
             retry_after: Some(Duration::from_secs(12)),
         }
@@ -241,7 +243,7 @@ async fn foreign_host_location_is_refused_without_any_request() {
         .poll("https://attacker.example/api/op", &token(), Turn::any())
         .await
         .unwrap_err();
-    assert!(matches!(err, CppError::Location(_)), "{err:?}");
+    assert!(matches!(err, ApiError::Location(_)), "{err:?}");
     assert_eq!(err.retry_class(), RetryClass::Terminal);
     assert!(server.received_requests().await.unwrap().is_empty());
 }
@@ -387,7 +389,7 @@ async fn server_errors_and_timeouts_are_transient() {
     assert!(
         matches!(
             err,
-            CppError::Request {
+            ApiError::Request {
                 kind: "timed out",
                 ..
             }
@@ -400,11 +402,12 @@ async fn server_errors_and_timeouts_are_transient() {
 #[tokio::test]
 async fn connection_refused_is_transient() {
     let url: reqwest::Url = "http://127.0.0.1:9".parse().unwrap();
-    let c = CppClient::new(
+    let c = Apis::new(
         ClientConfig::new(url.clone(), url),
         Arc::new(Metrics::default()),
     )
-    .unwrap();
+    .unwrap()
+    .cpp;
     let err = c
         .cancel(OFFER, "", &token(), Turn::any())
         .await
@@ -426,7 +429,7 @@ async fn oversized_bodies_are_refused_not_buffered() {
         .poll("/api/op", &token(), Turn::any())
         .await
         .unwrap_err();
-    assert!(matches!(err, CppError::Malformed { .. }), "{err:?}");
+    assert!(matches!(err, ApiError::Malformed { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -480,7 +483,7 @@ async fn the_rate_limit_spaces_requests_out() {
     let mut config = ClientConfig::new(url.clone(), url);
     let two = std::num::NonZeroU32::new(2).unwrap();
     config.rate_limit = Some((two, std::num::NonZeroU32::new(1).unwrap()));
-    let c = CppClient::new(config, Arc::new(Metrics::default())).unwrap();
+    let c = Apis::new(config, Arc::new(Metrics::default())).unwrap().cpp;
     let started = std::time::Instant::now();
     for _ in 0..3 {
         c.cancel(OFFER, "", &token(), Turn::any()).await.unwrap();
@@ -559,6 +562,7 @@ async fn an_accepted_cancel_survives_a_huge_or_slow_body() {
     assert_eq!(
         answer,
         CancelOutcome::Accepted {
+            http: 202,
             location: Some(location.into()),
             retry_after: None
         }
@@ -590,7 +594,7 @@ async fn unusable_locations_are_refused_at_the_202_and_never_stored() {
             .cancel(target, "", &token(), Turn::any())
             .await
             .unwrap_err();
-        assert!(matches!(err, CppError::Location(_)), "{offer}: {err:?}");
+        assert!(matches!(err, ApiError::Location(_)), "{offer}: {err:?}");
         assert!(err.to_string().len() < 300, "{offer}: message too long");
     }
 }

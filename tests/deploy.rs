@@ -303,6 +303,7 @@ fn argo_cd_health_maps_every_phase() {
     use common::{resource, status_after};
     use offer_cancel_operator::operation::OperationState;
     let accepted = Outcome::Accepted {
+        http: 202,
         location: Some("/api/x".into()),
         retry_after: None,
     };

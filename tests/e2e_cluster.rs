@@ -19,11 +19,12 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, CustomResourceExt};
+use offer_cancel_operator::apis::Apis;
 use offer_cancel_operator::context::{self, Context};
 use offer_cancel_operator::controller;
-use offer_cancel_operator::cpp::{ClientConfig, CppClient};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use offer_cancel_operator::health::Probes;
+use offer_cancel_operator::http::ClientConfig;
 use offer_cancel_operator::metrics::Metrics;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -53,8 +54,7 @@ struct Running {
 fn start_controller(client: &Client, ns: &str, sim_url: &str) -> Running {
     let url: reqwest::Url = sim_url.parse().unwrap();
     let metrics = Arc::new(Metrics::default());
-    let cpp =
-        Arc::new(CppClient::new(ClientConfig::new(url.clone(), url), metrics.clone()).unwrap());
+    let cpp = Arc::new(Apis::new(ClientConfig::new(url.clone(), url), metrics.clone()).unwrap());
     let config = context::Config {
         namespace: Some(ns.to_string()),
         ..context::Config::default()

@@ -24,6 +24,8 @@ fn fast_backoff() -> context::Config {
 }
 
 async fn start(scenario: Scenario) -> simulator::Running {
+    // Tests here build their own reqwest clients too.
+    offer_cancel_operator::http::install_crypto_provider();
     simulator::spawn(scenario, "127.0.0.1:0").await.unwrap()
 }
 
@@ -158,7 +160,7 @@ async fn async_offers_of_both_location_shapes_are_polled_to_cancelled() {
 async fn forbidden_stays_failed_and_is_never_posted() {
     let sim = start(Scenario::default_scenario()).await;
     let mut obj = resource("fabrikam-offer", None);
-    obj.spec.publisher_id = "fabrikam".into();
+    obj.spec.publisher_id = Some("fabrikam".into());
     let fake = FakeApi::new(obj, Some(default_principal()));
     let ctx = fake.context(&sim.url(), fast_backoff());
     let obj = drive(&fake, &ctx, Duration::from_secs(20)).await;

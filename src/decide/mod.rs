@@ -67,6 +67,11 @@ pub mod reason {
     pub const NOTHING_TO_CANCEL: &str = "NothingToCancel";
     /// CPP knows no such offer.
     pub const OFFER_NOT_FOUND: &str = "OfferNotFound";
+    /// The Product Ingestion API knows no such configure job.
+    pub const JOB_NOT_FOUND: &str = "JobNotFound";
+    /// The configure job had completed (succeeded, failed, or cancelled
+    /// by someone else) before this resource's cancel could stop it.
+    pub const JOB_ALREADY_COMPLETED: &str = "JobAlreadyCompleted";
     /// Past `spec.notAfter`: nothing sent.
     pub const EXPIRED: &str = "Expired";
     pub const TRANSIENT_ERROR: &str = "TransientError";
@@ -266,10 +271,17 @@ pub enum Outcome {
     Resumed,
     /// What the operations list said.
     Settled(Settlement),
-    /// 200 to the cancel call.
+    /// Cancelled at once (CPP's 200; a job that answered `cancelled`).
     Cancelled,
-    /// 202 to the cancel call.
+    /// The API refused the cancel (a job's 400: already completed, or too
+    /// far along), and then showed this of the target.
+    CancelRefused {
+        message: String,
+        settlement: Settlement,
+    },
+    /// Accepted and still going (CPP's 202; a job's 200 while it runs).
     Accepted {
+        http: u16,
         location: Option<String>,
         retry_after: Option<Duration>,
     },
@@ -442,9 +454,44 @@ fn may_have_accepted(status: &OfferCancellationStatus) -> bool {
         .operation_status
         .as_deref()
         .is_some_and(|s| OperationState::of(s) == OperationState::Failed);
-    let accepted = status.http_status == Some(202);
+    let accepted = cancel_accepted(status);
     let in_doubt = status.http_status.is_none() && status.requested_at.is_some();
     (accepted || in_doubt) && !cancel_failed
+}
+
+/// The API accepted the cancel and it was followed: CPP's 202, or a job's
+/// 200 that left it running (followed at its status location).
+fn cancel_accepted(status: &OfferCancellationStatus) -> bool {
+    status.http_status == Some(202)
+        || (status.http_status == Some(200) && status.operation_location.is_some())
+}
+
+/// What the resource targets, in the words its messages and reasons use:
+/// the decision reads the same answers for both APIs, but says whose they
+/// are.
+#[derive(Debug, Clone, Copy)]
+struct Words {
+    /// Who answers: `CPP`, `the Product Ingestion API`.
+    api: &'static str,
+    /// What is polled after an accepted cancel.
+    followed: &'static str,
+    /// The reason when the target ended otherwise than cancelled.
+    ended: &'static str,
+}
+
+fn words(obs: &Observed) -> Words {
+    match obs.spec.product_ingestion {
+        Some(_) => Words {
+            api: "the Product Ingestion API",
+            followed: "the job",
+            ended: reason::JOB_ALREADY_COMPLETED,
+        },
+        None => Words {
+            api: "CPP",
+            followed: "the cancel operation",
+            ended: reason::OPERATION_ENDED,
+        },
+    }
 }
 
 fn send_if_valid(obs: &Observed) -> Step {

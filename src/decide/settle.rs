@@ -21,6 +21,8 @@ pub enum Settlement {
     NothingInProgress,
     /// No cancel of ours, and the operation to cancel still runs.
     TargetRunning,
+    /// The operation this resource cancels ended cancelled.
+    TargetCancelled { operation: String },
     /// The operation this resource cancels ended otherwise than cancelled
     /// (`succeeded`, `failed`, ...): the cancel came too late.
     TargetEnded { operation: String },
@@ -83,9 +85,12 @@ pub(crate) fn settle(
 fn by_target(operations: &[Operation], id: &str) -> Settlement {
     match operations.iter().find(|op| op.id.as_deref() == Some(id)) {
         Some(op) if op.in_progress() => Settlement::TargetRunning,
-        Some(op) if !op.was_cancelled() => Settlement::TargetEnded {
+        Some(op) if op.was_cancelled() => Settlement::TargetCancelled {
             operation: super::describe(op),
         },
-        _ => Settlement::NothingInProgress,
+        Some(op) => Settlement::TargetEnded {
+            operation: super::describe(op),
+        },
+        None => Settlement::NothingInProgress,
     }
 }

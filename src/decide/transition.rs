@@ -9,7 +9,8 @@ use super::conditions::{Readiness, notice, set_readiness};
 use super::share::{self, Shared};
 use super::{
     CREDENTIALS_RETRY, NotFound, Notice, Observed, Outcome, Requeue, Settlement, Stage, Targeting,
-    Transition, condition, deadline, describe, expired, reason, stage, timed_out,
+    Transition, Words, cancel_accepted, condition, deadline, describe, expired, reason, stage,
+    timed_out, words,
 };
 use crate::crd::{OfferCancellationStatus, Phase};
 use crate::operation::Operation;
@@ -25,7 +26,7 @@ fn wait_until_deadline(obs: &Observed, wanted: Duration) -> Duration {
 }
 
 fn poll_wait(obs: &Observed, retry_after: Option<Duration>) -> Duration {
-    let interval = Duration::from_secs(obs.spec.poll_interval_seconds.into());
+    let interval = Duration::from_secs(obs.spec.poll_interval_seconds().into());
     wait_until_deadline(obs, interval.max(retry_after.unwrap_or_default()))
 }
 
@@ -34,6 +35,11 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
     use Outcome::*;
     let mut next = obs.status.clone();
     next.observed_generation = Some(obs.generation);
+    next.target = obs
+        .spec
+        .target()
+        .ok()
+        .map(|t| super::conditions::clip(&t.to_string(), 300));
     match outcome {
         InvalidSpec(message) => fail(obs, next, reason::INVALID_SPEC, message),
         CredentialsUnavailable(message) => credentials_unavailable(obs, next, message),
@@ -51,12 +57,17 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
             obs,
             with_answer(next, 200),
             reason::CANCELLED,
-            "CPP cancelled the operation synchronously".into(),
+            format!("{} cancelled the operation synchronously", words(obs).api),
         ),
+        CancelRefused {
+            message,
+            settlement,
+        } => refused(obs, with_answer(next, 400), message, settlement),
         Accepted {
+            http,
             location,
             retry_after,
-        } => accepted(obs, with_answer(next, 202), location, retry_after),
+        } => accepted(obs, with_answer(next, http), location, retry_after),
         Polled {
             status,
             state,
@@ -91,7 +102,7 @@ fn rejected(
     message: String,
     cancel_status: Option<u16>,
 ) -> Transition {
-    if cancel_status == Some(404) && resent(&obs.status) {
+    if cancel_status == Some(404) && why == reason::NOT_FOUND && resent(&obs.status) {
         return cancelled(
             obs,
             with_answer(next, 404),
@@ -187,11 +198,9 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
             "the answer to the cancel request was lost and the operation is still in progress; sending the cancel again",
         )
     } else {
-        (
-            reason::CANCEL_REQUESTED,
-            "sending the cancel request to CPP",
-        )
+        (reason::CANCEL_REQUESTED, "sending the cancel request")
     };
+    let message = &format!("{message} ({})", words(obs).api);
     set_readiness(obs, &mut next, Readiness::Working, why, message);
     Transition {
         status: next,
@@ -221,7 +230,7 @@ fn resent(status: &OfferCancellationStatus) -> bool {
 /// A retried Failed resource goes back to where CPP's answer left it: polling
 /// the accepted cancel, or settling an unanswered one from the list.
 fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
-    let accepted = next.http_status == Some(202);
+    let accepted = cancel_accepted(&next);
     next.phase = Some(if accepted {
         Phase::Cancelling
     } else {
@@ -232,10 +241,11 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
     next.started_at = Some(Time(obs.now));
     next.retry_request = obs.retry_request.clone();
     next.credentials_version = obs.credentials_version.clone();
-    let message = if accepted {
-        "retrying: resuming the cancel operation CPP accepted earlier"
+    let api = words(obs).api;
+    let message = &if accepted {
+        format!("retrying: resuming the cancel {api} accepted earlier")
     } else {
-        "retrying: checking CPP's operations for the earlier cancel request"
+        format!("retrying: checking {api}'s record for the earlier cancel request")
     };
     set_readiness(
         obs,
@@ -280,6 +290,12 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
             next.operation_status = Some(status);
             cancelled(obs, next, reason::CANCELLED, message)
         }
+        Settlement::TargetCancelled { operation } => cancelled(
+            obs,
+            next,
+            reason::NOTHING_IN_PROGRESS,
+            format!("the answer to the cancel request was lost; {operation} has ended cancelled"),
+        ),
         Settlement::NothingInProgress => {
             let message = if untracked {
                 "CPP accepted the cancel without a location and now shows nothing in progress on the offer"
@@ -297,7 +313,7 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
         Settlement::TargetEnded { operation } => fail(
             obs,
             next,
-            reason::OPERATION_ENDED,
+            words(obs).ended,
             format!("{operation} ended before the cancel took effect"),
         ),
         Settlement::TargetRunning if expired(obs) => fail(
@@ -332,7 +348,7 @@ fn targeted(obs: &Observed, mut next: OfferCancellationStatus, found: Targeting)
         Targeting::Ended(op) => fail(
             obs,
             next,
-            reason::OPERATION_ENDED,
+            words(obs).ended,
             format!("{} has ended; nothing was sent", describe(&op)),
         ),
         Targeting::Missing(id) => fail(
@@ -402,6 +418,33 @@ fn nothing_in_progress(latest: Option<&Operation>) -> String {
     }
 }
 
+/// The API refused the cancel (a job's 400); how the target ended says
+/// why. Ended cancelled after a resend of ours whose first answer was
+/// lost: that first POST did it (the lost-answer rule). Otherwise nothing
+/// this resource sent stopped it.
+fn refused(
+    obs: &Observed,
+    next: OfferCancellationStatus,
+    message: String,
+    found: Settlement,
+) -> Transition {
+    match found {
+        Settlement::TargetCancelled { operation } if resent(&obs.status) => cancelled(
+            obs,
+            next,
+            reason::NOTHING_IN_PROGRESS,
+            format!("the first answer to the cancel was lost; {operation} has ended cancelled"),
+        ),
+        Settlement::TargetCancelled { operation } | Settlement::TargetEnded { operation } => fail(
+            obs,
+            next,
+            words(obs).ended,
+            format!("{operation} had already completed: {message}"),
+        ),
+        _ => fail(obs, next, reason::BAD_REQUEST, message),
+    }
+}
+
 /// CPP answered the cancel with 404. A resend after a lost answer: the
 /// first one went through. Otherwise what the operations list shows: a
 /// cancel operation created since the intent is followed or recorded as
@@ -456,9 +499,10 @@ fn accepted(
     location: Option<String>,
     retry_after: Option<Duration>,
 ) -> Transition {
+    let Words { api, followed, .. } = words(obs);
     let (message, wait) = match &location {
         Some(_) => (
-            "CPP accepted the cancel; polling the cancel operation".to_string(),
+            format!("{api} accepted the cancel; polling {followed}"),
             poll_wait(obs, retry_after),
         ),
         None => (
@@ -539,7 +583,13 @@ fn polled(
             obs,
             next,
             reason::CANCELLED,
-            format!("the cancel operation ended: {raw}"),
+            format!("{} ended: {raw}", words(obs).followed),
+        ),
+        OperationState::Failed if obs.spec.product_ingestion.is_some() => fail(
+            obs,
+            next,
+            reason::JOB_ALREADY_COMPLETED,
+            format!("the job ended {raw}, not cancelled: {detail}"),
         ),
         OperationState::Failed => fail(
             obs,

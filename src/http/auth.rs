@@ -1,4 +1,4 @@
-//! Credentials and Azure AD tokens. Secrets live in `SecretString`, whose
+//! Credentials and Entra ID (Azure AD) tokens, one per API audience. Secrets live in `SecretString`, whose
 //! `Debug` prints `[REDACTED]`, and no error here carries a secret or the
 //! token endpoint's free-text answer (it holds trace ids and timestamps).
 
@@ -13,12 +13,29 @@ use super::{
     Endpoint, RequestObserver, RetryClass, classify_request_error, classify_status, read_limited,
 };
 
-/// The resource every CPP token is requested for.
-const CPP_RESOURCE: &str = "https://cloudpartner.azure.com";
+/// Which API a token is for: a token is requested, cached and sent for
+/// one audience only, so a Graph token never reaches CPP, nor the reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// The Cloud Partner Portal API.
+    Cpp,
+    /// Microsoft Graph, where the Product Ingestion API lives.
+    Graph,
+}
+
+impl Audience {
+    /// The `resource` of the v1 client-credentials grant.
+    pub fn resource(self) -> &'static str {
+        match self {
+            Audience::Cpp => "https://cloudpartner.azure.com",
+            Audience::Graph => "https://graph.microsoft.com/",
+        }
+    }
+}
 /// Refresh a token this long before it expires, at most.
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
-/// How the operator authenticates to CPP.
+/// How the operator authenticates to the APIs.
 #[derive(Clone, Debug)]
 pub enum Credentials {
     /// A bearer token given as is; it cannot be refreshed.
@@ -42,10 +59,10 @@ impl Credentials {
     }
 }
 
-/// One cached token's owner: scope, tenant, client, and a keyed hash of
-/// the client secret (the key is random per process, so the hash says
-/// nothing about the secret outside it).
-type SlotKey = (String, String, String, u64);
+/// One cached token's owner and audience: scope, tenant, client, a keyed
+/// hash of the client secret (the key is random per process, so the hash
+/// says nothing about the secret outside it), and the API it is for.
+type SlotKey = (String, String, String, u64, Audience);
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +79,8 @@ pub enum AuthError {
     Malformed(String),
     #[error("tenantId cannot be used in the token URL")]
     BadTenant,
+    #[error("the token given in the Secret was issued for another API, not {}; it is not sent", wanted.resource())]
+    WrongAudience { wanted: Audience },
 }
 
 impl AuthError {
@@ -69,7 +88,9 @@ impl AuthError {
         match self {
             AuthError::Request { source, .. } => classify_request_error(source),
             AuthError::Rejected { status, .. } => classify_status(*status, None),
-            AuthError::Malformed(_) | AuthError::BadTenant => RetryClass::Terminal,
+            AuthError::Malformed(_) | AuthError::BadTenant | AuthError::WrongAudience { .. } => {
+                RetryClass::Terminal
+            }
         }
     }
 }
@@ -124,18 +145,27 @@ impl TokenSource {
     }
 
     /// A token for these credentials, from the cache when it is still fresh.
-    pub(crate) async fn token(&self, creds: &Credentials) -> Result<SecretString, AuthError> {
+    pub(crate) async fn token(
+        &self,
+        creds: &Credentials,
+        audience: Audience,
+    ) -> Result<SecretString, AuthError> {
         match creds {
-            Credentials::Token(token) => Ok(token.clone()),
+            Credentials::Token(token) => given_token_for(token, audience),
             Credentials::ClientSecret {
                 tenant_id,
                 client_id,
                 client_secret,
                 scope,
             } => {
-                let slot = self.slot(self.key(scope, tenant_id, client_id, client_secret));
-                self.principal_token(slot, tenant_id, client_id, client_secret)
-                    .await
+                let key = self.key(scope, tenant_id, client_id, client_secret, audience);
+                let principal = Principal {
+                    tenant_id,
+                    client_id,
+                    client_secret,
+                    audience,
+                };
+                self.principal_token(self.slot(key), principal).await
             }
         }
     }
@@ -143,22 +173,20 @@ impl TokenSource {
     async fn principal_token(
         &self,
         slot: Slot,
-        tenant_id: &str,
-        client_id: &str,
-        client_secret: &SecretString,
+        principal: Principal<'_>,
     ) -> Result<SecretString, AuthError> {
         let mut cached = slot.lock().await;
         if let Some(c) = cached.as_ref().filter(|c| Instant::now() < c.refresh_at) {
             return Ok(c.token.clone());
         }
-        let fresh = self.fetch(tenant_id, client_id, client_secret).await?;
+        let fresh = self.fetch(principal).await?;
         let token = fresh.token.clone();
         *cached = Some(fresh);
         Ok(token)
     }
 
-    /// Drops the cached token, after CPP answered 401 to it.
-    pub(crate) async fn forget(&self, creds: &Credentials) {
+    /// Drops the cached token, after its API answered 401 to it.
+    pub(crate) async fn forget(&self, creds: &Credentials, audience: Audience) {
         if let Credentials::ClientSecret {
             tenant_id,
             client_id,
@@ -166,15 +194,22 @@ impl TokenSource {
             scope,
         } = creds
         {
-            let slot = self.slot(self.key(scope, tenant_id, client_id, client_secret));
-            *slot.lock().await = None;
+            let key = self.key(scope, tenant_id, client_id, client_secret, audience);
+            *self.slot(key).lock().await = None;
         }
     }
 
-    fn key(&self, scope: &str, tenant: &str, client: &str, secret: &SecretString) -> SlotKey {
+    fn key(
+        &self,
+        scope: &str,
+        tenant: &str,
+        client: &str,
+        secret: &SecretString,
+        audience: Audience,
+    ) -> SlotKey {
         use std::hash::BuildHasher;
         let secret = self.hasher.hash_one(secret.expose_secret());
-        (scope.into(), tenant.into(), client.into(), secret)
+        (scope.into(), tenant.into(), client.into(), secret, audience)
     }
 
     fn slot(&self, key: SlotKey) -> Slot {
@@ -201,20 +236,16 @@ impl TokenSource {
         Ok(url)
     }
 
-    async fn fetch(
-        &self,
-        tenant_id: &str,
-        client_id: &str,
-        secret: &SecretString,
-    ) -> Result<CachedToken, AuthError> {
+    async fn fetch(&self, principal: Principal<'_>) -> Result<CachedToken, AuthError> {
+        let tenant_id = principal.tenant_id;
         if tenant_id.is_empty() || tenant_id == "." || tenant_id == ".." {
             return Err(AuthError::BadTenant);
         }
         let form = [
             ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", secret.expose_secret()),
-            ("resource", CPP_RESOURCE),
+            ("client_id", principal.client_id),
+            ("client_secret", principal.client_secret.expose_secret()),
+            ("resource", principal.audience.resource()),
         ];
         let started = Instant::now();
         let sent = self
@@ -240,6 +271,41 @@ impl TokenSource {
         }
         cached_token(&body)
     }
+}
+
+/// Whose token [`TokenSource::fetch`] asks for, and for which API.
+#[derive(Clone, Copy)]
+struct Principal<'a> {
+    tenant_id: &'a str,
+    client_id: &'a str,
+    client_secret: &'a SecretString,
+    audience: Audience,
+}
+
+/// A token given as is goes to the target's API, unless it says itself
+/// that it was issued for the other one: a JWT whose `aud` claim names the
+/// other API is refused before it is sent. (It is not verified: only the
+/// API can; this keeps a token from the wrong host.) A token that is not a
+/// readable JWT is sent as given.
+fn given_token_for(token: &SecretString, audience: Audience) -> Result<SecretString, AuthError> {
+    match token_audience(token.expose_secret()) {
+        Some(other) if other != audience => Err(AuthError::WrongAudience { wanted: audience }),
+        _ => Ok(token.clone()),
+    }
+}
+
+/// The API a JWT's `aud` claim names, if it names one of ours.
+fn token_audience(token: &str) -> Option<Audience> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let aud = claims.get("aud")?.as_str()?.trim_end_matches('/');
+    [Audience::Cpp, Audience::Graph]
+        .into_iter()
+        .find(|a| a.resource().trim_end_matches('/').eq_ignore_ascii_case(aud))
 }
 
 fn auth_request_error(source: reqwest::Error) -> AuthError {
@@ -316,6 +382,30 @@ mod tests {
         assert_eq!(
             url.as_str(),
             "https://login.example/base/a%2Fb%3Fc/oauth2/token"
+        );
+    }
+
+    fn jwt(aud: &str) -> SecretString {
+        use base64::Engine;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let claims = format!(r#"{{"aud":"{aud}","exp":1}}"#);
+        SecretString::from(format!("{}.{}.sig", b64(r#"{"alg":"none"}"#), b64(&claims)))
+    }
+
+    #[test]
+    fn a_given_token_for_the_other_api_is_never_sent() {
+        let cpp = jwt("https://cloudpartner.azure.com");
+        let graph = jwt("https://graph.microsoft.com");
+        assert!(given_token_for(&cpp, Audience::Cpp).is_ok());
+        assert!(given_token_for(&graph, Audience::Graph).is_ok());
+        let refused = given_token_for(&cpp, Audience::Graph).unwrap_err();
+        assert!(matches!(refused, AuthError::WrongAudience { .. }));
+        assert!(!refused.to_string().contains(cpp.expose_secret()));
+        assert!(given_token_for(&graph, Audience::Cpp).is_err());
+        let opaque = SecretString::from("sim-0123");
+        assert!(
+            given_token_for(&opaque, Audience::Graph).is_ok(),
+            "not a JWT: sent as given"
         );
     }
 }

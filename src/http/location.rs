@@ -1,4 +1,4 @@
-//! Turning the `Location` CPP returns into a URL the bearer token may go to.
+//! Turning a `Location` an API returns into a URL the bearer token may go to.
 
 use reqwest::Url;
 
@@ -15,7 +15,7 @@ pub enum LocationError {
     #[error("operation location is not a usable URL or path")]
     Malformed,
     #[error(
-        "operation location points at host {host:?}, not the configured CPP endpoint; refusing to send the token there"
+        "operation location points at host {host:?}, not the configured endpoint; refusing to send the token there"
     )]
     ForeignHost { host: String },
     #[error("operation location is {len} bytes long (at most {MAX_LOCATION_LEN}); host {host:?}")]

@@ -11,10 +11,14 @@ use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::apis::Apis;
 use crate::cli::{CancelArgs, OutputFormat};
-use crate::cpp::{ClientConfig, CppClient, Credentials, Unobserved};
-use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
+use crate::crd::{
+    OfferCancellation, OfferCancellationSpec, OfferCancellationStatus, Phase, ProductIngestion,
+    SecretRef,
+};
 use crate::decide::{Observed, Requeue};
+use crate::http::{ClientConfig, Credentials, Unobserved};
 use crate::reconcile::{requeue_delay, step};
 #[cfg(feature = "simulator")]
 use cpp_simulator::{Scenario, scenario};
@@ -85,7 +89,7 @@ impl std::fmt::Display for Ending {
         match self {
             Ending::Cancelled => f.write_str("result: Cancelled"),
             Ending::Accepted => {
-                f.write_str("result: Cancelling (accepted by CPP; not waiting, as --no-wait asked)")
+                f.write_str("result: Cancelling (accepted; not waiting, as --no-wait asked)")
             }
             Ending::Failed(m) => write!(f, "result: Failed: {m}"),
             Ending::GaveUp(m) => write!(f, "result: gave up: {m}"),
@@ -111,10 +115,69 @@ impl Ending {
     }
 }
 
-/// The file's resource, with the guards the flags set, checked.
+/// The file's resource (or, with `--job-id` and no file, one built from
+/// the flags), with the targets and guards the flags set, checked.
 fn read_resource(args: &CancelArgs) -> Result<OfferCancellation, Error> {
-    let shown = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file).map_err(|source| Error::Read {
+    let (mut resource, shown) = match &args.file {
+        Some(file) => (parse_file(file)?, file.display().to_string()),
+        None => (from_flags(), "the flags".to_string()),
+    };
+    if let Some(job_id) = &args.job_id {
+        aim_at_job(&mut resource.spec, job_id);
+    }
+    if let Some(id) = &args.operation_id {
+        resource.spec.operation_id = Some(id.clone());
+    }
+    if let Some(at) = args.not_after {
+        resource.spec.not_after = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
+    }
+    resource
+        .spec
+        .validate()
+        .map_err(|source| Error::InvalidSpec {
+            path: shown,
+            source,
+        })?;
+    Ok(resource)
+}
+
+/// `--job-id`: the job is the target, in place of the file's offer.
+fn aim_at_job(spec: &mut OfferCancellationSpec, job_id: &str) {
+    spec.publisher_id = None;
+    spec.offer_id = None;
+    let api_version = spec.product_ingestion.take().map(|p| p.api_version);
+    spec.product_ingestion = Some(ProductIngestion {
+        job_id: job_id.to_string(),
+        api_version: api_version.unwrap_or_else(|| ProductIngestion::DEFAULT_API_VERSION.into()),
+    });
+}
+
+/// A resource named by flags alone (`--job-id` without `-f`).
+fn from_flags() -> OfferCancellation {
+    let mut resource = OfferCancellation::new(
+        "cli",
+        OfferCancellationSpec {
+            publisher_id: None,
+            offer_id: None,
+            product_ingestion: None,
+            notification_emails: Vec::new(),
+            credentials_secret_ref: SecretRef { name: "cli".into() },
+            api_version: crate::crd::DEFAULT_API_VERSION.into(),
+            poll_interval_seconds: None,
+            timeout_seconds: None,
+            operation_id: None,
+            not_after: None,
+        },
+    );
+    resource.metadata.namespace = Some("cli".into());
+    resource
+}
+
+/// An OfferCancellation file, as `kubectl apply` with strict field
+/// validation reads it: a misspelt field is an error.
+fn parse_file(file: &std::path::Path) -> Result<OfferCancellation, Error> {
+    let shown = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
         path: shown.clone(),
         source,
     })?;
@@ -137,20 +200,6 @@ fn read_resource(args: &CancelArgs) -> Result<OfferCancellation, Error> {
             fields: unknown,
         });
     }
-    let mut resource = resource;
-    if let Some(id) = &args.operation_id {
-        resource.spec.operation_id = Some(id.clone());
-    }
-    if let Some(at) = args.not_after {
-        resource.spec.not_after = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
-    }
-    resource
-        .spec
-        .validate()
-        .map_err(|source| Error::InvalidSpec {
-            path: shown,
-            source,
-        })?;
     Ok(resource)
 }
 
@@ -201,6 +250,9 @@ async fn simulated(args: &CancelArgs, voice: Voice) -> Result<Target, Error> {
     let url = reqwest::Url::parse(&running.url()).map_err(Error::SimulatorAddress)?;
     let mut config = args.cpp.client_config();
     config.endpoint = url.clone();
+    config.product_ingestion_endpoint = url
+        .join(scenario::PRODUCT_INGESTION_PATH)
+        .map_err(Error::SimulatorAddress)?;
     config.authority_host = url;
     Ok(Target {
         config,
@@ -230,16 +282,15 @@ pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
         quiet: args.quiet,
     };
     let target = target(&args, voice).await?;
-    let (cpp, creds) = (
-        CppClient::new(target.config, Arc::new(Unobserved))?,
+    let (apis, creds) = (
+        Apis::new(target.config, Arc::new(Unobserved))?,
         target.credentials,
     );
-    voice.say(&format!(
-        "cancelling the operation in progress on {}/{}",
-        resource.spec.publisher_id, resource.spec.offer_id
-    ));
+    if let Ok(target) = resource.spec.target() {
+        voice.say(&format!("cancelling the operation in progress on {target}"));
+    }
     let mut display = Display::new(voice);
-    let (ending, status) = drive(&cpp, &resource, &creds, !args.no_wait, &mut display).await;
+    let (ending, status) = drive(&apis, &resource, &creds, !args.no_wait, &mut display).await;
     display.finish();
     voice.result(&ending.to_string());
     resource.status = Some(status);
@@ -260,7 +311,7 @@ fn rendered(resource: &OfferCancellation, format: OutputFormat) -> Result<String
 /// Rounds until the decision has nothing more to do (or, without `wait`,
 /// until CPP accepted the cancel); returns how it ended and the status.
 async fn drive(
-    cpp: &CppClient,
+    apis: &Apis,
     resource: &OfferCancellation,
     creds: &Credentials,
     wait: bool,
@@ -268,7 +319,7 @@ async fn drive(
 ) -> (Ending, OfferCancellationStatus) {
     let mut observed = Observed::of(resource, None, 0, jiff::Timestamp::now());
     loop {
-        let Ok(requeue) = step(cpp, &mut observed, Ok(creds), display).await;
+        let Ok(requeue) = step(apis, &mut observed, Ok(creds), display).await;
         observed.errors_in_row = requeue.errors_in_row();
         if let Some(ending) = ending(&observed, requeue, wait) {
             return (ending, observed.status);

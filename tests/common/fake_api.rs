@@ -7,9 +7,10 @@ use http::{Request, Response};
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
 use kube::{Client, ResourceExt};
+use offer_cancel_operator::apis::Apis;
 use offer_cancel_operator::context::{self, Context};
-use offer_cancel_operator::cpp::{ClientConfig, CppClient};
 use offer_cancel_operator::crd::OfferCancellation;
+use offer_cancel_operator::http::ClientConfig;
 use offer_cancel_operator::metrics::Metrics;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -53,7 +54,7 @@ impl FakeApi {
         let mut cpp_config = ClientConfig::new(url.clone(), url);
         cpp_config.request_timeout = Duration::from_secs(2);
         let metrics = Arc::new(Metrics::default());
-        let cpp = Arc::new(CppClient::new(cpp_config, metrics.clone()).unwrap());
+        let cpp = Arc::new(Apis::new(cpp_config, metrics.clone()).unwrap());
         Arc::new(Context::new(
             Client::new(service, super::NS),
             cpp,

@@ -14,11 +14,12 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;
 use kube::{Client, Resource, ResourceExt};
+use offer_cancel_operator::apis::Apis;
 use offer_cancel_operator::context::{self, Context};
-use offer_cancel_operator::cpp::{ClientConfig, CppClient};
 use offer_cancel_operator::crd::{OfferCancellation, OfferCancellationStatus};
 use offer_cancel_operator::decide::Outcome;
 use offer_cancel_operator::fixtures::SECRET_VERSION;
+use offer_cancel_operator::http::ClientConfig;
 use offer_cancel_operator::metrics::Metrics;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -125,7 +126,7 @@ pub fn context(cpp_url: &str) -> (Arc<Context>, ApiServerVerifier) {
     let mut config = ClientConfig::new(url.clone(), url);
     config.request_timeout = Duration::from_secs(2);
     let metrics = Arc::new(Metrics::default());
-    let cpp = Arc::new(CppClient::new(config, metrics.clone()).unwrap());
+    let cpp = Arc::new(Apis::new(config, metrics.clone()).unwrap());
     let ctx = Context::new(client, cpp, metrics, context::Config::default());
     (Arc::new(ctx), ApiServerVerifier(handle))
 }

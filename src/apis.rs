@@ -1,0 +1,37 @@
+//! The two API clients, built once on one shared transport: one HTTP
+//! client, one rate limit and one token cache serve both, so the limit
+//! counts every request and a token is cached per audience.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cpp::CppClient;
+use crate::http::{ClientConfig, RequestObserver, Transport};
+use crate::ingestion::JobClient;
+
+/// CPP's client and Product Ingestion's, side by side.
+pub struct Apis {
+    pub cpp: CppClient,
+    pub jobs: JobClient,
+    transport: Arc<Transport>,
+}
+
+impl Apis {
+    /// Clients whose requests `observer` hears of.
+    pub fn new(
+        config: ClientConfig,
+        observer: Arc<dyn RequestObserver>,
+    ) -> Result<Self, reqwest::Error> {
+        let transport = Arc::new(Transport::new(&config, observer)?);
+        Ok(Apis {
+            cpp: CppClient::new(transport.clone(), config.endpoint),
+            jobs: JobClient::new(transport.clone(), config.product_ingestion_endpoint),
+            transport,
+        })
+    }
+
+    /// How long a cancel POST may take in all (rate limit, token, request).
+    pub fn post_budget(&self) -> Duration {
+        self.transport.post_budget()
+    }
+}

@@ -1,0 +1,150 @@
+//! The Partner Center Product Ingestion client: cancelling a configure job
+//! and reading its status. A peer of the CPP client on the shared
+//! [`crate::http`] transport; it answers in [`crate::operation`]'s words,
+//! so the decision never learns which API answered. What the public
+//! reference says and leaves unsaid: `docs/product-ingestion-api.md`.
+
+mod wire;
+
+use reqwest::Url;
+use std::sync::Arc;
+
+use crate::fair::Turn;
+use crate::http::{
+    ApiError, Credentials, Endpoint, Transport, checked_location, resolve_location, retry_after,
+};
+use crate::operation::{CancelOutcome, Operation, OperationState, PolledOperation};
+
+/// Which job a call is about.
+#[derive(Debug, Clone, Copy)]
+pub struct JobRef<'a> {
+    pub job_id: &'a str,
+    /// The `$version` query parameter.
+    pub api_version: &'a str,
+}
+
+/// The Product Ingestion client; built by [`crate::apis::Apis::new`].
+pub struct JobClient {
+    transport: Arc<Transport>,
+    endpoint: Url,
+}
+
+impl JobClient {
+    pub(crate) fn new(transport: Arc<Transport>, endpoint: Url) -> Self {
+        JobClient {
+            transport,
+            endpoint,
+        }
+    }
+
+    /// POSTs the cancel (no body). Callers send it at most once per
+    /// recorded intent. A job that answers `cancelled` is cancelled; one
+    /// still going is followed at its status URL. Anything but 200 is an
+    /// error (400: it refused, e.g. the job has already completed).
+    pub async fn cancel(
+        &self,
+        job: JobRef<'_>,
+        creds: &Credentials,
+        turn: Turn<'_>,
+    ) -> Result<CancelOutcome, ApiError> {
+        let url = self.job_url(job, "cancel")?;
+        let answer = self
+            .transport
+            .send(Endpoint::JobCancel, creds, turn, |token| {
+                self.transport.http().post(url.clone()).bearer_auth(token)
+            })
+            .await?;
+        if answer.status() != 200 {
+            return Err(answer.rejected().await);
+        }
+        let retry_after = retry_after(answer.headers());
+        let status = self.read(job, &answer.body().await?, Endpoint::JobCancel)?;
+        if status.state == OperationState::Done {
+            return Ok(CancelOutcome::Cancelled);
+        }
+        Ok(CancelOutcome::Accepted {
+            http: 200,
+            location: checked_location(&self.endpoint, Some(self.status_location(job)?))?,
+            retry_after,
+        })
+    }
+
+    /// The job's status, at the location the cancel recorded.
+    pub async fn poll(
+        &self,
+        job: JobRef<'_>,
+        location: &str,
+        creds: &Credentials,
+        turn: Turn<'_>,
+    ) -> Result<PolledOperation, ApiError> {
+        let url = resolve_location(&self.endpoint, location)?;
+        let answer = self
+            .transport
+            .get_ok(Endpoint::JobStatus, url, creds, turn)
+            .await?;
+        let retry_after = retry_after(answer.headers());
+        let polled = self.read(job, &answer.body().await?, Endpoint::JobStatus)?;
+        Ok(PolledOperation {
+            retry_after,
+            ..polled
+        })
+    }
+
+    /// The job as its status shows it, as a one-entry operations list:
+    /// what the decision reads before a first cancel, and after a lost
+    /// answer.
+    pub async fn operations(
+        &self,
+        job: JobRef<'_>,
+        creds: &Credentials,
+        turn: Turn<'_>,
+    ) -> Result<Vec<Operation>, ApiError> {
+        let url = self.job_url(job, "status")?;
+        let answer = self
+            .transport
+            .get_ok(Endpoint::JobStatus, url, creds, turn)
+            .await?;
+        let polled = self.read(job, &answer.body().await?, Endpoint::JobStatus)?;
+        Ok(vec![polled.operation])
+    }
+
+    /// Where the job's status is read, as status records it.
+    pub fn status_location(&self, job: JobRef<'_>) -> Result<String, ApiError> {
+        Ok(self.job_url(job, "status")?.to_string())
+    }
+
+    fn read(
+        &self,
+        job: JobRef<'_>,
+        body: &[u8],
+        endpoint: Endpoint,
+    ) -> Result<PolledOperation, ApiError> {
+        let malformed = |detail| ApiError::Malformed { endpoint, detail };
+        let status = wire::parse_job_status(body).map_err(malformed)?;
+        if !status.names(job.job_id) {
+            return Err(malformed("the answer is about another job".into()));
+        }
+        Ok(PolledOperation {
+            state: status.state(),
+            operation: status.into_operation(job.job_id),
+            location: None,
+            retry_after: None,
+        })
+    }
+
+    /// `{endpoint}/configure/{jobId}/{action}?$version=..`, the id
+    /// percent-encoded as one segment.
+    fn job_url(&self, job: JobRef<'_>, action: &str) -> Result<Url, ApiError> {
+        let mut url = self.endpoint.clone();
+        url.path_segments_mut()
+            .map_err(|_| ApiError::BadEndpoint)?
+            .pop_if_empty()
+            .extend(["configure", job.job_id, action]);
+        // The parameter's name is the literal `$version`; a form encoder
+        // would send `%24version`.
+        let version: String =
+            url::form_urlencoded::byte_serialize(job.api_version.as_bytes()).collect();
+        url.set_query(Some(&format!("$version={version}")));
+        Ok(url)
+    }
+}

@@ -1,0 +1,182 @@
+//! What the Product Ingestion API sends back about a configure job, read
+//! leniently: the reference's samples spell the id `jobID`, its schema
+//! `jobId`; `cancelled` is in a sample but not in the schema's enum. Any
+//! body may be malformed or hostile: nothing here panics, every text is
+//! bounded.
+
+use serde_json::Value;
+
+use crate::http::wire::{ErrorBody, bounded, parse_utc, scalar_text};
+use crate::operation::{Operation, OperationState};
+
+/// What the decision's words call a configure job.
+const JOB_KIND: &str = "configure job";
+
+/// A configure-status object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JobStatus {
+    pub id: Option<String>,
+    /// `jobStatus`: `notStarted`, `running`, `completed`.
+    pub status: String,
+    /// `jobResult`: `pending`, `succeeded`, `failed`, `cancelled`.
+    pub result: String,
+    pub started: Option<jiff::Timestamp>,
+    /// The job's `errors`, in one line (empty: none).
+    pub errors: String,
+}
+
+/// Lower case without spaces, `_` or `-`.
+fn fold(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+impl JobStatus {
+    fn running(&self) -> bool {
+        matches!(fold(&self.status).as_str(), "notstarted" | "running")
+    }
+
+    /// What the job's status means for a cancel of it: still going, done
+    /// (it ended `cancelled`), or failed (it ended otherwise: the cancel
+    /// did not take). An unknown `jobStatus` is not in progress, as the
+    /// reference's enum has it; the result then says how it ended.
+    pub fn state(&self) -> OperationState {
+        if self.running() {
+            return OperationState::InProgress;
+        }
+        match fold(&self.result).as_str() {
+            "cancelled" | "canceled" => OperationState::Done,
+            _ => OperationState::Failed,
+        }
+    }
+
+    /// Whether the answer is about `job` (one without an id is taken as).
+    pub fn names(&self, job: &str) -> bool {
+        self.id
+            .as_deref()
+            .is_none_or(|id| id.eq_ignore_ascii_case(job))
+    }
+
+    /// In the operations list's words: a running job shows its
+    /// `jobStatus`, an ended one its `jobResult`.
+    pub fn into_operation(self, job: &str) -> Operation {
+        let status = if self.running() {
+            self.status
+        } else {
+            self.result
+        };
+        Operation {
+            id: Some(job.to_string()),
+            kind: Some(JOB_KIND.into()),
+            status,
+            detail: self.errors,
+            created: self.started,
+            progress: None,
+        }
+    }
+}
+
+/// A configure-status object, from a status GET or a cancel's answer.
+pub(crate) fn parse_job_status(body: &[u8]) -> Result<JobStatus, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("job status is not JSON: {e}"))?;
+    if !value.is_object() {
+        return Err("job status is not an object".into());
+    }
+    let text = |key: &str| value.get(key).and_then(Value::as_str).map(bounded);
+    let status = text("jobStatus").ok_or("job status has no jobStatus")?;
+    Ok(JobStatus {
+        id: value
+            .get("jobId")
+            .or_else(|| value.get("jobID"))
+            .and_then(scalar_text),
+        status,
+        result: text("jobResult").unwrap_or_default(),
+        started: value
+            .get("jobStart")
+            .and_then(Value::as_str)
+            .and_then(parse_utc),
+        errors: value.get("errors").map(error_texts).unwrap_or_default(),
+    })
+}
+
+/// The job's `errors` in one line: each as `code: message`, at most five.
+fn error_texts(errors: &Value) -> String {
+    let Some(items) = errors.as_array() else {
+        return String::new();
+    };
+    let texts: Vec<String> = items
+        .iter()
+        .take(5)
+        .filter_map(|e| match e {
+            Value::String(s) => Some(bounded(s)),
+            Value::Object(_) => ErrorBody::parse(e.to_string().as_bytes()).map(|b| b.to_string()),
+            _ => None,
+        })
+        .collect();
+    bounded(&texts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_spellings_of_the_id_are_read() {
+        for key in ["jobId", "jobID"] {
+            let body =
+                format!(r#"{{"{key}": "9f1c", "jobStatus": "running", "jobResult": "pending"}}"#);
+            let job = parse_job_status(body.as_bytes()).unwrap();
+            assert_eq!(job.id.as_deref(), Some("9f1c"), "{key}");
+            assert!(job.names("9F1C"));
+            assert!(!job.names("other"));
+        }
+    }
+
+    #[test]
+    fn a_job_is_cancelled_only_when_it_ended_cancelled() {
+        let state = |status: &str, result: &str| {
+            let body = format!(r#"{{"jobStatus": "{status}", "jobResult": "{result}"}}"#);
+            parse_job_status(body.as_bytes()).unwrap().state()
+        };
+        use OperationState::*;
+        assert_eq!(state("running", "pending"), InProgress);
+        assert_eq!(state("notStarted", "pending"), InProgress);
+        assert_eq!(state("completed", "cancelled"), Done);
+        assert_eq!(state("completed", "Canceled"), Done);
+        assert_eq!(state("completed", "succeeded"), Failed, "too late");
+        assert_eq!(state("completed", "failed"), Failed);
+        assert_eq!(state("somethingNew", "pending"), Failed, "not in progress");
+    }
+
+    #[test]
+    fn an_ended_job_shows_its_result_and_errors_as_an_operation() {
+        let body = br#"{"jobId": "9f1c", "jobStatus": "completed", "jobResult": "failed",
+            "jobStart": "2026-11-30T01:02:03Z",
+            "errors": [{"code": "badRequest", "message": "<b>bad</b> plan", "details": []}, 7]}"#;
+        let op = parse_job_status(body).unwrap().into_operation("9f1c");
+        assert_eq!(op.status, "failed");
+        assert_eq!(op.kind.as_deref(), Some("configure job"));
+        assert!(op.detail.contains("badRequest"), "{}", op.detail);
+        assert!(op.created.is_some());
+        assert!(!op.in_progress());
+    }
+
+    #[test]
+    fn hostile_bodies_are_errors_not_panics() {
+        for body in [
+            &b"[]"[..],
+            b"null",
+            b"{}",
+            b"{\"jobStatus\": 5}",
+            b"\xff",
+            b"",
+        ] {
+            assert!(parse_job_status(body).is_err(), "{body:?}");
+        }
+        let huge = format!(r#"{{"jobStatus": "{}"}}"#, "x".repeat(100_000));
+        assert!(parse_job_status(huge.as_bytes()).unwrap().status.len() < 1_000);
+    }
+}
