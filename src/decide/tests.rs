@@ -1139,3 +1139,224 @@ fn another_resources_unsettled_intent_is_waited_for_until_it_looks_stuck() {
     let t = w.apply(Outcome::Targeted(send_publish_1()));
     assert!(t.post, "the list shows the publish still running");
 }
+
+// ---- Product Ingestion configure jobs: the same decision, the job's words.
+
+const JOB: &str = "9f1c0e2a-1b2c-4d5e-8f90-123456789abc";
+const JOB_STATUS: &str = "https://graph.example/rp/product-ingestion/configure/9f1c0e2a-1b2c-4d5e-8f90-123456789abc/status?$version=2022-03-01-preview2";
+
+/// A job as its status shows it, in the operations list's words.
+fn job(status: &str) -> Operation {
+    Operation {
+        id: Some(JOB.into()),
+        kind: Some("configure job".into()),
+        status: status.into(),
+        ..Operation::default()
+    }
+}
+
+/// A fresh job resource whose status read showed it running: the intent
+/// is recorded.
+fn job_sending() -> Observed {
+    let mut w = OfferCancellation::test().job(JOB).observed();
+    let found = target(&[job("running")], Some(JOB), |_| JOB_STATUS.into());
+    let t = w.apply(Outcome::Targeted(found));
+    assert!(t.post, "a running job is cancelled");
+    w
+}
+
+fn job_accepted() -> Observed {
+    let mut w = job_sending();
+    w.apply(Outcome::Accepted {
+        http: 200,
+        location: Some(JOB_STATUS.into()),
+        retry_after: None,
+    });
+    w
+}
+
+#[test]
+fn a_job_answered_cancelled_at_once_is_cancelled() {
+    let mut w = job_sending();
+    let t = w.apply(Outcome::Cancelled);
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(t.status.http_status, Some(200));
+    assert_eq!(t.status.target.as_deref(), Some(&*format!("job {JOB}")));
+    assert!(!w.status.message.unwrap_or_default().contains("CPP"));
+}
+
+#[test]
+fn a_job_still_running_is_polled_at_its_status_url_once_a_minute() {
+    let mut w = job_accepted();
+    assert_eq!(w.status.phase, Some(Phase::Cancelling));
+    assert_eq!(w.status.http_status, Some(200));
+    assert_eq!(w.status.operation_location.as_deref(), Some(JOB_STATUS));
+    let location = JOB_STATUS.to_string();
+    assert_eq!(w.step(), Step::Call(Call::Poll { location }));
+    let t = w.apply(polled("running", OperationState::InProgress));
+    assert_eq!(t.requeue, Requeue::After(Duration::from_secs(60)));
+    let t = w.apply(polled("cancelled", OperationState::Done));
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(t.status.operation_status.as_deref(), Some("cancelled"));
+}
+
+#[test]
+fn a_job_that_ended_otherwise_while_followed_fails_with_its_result_and_errors() {
+    let mut w = job_accepted();
+    let t = w.apply(polled("succeeded", OperationState::Failed));
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        w.condition(condition::STALLED).1,
+        reason::JOB_ALREADY_COMPLETED
+    );
+    let message = t.status.message.unwrap_or_default();
+    assert!(
+        message.contains("succeeded") && message.contains("boom"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_job_that_completed_before_any_cancel_sends_nothing() {
+    let mut w = OfferCancellation::test().job(JOB).observed();
+    for ended in ["succeeded", "failed", "cancelled"] {
+        let found = target(&[job(ended)], Some(JOB), |_| JOB_STATUS.into());
+        let t = transition(&w, Outcome::Targeted(found));
+        assert!(!t.post, "{ended}");
+        assert_eq!(t.status.phase, Some(Phase::Failed));
+        let stalled = t
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition::STALLED);
+        assert_eq!(stalled.unwrap().reason, reason::JOB_ALREADY_COMPLETED);
+        assert!(t.status.message.unwrap_or_default().contains(ended));
+    }
+    w.apply(Outcome::Rejected {
+        reason: reason::JOB_NOT_FOUND,
+        message: "Product Ingestion status call answered HTTP 404".into(),
+        cancel_status: None,
+    });
+    assert_eq!(w.condition(condition::STALLED).1, reason::JOB_NOT_FOUND);
+}
+
+#[test]
+fn a_refused_cancel_says_how_the_job_ended() {
+    for (ended, settlement) in [
+        (
+            "succeeded",
+            Settlement::TargetEnded {
+                operation: super::describe(&job("succeeded")),
+            },
+        ),
+        (
+            "cancelled",
+            Settlement::TargetCancelled {
+                operation: super::describe(&job("cancelled")),
+            },
+        ),
+    ] {
+        let mut w = job_sending();
+        let t = w.apply(Outcome::CancelRefused {
+            message: "HTTP 400 (badRequest: Cannot cancel job, job has already completed.)".into(),
+            settlement,
+        });
+        assert_eq!(t.status.phase, Some(Phase::Failed), "{ended}");
+        assert_eq!(t.status.http_status, Some(400));
+        assert_eq!(
+            w.condition(condition::STALLED).1,
+            reason::JOB_ALREADY_COMPLETED
+        );
+        assert!(t.status.message.unwrap_or_default().contains(ended));
+    }
+    let mut w = job_sending();
+    let t = w.apply(Outcome::CancelRefused {
+        message: "HTTP 400 (badRequest: too far along)".into(),
+        settlement: Settlement::TargetRunning,
+    });
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(w.condition(condition::STALLED).1, reason::BAD_REQUEST);
+}
+
+/// The intent's answer was lost; the status read settles it.
+fn job_in_doubt() -> Observed {
+    let mut w = job_sending();
+    w.now = past_the_window();
+    assert_eq!(w.step(), Step::Call(Call::Settle));
+    w
+}
+
+#[test]
+fn a_lost_answer_is_settled_from_the_jobs_status_never_by_a_blind_resend() {
+    let settle_job = |status: &str| {
+        let since = Some(at(0));
+        settle(&[job(status)], since, Some(JOB), |_| JOB_STATUS.into())
+    };
+    let mut w = job_in_doubt();
+    let t = w.apply(Outcome::Settled(settle_job("cancelled")));
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert!(!t.post);
+    let mut w = job_in_doubt();
+    let t = w.apply(Outcome::Settled(settle_job("succeeded")));
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        w.condition(condition::STALLED).1,
+        reason::JOB_ALREADY_COMPLETED
+    );
+    let mut w = job_in_doubt();
+    let t = w.apply(Outcome::Settled(settle_job("running")));
+    assert!(
+        t.post,
+        "still running: sent again, fenced by this intent's write"
+    );
+    assert_eq!(w.condition(condition::RECONCILING).1, reason::CANCEL_RESENT);
+}
+
+#[test]
+fn a_resent_cancel_refused_because_our_first_one_took_effect_is_cancelled() {
+    let mut w = job_in_doubt();
+    w.apply(Outcome::Settled(Settlement::TargetRunning));
+    let operation = super::describe(&job("cancelled"));
+    let t = w.apply(Outcome::CancelRefused {
+        message: "HTTP 400 (badRequest: Cannot cancel job, job has already completed.)".into(),
+        settlement: Settlement::TargetCancelled { operation },
+    });
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(w.condition(condition::READY).1, reason::NOTHING_IN_PROGRESS);
+}
+
+#[test]
+fn a_404_to_a_resent_job_cancel_is_not_taken_for_success() {
+    let mut w = job_in_doubt();
+    w.apply(Outcome::Settled(Settlement::TargetRunning));
+    let t = w.apply(Outcome::Rejected {
+        reason: reason::JOB_NOT_FOUND,
+        message: "Product Ingestion cancel call answered HTTP 404".into(),
+        cancel_status: Some(404),
+    });
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(w.condition(condition::STALLED).1, reason::JOB_NOT_FOUND);
+}
+
+#[test]
+fn a_retried_job_resumes_following_the_cancel_it_had_accepted() {
+    let mut w = job_accepted();
+    w.apply(Outcome::TimedOut);
+    assert_eq!(w.status.phase, Some(Phase::Failed));
+    w.retry_request = Some("again".into());
+    assert_eq!(w.step(), Step::Record(Outcome::Resumed));
+    let t = w.apply(Outcome::Resumed);
+    assert_eq!(t.status.phase, Some(Phase::Cancelling));
+    assert!(!t.post, "an accepted cancel is never sent again");
+}
+
+#[test]
+fn two_resources_naming_one_job_send_one_cancel() {
+    let first = job_sending();
+    let mut second = OfferCancellation::test().job(JOB).observed();
+    second.peers = vec![first.status.clone()];
+    second.now = at(1);
+    let found = target(&[job("running")], Some(JOB), |_| JOB_STATUS.into());
+    let t = transition(&second, Outcome::Targeted(found));
+    assert!(!t.post, "the first one's intent is in flight: wait");
+}

@@ -542,3 +542,118 @@ async fn a_too_late_cancel_is_404_and_the_operation_is_listed_as_succeeded() {
         .unwrap();
     assert_eq!(ops[0]["status"], "succeeded");
 }
+
+// ---- Product Ingestion configure jobs.
+
+const GRAPH_TOKEN: &str = "simulated-graph-token";
+
+fn job_url(sim: &simulator::Running, id: &str, action: &str) -> String {
+    format!(
+        "{}/rp/product-ingestion/configure/{id}/{action}?$version=2022-03-01-preview2",
+        sim.url()
+    )
+}
+
+async fn job_call(c: &reqwest::Client, post: bool, url: &str, token: &str) -> (u16, Value) {
+    let req = if post { c.post(url) } else { c.get(url) };
+    let resp = req.bearer_auth(token).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_running_job_cancel_is_accepted_then_reads_cancelled() {
+    let (sim, c) = sim().await;
+    let id = simulator::scenario::DEFAULT_JOB_ID;
+    let (status, body) = job_call(&c, true, &job_url(&sim, id, "cancel"), GRAPH_TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["jobStatus"], "running");
+    let (_, first) = job_call(&c, false, &job_url(&sim, id, "status"), GRAPH_TOKEN).await;
+    assert_eq!(first["jobStatus"], "running");
+    let (_, second) = job_call(&c, false, &job_url(&sim, id, "status"), GRAPH_TOKEN).await;
+    assert_eq!(
+        (second["jobStatus"].clone(), second["jobResult"].clone()),
+        (json!("completed"), json!("cancelled"))
+    );
+    let (again, body) = job_call(&c, true, &job_url(&sim, id, "cancel"), GRAPH_TOKEN).await;
+    assert_eq!(again, 400, "a second cancel of a completed job: {body}");
+    assert_eq!(body["error"]["code"], "badRequest");
+    let stats = get_json(&c, format!("{}/_sim/stats", sim.url())).await;
+    assert_eq!(stats["jobs"][id]["cancelPosts"], 2);
+}
+
+#[tokio::test]
+async fn each_api_refuses_the_others_token_and_counts_it() {
+    let (sim, c) = sim().await;
+    let id = simulator::scenario::DEFAULT_JOB_ID;
+    let (status, _) = job_call(&c, true, &job_url(&sim, id, "cancel"), DEFAULT_TOKEN).await;
+    assert_eq!(status, 401, "a CPP token at Product Ingestion");
+    let cpp = cancel_url(&sim, "contoso", "sync-offer", "2017-10-31");
+    let (status, _) = post_cancel(&c, &cpp, Some(GRAPH_TOKEN), BODY).await;
+    assert_eq!(status, 401, "a Graph token at CPP");
+    let stats = get_json(&c, format!("{}/_sim/stats", sim.url())).await;
+    assert_eq!(stats["wrongAudience"], 2);
+}
+
+#[tokio::test]
+async fn tokens_are_issued_for_either_audience_and_only_those() {
+    let (sim, c) = sim().await;
+    let token_for = |resource: &'static str| {
+        let c = c.clone();
+        let url = format!("{}/contoso-tenant/oauth2/token", sim.url());
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", simulator::scenario::DEFAULT_CLIENT_ID),
+                ("client_secret", simulator::scenario::DEFAULT_CLIENT_SECRET),
+                ("resource", resource),
+            ];
+            let resp = c.post(url).form(&form).send().await.unwrap();
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (ok, graph) = token_for("https://graph.microsoft.com/").await;
+    assert_eq!(ok, 200);
+    let token = graph["access_token"].as_str().unwrap().to_string();
+    let id = simulator::scenario::DEFAULT_JOB_ID;
+    let (status, _) = job_call(&c, false, &job_url(&sim, id, "status"), &token).await;
+    assert_eq!(status, 200);
+    let (refused, _) = token_for("https://management.azure.com").await;
+    assert_eq!(refused, 400);
+}
+
+#[tokio::test]
+async fn job_answers_for_missing_forbidden_and_wrong_versions() {
+    let (sim, c) = sim().await;
+    let (missing, body) = job_call(
+        &c,
+        true,
+        &job_url(&sim, "no-such-job", "cancel"),
+        GRAPH_TOKEN,
+    )
+    .await;
+    assert_eq!(missing, 404, "{body}");
+    let started = c
+        .post(format!("{}/_sim/jobs", sim.url()))
+        .json(&json!({"publisher": "fabrikam", "job": {"id": "fab-1", "cancel": "immediate"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    let (forbidden, _) = job_call(&c, true, &job_url(&sim, "fab-1", "cancel"), GRAPH_TOKEN).await;
+    assert_eq!(forbidden, 403);
+    let old = job_url(&sim, simulator::scenario::DEFAULT_JOB_ID, "status")
+        .replace("2022-03-01-preview2", "1999-01-01");
+    let (version, _) = job_call(&c, false, &old, GRAPH_TOKEN).await;
+    assert_eq!(version, 400);
+    let bad = c
+        .post(format!("{}/_sim/jobs", sim.url()))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
