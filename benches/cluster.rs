@@ -8,6 +8,7 @@
 //!   cargo bench --locked --bench cluster -- --faults 0.3 # 429, 5xx, lost answers
 //!   cargo bench --locked --bench cluster -- --rps 10     # the default CPP rate limit
 //!   cargo bench --locked --bench cluster -- --flood 2000 --probes 20
+//!   cargo bench --locked --bench cluster -- --n 10000 --jobs 0.5  # half configure jobs
 //!
 //! The flood probe: N async resources applied at once in one namespace
 //! (rate limit on, 10/s unless `--rps` says otherwise), then, one at a
@@ -42,6 +43,10 @@ struct Args {
     probes: usize,
     /// The operator's `--concurrency` (0: its default).
     concurrency: u16,
+    /// Share of the resources that name a Product Ingestion configure job
+    /// instead of an offer (half of them cancelled at once, half followed
+    /// to their end).
+    jobs: f64,
 }
 
 fn args() -> Args {
@@ -53,6 +58,7 @@ fn args() -> Args {
         flood: 0,
         probes: 20,
         concurrency: 0,
+        jobs: 0.0,
     };
     let given: Vec<String> = std::env::args().collect();
     for pair in given.windows(2) {
@@ -64,13 +70,26 @@ fn args() -> Args {
             "--flood" => args.flood = pair[1].parse().unwrap_or(args.flood),
             "--probes" => args.probes = pair[1].parse().unwrap_or(args.probes),
             "--concurrency" => args.concurrency = pair[1].parse().unwrap_or(args.concurrency),
+            "--jobs" => args.jobs = pair[1].parse().unwrap_or(args.jobs).clamp(0.0, 1.0),
             _ => {}
         }
     }
     args
 }
 
-fn offer(i: usize) -> String {
+/// The i-th target: a configure job for `jobs` of them, spread evenly
+/// (alternately cancelled at once and followed), else an offer: 40% sync,
+/// 40% async, 20% non-migrated Location.
+fn offer(i: usize, jobs: f64) -> String {
+    let jobs_before = |i: usize| (i as f64 * jobs).floor() as usize;
+    if jobs_before(i + 1) > jobs_before(i) {
+        let kind = if jobs_before(i) % 2 == 0 {
+            "jobnow"
+        } else {
+            "job"
+        };
+        return format!("{kind}-bench-{i}");
+    }
     let kind = match i % 5 {
         0 | 1 => "sync",
         2 | 3 => "async",
@@ -149,11 +168,12 @@ async fn run(plane: &envtest::ControlPlane, args: &Args) {
     let operator = fx.operator(plane, &flags);
     let pid = operator.child.id();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let offers: Vec<String> = (0..args.n).map(offer).collect();
+    let offers: Vec<String> = (0..args.n).map(|i| offer(i, args.jobs)).collect();
     println!(
-        "creating {} OfferCancellations at {}/s (40% sync, 40% async, 20% non-migrated Location), {:.0}% CPP faults, CPP rate limit {}",
+        "creating {} OfferCancellations at {}/s ({:.0}% configure jobs; offers 40% sync, 40% async, 20% non-migrated Location), {:.0}% API faults, rate limit {}",
         args.n,
         args.rate,
+        args.jobs * 100.0,
         args.faults * 100.0,
         limit_text(args.rps)
     );
@@ -214,28 +234,27 @@ async fn report(
     let mut latencies: Vec<u64> = offers
         .iter()
         .filter_map(|o| {
-            let posted = stats["offers"][format!("contoso/{o}")]["firstCancelPostMs"].as_u64()?;
+            let posted = support::target_stats(&stats, o)["firstCancelPostMs"].as_u64()?;
             Some(posted.saturating_sub(*created.get(o)?))
         })
         .collect();
     let by_tenth = latency_by_tenth(offers, created, &stats);
     latencies.sort_unstable();
-    let requests: u64 = ["cancelPosts", "operationGets", "submissionGets"]
+    let counted = [
+        "cancelPosts",
+        "operationGets",
+        "submissionGets",
+        "statusGets",
+    ];
+    let requests: u64 = offers
         .iter()
-        .map(|k| {
-            offers
-                .iter()
-                .map(|o| {
-                    stats["offers"][format!("contoso/{o}")][k]
-                        .as_u64()
-                        .unwrap_or(0)
-                })
-                .sum::<u64>()
-        })
+        .flat_map(|o| counted.map(|k| support::target_stats(&stats, o)[k].as_u64().unwrap_or(0)))
         .sum();
-    // The floor: one operations-list read and one POST each (the list says
-    // what the cancel is for), plus one poll for each asynchronous cancel.
-    let floor = offers.iter().filter(|o| !o.starts_with("sync-")).count() as f64 / n + 2.0;
+    // The floor: one operations-list (or job status) read and one POST
+    // each (the read says what the cancel is for), plus one poll for each
+    // cancel that is not done at once.
+    let at_once = |o: &&String| o.starts_with("sync-") || o.starts_with("jobnow-");
+    let floor = offers.iter().filter(|o| !at_once(o)).count() as f64 / n + 2.0;
     let counts: Vec<u32> = offers
         .iter()
         .map(|o| writes.get(o).copied().unwrap_or(0))
@@ -318,10 +337,10 @@ fn poll_lateness(requests: &[(i64, String, String)]) -> Vec<u64> {
     let mut late = Vec::new();
     for (at, endpoint, offer) in requests {
         match endpoint.as_str() {
-            "cancel" => {
+            "cancel" | "job_cancel" => {
                 posted.entry(offer.clone()).or_insert(*at);
             }
-            "operation" => {
+            "operation" | "job_status" => {
                 if let Some(post) = posted.remove(offer) {
                     late.push((at - post - 5_000).max(0) as u64);
                 }
@@ -437,7 +456,7 @@ fn latency_by_tenth(
     let mut in_order: Vec<(u64, u64)> = offers
         .iter()
         .filter_map(|o| {
-            let posted = stats["offers"][format!("contoso/{o}")]["firstCancelPostMs"].as_u64()?;
+            let posted = support::target_stats(stats, o)["firstCancelPostMs"].as_u64()?;
             let at = *created.get(o)?;
             Some((at, posted.saturating_sub(at)))
         })

@@ -357,3 +357,91 @@ async fn operation_id_and_not_after_guard_what_the_cli_sends() {
     .await;
     assert_eq!(named.status.code(), Some(0), "{}", text(&named));
 }
+
+/// `cancel --job-id` against a simulator: the endpoints, and a Graph token.
+async fn cancel_job(sim: &simulator::Running, job: &str, extra: &[&str]) -> Output {
+    let url = sim.url();
+    let jobs = format!("{url}/rp/product-ingestion");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["cancel", "--job-id", job])
+        .args(["--endpoint", &url, "--authority-host", &url])
+        .args(["--product-ingestion-endpoint", &jobs])
+        .args(extra)
+        .env_remove("CPP_TOKEN")
+        .env_remove("AZURE_CLIENT_SECRET");
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[test]
+fn a_job_is_cancelled_end_to_end_with_simulate_and_job_id() {
+    let out = Command::new(BIN)
+        .args(["cancel", "--simulate", "--job-id"])
+        .arg("0b7e4c1d-0000-4000-8000-000000000001")
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("on job 0b7e4c1d"), "{shown}");
+    assert!(shown.contains("result: Cancelled"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_job_that_completed_fails_saying_how_and_a_cpp_token_is_refused() {
+    let sim = default_simulator().await;
+    let graph = ["--token", "simulated-graph-token"];
+    let out = cancel_job(&sim, "0b7e4c1d-0000-4000-8000-000000000003", &graph).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("(failed) had already completed"),
+        "{}",
+        text(&out)
+    );
+    let accepted = cancel_job(
+        &sim,
+        "9f1c0e2a-1b2c-4d5e-8f90-123456789abc",
+        &[&graph[..], &["--no-wait"]].concat(),
+    )
+    .await;
+    assert_eq!(accepted.status.code(), Some(0), "{}", text(&accepted));
+    assert!(
+        text(&accepted).contains("result: Cancelling"),
+        "{}",
+        text(&accepted)
+    );
+    let cpp_token = cancel_job(&sim, "0b7e4c1d-0000-4000-8000-000000000001", &TOKEN).await;
+    assert_eq!(cpp_token.status.code(), Some(1), "{}", text(&cpp_token));
+    offer_cancel_operator::http::install_crypto_provider();
+    let stats: serde_json::Value = reqwest::get(format!("{}/_sim/stats", sim.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["wrongAudience"], 1,
+        "the simulator saw the CPP token once: {stats}"
+    );
+    assert_eq!(
+        stats["jobs"]["0b7e4c1d-0000-4000-8000-000000000001"]["cancelPosts"],
+        0
+    );
+}
+
+#[test]
+fn the_job_example_is_a_valid_resource() {
+    let out = Command::new(BIN)
+        .args([
+            "cancel",
+            "-f",
+            "examples/configure-job-cancellation.yaml",
+            "--simulate",
+            "--no-wait",
+        ])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("result: Cancelling"), "{shown}");
+}

@@ -1360,3 +1360,27 @@ fn two_resources_naming_one_job_send_one_cancel() {
     let t = transition(&second, Outcome::Targeted(found));
     assert!(!t.post, "the first one's intent is in flight: wait");
 }
+
+#[test]
+fn a_job_another_resource_just_cancelled_is_shared_not_failed() {
+    let mut first = job_sending();
+    first.apply(Outcome::Cancelled);
+    let mut second = OfferCancellation::test().job(JOB).observed();
+    second.created = Some(at(1));
+    second.peers = vec![first.status.clone()];
+    second.now = at(2);
+    let found = target(&[job("cancelled")], Some(JOB), |_| JOB_STATUS.into());
+    let t = second.apply(Outcome::Targeted(found.clone()));
+    assert!(!t.post);
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(second.condition(condition::READY).1, reason::CANCEL_SHARED);
+    // Without that peer, someone else cancelled it: nothing of ours did.
+    let mut alone = OfferCancellation::test().job(JOB).observed();
+    alone.now = at(2);
+    let t = alone.apply(Outcome::Targeted(found));
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        alone.condition(condition::STALLED).1,
+        reason::JOB_ALREADY_COMPLETED
+    );
+}

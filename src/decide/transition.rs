@@ -327,13 +327,18 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
 }
 
 /// What a fresh resource found before its first cancel request. Where it
-/// would send a cancel, or finds nothing left to cancel, another
-/// resource's cancel for the same offer comes first: waited for while in
-/// flight, shared once answered.
+/// would send a cancel, or finds nothing left to cancel (or its operation
+/// ended cancelled), another resource's cancel for the same target comes
+/// first: waited for while in flight, shared once answered.
 fn targeted(obs: &Observed, mut next: OfferCancellationStatus, found: Targeting) -> Transition {
-    if matches!(found, Targeting::Send(_) | Targeting::NothingToCancel(_))
-        && let Some(peer) = share::shared(obs)
-    {
+    // An operation the spec names that ended cancelled may have been
+    // cancelled by another resource's request: that is this one's too.
+    let may_share = match &found {
+        Targeting::Send(_) | Targeting::NothingToCancel(_) => true,
+        Targeting::Ended(op) => op.was_cancelled(),
+        Targeting::Follow { .. } | Targeting::Missing(_) => false,
+    };
+    if may_share && let Some(peer) = share::shared(obs) {
         return match peer {
             Shared::InFlight => unchanged(obs, Requeue::After(PEER_WAIT)),
             Shared::Answered(peer) => shared_outcome(obs, next, peer),

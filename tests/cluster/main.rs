@@ -31,6 +31,11 @@ fn main() -> std::process::ExitCode {
         trial(&plane, "burst_one_post_per_offer", burst),
         trial(
             &plane,
+            "a_token_reaches_only_the_api_it_was_issued_for",
+            tokens_stay_with_their_audience,
+        ),
+        trial(
+            &plane,
             "sigkill_during_burst_no_duplicate",
             sigkill_during_burst,
         ),
@@ -161,14 +166,17 @@ fn assert_all_cancelled(phases: &std::collections::BTreeMap<String, Option<Phase
     );
 }
 
-/// Every resource ends Cancelled, and CPP received exactly one cancel POST
-/// per offer, also a while after the last one ended (time for a stale copy
-/// to come round and do damage).
+/// Every resource ends Cancelled, and the simulator received exactly one
+/// cancel POST per target (offer or job), also a while after the last one
+/// ended (time for a stale copy to come round and do damage); no token
+/// reached the API it was not issued for.
 async fn each_cancelled_once(fx: &Fixture, offers: &[String], limit: Duration) {
     fx.wait_all_ended(limit).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_all_cancelled(&fx.phases().await);
     assert_eq!(fx.duplicate_posts(offers).await, vec![]);
+    let stats = fx.stats().await;
+    assert_eq!(stats["wrongAudience"], 0, "a token reached the other API");
 }
 
 /// Prints status writes per resource (seen on a watch) for runs whose
@@ -200,7 +208,8 @@ async fn lagging_watch(plane: Plane) {
     fx.cleanup().await;
 }
 
-/// Hundreds of resources at once over sync, async and non-migrated offers.
+/// Hundreds of resources at once over sync, async and non-migrated offers
+/// and configure jobs (a quarter).
 async fn burst(plane: Plane) {
     let fx = Fixture::new(&plane, "burst").await;
     let writes = support::WriteCounter::start(&fx.client, &fx.ns).await;
@@ -214,9 +223,37 @@ async fn burst(plane: Plane) {
     let wrong: Vec<_> = offers
         .iter()
         .map(|o| (o, counts.get(o).copied().unwrap_or(0)))
-        .filter(|(o, n)| *n < 2 || *n > if o.starts_with("sync-") { 2 } else { 3 })
+        .filter(|(o, n)| {
+            let at_once = o.starts_with("sync-") || o.starts_with("jobnow-");
+            *n < 2 || *n > if at_once { 2 } else { 3 }
+        })
         .collect();
     assert!(wrong.is_empty(), "status writes per resource: {wrong:?}");
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// Offers and jobs of one publisher, one Secret: the operator asks Entra
+/// ID for one token per API and sends each only to its own API (the
+/// simulator refuses, and counts, a token of the other audience).
+async fn tokens_stay_with_their_audience(plane: Plane) {
+    let fx = Fixture::new(&plane, "audience").await;
+    let operator = fx.operator(&plane, &[]);
+    let targets = mixed_offers("a", 16);
+    fx.create_all(&targets, 8).await;
+    each_cancelled_once(&fx, &targets, Duration::from_secs(90)).await;
+    let stats = fx.stats().await;
+    assert_eq!(stats["wrongAudience"], 0, "{stats}");
+    assert_eq!(stats["tokensIssued"], 2, "one token per audience: {stats}");
+    let requests = fx.requests().await;
+    let jobs = requests
+        .iter()
+        .filter(|(_, e, _)| e.starts_with("job_"))
+        .count();
+    assert!(
+        jobs >= 8,
+        "the jobs' requests went to Product Ingestion: {jobs}"
+    );
     operator.sigkill();
     fx.cleanup().await;
 }
@@ -861,9 +898,10 @@ async fn a_lost_answer_never_cancels_a_publish_started_since(plane: Plane) {
 }
 
 /// Twenty resources over five namespaces name one async offer, twenty more
-/// one sync offer, all created at once; a sixth namespace's Secret holds
-/// another publisher's token. One POST per offer, every resource of the
-/// five Cancelled, the sixth's Failed/Forbidden without a POST.
+/// one sync offer, twenty more one configure job, all created at once; a
+/// sixth namespace's Secret holds another publisher's token. One POST per
+/// target, every resource of the five Cancelled, the sixth's
+/// Failed/Forbidden without a POST.
 async fn many_resources_one_offer_one_post(_shared: Plane) {
     let plane = own_plane().await;
     let fx = Fixture::cluster_wide(&plane).await;
@@ -881,7 +919,7 @@ async fn many_resources_one_offer_one_post(_shared: Plane) {
         let api: kube::Api<OfferCancellation> = kube::Api::namespaced(fx.client.clone(), ns);
         let per = if ns == "share-foreign" { 1 } else { 4 };
         for i in 0..per {
-            for offer in ["async-shared", "sync-shared"] {
+            for offer in ["async-shared", "sync-shared", "job-shared"] {
                 let r = support::resource(&format!("{offer}-{i}"), offer);
                 let api = api.clone();
                 creates.push(async move { api.create(&Default::default(), &r).await.map(|_| ()) });
@@ -894,9 +932,10 @@ async fn many_resources_one_offer_one_post(_shared: Plane) {
     fx.wait_all_ended(Duration::from_secs(120)).await;
     assert_eq!(fx.posts("async-shared").await, 1);
     assert_eq!(fx.posts("sync-shared").await, 1);
+    assert_eq!(fx.posts("job-shared").await, 1);
     let all: kube::Api<OfferCancellation> = kube::Api::all(fx.client.clone());
     let list = all.list(&Default::default()).await.expect("list");
-    assert_eq!(list.items.len(), 42);
+    assert_eq!(list.items.len(), 63);
     for r in list.items {
         let ns = r.metadata.namespace.clone().unwrap_or_default();
         let status = serde_json::to_value(&r.status).expect("status");

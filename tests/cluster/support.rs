@@ -16,8 +16,11 @@ use std::time::{Duration, Instant};
 
 use crate::envtest::ControlPlane;
 
-/// The simulator's publisher, principal and the offer templates the trials
-/// use: every `sync-*`, `async-*` and `legacy-*` offer exists on first use.
+/// The simulator's publisher, principal and the offer and job templates
+/// the trials use: every `sync-*`, `async-*` and `legacy-*` offer, and
+/// every `job-*` (cancel accepted while running, cancelled at the next
+/// status poll) and `jobnow-*` (cancelled at once) configure job exists on
+/// first use. The principal gets tokens for CPP and for Graph.
 pub const SCENARIO: &str = r#"
 seed: 11
 principals:
@@ -34,6 +37,9 @@ publishers:
       - {id: late-, cancel: tooLate}
       - {id: slow-sync-, cancel: sync, faults: {latencyMs: 6000}}
       - {id: slow-async-, cancel: async, location: migrated, pollsUntilDone: 1, faults: {latencyMs: 6000}}
+    jobTemplates:
+      - {id: job-, cancel: running, pollsUntilDone: 1}
+      - {id: jobnow-, cancel: immediate}
 "#;
 
 /// One trial's world.
@@ -135,11 +141,10 @@ impl Fixture {
         }
     }
 
-    /// Cancel POSTs CPP received for one offer.
-    pub async fn posts(&self, offer: &str) -> u64 {
-        self.stats().await["offers"][format!("contoso/{offer}")]["cancelPosts"]
-            .as_u64()
-            .unwrap_or(0)
+    /// Cancel POSTs the simulator received for one target (an offer of
+    /// contoso's, or a `job-*` configure job).
+    pub async fn posts(&self, target: &str) -> u64 {
+        cancel_posts(&self.stats().await, target)
     }
 
     /// Creates resources named and aimed as `pairs` says (name, offer),
@@ -276,12 +281,14 @@ impl Fixture {
         } else {
             &["--rate-limit-rps", "0"]
         };
+        let jobs = format!("{url}/rp/product-ingestion");
         let child = Command::new(env!("CARGO_BIN_EXE_offer-cancel-operator"))
             .arg("controller")
             .args(watch)
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(no_rate_limit)
             .args(["--endpoint", &url, "--authority-host", &url])
+            .args(["--product-ingestion-endpoint", &jobs])
             .args(default_timeout)
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
@@ -426,17 +433,12 @@ impl Fixture {
         }
     }
 
-    /// Offers that received anything but exactly one cancel POST.
+    /// Targets that received anything but exactly one cancel POST.
     pub async fn duplicate_posts(&self, offers: &[String]) -> Vec<(String, u64)> {
         let stats = self.stats().await;
         offers
             .iter()
-            .map(|o| {
-                let n = stats["offers"][format!("contoso/{o}")]["cancelPosts"]
-                    .as_u64()
-                    .unwrap_or(0);
-                (o.clone(), n)
-            })
+            .map(|o| (o.clone(), cancel_posts(&stats, o)))
             .filter(|(_, n)| *n != 1)
             .collect()
     }
@@ -526,20 +528,51 @@ pub async fn namespace_with_foreign_token(client: &Client, ns: &str) {
     namespace_with(client, ns, &[("token", "another-publishers-token")]).await;
 }
 
-/// `n` offers of each template kind: sync-, async-, legacy-.
+/// `n` targets of every template kind, a quarter of them configure jobs:
+/// sync-, async-, legacy-, job-, sync-, async-, legacy-, jobnow-, in turn.
 pub fn mixed_offers(prefix: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
-            let kind = ["sync", "async", "legacy"][i % 3];
+            let kind = [
+                "sync", "async", "legacy", "job", "sync", "async", "legacy", "jobnow",
+            ][i % 8];
             format!("{kind}-{prefix}-{i}")
         })
         .collect()
 }
 
-pub fn resource(name: &str, offer: &str) -> OfferCancellation {
+/// Whether a trial's target name is a configure job's id.
+pub fn is_job(target: &str) -> bool {
+    target.starts_with("job-") || target.starts_with("jobnow-")
+}
+
+/// The simulator's counts for one target (an offer's or a job's).
+pub fn target_stats<'a>(stats: &'a Value, target: &str) -> &'a Value {
+    if is_job(target) {
+        &stats["jobs"][target]
+    } else {
+        &stats["offers"][format!("contoso/{target}")]
+    }
+}
+
+/// Cancel POSTs in the simulator's stats for one target.
+fn cancel_posts(stats: &Value, target: &str) -> u64 {
+    target_stats(stats, target)["cancelPosts"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// A resource named `name` cancelling `target`: a contoso offer, or a
+/// configure job when the name says so ([`is_job`]).
+pub fn resource(name: &str, target: &str) -> OfferCancellation {
+    let aim = if is_job(target) {
+        format!("productIngestion: {{jobId: {target}}}")
+    } else {
+        format!("publisherId: contoso, offerId: {target}")
+    };
     serde_yaml::from_str(&format!(
         "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\nmetadata: {{name: {name}}}\n\
-         spec: {{publisherId: contoso, offerId: {offer}, credentialsSecretRef: {{name: cpp}}, pollIntervalSeconds: 5}}\n"
+         spec: {{{aim}, credentialsSecretRef: {{name: cpp}}, pollIntervalSeconds: 5}}\n"
     ))
     .expect("resource yaml")
 }
