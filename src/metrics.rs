@@ -161,7 +161,8 @@ impl Metrics {
     }
 }
 
-/// The CPP client's requests, counted and timed; a successful token
+/// Both API clients' requests (CPP's and Product Ingestion's: the `endpoint`
+/// label says which call), counted and timed; a successful token
 /// request is also a token fetch. A request that got no answer is code 0.
 impl RequestObserver for Metrics {
     fn observe(&self, endpoint: Endpoint, status: Option<u16>, took: Duration) {

@@ -185,23 +185,50 @@ async fn refusals_keep_the_apis_error_and_are_classified() {
 }
 
 #[tokio::test]
-async fn hostile_answers_are_errors_not_panics() {
+async fn hostile_answers_are_errors_not_panics_and_never_lose_an_accepted_cancel() {
     let (cpp, graph, login) = servers().await;
     let other_job =
         json!({"jobId": "someone-else", "jobStatus": "completed", "jobResult": "cancelled"});
-    for body in [
-        ResponseTemplate::new(200).set_body_string("<html>"),
-        ResponseTemplate::new(200).set_body_json(json!([])),
-        ResponseTemplate::new(200).set_body_json(other_job),
-    ] {
+    let hostile = || {
+        [
+            ResponseTemplate::new(200).set_body_string("<html>"),
+            ResponseTemplate::new(200).set_body_json(json!([])),
+            ResponseTemplate::new(200).set_body_json(other_job.clone()),
+        ]
+    };
+    for body in hostile() {
+        graph.reset().await;
+        Mock::given(path(STATUS))
+            .respond_with(body)
+            .mount(&graph)
+            .await;
+        let jobs = apis(&cpp, &graph, &login).jobs;
+        let location = jobs.status_location(JOB).unwrap();
+        let err = jobs
+            .poll(JOB, &location, &token(), Turn::any())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApiError::Malformed { .. }), "{err:?}");
+    }
+    for body in hostile() {
         graph.reset().await;
         Mock::given(path(CANCEL))
             .respond_with(body)
             .mount(&graph)
             .await;
         let jobs = apis(&cpp, &graph, &login).jobs;
-        let err = jobs.cancel(JOB, &token(), Turn::any()).await.unwrap_err();
-        assert!(matches!(err, ApiError::Malformed { .. }), "{err:?}");
+        let answer = jobs.cancel(JOB, &token(), Turn::any()).await.unwrap();
+        assert!(
+            matches!(
+                answer,
+                CancelOutcome::Accepted {
+                    http: 200,
+                    location: Some(_),
+                    ..
+                }
+            ),
+            "a 200 is the acceptance; the status says the rest: {answer:?}"
+        );
     }
 }
 

@@ -38,9 +38,10 @@ impl JobClient {
     }
 
     /// POSTs the cancel (no body). Callers send it at most once per
-    /// recorded intent. A job that answers `cancelled` is cancelled; one
-    /// still going is followed at its status URL. Anything but 200 is an
-    /// error (400: it refused, e.g. the job has already completed).
+    /// recorded intent. A 200 saying the job is `cancelled` is a cancel
+    /// done; any other 200 is accepted, followed at the job's status URL.
+    /// Anything but 200 is an error (400: refused, e.g. the job has
+    /// already completed).
     pub async fn cancel(
         &self,
         job: JobRef<'_>,
@@ -58,8 +59,12 @@ impl JobClient {
             return Err(answer.rejected().await);
         }
         let retry_after = retry_after(answer.headers());
-        let status = self.read(job, &answer.body().await?, Endpoint::JobCancel)?;
-        if status.state == OperationState::Done {
+        // The 200 is the acceptance; a body that does not say `cancelled`
+        // of this job (still running, or unreadable) leaves it to the
+        // job's status, polled next: the acceptance is never lost to it.
+        let body = answer.body().await?;
+        let read = self.read(job, &body, Endpoint::JobCancel);
+        if read.is_ok_and(|status| status.state == OperationState::Done) {
             return Ok(CancelOutcome::Cancelled);
         }
         Ok(CancelOutcome::Accepted {
