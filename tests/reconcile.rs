@@ -350,3 +350,52 @@ async fn an_answer_another_writer_recorded_first_is_never_overwritten() {
     assert_eq!(applied.len(), 1, "only our intent was written");
     assert_eq!(action, Action::requeue(Duration::from_secs(2)));
 }
+
+#[tokio::test]
+async fn a_job_is_read_then_its_intent_written_then_cancelled_with_one_post() {
+    let jobs = Conversation::JobCancelledAtOnce.serve().await;
+    let calls = vec![
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
+        patch(|s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["targetOperation"]["id"], JOB_ID);
+            assert_eq!(s["targetOperation"]["type"], "configure job");
+            assert_eq!(s["target"], format!("job {JOB_ID}"));
+        }),
+        Call::Event(reason::CANCEL_REQUESTED),
+        patch(|s| {
+            assert_eq!(s["phase"], "Cancelled");
+            assert_eq!(s["httpStatus"], 200);
+            assert_eq!(condition(s, "Ready")["reason"], reason::CANCELLED);
+        }),
+        Call::Event(reason::CANCELLED),
+    ];
+    let (action, applied) = run(contoso().job(JOB_ID), &jobs, calls).await;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(applied.len(), 2);
+    let sent = jobs.received_requests().await.unwrap();
+    assert_eq!(sent.len(), 2, "one status read, one POST");
+    assert!(sent.iter().all(|r| r.url.path().starts_with(JOB_BASE)));
+}
+
+#[tokio::test]
+async fn a_job_that_already_succeeded_is_never_sent_a_cancel() {
+    let jobs = Conversation::JobAlreadySucceeded.serve().await;
+    let calls = vec![
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
+        patch(|s| {
+            assert_eq!(s["phase"], "Failed");
+            assert_eq!(
+                condition(s, "Stalled")["reason"],
+                reason::JOB_ALREADY_COMPLETED
+            );
+            assert!(
+                s["message"].as_str().unwrap_or("").contains("succeeded"),
+                "{s}"
+            );
+        }),
+        Call::Event(reason::CANCEL_FAILED),
+    ];
+    let (action, _) = run(contoso().job(JOB_ID), &jobs, calls).await;
+    assert_eq!(action, Action::await_change());
+}

@@ -12,6 +12,15 @@ pub const OPERATION: &str = "/api/publishers/contoso/offers/contoso-offer/operat
 pub const OPERATION_LOCATION: &str =
     "/api/publishers/contoso/offers/contoso-offer/operations/op-1?api-version=2017-10-31";
 
+/// Where the mocked Product Ingestion API lives, beside CPP.
+pub const JOB_BASE: &str = "/rp/product-ingestion";
+/// The configure job of the job conversations.
+pub const JOB_ID: &str = "9f1c0e2a-1b2c-4d5e-8f90-123456789abc";
+const JOB_CANCEL: &str =
+    "/rp/product-ingestion/configure/9f1c0e2a-1b2c-4d5e-8f90-123456789abc/cancel";
+const JOB_STATUS: &str =
+    "/rp/product-ingestion/configure/9f1c0e2a-1b2c-4d5e-8f90-123456789abc/status";
+
 /// A conversation with CPP about contoso/contoso-offer. Every first
 /// cancel is preceded by one read of the operations list, which shows the
 /// publish `publish-1` running (the fixtures' target).
@@ -32,8 +41,18 @@ pub enum Conversation {
     ListsTargetRunningThenSyncCancel,
     /// Azure AD refuses the client secret (and echoes it in its text).
     TokenRefused,
+    /// Product Ingestion: the job's status shows it running; one cancel
+    /// POST answered 200 with the job `completed`/`cancelled`.
+    JobCancelledAtOnce,
+    /// Product Ingestion: the job's status shows it `completed`/`succeeded`.
+    /// No POST.
+    JobAlreadySucceeded,
     /// Nothing at all.
     Silent,
+}
+
+fn job_status(status: &str, result: &str) -> Value {
+    json!({"jobId": JOB_ID, "jobStatus": status, "jobResult": result, "errors": []})
 }
 
 impl Conversation {
@@ -41,6 +60,27 @@ impl Conversation {
     pub async fn serve(self) -> MockServer {
         let cpp = MockServer::start().await;
         match self {
+            Conversation::JobCancelledAtOnce => {
+                get(&cpp, JOB_STATUS, job_status("running", "pending")).await;
+                let done =
+                    ResponseTemplate::new(200).set_body_json(job_status("completed", "cancelled"));
+                Mock::given(method("POST"))
+                    .and(path(JOB_CANCEL))
+                    .respond_with(done)
+                    .expect(1)
+                    .mount(&cpp)
+                    .await;
+            }
+            Conversation::JobAlreadySucceeded => {
+                get(&cpp, JOB_STATUS, job_status("completed", "succeeded")).await;
+                post(&cpp, ResponseTemplate::new(200), 0).await;
+                Mock::given(method("POST"))
+                    .and(path(JOB_CANCEL))
+                    .respond_with(ResponseTemplate::new(200))
+                    .expect(0)
+                    .mount(&cpp)
+                    .await;
+            }
             Conversation::SyncCancel => {
                 get(&cpp, SUBMISSIONS, publish_1_running()).await;
                 post(&cpp, ResponseTemplate::new(200), 1).await

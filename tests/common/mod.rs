@@ -7,7 +7,7 @@ pub mod conversation;
 pub mod fake_api;
 
 #[allow(unused_imports)] // not every test file holds a conversation
-pub use conversation::{Conversation, OPERATION_LOCATION};
+pub use conversation::{Conversation, JOB_BASE, JOB_ID, OPERATION_LOCATION};
 
 use http::{Request, Response};
 use k8s_openapi::ByteString;
@@ -123,7 +123,8 @@ pub fn context(cpp_url: &str) -> (Arc<Context>, ApiServerVerifier) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, NS);
     let url: reqwest::Url = cpp_url.parse().unwrap();
-    let mut config = ClientConfig::new(url.clone(), url);
+    let mut config = ClientConfig::new(url.clone(), url.clone());
+    config.product_ingestion_endpoint = url.join(conversation::JOB_BASE).unwrap();
     config.request_timeout = Duration::from_secs(2);
     let metrics = Arc::new(Metrics::default());
     let cpp = Arc::new(Apis::new(config, metrics.clone()).unwrap());
