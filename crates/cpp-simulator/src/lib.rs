@@ -166,11 +166,20 @@ async fn answer(
     offer: Option<(&str, &str)>,
     act: impl FnOnce(&mut SimState) -> Reply,
 ) -> Response {
-    let (latency, fault) = {
+    let rolled = {
         let mut state = lock(state);
         state.log.record(endpoint, offer);
         state.roll_faults(offer, endpoint == "cancel")
     };
+    deliver(state, rolled, act).await
+}
+
+/// After the latency, the answer as the rolled fault has it.
+async fn deliver(
+    state: &Shared,
+    (latency, fault): (std::time::Duration, Option<Fault>),
+    act: impl FnOnce(&mut SimState) -> Reply,
+) -> Response {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -271,30 +280,13 @@ async fn answer_job(
     id: &str,
     act: impl FnOnce(&mut SimState) -> Reply,
 ) -> Response {
-    let (latency, fault) = {
+    let rolled = {
         let mut state = lock(state);
         state.log.record(endpoint, Some(("job", id)));
         let local = state.job_faults(id);
         state.roll_faults_with(local, endpoint == "job_cancel")
     };
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    match fault {
-        None => respond(act(&mut lock(state))),
-        Some(Fault::DropAfter) => {
-            act(&mut lock(state));
-            dropped_connection()
-        }
-        Some(Fault::Throttle) => respond(
-            Reply::error(429, "tooManyRequests", "Rate limit exceeded.")
-                .with_header("Retry-After", "1"),
-        ),
-        Some(Fault::ServerError(code)) => {
-            respond(Reply::error(code, "serviceUnavailable", "Try again later."))
-        }
-        Some(Fault::Drop) => dropped_connection(),
-    }
+    deliver(state, rolled, act).await
 }
 
 fn job_version(q: &HashMap<String, String>) -> Option<&str> {
