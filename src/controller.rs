@@ -55,6 +55,8 @@ pub async fn run(
     let (wake, woken) = futures::channel::mpsc::unbounded();
     tokio::spawn(sweep_and_count(store.clone(), ctx.clone(), wake));
     let cache = ctx.credentials.clone();
+    ctx.metrics.leader.set(1);
+    let metrics = ctx.metrics.clone();
     Controller::for_stream(resources, store.clone())
         .watches_stream(secrets, move |secret| {
             // Any touch (add, change, delete) drops what was read before.
@@ -76,6 +78,9 @@ pub async fn run(
             }
         })
         .await;
+    // Stopped (signal, or the Lease lost): no longer the one that runs.
+    metrics.leader.set(0);
+    metrics.set_phases(by_phase(&[]));
 }
 
 /// Sets `probes.ready` once the resource cache has synced. The wait is
@@ -113,6 +118,7 @@ async fn sweep_and_count(
     loop {
         let resources = store.state();
         metrics.in_flight.set(in_flight(&resources));
+        metrics.set_phases(by_phase(&resources));
         for wiped in without_status(&resources, jiff::Timestamp::now()) {
             let _ = wake.unbounded_send(wiped);
         }
@@ -171,6 +177,33 @@ pub fn in_flight(resources: &[Arc<OfferCancellation>]) -> i64 {
         )
     };
     resources.iter().filter(busy).count() as i64
+}
+
+/// How many resources are in each phase; one without a phase yet is
+/// Pending.
+pub fn by_phase(resources: &[Arc<OfferCancellation>]) -> [(&'static str, i64); 4] {
+    let mut counts = [
+        Phase::Pending,
+        Phase::Cancelling,
+        Phase::Cancelled,
+        Phase::Failed,
+    ]
+    .map(|p| (p.as_str(), 0));
+    for r in resources {
+        let phase = r
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .unwrap_or(Phase::Pending);
+        let slot = match phase {
+            Phase::Pending => 0,
+            Phase::Cancelling => 1,
+            Phase::Cancelled => 2,
+            Phase::Failed => 3,
+        };
+        counts[slot].1 += 1;
+    }
+    counts
 }
 
 /// The resources whose credentials live in Secret `ns/name`.

@@ -30,6 +30,36 @@ pub(crate) struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PhaseLabels {
+    pub phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ResultLabels {
+    pub result: &'static str,
+}
+
+/// How a reconcile ended, as the `result` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReconcileResult {
+    /// Nothing more to do until the resource or its Secret changes.
+    Success,
+    /// It looks again after a while (a poll, a backoff, a conflict).
+    Requeue,
+    Error,
+}
+
+impl ReconcileResult {
+    pub fn label(self) -> &'static str {
+        match self {
+            ReconcileResult::Success => "success",
+            ReconcileResult::Requeue => "requeue",
+            ReconcileResult::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct UrgencyLabels {
     pub urgency: &'static str,
 }
@@ -47,10 +77,14 @@ fn latency_histogram() -> Histogram {
 
 /// All the operator's metrics, registered once.
 pub struct Metrics {
-    pub reconciliations: Counter,
+    pub(crate) reconciliations: Family<ResultLabels, Counter>,
     pub(crate) reconcile_errors: Family<ErrorLabels, Counter>,
     pub reconcile_duration: Histogram,
-    pub(crate) cancellations: Family<OutcomeLabels, Counter>,
+    pub(crate) cancellations_ended: Family<OutcomeLabels, Counter>,
+    /// Resources by phase, as the watch cache holds them.
+    pub(crate) cancellations: Family<PhaseLabels, Gauge>,
+    /// 1 while this replica runs the controller (it leads, or runs alone).
+    pub leader: Gauge,
     pub(crate) cpp_requests: Family<RequestLabels, Counter>,
     pub(crate) cpp_request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     pub(crate) rate_limit_wait: Family<UrgencyLabels, Histogram, fn() -> Histogram>,
@@ -68,10 +102,12 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut m = Metrics {
-            reconciliations: Counter::default(),
+            reconciliations: Family::default(),
             reconcile_errors: Family::default(),
             reconcile_duration: latency_histogram(),
+            cancellations_ended: Family::default(),
             cancellations: Family::default(),
+            leader: Gauge::default(),
             cpp_requests: Family::default(),
             cpp_request_duration: Family::new_with_constructor(latency_histogram),
             rate_limit_wait: Family::new_with_constructor(latency_histogram),
@@ -92,7 +128,7 @@ impl Metrics {
         let r = &mut self.registry;
         r.register(
             "reconciliations",
-            "Reconciliations run",
+            "Reconciliations run, by result (success: nothing more until a change; requeue: it looks again later; error)",
             self.reconciliations.clone(),
         );
         r.register(
@@ -106,18 +142,28 @@ impl Metrics {
             self.reconcile_duration.clone(),
         );
         r.register(
-            "cancellations",
+            "cancellations_ended",
             "Cancellations that reached a final phase, by outcome",
+            self.cancellations_ended.clone(),
+        );
+        r.register(
+            "cancellations",
+            "OfferCancellations by phase in the watch cache (no phase yet counts as Pending); 0 on a standby",
             self.cancellations.clone(),
         );
         r.register(
+            "leader",
+            "1 while this replica runs the controller (holds the leader Lease, or runs without election)",
+            self.leader.clone(),
+        );
+        r.register(
             "cpp_requests",
-            "Requests to CPP and Azure AD, by endpoint and HTTP status",
+            "Requests to CPP, Product Ingestion and Entra ID, by endpoint and HTTP status",
             self.cpp_requests.clone(),
         );
         r.register(
             "cpp_request_duration_seconds",
-            "Latency of requests to CPP and Azure AD",
+            "Latency of requests to CPP, Product Ingestion and Entra ID",
             self.cpp_request_duration.clone(),
         );
         r.register(
@@ -147,9 +193,26 @@ impl Metrics {
         );
         r.register(
             "token_fetches",
-            "Tokens fetched from Azure AD",
+            "Tokens fetched from Entra ID",
             self.token_fetches.clone(),
         );
+    }
+
+    /// Counts a reconcile that ended so.
+    pub fn reconciled(&self, result: ReconcileResult) {
+        let result = result.label();
+        self.reconciliations
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Sets the phase gauge: how many resources are in each phase.
+    pub(crate) fn set_phases(&self, counts: [(&'static str, i64); 4]) {
+        for (phase, n) in counts {
+            self.cancellations
+                .get_or_create(&PhaseLabels { phase })
+                .set(n);
+        }
     }
 
     /// The Prometheus text exposition.
@@ -195,6 +258,30 @@ impl RequestObserver for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconciles_by_result_phases_and_the_leader_are_exported() {
+        let m = Metrics::default();
+        m.reconciled(ReconcileResult::Success);
+        m.reconciled(ReconcileResult::Error);
+        m.reconciled(ReconcileResult::Error);
+        m.set_phases([
+            ("Pending", 1),
+            ("Cancelling", 2),
+            ("Cancelled", 3),
+            ("Failed", 4),
+        ]);
+        m.leader.set(1);
+        let text = m.encode();
+        for line in [
+            r#"offercancel_reconciliations_total{result="success"} 1"#,
+            r#"offercancel_reconciliations_total{result="error"} 2"#,
+            r#"offercancel_cancellations{phase="Failed"} 4"#,
+            "offercancel_leader 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn requests_show_up_with_endpoint_and_code_labels() {

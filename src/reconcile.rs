@@ -27,6 +27,7 @@ use crate::credentials::{self, CredentialsError, SecretReading};
 use crate::decide::{Call, Observed, Outcome, Requeue, Step, Transition, next_step, transition};
 use crate::execute::execute;
 use crate::http::Credentials;
+use crate::metrics::ReconcileResult;
 use crate::status::{KubeStatus, StatusWriter, WriteError};
 
 /// Requeue after a write refused as stale.
@@ -82,7 +83,6 @@ pub async fn next_look(
 ) -> Result<Option<Duration>, Error> {
     use tracing::Instrument;
     let started = Instant::now();
-    ctx.metrics.reconciliations.inc();
     let span = tracing::info_span!(
         "reconcile",
         namespace = obj.namespace().unwrap_or_default(),
@@ -91,6 +91,12 @@ pub async fn next_look(
     let result = reconcile_once(obj, &ctx).instrument(span).await;
     let took = started.elapsed().as_secs_f64();
     ctx.metrics.reconcile_duration.observe(took);
+    let ended = match &result {
+        Ok(None) => ReconcileResult::Success,
+        Ok(Some(_)) | Err(Error::WriteStatus(WriteError::Conflict)) => ReconcileResult::Requeue,
+        Err(_) => ReconcileResult::Error,
+    };
+    ctx.metrics.reconciled(ended);
     match result {
         // A newer version exists; its watch event brings it back. The
         // requeue only covers a watch that missed it.

@@ -129,7 +129,7 @@ fn count_final(
         Some(Phase::Pending) | Some(Phase::Cancelling) | None => return,
     };
     metrics
-        .cancellations
+        .cancellations_ended
         .get_or_create(&OutcomeLabels { outcome })
         .inc();
 }
