@@ -64,8 +64,19 @@ const MAX_EMAILS: usize = 20;
     shortname = "ocancel",
     namespaced,
     status = "OfferCancellationStatus",
+    category = "offercancel",
     printcolumn(name = "Target", type_ = "string", json_path = ".status.target"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -75,6 +86,18 @@ const MAX_EMAILS: usize = 20;
         name = "Operation",
         type_ = "string",
         json_path = ".status.operationStatus",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.message",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Timeout",
+        type_ = "integer",
+        json_path = ".spec.timeoutSeconds",
         priority = 1
     ),
     printcolumn(
