@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test tier, on a fresh machine: installs what the cluster suite
-# needs (Debian's etcd-server and openssl) when missing, points
+# Every test tier, on a fresh machine: installs what the tests need
+# (Debian's etcd-server and openssl for the cluster suite, prometheus for
+# promtool, which checks and unit-tests the alerts) when missing, points
 # KUBEBUILDER_ASSETS at kube-apiserver and etcd, then runs `cargo test`.
 # Extra arguments go to cargo test. A kube-apiserver comes from
 # KUBEBUILDER_ASSETS (e.g. `setup-envtest use -p path 1.24.x`),
@@ -27,11 +28,12 @@ HOW
 missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]} (Debian) for the cluster suite"
+  echo "installing ${missing[*]} (Debian) for the cluster suite and the alert tests"
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
