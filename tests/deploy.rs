@@ -6,6 +6,8 @@ mod common;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
@@ -64,7 +66,26 @@ fn every_manifest_parses_into_its_kubernetes_type() {
                 .unwrap_or_else(|| panic!("{} has no kind", path.display()))
                 .to_string();
             match kind.as_str() {
-                "Kustomization" => assert!(doc["resources"].is_sequence(), "{}", path.display()),
+                "Kustomization" | "Component" => {
+                    assert!(doc["resources"].is_sequence(), "{}", path.display())
+                }
+                "PodDisruptionBudget" => drop(typed::<PodDisruptionBudget>(&doc, &path)),
+                "NetworkPolicy" => drop(typed::<NetworkPolicy>(&doc, &path)),
+                // The Prometheus Operator's kinds, whose types we do not
+                // hold: their group, and a spec.
+                "PodMonitor" | "PrometheusRule" => {
+                    assert_eq!(
+                        doc["apiVersion"],
+                        "monitoring.coreos.com/v1",
+                        "{}",
+                        path.display()
+                    );
+                    assert!(doc["spec"].is_mapping(), "{}", path.display());
+                }
+                // kube-state-metrics' configuration file, not an object.
+                "CustomResourceStateMetrics" => {
+                    assert!(doc["spec"]["resources"].is_sequence(), "{}", path.display())
+                }
                 "Namespace" => drop(typed::<Namespace>(&doc, &path)),
                 "ServiceAccount" => drop(typed::<ServiceAccount>(&doc, &path)),
                 "ClusterRole" => drop(typed::<ClusterRole>(&doc, &path)),
@@ -86,8 +107,277 @@ fn every_manifest_parses_into_its_kubernetes_type() {
         "Deployment",
         "Service",
         "CustomResourceDefinition",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "PodMonitor",
+        "PrometheusRule",
     ] {
         assert!(kinds.contains(want), "no {want} in deploy/");
+    }
+}
+
+#[test]
+fn user_roles_aggregate_into_edit_admin_and_view_and_grant_no_more() {
+    let path = PathBuf::from("deploy/user-roles.yaml");
+    let roles: Vec<ClusterRole> = docs(&path).iter().map(|d| typed(d, &path)).collect();
+    let role = |name: &str| {
+        roles
+            .iter()
+            .find(|r| r.metadata.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let label = |r: &ClusterRole, key: &str| {
+        r.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(&format!("rbac.authorization.k8s.io/{key}")))
+            .cloned()
+    };
+    let editor = role("offercancel-editor");
+    assert_eq!(label(editor, "aggregate-to-edit").as_deref(), Some("true"));
+    assert_eq!(label(editor, "aggregate-to-admin").as_deref(), Some("true"));
+    assert_eq!(label(editor, "aggregate-to-view"), None);
+    let viewer = role("offercancel-viewer");
+    assert_eq!(label(viewer, "aggregate-to-view").as_deref(), Some("true"));
+    let viewer_grants = grants(viewer.rules.as_deref().unwrap_or_default());
+    assert!(
+        viewer_grants
+            .iter()
+            .all(|(_, _, v)| ["get", "list", "watch"].contains(&v.as_str())),
+        "{viewer_grants:?}"
+    );
+    let editor_grants = grants(editor.rules.as_deref().unwrap_or_default());
+    let on_status: Vec<_> = editor_grants
+        .iter()
+        .filter(|(_, r, _)| r.ends_with("/status"))
+        .collect();
+    assert!(
+        on_status.iter().all(|(_, _, v)| v == "get"),
+        "status is the operator's alone: {on_status:?}"
+    );
+    for verb in ["create", "update", "patch", "delete"] {
+        let on = (
+            "offercancel.dev".into(),
+            "offercancellations".into(),
+            verb.to_string(),
+        );
+        assert!(editor_grants.contains(&on), "the editor may {verb}");
+    }
+    assert!(
+        editor_grants
+            .iter()
+            .chain(&viewer_grants)
+            .all(|(g, _, _)| g == "offercancel.dev")
+    );
+}
+
+#[test]
+fn the_deployment_spreads_its_replicas_and_a_drain_evicts_one_at_a_time() {
+    let deployment: Deployment = find("deploy/base/deployment.yaml");
+    let spec = deployment.spec.expect("spec");
+    let pod = spec.template.spec.expect("pod spec");
+    let spread = pod.topology_spread_constraints.expect("topology spread");
+    assert!(
+        spread
+            .iter()
+            .any(|c| c.topology_key == "kubernetes.io/hostname" && c.max_skew == 1)
+    );
+    let pdb: PodDisruptionBudget = find("deploy/base/pdb.yaml");
+    let pdb_spec = pdb.spec.expect("pdb spec");
+    assert_eq!(
+        pdb_spec.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    assert_eq!(
+        pdb_spec.selector.and_then(|s| s.match_labels),
+        spec.selector.match_labels,
+        "the budget covers the Deployment's pods"
+    );
+}
+
+#[test]
+fn the_network_policy_lets_out_dns_the_api_server_and_https_only() {
+    let policy: NetworkPolicy = find("deploy/components/network-policy/networkpolicy.yaml");
+    let spec = policy.spec.expect("spec");
+    let ports = |rules: Vec<Vec<k8s_openapi::api::networking::v1::NetworkPolicyPort>>| {
+        rules
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let port = match p.port {
+                    Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => n,
+                    other => panic!("numbered ports only: {other:?}"),
+                };
+                (p.protocol.unwrap_or_default(), port)
+            })
+            .collect::<BTreeSet<_>>()
+    };
+    let egress = spec.egress.unwrap_or_default();
+    assert!(
+        egress.iter().all(|e| e.to.is_none()),
+        "by port, to any address"
+    );
+    let out = ports(
+        egress
+            .into_iter()
+            .map(|e| e.ports.unwrap_or_default())
+            .collect(),
+    );
+    let want: BTreeSet<(String, i32)> = [("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 6443)]
+        .map(|(p, n)| (p.to_string(), n))
+        .into();
+    assert_eq!(out, want);
+    let ingress = spec.ingress.unwrap_or_default();
+    let inward = ports(
+        ingress
+            .into_iter()
+            .map(|i| i.ports.unwrap_or_default())
+            .collect(),
+    );
+    assert_eq!(inward, [("TCP".to_string(), 8080)].into());
+    assert_eq!(
+        spec.policy_types,
+        Some(vec!["Ingress".to_string(), "Egress".to_string()])
+    );
+}
+
+/// The alerts of the monitoring component, through promtool: `check rules`
+/// on their rules, and `test rules` with tests/monitoring/rules_test.yaml
+/// (each alert once firing, once silent). promtool comes from Debian's
+/// `prometheus` package, which tests/run-all.sh installs.
+#[test]
+fn the_alerts_pass_promtool_check_and_their_unit_tests() {
+    let rule: serde_yaml::Value = docs(Path::new(
+        "deploy/components/monitoring/prometheusrule.yaml",
+    ))[0]
+        .clone();
+    let groups =
+        serde_yaml::Mapping::from_iter([("groups".into(), rule["spec"]["groups"].clone())]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_yaml::to_string(&groups).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(
+        "tests/monitoring/rules_test.yaml",
+        dir.path().join("rules_test.yaml"),
+    )
+    .unwrap();
+    let alerts: BTreeSet<String> = rule["spec"]["groups"][0]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["alert"].as_str().map(String::from))
+        .collect();
+    let tests = std::fs::read_to_string("tests/monitoring/rules_test.yaml").unwrap();
+    for alert in &alerts {
+        assert!(
+            tests.contains(&format!("alertname: {alert}")),
+            "{alert} has no promtool test"
+        );
+        let section = format!("## {alert}");
+        let runbooks = std::fs::read_to_string("docs/operations.md").unwrap();
+        assert!(
+            runbooks.contains(&section),
+            "{alert} has no runbook in docs/operations.md"
+        );
+    }
+    assert_eq!(alerts.len(), 6);
+    for args in [
+        &["check", "rules", "rules.yaml"][..],
+        &["test", "rules", "rules_test.yaml"],
+    ] {
+        let out = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("promtool is missing ({e}): tests/run-all.sh installs Debian's prometheus package")
+            });
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "promtool {args:?}: {shown}");
+    }
+}
+
+const ARGO_ACTIONS: &str =
+    "deploy/argocd/resource_customizations/offercancel.dev/OfferCancellation/actions";
+
+/// Runs a Lua script of the Argo CD customization on `obj`, as Argo CD does.
+fn run_lua(script: &str, obj: &serde_json::Value) -> serde_json::Value {
+    use mlua::LuaSerdeExt;
+    let lua = mlua::Lua::new();
+    let options = mlua::serde::SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false);
+    lua.globals()
+        .set("obj", lua.to_value_with(obj, options).unwrap())
+        .unwrap();
+    let script = std::fs::read_to_string(format!("{ARGO_ACTIONS}/{script}")).unwrap();
+    let out: mlua::Value = lua.load(&script).eval().unwrap();
+    lua.from_value(out).unwrap()
+}
+
+fn yaml_file(path: &str) -> serde_json::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// action_test.yaml, as Argo CD's own runner reads it: the retry is
+/// offered on Failed resources only, and sets a fresh retry annotation.
+#[test]
+fn argo_cd_retry_action_is_offered_on_failed_only_and_asks_for_a_retry() {
+    let cases = yaml_file(&format!("{ARGO_ACTIONS}/action_test.yaml"));
+    let discovery = cases["discoveryTests"].as_array().unwrap();
+    assert!(discovery.len() >= 4);
+    for case in discovery {
+        let input = yaml_file(&format!(
+            "{ARGO_ACTIONS}/{}",
+            case["inputPath"].as_str().unwrap()
+        ));
+        let offered = run_lua("discovery.lua", &input);
+        let names: BTreeSet<String> = offered
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let want: BTreeSet<String> = case["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, want, "{}", case["inputPath"]);
+        let failed = input["status"]["phase"] == "Failed";
+        assert_eq!(names.contains("retry"), failed, "{}", case["inputPath"]);
+    }
+    for case in cases["actionTests"].as_array().unwrap() {
+        assert_eq!(case["action"], "retry");
+        let input = yaml_file(&format!(
+            "{ARGO_ACTIONS}/{}",
+            case["inputPath"].as_str().unwrap()
+        ));
+        let mut out = run_lua("retry/action.lua", &input);
+        let mut expected = yaml_file(&format!(
+            "{ARGO_ACTIONS}/{}",
+            case["expectedOutputPath"].as_str().unwrap()
+        ));
+        let key = "offercancel.dev/retry";
+        let value = out["metadata"]["annotations"][key]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(value.parse::<jiff::Timestamp>().is_ok(), "a time: {value}");
+        assert_ne!(
+            Some(value.as_str()),
+            input["metadata"]["annotations"][key].as_str()
+        );
+        // The rest is as expected; the value is the time of the click.
+        out["metadata"]["annotations"][key] = "the time of the click".into();
+        expected["metadata"]["annotations"][key] = "the time of the click".into();
+        assert_eq!(out, expected);
     }
 }
 

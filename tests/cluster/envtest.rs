@@ -159,6 +159,14 @@ impl ControlPlane {
         Client::try_from(self.admin.clone()).expect("kube client")
     }
 
+    /// A client acting as `user` (impersonated by the admin), with only
+    /// the RBAC that user is bound to.
+    pub async fn client_as(&self, user: &str) -> Client {
+        let mut config = self.admin.clone();
+        config.auth_info.impersonate = Some(user.to_string());
+        Client::try_from(config).expect("kube client")
+    }
+
     /// A kubeconfig file for a child process: cluster-admin, or the
     /// operator's ServiceAccount (only what deploy/ grants it).
     pub fn kubeconfig(&self, as_operator: bool) -> PathBuf {

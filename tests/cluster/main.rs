@@ -52,6 +52,16 @@ fn main() -> std::process::ExitCode {
         trial(&plane, "two_replicas_one_writer", two_replicas_one_writer),
         trial(
             &plane,
+            "user_roles_let_editors_edit_and_viewers_only_read",
+            user_roles_let_editors_edit_and_viewers_only_read,
+        ),
+        trial(
+            &plane,
+            "deploy_passes_a_server_side_dry_run",
+            deploy_passes_a_server_side_dry_run,
+        ),
+        trial(
+            &plane,
             "simultaneous_start_never_two_leaders",
             simultaneous_start_never_two_leaders,
         ),
@@ -384,6 +394,149 @@ async fn two_replicas_one_writer(plane: Plane) {
     fx.cleanup().await;
 }
 
+/// The editor and viewer roles of deploy/user-roles.yaml, bound in one
+/// namespace: the editor creates, updates and deletes OfferCancellations
+/// there and nowhere else; the viewer only reads. (This server runs no
+/// aggregation controller, so the roles are bound directly; their labels
+/// for `edit`, `admin` and `view` are checked by tests/deploy.rs.)
+async fn user_roles_let_editors_edit_and_viewers_only_read(plane: Plane) {
+    use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+    let fx = Fixture::new(&plane, "roles").await;
+    let elsewhere = format!("{}-elsewhere", fx.ns);
+    support::namespace_with_secret(&fx.client, &elsewhere, "s3cret").await;
+    support::apply_user_roles(&fx.client).await;
+    support::bind_role(&fx.client, &fx.ns, "offercancel-editor", "alice").await;
+    support::bind_role(&fx.client, &fx.ns, "offercancel-viewer", "bob").await;
+    let plane = &plane;
+    let as_user = |user: &'static str, ns: String| async move {
+        Api::<OfferCancellation>::namespaced(plane.client_as(user).await, &ns)
+    };
+    fn refused<T>(r: Result<T, kube::Error>) -> bool {
+        matches!(r, Err(kube::Error::Api(e)) if e.code == 403)
+    }
+    let alice = as_user("alice", fx.ns.clone()).await;
+    let r = support::resource("roles-0", "sync-roles-0");
+    alice
+        .create(&PostParams::default(), &r)
+        .await
+        .expect("the editor creates");
+    let label = serde_json::json!({"metadata": {"labels": {"team": "a"}}});
+    alice
+        .patch("roles-0", &PatchParams::default(), &Patch::Merge(&label))
+        .await
+        .expect("the editor updates");
+    let alice_elsewhere = as_user("alice", elsewhere.clone()).await;
+    assert!(
+        refused(alice_elsewhere.create(&PostParams::default(), &r).await),
+        "not elsewhere"
+    );
+    assert!(
+        refused(alice_elsewhere.list(&ListParams::default()).await),
+        "nor reads there"
+    );
+    let bob = as_user("bob", fx.ns.clone()).await;
+    assert_eq!(
+        bob.list(&ListParams::default())
+            .await
+            .expect("the viewer lists")
+            .items
+            .len(),
+        1
+    );
+    bob.get("roles-0").await.expect("the viewer reads");
+    let other = support::resource("roles-1", "sync-roles-1");
+    assert!(
+        refused(bob.create(&PostParams::default(), &other).await),
+        "the viewer cannot create"
+    );
+    assert!(refused(
+        bob.patch("roles-0", &PatchParams::default(), &Patch::Merge(&label))
+            .await
+    ));
+    assert!(refused(
+        bob.delete("roles-0", &DeleteParams::default()).await
+    ));
+    alice
+        .delete("roles-0", &DeleteParams::default())
+        .await
+        .expect("the editor deletes");
+    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(fx.client.clone())
+        .delete(&elsewhere, &DeleteParams::default())
+        .await;
+    fx.cleanup().await;
+}
+
+/// Everything `kubectl apply -k deploy/` installs but the CRD (this v1.24
+/// server refuses its `oldSelf` rules; a schema test covers them), with
+/// the network-policy component: the PodDisruptionBudget, the Deployment's
+/// topology spread, the NetworkPolicy, the user roles. A server-side dry
+/// run on the real API server accepts every object, without the
+/// Prometheus Operator's CRDs.
+async fn deploy_passes_a_server_side_dry_run(plane: Plane) {
+    let client = plane.admin_client().await;
+    support::ensure_namespace(&client, "offercancel-system").await;
+    let overlay = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster/dry-run");
+    let kubeconfig = plane.kubeconfig(false);
+    let out = tokio::task::spawn_blocking(move || {
+        let built = std::process::Command::new("kubectl")
+            .args([
+                "kustomize",
+                "--load-restrictor",
+                "LoadRestrictionsNone",
+                overlay,
+            ])
+            .output()
+            .expect("kubectl (it is on every machine of this project)");
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let yaml = String::from_utf8_lossy(&built.stdout).to_string();
+        for kind in [
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+            "Deployment",
+            "ClusterRole",
+        ] {
+            assert!(yaml.contains(&format!("kind: {kind}")), "{kind} is built");
+        }
+        let mut apply = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["apply", "--server-side", "--dry-run=server", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl apply");
+        use std::io::Write;
+        apply
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(yaml.as_bytes())
+            .expect("write manifests");
+        apply.wait_with_output().expect("kubectl apply output")
+    })
+    .await
+    .expect("kubectl task");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "server-side dry run refused: {shown}");
+    for object in [
+        "poddisruptionbudget.policy/offer-cancel-operator",
+        "networkpolicy.networking.k8s.io/offer-cancel-operator",
+        "deployment.apps/offer-cancel-operator",
+        "clusterrole.rbac.authorization.k8s.io/offercancel-editor",
+    ] {
+        assert!(shown.contains(object), "{object} in {shown}");
+    }
+}
+
 /// SIGTERM releases the lease: the standby leads within 2 s of the old
 /// leader's exit, and a restarted single replica starts at once.
 async fn graceful_handover_within_two_seconds(plane: Plane) {
@@ -575,6 +728,45 @@ async fn kubectl_wait_and_kstatus_as_the_readme_says(plane: Plane) {
     ])
     .await;
     assert_eq!(String::from_utf8_lossy(&stalled.stdout), "True Failed");
+    // The columns, by the category name: TARGET PHASE READY REASON AGE,
+    // and -o wide adds the operation, the message and the timeout.
+    let listed = kubectl(vec!["get".into(), "offercancel".into()]).await;
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    let header: Vec<&str> = listed
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "TARGET", "PHASE", "READY", "REASON", "AGE"],
+        "{listed}"
+    );
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with("idle-wait-0"))
+        .unwrap_or("");
+    let row: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        row[1..5],
+        ["contoso/idle-wait-0", "Failed", "False", "NothingToCancel"],
+        "{listed}"
+    );
+    let wide = kubectl(vec![
+        "get".into(),
+        "ocancel".into(),
+        "-o".into(),
+        "wide".into(),
+    ])
+    .await;
+    let wide = String::from_utf8_lossy(&wide.stdout).to_string();
+    for column in ["OPERATION", "MESSAGE", "TIMEOUT", "OPERATIONID", "CANCELS"] {
+        assert!(
+            wide.lines().next().unwrap_or("").contains(column),
+            "{column}: {wide}"
+        );
+    }
     for name in &offers {
         let obj = fx.api.get(name).await.expect("read");
         let generation = obj.metadata.generation;

@@ -644,6 +644,62 @@ impl Drop for Operator {
 
 /// Applies deploy/'s namespace, ServiceAccount and RBAC objects, exactly as
 /// shipped (server-side apply).
+/// The ClusterRoles of deploy/user-roles.yaml, applied.
+pub async fn apply_user_roles(client: &Client) {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/user-roles.yaml");
+    let text = std::fs::read_to_string(path).expect("deploy/user-roles.yaml");
+    let pp = kube::api::PatchParams::apply("cluster-suite").force();
+    let api = Api::<ClusterRole>::all(client.clone());
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let role: ClusterRole = serde::Deserialize::deserialize(doc).expect("a ClusterRole");
+        let name = role.metadata.name.clone().expect("name");
+        api.patch(&name, &pp, &kube::api::Patch::Apply(&role))
+            .await
+            .expect("apply a user role");
+    }
+}
+
+/// Binds ClusterRole `role` to `user` in namespace `ns`.
+pub async fn bind_role(client: &Client, ns: &str, role: &str, user: &str) {
+    use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+    let binding = RoleBinding {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{role}-{user}")),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: role.into(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "User".into(),
+            name: user.into(),
+            namespace: None,
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("bind the role");
+}
+
+/// Namespace `ns`, created unless it exists.
+pub async fn ensure_namespace(client: &Client, ns: &str) {
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(ns.to_string());
+    match Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("create namespace {ns}: {e}"),
+    }
+}
+
 pub async fn apply_deploy_rbac(client: &Client) {
     use k8s_openapi::api::core::v1::ServiceAccount;
     use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
