@@ -307,7 +307,8 @@ fn the_alerts_pass_promtool_check_and_their_unit_tests() {
 const ARGO_ACTIONS: &str =
     "deploy/argocd/resource_customizations/offercancel.dev/OfferCancellation/actions";
 
-/// Runs a Lua script of the Argo CD customization on `obj`, as Argo CD does.
+/// Runs a Lua script of the Argo CD customization (a path under
+/// [`ARGO_CHECK`]) on `obj`, as Argo CD does (gopher-lua is Lua 5.1).
 fn run_lua(script: &str, obj: &serde_json::Value) -> serde_json::Value {
     use mlua::LuaSerdeExt;
     let lua = mlua::Lua::new();
@@ -317,7 +318,7 @@ fn run_lua(script: &str, obj: &serde_json::Value) -> serde_json::Value {
     lua.globals()
         .set("obj", lua.to_value_with(obj, options).unwrap())
         .unwrap();
-    let script = std::fs::read_to_string(format!("{ARGO_ACTIONS}/{script}")).unwrap();
+    let script = std::fs::read_to_string(format!("{ARGO_CHECK}/{script}")).unwrap();
     let out: mlua::Value = lua.load(&script).eval().unwrap();
     lua.from_value(out).unwrap()
 }
@@ -338,7 +339,7 @@ fn argo_cd_retry_action_is_offered_on_failed_only_and_asks_for_a_retry() {
             "{ARGO_ACTIONS}/{}",
             case["inputPath"].as_str().unwrap()
         ));
-        let offered = run_lua("discovery.lua", &input);
+        let offered = run_lua("actions/discovery.lua", &input);
         let names: BTreeSet<String> = offered
             .as_object()
             .map(|o| o.keys().cloned().collect())
@@ -359,7 +360,7 @@ fn argo_cd_retry_action_is_offered_on_failed_only_and_asks_for_a_retry() {
             "{ARGO_ACTIONS}/{}",
             case["inputPath"].as_str().unwrap()
         ));
-        let mut out = run_lua("retry/action.lua", &input);
+        let mut out = run_lua("actions/retry/action.lua", &input);
         let mut expected = yaml_file(&format!(
             "{ARGO_ACTIONS}/{}",
             case["expectedOutputPath"].as_str().unwrap()
@@ -573,19 +574,11 @@ fn argo_health(resource: &offer_cancel_operator::crd::OfferCancellation) -> (Str
     argo_health_of(&serde_json::to_value(resource).unwrap())
 }
 
-/// Runs health.lua on an object, as Argo CD does (gopher-lua is Lua 5.1).
+/// Runs health.lua on an object: its status and message.
 fn argo_health_of(value: &serde_json::Value) -> (String, String) {
-    use mlua::{LuaSerdeExt, Table};
-    let lua = mlua::Lua::new();
-    let options = mlua::serde::SerializeOptions::new()
-        .serialize_none_to_null(false)
-        .serialize_unit_to_null(false);
-    lua.globals()
-        .set("obj", lua.to_value_with(value, options).unwrap())
-        .unwrap();
-    let script = std::fs::read_to_string(format!("{ARGO_CHECK}/health.lua")).unwrap();
-    let hs: Table = lua.load(&script).eval().unwrap();
-    (hs.get("status").unwrap(), hs.get("message").unwrap())
+    let hs = run_lua("health.lua", value);
+    let text = |k: &str| hs[k].as_str().unwrap_or_default().to_string();
+    (text("status"), text("message"))
 }
 
 #[test]
