@@ -13,7 +13,8 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, Resource, ResourceExt};
 
 use crate::crd::OfferCancellation;
-use crate::decide::{Notice, clip};
+use crate::decide::Notice;
+use crate::text::clip;
 
 /// Longest part of an Event's name taken from the resource's name, leaving
 /// room for the unique suffix within the 253 characters a name may have.

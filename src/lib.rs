@@ -61,4 +61,5 @@ pub mod reconcile;
 pub mod run;
 pub mod status;
 pub mod telemetry;
+pub mod text;
 mod watch;

@@ -13,8 +13,8 @@ use kube::{Client, Resource, ResourceExt};
 
 use crate::context::TargetIndex;
 use crate::crd::{OfferCancellation, RETRY_ANNOTATION};
-use crate::decide::clip;
 use crate::metrics::Metrics;
+use crate::text::clip;
 use std::sync::Arc;
 
 /// Longest deserialisation error quoted in a log line.

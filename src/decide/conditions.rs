@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::{Notice, Observed, condition};
 use crate::crd::{MAX_MESSAGE_LEN, OfferCancellationStatus};
+use crate::text::clip;
 
 /// How the three conditions read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,16 +79,4 @@ pub(super) fn notice(reason: &'static str, warning: bool, note: &str) -> Option<
         warning,
         note: clip(note, MAX_EVENT_NOTE),
     })
-}
-
-/// At most `max` bytes, cut at a character boundary, marked with `...`.
-pub(crate) fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut cut = max.saturating_sub(3);
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}...", &text[..cut])
 }

@@ -17,7 +17,6 @@ mod target;
 mod tests;
 mod transition;
 
-pub(crate) use conditions::clip;
 pub use settle::Settlement;
 pub(crate) use settle::settle;
 pub use target::Targeting;

@@ -39,7 +39,7 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         .spec
         .target()
         .ok()
-        .map(|t| super::conditions::clip(&t.to_string(), 300));
+        .map(|t| crate::text::clip(&t.to_string(), 300));
     match outcome {
         InvalidSpec(message) => fail(obs, next, reason::INVALID_SPEC, message),
         CredentialsUnavailable(message) => credentials_unavailable(obs, next, message),

@@ -26,12 +26,9 @@ pub enum LocationError {
     Fragment,
 }
 
-/// A host name as an error may quote it: at most 64 characters.
+/// A host name as an error may quote it: at most 64 bytes.
 fn shown_host(host: &str) -> String {
-    match host.char_indices().nth(MAX_HOST_SHOWN) {
-        Some((cut, _)) => format!("{}...", &host[..cut]),
-        None => host.to_string(),
-    }
+    crate::text::clip(host, MAX_HOST_SHOWN)
 }
 
 /// Resolves a location against the configured endpoint.

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use std::time::Duration;
 
-/// Longest text taken from an answer into a message.
+/// Longest text (bytes) taken from an answer into a message.
 const MAX_TEXT: usize = 512;
 /// Longest Retry-After honoured; a larger one is clamped, not trusted.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -89,12 +89,9 @@ pub(crate) fn plain_text(html: &str) -> String {
     bounded(out.trim())
 }
 
-/// Cuts text to [`MAX_TEXT`] characters on a character boundary.
+/// Text from an answer as a message may carry it: at most [`MAX_TEXT`] bytes.
 pub(crate) fn bounded(text: &str) -> String {
-    match text.char_indices().nth(MAX_TEXT) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_string(),
-    }
+    crate::text::clip(text, MAX_TEXT)
 }
 
 #[cfg(test)]
@@ -128,10 +125,10 @@ mod tests {
     }
 
     #[test]
-    fn bounded_cuts_on_char_boundary() {
-        let long = "é".repeat(MAX_TEXT + 10);
+    fn answer_text_is_bounded_in_bytes() {
+        let long = "é".repeat(MAX_TEXT);
         let cut = bounded(&long);
         assert!(cut.ends_with("..."));
-        assert_eq!(cut.chars().count(), MAX_TEXT + 3);
+        assert!(cut.len() <= MAX_TEXT, "{}", cut.len());
     }
 }
