@@ -3,7 +3,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use super::{Notice, Observed, condition};
+use super::model::{Notice, condition};
+use super::observed::Observed;
 use crate::crd::{MAX_MESSAGE_LEN, OfferCancellationStatus};
 use crate::text::clip;
 

@@ -86,10 +86,10 @@ fn by_target(operations: &[Operation], id: &str) -> Settlement {
     match operations.iter().find(|op| op.id.as_deref() == Some(id)) {
         Some(op) if op.in_progress() => Settlement::TargetRunning,
         Some(op) if op.was_cancelled() => Settlement::TargetCancelled {
-            operation: super::describe(op),
+            operation: super::target::describe(op),
         },
         Some(op) => Settlement::TargetEnded {
-            operation: super::describe(op),
+            operation: super::target::describe(op),
         },
         None => Settlement::NothingInProgress,
     }

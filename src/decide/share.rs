@@ -6,7 +6,7 @@
 
 use jiff::SignedDuration;
 
-use super::{Observed, Stage, post_in_flight_for, stage};
+use super::observed::{Observed, Stage, post_in_flight_for, stage};
 use crate::crd::{OfferCancellationStatus, Phase};
 
 /// How long before a resource's creation another resource's cancel may

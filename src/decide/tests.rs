@@ -1,8 +1,13 @@
 use super::conditions::MAX_EVENT_NOTE;
+use super::model::CREDENTIALS_RETRY;
+use super::target::describe;
 use super::*;
+use crate::crd::{OfferCancellation, Phase};
 use crate::fixtures::at;
 use crate::operation::Operation;
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::time::Duration;
 
 /// When an intent recorded at the clock's zero can no longer have a POST
 /// in flight: its budget and the margin are over.
@@ -1246,13 +1251,13 @@ fn a_refused_cancel_says_how_the_job_ended() {
         (
             "succeeded",
             Settlement::TargetEnded {
-                operation: super::describe(&job("succeeded")),
+                operation: describe(&job("succeeded")),
             },
         ),
         (
             "cancelled",
             Settlement::TargetCancelled {
-                operation: super::describe(&job("cancelled")),
+                operation: describe(&job("cancelled")),
             },
         ),
     ] {
@@ -1316,7 +1321,7 @@ fn a_lost_answer_is_settled_from_the_jobs_status_never_by_a_blind_resend() {
 fn a_resent_cancel_refused_because_our_first_one_took_effect_is_cancelled() {
     let mut w = job_in_doubt();
     w.apply(Outcome::Settled(Settlement::TargetRunning));
-    let operation = super::describe(&job("cancelled"));
+    let operation = describe(&job("cancelled"));
     let t = w.apply(Outcome::CancelRefused {
         message: "HTTP 400 (badRequest: Cannot cancel job, job has already completed.)".into(),
         settlement: Settlement::TargetCancelled { operation },

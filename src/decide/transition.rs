@@ -6,12 +6,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::Duration;
 
 use super::conditions::{Readiness, notice, set_readiness};
-use super::share::{self, Shared};
-use super::{
-    CREDENTIALS_RETRY, NotFound, Notice, Observed, Outcome, Requeue, Settlement, Stage, Targeting,
-    Transition, Words, cancel_accepted, condition, deadline, describe, expired, reason, stage,
-    timed_out, words,
+use super::model::{
+    CREDENTIALS_RETRY, NotFound, Notice, Outcome, Requeue, Transition, condition, reason,
 };
+use super::observed::{
+    Observed, Stage, Words, cancel_accepted, deadline, expired, stage, timed_out, words,
+};
+use super::settle::Settlement;
+use super::share::{self, Shared};
+use super::target::{Targeting, describe};
 use crate::crd::{OfferCancellationStatus, Phase};
 use crate::operation::Operation;
 use crate::operation::OperationState;

@@ -1,0 +1,230 @@
+//! The decision's words: what to do next ([`Step`], [`Call`]), what
+//! happened ([`Outcome`]), and what follows ([`Transition`], [`Requeue`],
+//! [`Notice`]), with the condition types and reasons status uses. Types
+//! only: the files that decide import them from here.
+
+use std::time::Duration;
+
+use super::settle::Settlement;
+use super::target::Targeting;
+use crate::crd::OfferCancellationStatus;
+use crate::operation::OperationState;
+
+/// Condition types, following kstatus.
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const RECONCILING: &str = "Reconciling";
+    pub const STALLED: &str = "Stalled";
+}
+
+/// Condition and event reasons.
+pub mod reason {
+    pub const CANCEL_REQUESTED: &str = "CancelRequested";
+    pub const CANCEL_ACCEPTED: &str = "CancelAccepted";
+    pub const CANCEL_IN_PROGRESS: &str = "CancelInProgress";
+    pub const CANCELLED: &str = "Cancelled";
+    /// The answer to the cancel was lost (or a resend found nothing to
+    /// cancel), and CPP shows nothing in progress: the purpose is met.
+    pub const NOTHING_IN_PROGRESS: &str = "NothingInProgress";
+    /// The cancel is sent again: its first answer was lost and the
+    /// operation it cancels is still in progress.
+    pub const CANCEL_RESENT: &str = "CancelResent";
+    /// A Failed resource resumes the cancel CPP had accepted.
+    pub const RESUMING: &str = "Resuming";
+    pub const CANCEL_FAILED: &str = "CancelFailed";
+    /// The cancel was already requested for this offer; this resource
+    /// followed it to its end instead of sending its own.
+    pub const CANCEL_SHARED: &str = "CancelShared";
+    /// `spec.operationId` names an operation that has ended: nothing sent.
+    pub const OPERATION_ENDED: &str = "OperationEnded";
+    /// `spec.operationId` names no operation on the offer: nothing sent.
+    pub const OPERATION_NOT_FOUND: &str = "OperationNotFound";
+    /// Nothing was in progress on the offer: nothing cancelled.
+    pub const NOTHING_TO_CANCEL: &str = "NothingToCancel";
+    /// CPP knows no such offer.
+    pub const OFFER_NOT_FOUND: &str = "OfferNotFound";
+    /// The Product Ingestion API knows no such configure job.
+    pub const JOB_NOT_FOUND: &str = "JobNotFound";
+    /// The configure job had completed (succeeded, failed, or cancelled
+    /// by someone else) before this resource's cancel could stop it.
+    pub const JOB_ALREADY_COMPLETED: &str = "JobAlreadyCompleted";
+    /// Past `spec.notAfter`: nothing sent.
+    pub const EXPIRED: &str = "Expired";
+    pub const TRANSIENT_ERROR: &str = "TransientError";
+    pub const CREDENTIALS_UNAVAILABLE: &str = "CredentialsUnavailable";
+    pub const CREDENTIALS_REJECTED: &str = "CredentialsRejected";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const TIMEOUT: &str = "Timeout";
+    pub const OPERATION_FAILED: &str = "OperationFailed";
+    pub const LOCATION_UNAVAILABLE: &str = "LocationUnavailable";
+    pub const INVALID_LOCATION: &str = "InvalidLocation";
+    pub const MALFORMED_RESPONSE: &str = "MalformedResponse";
+    pub const BAD_REQUEST: &str = "BadRequest";
+    pub const UNAUTHORIZED: &str = "Unauthorized";
+    pub const FORBIDDEN: &str = "Forbidden";
+    pub const NOT_FOUND: &str = "NotFound";
+    pub const CONFLICT: &str = "Conflict";
+    pub const REJECTED: &str = "Rejected";
+}
+
+/// The condition reason for a terminal HTTP status.
+pub(crate) fn reason_for_status(status: u16) -> &'static str {
+    match status {
+        400 => reason::BAD_REQUEST,
+        401 => reason::UNAUTHORIZED,
+        403 => reason::FORBIDDEN,
+        404 => reason::NOT_FOUND,
+        409 => reason::CONFLICT,
+        _ => reason::REJECTED,
+    }
+}
+
+/// Requeue when credentials are missing; a Secret change triggers sooner.
+pub(crate) const CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Nothing: final and up to date.
+    Idle,
+    /// Nothing now, and nothing written: look again after this long. An
+    /// intent whose POST may still be in flight (another writer's, or one
+    /// of ours before a crash) is waited for, never acted on.
+    Wait(Duration),
+    /// No call needed; apply this outcome.
+    Record(Outcome),
+    /// Ask CPP, then apply what its answer means.
+    Call(Call),
+}
+
+/// The CPP call a step needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// Read the offer's operations list to find what the cancel is for
+    /// ([`target`]); when that is an operation in progress, the intent is
+    /// recorded with it and the POST follows.
+    ReadTarget,
+    /// Read the offer's operations list and apply [`settle`]'s verdict: the
+    /// answer to the cancel is unknown (in doubt) or had no location.
+    Settle,
+    /// GET the cancel operation.
+    Poll { location: String },
+    /// POST the cancel. `next_step` never names it: only a transition
+    /// that recorded the intent (`Transition::post`) is followed by it,
+    /// once that intent is durable.
+    PostCancel,
+}
+
+/// What happened, as the executor reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    InvalidSpec(String),
+    CredentialsUnavailable(String),
+    /// What the operations list said before the first cancel request.
+    Targeted(Targeting),
+    /// Past `spec.notAfter`: nothing is sent.
+    Expired,
+    /// CPP answered the cancel with 404, and then its operations list.
+    CancelNotFound(Box<NotFound>),
+    /// A retried Failed resource picks up the cancel CPP accepted before.
+    Resumed,
+    /// What the operations list said.
+    Settled(Settlement),
+    /// Cancelled at once (CPP's 200; a job that answered `cancelled`).
+    Cancelled,
+    /// The API refused the cancel (a job's 400: already completed, or too
+    /// far along), and then showed this of the target.
+    CancelRefused {
+        message: String,
+        settlement: Settlement,
+    },
+    /// Accepted and still going (CPP's 202; a job's 200 while it runs).
+    Accepted {
+        http: u16,
+        location: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    Polled {
+        status: String,
+        state: OperationState,
+        location: Option<String>,
+        retry_after: Option<Duration>,
+        detail: String,
+        /// The step under way, in words; shown live by the CLI, never
+        /// written to status.
+        progress: Option<String>,
+    },
+    /// A terminal error. `cancel_status` is CPP's answer to the cancel call
+    /// itself, when that is what was rejected.
+    Rejected {
+        reason: &'static str,
+        message: String,
+        cancel_status: Option<u16>,
+    },
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    TimedOut,
+    /// The generation moved on a final resource: record that it was seen.
+    Acknowledged,
+}
+
+/// A 404 to the cancel, and what the offer's operations list showed then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotFound {
+    /// CPP's answer to the cancel, in words.
+    pub message: String,
+    /// The operations list was 404 too: CPP knows no such offer.
+    pub offer_missing: bool,
+    /// A cancel operation created since the intent.
+    pub settlement: Option<Settlement>,
+    /// The latest operation other than a cancel.
+    pub latest: Option<crate::operation::Operation>,
+}
+
+/// When to look again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// Only a change to the resource or its Secret brings it back.
+    Never,
+    After(Duration),
+    /// Capped exponential backoff for the n-th error in a row, but not
+    /// sooner than `at_least` (a Retry-After).
+    Backoff {
+        errors: u32,
+        at_least: Duration,
+    },
+}
+
+impl Requeue {
+    /// The streak of transient errors this requeue answers (0: none).
+    pub fn errors_in_row(self) -> u32 {
+        match self {
+            Requeue::Backoff { errors, .. } => errors,
+            Requeue::Never | Requeue::After(_) => 0,
+        }
+    }
+}
+
+/// A Kubernetes Event to publish for a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub reason: &'static str,
+    pub warning: bool,
+    pub note: String,
+}
+
+/// The result of applying an outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub status: OfferCancellationStatus,
+    pub requeue: Requeue,
+    pub notice: Option<Notice>,
+    /// Send the cancel POST once this status is durable (it records the
+    /// intent). Only an intent transition sets it.
+    pub post: bool,
+    /// What a poll said of the operation's progress (not status: it would
+    /// cost a write per poll).
+    pub progress: Option<String>,
+}

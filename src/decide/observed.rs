@@ -1,0 +1,254 @@
+//! What the decision looks at ([`Observed`]) and what it reads there:
+//! the stage a status is in, the timeout, `notAfter`, whether a POST may
+//! still be in flight, and the words of the API the spec names.
+
+use jiff::Timestamp;
+use std::time::Duration;
+
+use super::model::reason;
+use crate::crd::{
+    OfferCancellation, OfferCancellationSpec, OfferCancellationStatus, Phase, RETRY_ANNOTATION,
+    retry_request_token,
+};
+use crate::fair::{Turn, Urgency};
+
+/// How long past an intent's `postDeadline` another writer still waits
+/// before it takes the missing answer for a lost one: clocks of two
+/// replicas differ a little, and CPP may act on a request a moment after
+/// its sender gave up on it.
+pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(10);
+
+/// The cancel POST's budget when the caller names none: the CPP client's
+/// default request timeout.
+const DEFAULT_POST_BUDGET: Duration = Duration::from_secs(30);
+
+/// Everything the decision looks at: the resource as last read and as
+/// each transition since left it, and a clock that tests pin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The resource's namespace: whose turn its CPP requests take.
+    pub namespace: String,
+    /// When this round began: its CPP requests queue from then (a
+    /// monotonic instant, never compared with `now`).
+    pub round_began: std::time::Instant,
+    pub spec: OfferCancellationSpec,
+    pub status: OfferCancellationStatus,
+    pub generation: i64,
+    /// The offercancel.dev/retry annotation, as `retry_request_token` keeps it.
+    pub retry_request: Option<String>,
+    /// resourceVersion of the credentials Secret, when it could be read.
+    pub credentials_version: Option<String>,
+    /// Transient errors in a row so far (kept in memory, not in status: a
+    /// streak writes status once, when it starts).
+    pub errors_in_row: u32,
+    /// How long the cancel POST that follows an intent may take, all in
+    /// (rate limit, token, request): the intent records `now` plus this as
+    /// its `postDeadline`, and the sender abandons the POST there.
+    pub post_budget: Duration,
+    /// When the resource was created (`metadata.creationTimestamp`).
+    pub created: Option<Timestamp>,
+    /// The status of every other resource naming the same offer, in any
+    /// namespace, as this controller knows it (empty for the CLI): one
+    /// cancel per target.
+    pub peers: Vec<OfferCancellationStatus>,
+    pub now: Timestamp,
+}
+
+impl Observed {
+    /// What the decision sees of `resource`, given what its Secret's
+    /// resourceVersion is and how many transient errors came in a row.
+    pub fn of(
+        resource: &OfferCancellation,
+        credentials_version: Option<String>,
+        errors_in_row: u32,
+        now: Timestamp,
+    ) -> Observed {
+        let annotations = resource.metadata.annotations.as_ref();
+        Observed {
+            namespace: resource.metadata.namespace.clone().unwrap_or_default(),
+            round_began: std::time::Instant::now(),
+            spec: resource.spec.clone(),
+            status: resource.status.clone().unwrap_or_default(),
+            generation: resource.metadata.generation.unwrap_or_default(),
+            retry_request: annotations
+                .and_then(|a| a.get(RETRY_ANNOTATION))
+                .map(|v| retry_request_token(v)),
+            credentials_version,
+            errors_in_row,
+            post_budget: DEFAULT_POST_BUDGET,
+            created: resource.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            peers: Vec::new(),
+            now,
+        }
+    }
+
+    /// Moves on to `resource` as the API server has it now (after a write
+    /// of ours was refused because it had moved on): its spec, status,
+    /// generation and retry annotation. What came from elsewhere (the
+    /// Secret, the error streak, the clock) is kept.
+    pub fn reread(&mut self, resource: &OfferCancellation) {
+        let fresh = Observed::of(resource, None, 0, self.now);
+        *self = Observed {
+            credentials_version: self.credentials_version.take(),
+            errors_in_row: self.errors_in_row,
+            post_budget: self.post_budget,
+            peers: std::mem::take(&mut self.peers),
+            round_began: self.round_began,
+            ..fresh
+        };
+    }
+}
+
+/// Where a resource stands, derived from its status alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// Nothing sent yet.
+    Fresh,
+    /// Intent recorded but no decisive answer: the POST may or may not have
+    /// reached CPP (crash, timeout, transient error).
+    InDoubt,
+    /// Accepted; poll this location.
+    Polling(String),
+    /// Accepted without any location: find the cancel operation.
+    Untracked,
+    Cancelled,
+    Failed,
+}
+
+pub(super) fn stage(status: &OfferCancellationStatus) -> Stage {
+    match status.phase {
+        None => Stage::Fresh,
+        Some(Phase::Pending) if status.requested_at.is_none() => Stage::Fresh,
+        Some(Phase::Pending) => Stage::InDoubt,
+        Some(Phase::Cancelling) => match &status.operation_location {
+            Some(location) => Stage::Polling(location.clone()),
+            None => Stage::Untracked,
+        },
+        Some(Phase::Cancelled) => Stage::Cancelled,
+        Some(Phase::Failed) => Stage::Failed,
+    }
+}
+
+impl Observed {
+    /// Whether the decision, or the call it names, needs what the Secret
+    /// yields. A Cancelled resource only ever stays as it is or records a
+    /// new generation, so it is decided without reading its Secret: at
+    /// start-up every Cancelled resource is reconciled once, and each would
+    /// otherwise cost a Secret read.
+    pub(crate) fn needs_credentials(&self) -> bool {
+        stage(&self.status) != Stage::Cancelled
+    }
+
+    /// How urgent this resource's work is: a cancel not yet sent, or one
+    /// whose answer was lost (it may be sent again), goes before work on a
+    /// cancel CPP has answered.
+    pub fn urgency(&self) -> Urgency {
+        match stage(&self.status) {
+            Stage::Fresh | Stage::InDoubt => Urgency::FirstCancel,
+            Stage::Failed if retry_requested(self) => Urgency::FirstCancel,
+            _ => Urgency::Routine,
+        }
+    }
+
+    /// The turn this resource's work takes: its urgency, for its namespace.
+    pub fn turn(&self) -> Turn<'_> {
+        Turn {
+            urgency: self.urgency(),
+            tenant: &self.namespace,
+            since: self.round_began,
+        }
+    }
+}
+
+/// The API accepted the cancel and it was followed: CPP's 202, or a job's
+/// 200 that left it running (followed at its status location).
+pub(super) fn cancel_accepted(status: &OfferCancellationStatus) -> bool {
+    status.http_status == Some(202)
+        || (status.http_status == Some(200) && status.operation_location.is_some())
+}
+
+/// What the resource targets, in the words its messages and reasons use:
+/// the decision reads the same answers for both APIs, but says whose they
+/// are.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Words {
+    /// Who answers: `CPP`, `the Product Ingestion API`.
+    pub(super) api: &'static str,
+    /// What is polled after an accepted cancel.
+    pub(super) followed: &'static str,
+    /// The reason when the target ended otherwise than cancelled.
+    pub(super) ended: &'static str,
+}
+
+pub(super) fn words(obs: &Observed) -> Words {
+    match obs.spec.product_ingestion {
+        Some(_) => Words {
+            api: "the Product Ingestion API",
+            followed: "the job",
+            ended: reason::JOB_ALREADY_COMPLETED,
+        },
+        None => Words {
+            api: "CPP",
+            followed: "the cancel operation",
+            ended: reason::OPERATION_ENDED,
+        },
+    }
+}
+
+pub(super) fn stale(obs: &Observed) -> bool {
+    obs.status.observed_generation != Some(obs.generation)
+}
+
+/// A Failed resource is tried again when its spec changed, its Secret
+/// changed, or the retry annotation has a value not yet answered.
+pub(super) fn retry_requested(obs: &Observed) -> bool {
+    let status = &obs.status;
+    let secret_changed = matches!(
+        (status.credentials_version.as_deref(), obs.credentials_version.as_deref()),
+        (Some(then), Some(now)) if then != now
+    );
+    stale(obs) || secret_changed || obs.retry_request != status.retry_request
+}
+
+/// While the POST after the recorded intent may still be in flight (its
+/// `postDeadline` plus [`IN_FLIGHT_MARGIN`] is ahead), how long until it
+/// no longer may. An intent without a `postDeadline` (written by an
+/// earlier release) is not waited for.
+pub(super) fn answer_may_still_come(obs: &Observed) -> Option<Duration> {
+    post_in_flight_for(&obs.status, obs.now)
+}
+
+/// [`answer_may_still_come`] for any status, at `now`.
+pub(super) fn post_in_flight_for(
+    status: &OfferCancellationStatus,
+    now: Timestamp,
+) -> Option<Duration> {
+    let deadline = status.post_deadline.as_ref()?.0;
+    let settled_from = deadline.checked_add(IN_FLIGHT_MARGIN).ok()?;
+    let left = now.duration_until(settled_from);
+    Duration::try_from(left).ok().filter(|d| !d.is_zero())
+}
+
+/// When `timeoutSeconds` runs out: counted from the start of the current
+/// attempt (the first request, or the latest retry).
+pub(super) fn deadline(obs: &Observed) -> Option<Timestamp> {
+    let status = &obs.status;
+    let started = status
+        .started_at
+        .as_ref()
+        .or(status.requested_at.as_ref())?
+        .0;
+    let timeout = obs.spec.timeout_seconds?;
+    started
+        .checked_add(jiff::SignedDuration::from_secs(timeout.into()))
+        .ok()
+}
+
+/// Past `spec.notAfter`: no cancel may be sent any more.
+pub(super) fn expired(obs: &Observed) -> bool {
+    obs.spec.not_after.as_ref().is_some_and(|t| obs.now >= t.0)
+}
+
+pub(super) fn timed_out(obs: &Observed) -> bool {
+    deadline(obs).is_some_and(|d| obs.now >= d)
+}
