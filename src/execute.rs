@@ -28,22 +28,46 @@ pub(crate) async fn execute(
     observed: &Observed,
     credentials: Result<&Credentials, &CredentialsError>,
 ) -> Outcome {
-    let creds = match credentials {
-        Ok(creds) => creds,
-        Err(e) => return Outcome::CredentialsUnavailable(e.to_string()),
-    };
-    let api = match observed.spec.target() {
-        Ok(target) => TargetApi::of(apis, target),
-        Err(e) => return Outcome::InvalidSpec(e.to_string()),
+    let (api, creds) = match reach(apis, observed, credentials) {
+        Ok(reached) => reached,
+        Err(outcome) => return *outcome,
     };
     match call {
         Call::ReadTarget => read_target(&api, observed, creds).await,
         Call::Settle => settle_from_list(&api, observed, creds).await,
         Call::Poll { location } => poll(&api, &location, creds, observed.turn()).await,
-        Call::PostCancel => {
-            within_post_deadline(observed, post_cancel(&api, observed, creds)).await
-        }
     }
+}
+
+/// The cancel POST, to the API of the resource's target, and what its
+/// answer means. Only ever sent after a transition that recorded the
+/// intent (`Transition::post`), once that intent is durable; abandoned at
+/// the intent's `postDeadline`.
+pub(crate) async fn send_cancel(
+    apis: &Apis,
+    observed: &Observed,
+    credentials: Result<&Credentials, &CredentialsError>,
+) -> Outcome {
+    let (api, creds) = match reach(apis, observed, credentials) {
+        Ok(reached) => reached,
+        Err(outcome) => return *outcome,
+    };
+    within_post_deadline(observed, post_cancel(&api, observed, creds)).await
+}
+
+/// The target's API and the credentials for it; or, when either is
+/// missing, what that means to the decision.
+fn reach<'a>(
+    apis: &'a Apis,
+    observed: &'a Observed,
+    credentials: Result<&'a Credentials, &CredentialsError>,
+) -> Result<(TargetApi<'a>, &'a Credentials), Box<Outcome>> {
+    let creds = credentials.map_err(|e| Outcome::CredentialsUnavailable(e.to_string()))?;
+    let target = observed
+        .spec
+        .target()
+        .map_err(|e| Box::new(Outcome::InvalidSpec(e.to_string())))?;
+    Ok((TargetApi::of(apis, target), creds))
 }
 
 /// The target's API, as the calls below use it.
@@ -177,16 +201,7 @@ async fn read_target(api: &TargetApi<'_>, observed: &Observed, creds: &Credentia
 
 async fn post_cancel(api: &TargetApi<'_>, observed: &Observed, creds: &Credentials) -> Outcome {
     match api.cancel(observed, creds).await {
-        Ok(CancelOutcome::Cancelled) => Outcome::Cancelled,
-        Ok(CancelOutcome::Accepted {
-            http,
-            location,
-            retry_after,
-        }) => Outcome::Accepted {
-            http,
-            location,
-            retry_after,
-        },
+        Ok(answer) => Outcome::Answered(answer),
         Err(e) => match (api, e.http_status()) {
             (TargetApi::Offer(..), Some(404)) => explain_not_found(api, observed, creds, &e).await,
             (TargetApi::Job(..), Some(400)) => explain_refusal(api, observed, creds, &e).await,
@@ -249,14 +264,7 @@ async fn explain_refusal(
 
 async fn poll(api: &TargetApi<'_>, location: &str, creds: &Credentials, turn: Turn<'_>) -> Outcome {
     match api.poll(location, creds, turn).await {
-        Ok(answer) => Outcome::Polled {
-            status: answer.operation.status.clone(),
-            state: answer.state,
-            detail: answer.operation.failure_detail(),
-            location: answer.location,
-            retry_after: answer.retry_after,
-            progress: answer.operation.progress.clone(),
-        },
+        Ok(answer) => Outcome::Polled(answer),
         Err(e) => error_outcome(&e, false),
     }
 }

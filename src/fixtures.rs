@@ -10,6 +10,7 @@
 
 use crate::crd::{OfferCancellation, SecretRef};
 use crate::decide::{Observed, Outcome, Transition, transition};
+use crate::operation::CancelOutcome;
 use jiff::Timestamp;
 
 /// The pinned clock's zero.
@@ -113,17 +114,17 @@ impl OfferCancellation {
     pub fn polling(self, location: &str) -> Self {
         self.after([
             intent(),
-            Outcome::Accepted {
+            Outcome::Answered(CancelOutcome::Accepted {
                 http: 202,
                 location: Some(location.into()),
                 retry_after: None,
-            },
+            }),
         ])
     }
 
     /// CPP cancelled at once (200).
     pub fn cancelled(self) -> Self {
-        self.after([intent(), Outcome::Cancelled])
+        self.after([intent(), Outcome::Answered(CancelOutcome::Cancelled)])
     }
 
     /// CPP refused the cancel with `http` (a terminal answer).

@@ -32,6 +32,7 @@
 //!   - [`run`]: the `controller` command (leader election, shutdown).
 //!   - [`oneshot`]: the `cancel` command.
 //!   - [`cli`], [`metrics`], [`health`], [`telemetry`], [`rbac`].
+//! - [`text`]: bounded strings, one rule for every layer.
 //! - `fixtures`: test builders (tests and the `fixtures` feature only).
 //!
 //! The CPP simulator is a crate of its own (`crates/cpp-simulator`),

@@ -103,9 +103,9 @@ impl Operation {
         OperationState::of(&self.status)
     }
 
-    /// In progress as the operations list means it: `notStarted` or
+    /// Running as the operations list means it: `notStarted` or
     /// `running` in any spelling. Every other status, known or not, is not.
-    pub(crate) fn in_progress(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         matches!(fold(&self.status).as_str(), "notstarted" | "running")
     }
 
@@ -149,16 +149,16 @@ mod tests {
     }
 
     #[test]
-    fn only_not_started_and_running_are_in_progress_in_the_list() {
+    fn only_not_started_and_running_are_running_in_the_list() {
         let op = |status: &str| Operation {
             status: status.into(),
             ..Operation::default()
         };
         for busy in ["notStarted", "not started", "Running", "NOT_STARTED"] {
-            assert!(op(busy).in_progress(), "{busy}");
+            assert!(op(busy).is_running(), "{busy}");
         }
         for idle in ["completed", "canceled", "failed", "somethingNew", ""] {
-            assert!(!op(idle).in_progress(), "{idle}");
+            assert!(!op(idle).is_running(), "{idle}");
         }
     }
 }

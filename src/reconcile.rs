@@ -24,8 +24,8 @@ use crate::apis::Apis;
 use crate::context::{Context, PerResource, TargetHeld};
 use crate::crd::{OfferCancellation, OfferCancellationStatus};
 use crate::credentials::{self, CredentialsError, SecretReading};
-use crate::decide::{Call, Observed, Outcome, Requeue, Step, Transition, next_step, transition};
-use crate::execute::execute;
+use crate::decide::{Observed, Outcome, Requeue, Step, Transition, next_step, transition};
+use crate::execute::{execute, send_cancel};
 use crate::http::Credentials;
 use crate::metrics::ReconcileResult;
 use crate::status::{KubeStatus, StatusWriter, WriteError};
@@ -266,7 +266,7 @@ pub async fn step<W: StatusWriter>(
     if !t.post {
         return Ok(t.requeue);
     }
-    let answer = execute(apis, Call::PostCancel, observed, credentials).await;
+    let answer = send_cancel(apis, observed, credentials).await;
     Ok(record_answer(observed, writer, answer).await?.requeue)
 }
 
@@ -384,7 +384,9 @@ mod tests {
             serde_json::from_value(serde_json::to_value(&status).unwrap()).unwrap();
         assert!(status_unchanged(Some(&read_back), &status));
         let answered = intent
-            .after([Outcome::Cancelled])
+            .after([Outcome::Answered(
+                crate::operation::CancelOutcome::Cancelled,
+            )])
             .status
             .unwrap_or_default();
         assert!(!status_unchanged(Some(&answered), &status));

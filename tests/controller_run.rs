@@ -92,7 +92,9 @@ fn in_flight_counts_pending_and_cancelling_only() {
             "c",
             vec![
                 offer_cancel_operator::fixtures::intent(),
-                offer_cancel_operator::decide::Outcome::Cancelled,
+                offer_cancel_operator::decide::Outcome::Answered(
+                    offer_cancel_operator::operation::CancelOutcome::Cancelled,
+                ),
             ],
         )),
     );

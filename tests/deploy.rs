@@ -584,25 +584,28 @@ fn argo_health_of(value: &serde_json::Value) -> (String, String) {
 #[test]
 fn argo_cd_health_maps_every_phase() {
     use common::{resource, status_after};
-    use offer_cancel_operator::operation::OperationState;
-    let accepted = Outcome::Accepted {
+    use offer_cancel_operator::operation::{
+        CancelOutcome, Operation, OperationState, PolledOperation,
+    };
+    let accepted = Outcome::Answered(CancelOutcome::Accepted {
         http: 202,
         location: Some("/api/x".into()),
         retry_after: None,
-    };
+    });
     let failed = Outcome::Rejected {
         reason: "Forbidden",
         message: "CPP cancel call answered HTTP 403".into(),
         cancel_status: Some(403),
     };
-    let polled = Outcome::Polled {
-        status: "running".into(),
+    let polled = Outcome::Polled(PolledOperation {
+        operation: Operation {
+            status: "running".into(),
+            ..Operation::default()
+        },
         state: OperationState::InProgress,
         location: None,
         retry_after: None,
-        detail: String::new(),
-        progress: None,
-    };
+    });
     let cases = [
         (vec![], "Progressing"),
         (
@@ -620,7 +623,7 @@ fn argo_cd_health_maps_every_phase() {
         (
             vec![
                 offer_cancel_operator::fixtures::intent(),
-                Outcome::Cancelled,
+                Outcome::Answered(CancelOutcome::Cancelled),
             ],
             "Healthy",
         ),
@@ -645,7 +648,7 @@ fn argo_cd_health_maps_every_phase() {
             "contoso-offer",
             vec![
                 offer_cancel_operator::fixtures::intent(),
-                Outcome::Cancelled,
+                Outcome::Answered(CancelOutcome::Cancelled),
             ],
         )),
     );

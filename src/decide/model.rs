@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::settle::Settlement;
 use super::target::Targeting;
 use crate::crd::OfferCancellationStatus;
-use crate::operation::OperationState;
+use crate::operation::{CancelOutcome, PolledOperation};
 
 /// Condition types, following kstatus.
 pub mod condition {
@@ -107,12 +107,8 @@ pub(crate) enum Call {
     /// Read the offer's operations list and apply [`settle`]'s verdict: the
     /// answer to the cancel is unknown (in doubt) or had no location.
     Settle,
-    /// GET the cancel operation.
+    /// GET what the cancel follows: CPP's cancel operation, or the job.
     Poll { location: String },
-    /// POST the cancel. `next_step` never names it: only a transition
-    /// that recorded the intent (`Transition::post`) is followed by it,
-    /// once that intent is durable.
-    PostCancel,
 }
 
 /// What happened, as the executor reports it.
@@ -130,30 +126,17 @@ pub enum Outcome {
     Resumed,
     /// What the operations list said.
     Settled(Settlement),
-    /// Cancelled at once (CPP's 200; a job that answered `cancelled`).
-    Cancelled,
+    /// The API's answer to the cancel POST, as its client read it:
+    /// cancelled at once, or accepted and still going.
+    Answered(CancelOutcome),
     /// The API refused the cancel (a job's 400: already completed, or too
     /// far along), and then showed this of the target.
     CancelRefused {
         message: String,
         settlement: Settlement,
     },
-    /// Accepted and still going (CPP's 202; a job's 200 while it runs).
-    Accepted {
-        http: u16,
-        location: Option<String>,
-        retry_after: Option<Duration>,
-    },
-    Polled {
-        status: String,
-        state: OperationState,
-        location: Option<String>,
-        retry_after: Option<Duration>,
-        detail: String,
-        /// The step under way, in words; shown live by the CLI, never
-        /// written to status.
-        progress: Option<String>,
-    },
+    /// One poll of what the cancel follows, as its client read it.
+    Polled(PolledOperation),
     /// A terminal error. `cancel_status` is CPP's answer to the cancel call
     /// itself, when that is what was rejected.
     Rejected {

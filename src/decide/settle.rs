@@ -49,7 +49,7 @@ pub(crate) fn settle(
         op.is_cancel()
             && match (op.created, since) {
                 (Some(created), Some(since)) => created >= since - CLOCK_SKEW,
-                _ => op.in_progress(),
+                _ => op.is_running(),
             }
     };
     let latest = operations.iter().filter(ours).max_by_key(|op| op.created);
@@ -58,7 +58,7 @@ pub(crate) fn settle(
         // An unknown status is not "in progress" in the list, but it is
         // not an ending either: keep polling it.
         if let (true, Some(id)) = (
-            op.in_progress() || state == OperationState::InProgress,
+            op.is_running() || state == OperationState::InProgress,
             &op.id,
         ) {
             return Settlement::Follow {
@@ -76,7 +76,7 @@ pub(crate) fn settle(
     match target {
         Some(id) => by_target(operations, id),
         // An intent recorded by an earlier release names no target.
-        None if operations.iter().any(Operation::in_progress) => Settlement::TargetRunning,
+        None if operations.iter().any(Operation::is_running) => Settlement::TargetRunning,
         None => Settlement::NothingInProgress,
     }
 }
@@ -84,7 +84,7 @@ pub(crate) fn settle(
 /// What the recorded target's own entry says.
 fn by_target(operations: &[Operation], id: &str) -> Settlement {
     match operations.iter().find(|op| op.id.as_deref() == Some(id)) {
-        Some(op) if op.in_progress() => Settlement::TargetRunning,
+        Some(op) if op.is_running() => Settlement::TargetRunning,
         Some(op) if op.was_cancelled() => Settlement::TargetCancelled {
             operation: super::target::describe(op),
         },

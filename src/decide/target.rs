@@ -36,15 +36,15 @@ pub(crate) fn target(
 ) -> Targeting {
     let running_cancel = operations
         .iter()
-        .filter(|op| op.is_cancel() && op.in_progress())
+        .filter(|op| op.is_cancel() && op.is_running())
         .find_map(|op| op.id.as_deref());
     let target = match wanted {
         Some(id) => match operations.iter().find(|op| op.id.as_deref() == Some(id)) {
             None => return Targeting::Missing(id.to_string()),
-            Some(op) if !op.in_progress() => return Targeting::Ended(op.clone()),
+            Some(op) if !op.is_running() => return Targeting::Ended(op.clone()),
             Some(op) => Some(op),
         },
-        None => latest(operations, |op| op.in_progress()),
+        None => latest(operations, |op| op.is_running()),
     };
     match (target, running_cancel) {
         (target, Some(cancel)) => Targeting::Follow {

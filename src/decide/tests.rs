@@ -4,7 +4,7 @@ use super::target::describe;
 use super::*;
 use crate::crd::{OfferCancellation, Phase};
 use crate::fixtures::at;
-use crate::operation::Operation;
+use crate::operation::{CancelOutcome, Operation, PolledOperation};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::Duration;
@@ -27,14 +27,16 @@ fn polling(location: &str) -> Observed {
 }
 
 fn polled(status: &str, state: OperationState) -> Outcome {
-    Outcome::Polled {
-        status: status.into(),
+    Outcome::Polled(PolledOperation {
+        operation: Operation {
+            status: status.into(),
+            detail: "boom".into(),
+            ..Operation::default()
+        },
         state,
         location: None,
         retry_after: None,
-        detail: "boom".into(),
-        progress: None,
-    }
+    })
 }
 
 #[test]
@@ -95,7 +97,7 @@ fn synchronous_200_is_cancelled_and_ready() {
     let mut w = fresh();
     w.apply(crate::fixtures::intent());
     w.now = at(1);
-    let t = w.apply(Outcome::Cancelled);
+    let t = w.apply(Outcome::Answered(CancelOutcome::Cancelled));
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
     assert_eq!(t.status.http_status, Some(200));
     assert_eq!(t.status.completed_at, Some(Time(at(1))));
@@ -113,11 +115,11 @@ fn synchronous_200_is_cancelled_and_ready() {
 fn accepted_202_polls_after_the_larger_of_interval_and_retry_after() {
     let mut w = fresh();
     w.apply(crate::fixtures::intent());
-    let t = w.apply(Outcome::Accepted {
+    let t = w.apply(Outcome::Answered(CancelOutcome::Accepted {
         http: 202,
         location: Some("/api/operations/a$b$2$preview?api-version=2017-10-31".into()),
         retry_after: Some(Duration::from_secs(90)),
-    });
+    }));
     assert_eq!(t.status.phase, Some(Phase::Cancelling));
     assert_eq!(t.status.http_status, Some(202));
     assert_eq!(t.requeue, Requeue::After(Duration::from_secs(90)));
@@ -130,11 +132,11 @@ fn accepted_202_polls_after_the_larger_of_interval_and_retry_after() {
     );
     let short = transition(
         &w,
-        Outcome::Accepted {
+        Outcome::Answered(CancelOutcome::Accepted {
             http: 202,
             location: Some("/x".into()),
             retry_after: Some(Duration::from_secs(2)),
-        },
+        }),
     );
     assert_eq!(short.requeue, Requeue::After(Duration::from_secs(30)));
 }
@@ -162,14 +164,15 @@ fn an_in_progress_poll_writes_nothing_even_when_its_wording_changes() {
     w.now = at(60);
     let t = w.apply(polled("running", OperationState::InProgress));
     assert_eq!(t.status, accepted, "intent, accepted, ended: three writes");
-    let moved = w.apply(Outcome::Polled {
-        status: "running".into(),
+    let moved = w.apply(Outcome::Polled(PolledOperation {
+        operation: Operation {
+            status: "running".into(),
+            ..Operation::default()
+        },
         state: OperationState::InProgress,
         location: Some("/op/2".into()),
         retry_after: None,
-        detail: String::new(),
-        progress: None,
-    });
+    }));
     assert_eq!(moved.status.operation_location.as_deref(), Some("/op/2"));
 }
 
@@ -193,14 +196,15 @@ fn poll_done_is_cancelled_and_failed_is_failed_with_details() {
 #[test]
 fn a_new_location_from_a_poll_replaces_the_old_one() {
     let mut w = polling("/old");
-    w.apply(Outcome::Polled {
-        status: "running".into(),
+    w.apply(Outcome::Polled(PolledOperation {
+        operation: Operation {
+            status: "running".into(),
+            ..Operation::default()
+        },
         state: OperationState::InProgress,
         location: Some("/new".into()),
         retry_after: None,
-        detail: String::new(),
-        progress: None,
-    });
+    }));
     assert_eq!(
         w.step(),
         Step::Call(Call::Poll {
@@ -279,7 +283,7 @@ fn failed_retries_when_spec_or_secret_changes() {
 fn cancelled_is_never_sent_again_even_on_edits_or_retry_annotation() {
     let mut w = fresh();
     w.apply(crate::fixtures::intent());
-    w.apply(Outcome::Cancelled);
+    w.apply(Outcome::Answered(CancelOutcome::Cancelled));
     w.retry_request = Some("again".into());
     w.credentials_version = Some("999".into());
     assert_eq!(w.step(), Step::Idle);
@@ -487,11 +491,11 @@ fn restart_mid_poll_resumes_polling_the_recorded_location() {
 fn accepted_without_location_looks_it_up_and_fails_clearly_if_absent() {
     let mut w = fresh();
     w.apply(crate::fixtures::intent());
-    w.apply(Outcome::Accepted {
+    w.apply(Outcome::Answered(CancelOutcome::Accepted {
         http: 202,
         location: None,
         retry_after: None,
-    });
+    }));
     assert_eq!(w.status.phase, Some(Phase::Cancelling));
     assert_eq!(w.step(), Step::Call(Call::Settle));
     let t = w.apply(Outcome::Settled(Settlement::TargetRunning));
@@ -1058,7 +1062,10 @@ fn another_resources_cancel_in_flight_is_waited_for_and_nothing_is_sent() {
 
 #[test]
 fn another_resources_sync_cancel_is_shared_even_when_nothing_is_left_to_cancel() {
-    let answered = peer_after(vec![crate::fixtures::intent(), Outcome::Cancelled]);
+    let answered = peer_after(vec![
+        crate::fixtures::intent(),
+        Outcome::Answered(CancelOutcome::Cancelled),
+    ]);
     let (w, t) = fresh_with_peers(vec![answered], Targeting::NothingToCancel(None));
     assert!(!t.post);
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
@@ -1078,11 +1085,11 @@ fn another_resources_sync_cancel_is_shared_even_when_nothing_is_left_to_cancel()
 fn another_resources_accepted_cancel_is_followed() {
     let accepted = peer_after(vec![
         crate::fixtures::intent(),
-        Outcome::Accepted {
+        Outcome::Answered(CancelOutcome::Accepted {
             http: 202,
             location: Some("/op/7".into()),
             retry_after: None,
-        },
+        }),
     ]);
     let (_, t) = fresh_with_peers(vec![accepted], send_publish_1());
     assert!(!t.post);
@@ -1093,7 +1100,10 @@ fn another_resources_accepted_cancel_is_followed() {
 
 #[test]
 fn a_cancel_requested_long_before_this_resource_was_created_is_not_shared() {
-    let answered = peer_after(vec![crate::fixtures::intent(), Outcome::Cancelled]);
+    let answered = peer_after(vec![
+        crate::fixtures::intent(),
+        Outcome::Answered(CancelOutcome::Cancelled),
+    ]);
     let mut w = fresh();
     w.created = Some(at(3600));
     w.now = at(3600);
@@ -1104,7 +1114,10 @@ fn a_cancel_requested_long_before_this_resource_was_created_is_not_shared() {
 
 #[test]
 fn with_an_operation_id_only_a_cancel_of_that_operation_is_shared() {
-    let answered = peer_after(vec![crate::fixtures::intent(), Outcome::Cancelled]);
+    let answered = peer_after(vec![
+        crate::fixtures::intent(),
+        Outcome::Answered(CancelOutcome::Cancelled),
+    ]);
     let mut w = fresh();
     w.created = Some(at(0));
     w.spec.operation_id = Some("another-publish".into());
@@ -1172,18 +1185,18 @@ fn job_sending() -> Observed {
 
 fn job_accepted() -> Observed {
     let mut w = job_sending();
-    w.apply(Outcome::Accepted {
+    w.apply(Outcome::Answered(CancelOutcome::Accepted {
         http: 200,
         location: Some(JOB_STATUS.into()),
         retry_after: None,
-    });
+    }));
     w
 }
 
 #[test]
 fn a_job_answered_cancelled_at_once_is_cancelled() {
     let mut w = job_sending();
-    let t = w.apply(Outcome::Cancelled);
+    let t = w.apply(Outcome::Answered(CancelOutcome::Cancelled));
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
     assert_eq!(t.status.http_status, Some(200));
     assert_eq!(t.status.target.as_deref(), Some(&*format!("job {JOB}")));
@@ -1369,7 +1382,7 @@ fn two_resources_naming_one_job_send_one_cancel() {
 #[test]
 fn a_job_another_resource_just_cancelled_is_shared_not_failed() {
     let mut first = job_sending();
-    first.apply(Outcome::Cancelled);
+    first.apply(Outcome::Answered(CancelOutcome::Cancelled));
     let mut second = OfferCancellation::test().job(JOB).observed();
     second.created = Some(at(1));
     second.peers = vec![first.status.clone()];

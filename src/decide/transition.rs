@@ -16,8 +16,7 @@ use super::settle::Settlement;
 use super::share::{self, Shared};
 use super::target::{Targeting, describe};
 use crate::crd::{OfferCancellationStatus, Phase};
-use crate::operation::Operation;
-use crate::operation::OperationState;
+use crate::operation::{CancelOutcome, Operation, OperationState, PolledOperation};
 
 /// Waits `wanted`, but wakes at the deadline so a timeout fires on time.
 fn wait_until_deadline(obs: &Observed, wanted: Duration) -> Duration {
@@ -56,31 +55,24 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         CancelNotFound(found) => not_found(obs, next, *found),
         Resumed => resumed(obs, next),
         Settled(settlement) => settled(obs, next, settlement),
-        Cancelled => cancelled(
+        Answered(CancelOutcome::Cancelled) => cancelled(
             obs,
             with_answer(next, 200),
             reason::CANCELLED,
             format!("{} cancelled the operation synchronously", words(obs).api),
         ),
+        Answered(CancelOutcome::Accepted {
+            http,
+            location,
+            retry_after,
+        }) => accepted(obs, with_answer(next, http), location, retry_after),
         CancelRefused {
             message,
             settlement,
         } => refused(obs, with_answer(next, 400), message, settlement),
-        Accepted {
-            http,
-            location,
-            retry_after,
-        } => accepted(obs, with_answer(next, http), location, retry_after),
-        Polled {
-            status,
-            state,
-            location,
-            retry_after,
-            detail,
-            progress,
-        } => Transition {
-            progress,
-            ..polled(obs, next, status, state, location, retry_after, detail)
+        Polled(answer) => Transition {
+            progress: answer.operation.progress.clone(),
+            ..polled(obs, next, answer)
         },
         Rejected {
             reason,
@@ -388,7 +380,7 @@ fn shared(
     next.started_at = Some(Time(obs.now));
     let message = "the cancel was already requested for this offer; following it";
     let followed = notice(reason::CANCEL_SHARED, false, message);
-    in_progress(obs, next, message, Duration::ZERO, followed)
+    cancelling(obs, next, message, Duration::ZERO, followed)
 }
 
 /// How soon a resource waiting for another's cancel on the same offer looks again.
@@ -521,11 +513,11 @@ fn accepted(
     };
     next.operation_location = location;
     let accepted = notice(reason::CANCEL_ACCEPTED, false, &message);
-    in_progress(obs, next, &message, wait, accepted)
+    cancelling(obs, next, &message, wait, accepted)
 }
 
-/// Cancelling: the cancel operation is under way.
-fn in_progress(
+/// Cancelling: the cancel is under way, and followed.
+fn cancelling(
     obs: &Observed,
     mut next: OfferCancellationStatus,
     message: &str,
@@ -553,18 +545,20 @@ fn adopted(obs: &Observed, mut next: OfferCancellationStatus, location: String) 
     next.operation_location = Some(location);
     let message = "found the cancel operation in CPP's operations list; polling it";
     let adopted = notice(reason::CANCEL_ACCEPTED, false, message);
-    in_progress(obs, next, message, Duration::ZERO, adopted)
+    cancelling(obs, next, message, Duration::ZERO, adopted)
 }
 
 fn polled(
     obs: &Observed,
     mut next: OfferCancellationStatus,
-    raw: String,
-    state: OperationState,
-    location: Option<String>,
-    retry_after: Option<Duration>,
-    detail: String,
+    answer: PolledOperation,
 ) -> Transition {
+    let PolledOperation {
+        operation,
+        state,
+        location,
+        retry_after,
+    } = answer;
     let moved = location.filter(|l| next.operation_location.as_ref() != Some(l));
     if state == OperationState::InProgress {
         // Still running: only a new location is worth a write.
@@ -574,8 +568,9 @@ fn polled(
         };
         next.operation_location = Some(location);
         let message = "CPP moved the cancel operation; polling its new location";
-        return in_progress(obs, next, message, wait, None);
+        return cancelling(obs, next, message, wait, None);
     }
+    let raw = operation.status.clone();
     next.operation_status = Some(raw.clone());
     if let Some(location) = moved {
         next.operation_location = Some(location);
@@ -597,13 +592,19 @@ fn polled(
             obs,
             next,
             reason::JOB_ALREADY_COMPLETED,
-            format!("the job ended {raw}, not cancelled: {detail}"),
+            format!(
+                "the job ended {raw}, not cancelled: {}",
+                operation.failure_detail()
+            ),
         ),
         OperationState::Failed => fail(
             obs,
             next,
             reason::OPERATION_FAILED,
-            format!("the cancel operation failed: {detail}"),
+            format!(
+                "the cancel operation failed: {}",
+                operation.failure_detail()
+            ),
         ),
         OperationState::InProgress => unchanged(obs, Requeue::After(poll_wait(obs, retry_after))),
     }

@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(op.kind.as_deref(), Some("configure job"));
         assert!(op.detail.contains("badRequest"), "{}", op.detail);
         assert!(op.created.is_some());
-        assert!(!op.in_progress());
+        assert!(!op.is_running());
     }
 
     #[test]
