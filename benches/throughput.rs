@@ -138,7 +138,7 @@ async fn step_until(
 ) {
     while !done(s.status.phase) {
         let _permit = http.acquire().await.expect("semaphore open");
-        let Ok(_) = step(cpp, s, Ok(creds), &mut Discard).await;
+        let Ok(_) = step(cpp, s, Some(Ok(creds)), &mut Discard).await;
         if s.status.phase == Some(Phase::Failed) {
             panic!("cancellation failed: {:?}", s.status.message);
         }

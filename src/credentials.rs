@@ -24,10 +24,12 @@ pub enum CredentialsError {
     MissingKeys { name: String },
     #[error("Secret {name}: key {key} is empty or not UTF-8 text")]
     BadValue { name: String, key: &'static str },
-    /// The decision did not need the Secret, so it was not read.
-    #[error("Secret {name} was not read: nothing needed it")]
-    NotRead { name: String },
 }
+
+/// What a round may call an API with: the credentials, why the Secret
+/// yields none, or `None` when the Secret was not read because nothing
+/// the decision can do needs it.
+pub type Yield<'a> = Option<Result<&'a Credentials, &'a CredentialsError>>;
 
 fn value(
     secret: &Secret,
@@ -80,12 +82,9 @@ pub struct SecretReading {
 }
 
 impl SecretReading {
-    /// Stands for a Secret nothing needed.
-    pub(crate) fn not_read(name: &str) -> SecretReading {
-        SecretReading {
-            version: None,
-            credentials: Err(CredentialsError::NotRead { name: name.into() }),
-        }
+    /// What a round may call an API with.
+    pub fn yielded(&self) -> Yield<'_> {
+        Some(self.credentials.as_ref())
     }
 }
 
@@ -169,15 +168,6 @@ impl CredentialsCache {
     pub fn retain(&self, referenced: &std::collections::HashSet<(String, String)>) {
         self.inner().values.retain(|k, _| referenced.contains(k));
     }
-
-    /// How many Secrets' credentials are held.
-    pub fn len(&self) -> usize {
-        self.inner().values.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
@@ -219,22 +209,27 @@ mod tests {
         assert!(cache.get("other", "cpp").1.is_none());
     }
 
+    /// How many Secrets' readings the cache holds.
+    fn held(cache: &CredentialsCache) -> usize {
+        cache.inner().values.len()
+    }
+
     #[test]
     fn unrelated_and_deleted_secrets_leave_nothing_behind() {
         let cache = CredentialsCache::default();
         for i in 0..10_000 {
             cache.invalidate("ns", &format!("unrelated-{i}"));
         }
-        assert!(cache.is_empty());
+        assert_eq!(held(&cache), 0);
         let (epoch, _) = cache.get("ns", "cpp");
         cache.put("ns", "cpp", epoch, resolved("1"));
-        assert_eq!(cache.len(), 1);
+        assert_eq!(held(&cache), 1);
         cache.invalidate("ns", "cpp");
-        assert!(cache.is_empty());
+        assert_eq!(held(&cache), 0);
         let (epoch, _) = cache.get("ns", "gone");
         cache.put("ns", "gone", epoch, resolved("2"));
         cache.retain(&std::collections::HashSet::new());
-        assert!(cache.is_empty(), "no resource refers to it any more");
+        assert_eq!(held(&cache), 0, "no resource refers to it any more");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::apis::Apis;
 use crate::cpp::{CppClient, OfferRef};
 use crate::crd::Target;
-use crate::credentials::CredentialsError;
+use crate::credentials::Yield;
 use crate::decide::{
     Call, NotFound, Observed, Outcome, Settlement, latest, reason, reason_for_status, settle,
     target,
@@ -26,7 +26,7 @@ pub(crate) async fn execute(
     apis: &Apis,
     call: Call,
     observed: &Observed,
-    credentials: Result<&Credentials, &CredentialsError>,
+    credentials: Yield<'_>,
 ) -> Outcome {
     let (api, creds) = match reach(apis, observed, credentials) {
         Ok(reached) => reached,
@@ -46,7 +46,7 @@ pub(crate) async fn execute(
 pub(crate) async fn send_cancel(
     apis: &Apis,
     observed: &Observed,
-    credentials: Result<&Credentials, &CredentialsError>,
+    credentials: Yield<'_>,
 ) -> Outcome {
     let (api, creds) = match reach(apis, observed, credentials) {
         Ok(reached) => reached,
@@ -60,9 +60,12 @@ pub(crate) async fn send_cancel(
 fn reach<'a>(
     apis: &'a Apis,
     observed: &'a Observed,
-    credentials: Result<&'a Credentials, &CredentialsError>,
+    credentials: Yield<'a>,
 ) -> Result<(TargetApi<'a>, &'a Credentials), Box<Outcome>> {
-    let creds = credentials.map_err(|e| Outcome::CredentialsUnavailable(e.to_string()))?;
+    let unavailable = |why: String| Box::new(Outcome::CredentialsUnavailable(why));
+    let creds = credentials
+        .ok_or_else(|| unavailable("the Secret was not read".into()))?
+        .map_err(|e| unavailable(e.to_string()))?;
     let target = observed
         .spec
         .target()

@@ -31,7 +31,7 @@
 //!   - [`controller`]: watches and the reconcile loop.
 //!   - [`run`]: the `controller` command (leader election, shutdown).
 //!   - [`oneshot`]: the `cancel` command.
-//!   - [`cli`], [`metrics`], [`health`], [`telemetry`], [`rbac`].
+//!   - [`cli`], [`metrics`], [`health`], [`telemetry`].
 //! - [`text`]: bounded strings, one rule for every layer.
 //! - `fixtures`: test builders (tests and the `fixtures` feature only).
 //!
@@ -57,7 +57,6 @@ pub mod ingestion;
 pub mod metrics;
 pub mod oneshot;
 pub mod operation;
-pub mod rbac;
 pub mod reconcile;
 pub mod run;
 pub mod status;

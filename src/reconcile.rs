@@ -23,10 +23,9 @@ use tokio::time::Instant;
 use crate::apis::Apis;
 use crate::context::{Context, PerResource, TargetHeld};
 use crate::crd::{OfferCancellation, OfferCancellationStatus};
-use crate::credentials::{self, CredentialsError, SecretReading};
+use crate::credentials::{self, SecretReading, Yield};
 use crate::decide::{Observed, Outcome, Requeue, Step, Transition, next_step, transition};
 use crate::execute::{execute, send_cancel};
-use crate::http::Credentials;
 use crate::metrics::ReconcileResult;
 use crate::status::{KubeStatus, StatusWriter, WriteError};
 
@@ -121,12 +120,12 @@ async fn reconcile_once(
     let errors = ctx.errors_in_row.get(&key).unwrap_or(0);
     let mut observed = Observed::of(&current, None, errors, Timestamp::now());
     let secret = read_secret(&current, &observed, ctx).await?;
-    observed.credentials_version = secret.version.clone();
+    observed.credentials_version = secret.as_ref().and_then(|s| s.version.clone());
     let Ok(_held) = hold_target(ctx, &current, &mut observed) else {
         return Ok(Some(TARGET_BUSY));
     };
     let mut writer = KubeStatus::new(ctx, &current);
-    let creds = secret.credentials.as_ref();
+    let creds = secret.as_ref().and_then(SecretReading::yielded);
     let requeue = step(&ctx.apis, &mut observed, creds, &mut writer).await?;
     let streak = requeue.errors_in_row();
     ctx.errors_in_row.set(key, (streak > 0).then_some(streak));
@@ -183,19 +182,21 @@ fn peers(resource: &OfferCancellation, ctx: &Context) -> Option<Vec<OfferCancell
     Some(statuses)
 }
 
-/// What the resource's Secret yields, read only when the decision needs it.
+/// What the resource's Secret yields, read only when the decision needs
+/// it (`None`: not read).
 async fn read_secret(
     resource: &OfferCancellation,
     observed: &Observed,
     ctx: &Context,
-) -> Result<SecretReading, Error> {
+) -> Result<Option<SecretReading>, Error> {
     let name = &resource.spec.credentials_secret_ref.name;
     if !observed.needs_credentials() {
-        return Ok(SecretReading::not_read(name));
+        return Ok(None);
     }
     let ns = resource.namespace().ok_or(Error::NoNamespace)?;
     credentials::read(&ctx.client, &ctx.credentials, &ns, name)
         .await
+        .map(Some)
         .map_err(|source| Error::ReadSecret {
             name: name.clone(),
             source,
@@ -251,7 +252,7 @@ fn behind(
 pub async fn step<W: StatusWriter>(
     apis: &Apis,
     observed: &mut Observed,
-    credentials: Result<&Credentials, &CredentialsError>,
+    credentials: Yield<'_>,
     writer: &mut W,
 ) -> Result<Requeue, W::Error> {
     observed.now = Timestamp::now();

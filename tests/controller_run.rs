@@ -1,6 +1,6 @@
 //! The whole controller (watches, queue, reconcile, status writes) against
 //! the stateful fake API server and the simulator; every call it makes must
-//! be one src/rbac.rs lists.
+//! be one tests/common/rbac.rs lists.
 
 mod common;
 

@@ -1,9 +1,10 @@
 //! deploy/: every manifest parses into its Kubernetes type, RBAC grants
-//! exactly what src/rbac.rs lists, the Deployment is hardened, the image
+//! exactly what tests/common/rbac.rs lists, the Deployment is hardened, the image
 //! recipe is sane, and the Argo CD health check maps every phase.
 
 mod common;
 
+use common::rbac::{Access, LEADER_ELECTION, WATCHED, access, required};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -13,7 +14,6 @@ use k8s_openapi::api::rbac::v1::{
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use offer_cancel_operator::decide::Outcome;
-use offer_cancel_operator::rbac::{Access, LEADER_ELECTION, WATCHED};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -701,5 +701,47 @@ fn readme_carries_the_same_argo_cd_health_check() {
     assert!(
         readme.contains(&indented),
         "README's argocd-cm snippet differs from {ARGO_CHECK}/health.lua"
+    );
+}
+
+#[test]
+fn requests_map_to_permissions() {
+    let status = "/apis/offercancel.dev/v1alpha1/namespaces/default/offercancellations/x/status";
+    assert_eq!(
+        required("PATCH", status, "fieldManager=a&force=true"),
+        Some(access(
+            "offercancel.dev",
+            "offercancellations/status",
+            "patch"
+        ))
+    );
+    assert_eq!(
+        required("GET", "/api/v1/namespaces/d/secrets/s", ""),
+        Some(access("", "secrets", "get"))
+    );
+    assert_eq!(
+        required("GET", "/api/v1/secrets", "watch=true&resourceVersion=1"),
+        Some(access("", "secrets", "watch"))
+    );
+    assert_eq!(
+        required(
+            "GET",
+            "/apis/offercancel.dev/v1alpha1/offercancellations",
+            "limit=500"
+        ),
+        Some(access("offercancel.dev", "offercancellations", "list"))
+    );
+    assert_eq!(
+        required("DELETE", "/api/v1/namespaces/d/secrets/s", ""),
+        None,
+        "not granted"
+    );
+    assert_eq!(
+        required(
+            "PATCH",
+            "/apis/offercancel.dev/v1alpha1/namespaces/d/offercancellations/x",
+            ""
+        ),
+        None
     );
 }

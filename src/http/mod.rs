@@ -192,18 +192,6 @@ impl ApiError {
             _ => None,
         }
     }
-
-    /// Metric label; exhaustive so a new variant gets a name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ApiError::Request { .. } => "request",
-            ApiError::Rejected { .. } => "rejected",
-            ApiError::Malformed { .. } => "malformed",
-            ApiError::Location(_) => "location",
-            ApiError::Auth(_) => "auth",
-            ApiError::BadEndpoint => "endpoint",
-        }
-    }
 }
 
 /// A response whose status and headers are in. Its body is read only by

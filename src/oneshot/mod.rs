@@ -319,7 +319,7 @@ async fn drive(
 ) -> (Ending, OfferCancellationStatus) {
     let mut observed = Observed::of(resource, None, 0, jiff::Timestamp::now());
     loop {
-        let Ok(requeue) = step(apis, &mut observed, Ok(creds), display).await;
+        let Ok(requeue) = step(apis, &mut observed, Some(Ok(creds)), display).await;
         observed.errors_in_row = requeue.errors_in_row();
         if let Some(ending) = ending(&observed, requeue, wait) {
             return (ending, observed.status);

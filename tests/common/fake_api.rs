@@ -87,7 +87,7 @@ async fn serve(
             .await
             .unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        if offer_cancel_operator::rbac::required(&method, &path, &query).is_none() {
+        if super::rbac::required(&method, &path, &query).is_none() {
             let call = format!("not granted: {method} {path}?{query}");
             world.lock().unwrap().unexpected.push(call);
         }

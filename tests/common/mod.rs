@@ -5,6 +5,7 @@
 
 pub mod conversation;
 pub mod fake_api;
+pub mod rbac;
 
 #[allow(unused_imports)] // not every test file holds a conversation
 pub use conversation::{Conversation, JOB_BASE, JOB_ID, OPERATION_LOCATION};
@@ -166,8 +167,8 @@ impl ApiServerVerifier {
                 let body = request.into_body().collect_bytes().await.unwrap();
                 let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 assert!(
-                    offer_cancel_operator::rbac::required(method.as_str(), &path, &query).is_some(),
-                    "call {i}: {method} {path} is not granted by src/rbac.rs"
+                    rbac::required(method.as_str(), &path, &query).is_some(),
+                    "call {i}: {method} {path} is not granted by tests/common/rbac.rs"
                 );
                 match call {
                     Call::GetSecret(secret) => {
