@@ -14,7 +14,7 @@ use offer_cancel_operator::crd::{
 use offer_cancel_operator::decide::{Observed, Transition};
 use offer_cancel_operator::http::{ClientConfig, Credentials};
 use offer_cancel_operator::metrics::Metrics;
-use offer_cancel_operator::reconcile::step;
+use offer_cancel_operator::reconcile::{Report, step};
 use offer_cancel_operator::status::StatusWriter;
 use secrecy::SecretString;
 use std::convert::Infallible;
@@ -32,13 +32,13 @@ struct Discard;
 
 impl StatusWriter for Discard {
     type Error = Infallible;
-    async fn write(
-        &mut self,
-        _: &OfferCancellationStatus,
-        _: &Transition,
-    ) -> Result<(), Infallible> {
+    async fn write(&mut self, _: &OfferCancellationStatus) -> Result<(), Infallible> {
         Ok(())
     }
+}
+
+impl Report for Discard {
+    async fn transitioned(&mut self, _: &OfferCancellationStatus, _: &Transition) {}
 }
 
 fn scenario(n: usize) -> String {
@@ -138,7 +138,7 @@ async fn step_until(
 ) {
     while !done(s.status.phase) {
         let _permit = http.acquire().await.expect("semaphore open");
-        let Ok(_) = step(cpp, s, Some(Ok(creds)), &mut Discard).await;
+        let Ok(_) = step(cpp, s, Some(Ok(creds)), &mut Discard, &mut Discard).await;
         if s.status.phase == Some(Phase::Failed) {
             panic!("cancellation failed: {:?}", s.status.message);
         }

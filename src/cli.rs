@@ -1,15 +1,19 @@
-//! Command-line interface. Every flag can also come from the environment
-//! variable named next to it; secret-bearing variables hide their values in
-//! `--help`.
+//! Command-line interface: the flags, and the plain configuration each
+//! command runs with ([`Cli::into_command`]). The only module that knows of
+//! clap. Every flag can also come from the environment variable named
+//! next to it; secret-bearing variables hide their values in `--help`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::http::ClientConfig;
+use crate::commands::{self, cancel, controller};
+use crate::http::{ClientConfig, Credentials};
+use crate::{context, telemetry, timing};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,8 +25,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormatFlag::Text, global = true)]
+    pub log_format: LogFormatFlag,
     /// Export traces over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (needs
     /// the `otel` cargo feature).
     #[arg(long, env = "OTEL_EXPORT", global = true)]
@@ -30,9 +34,33 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub enum LogFormatFlag {
     Text,
     Json,
+}
+
+impl Cli {
+    /// The command the flags name, with the plain configuration it runs with.
+    pub fn into_command(self) -> commands::Command {
+        match self.command {
+            Command::Controller(args) => commands::Command::Controller(args.config()),
+            Command::Cancel(args) => commands::Command::Cancel(args.config()),
+            Command::Crd => commands::Command::Crd,
+            #[cfg(feature = "simulator")]
+            Command::Simulator(args) => commands::Command::Simulator {
+                scenario: args.scenario,
+                listen: args.listen,
+            },
+        }
+    }
+
+    /// How logs are written.
+    pub fn log_format(&self) -> telemetry::LogFormat {
+        match self.log_format {
+            LogFormatFlag::Text => telemetry::LogFormat::Text,
+            LogFormatFlag::Json => telemetry::LogFormat::Json,
+        }
+    }
 }
 
 /// The `cancel` command's exit codes, as the README's table has them.
@@ -106,6 +134,27 @@ impl CppArgs {
     }
 }
 
+impl ControllerArgs {
+    fn config(self) -> controller::Config {
+        let lease = self.leader_elect.then(|| controller::LeaseConfig {
+            namespace: self.lease_namespace.clone(),
+            name: self.lease_name.clone(),
+            duration_seconds: self.lease_duration_seconds,
+        });
+        controller::Config {
+            client: self.cpp.client_config(),
+            reconcile: context::Config {
+                namespace: self.namespace,
+                concurrency: self.concurrency.max(1),
+                min_backoff: timing::MIN_BACKOFF,
+                max_backoff: Duration::from_secs(self.max_backoff_seconds.max(1)),
+            },
+            metrics_addr: self.metrics_addr,
+            lease,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
     #[command(flatten)]
@@ -119,7 +168,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
     /// Cap of the backoff after transient errors, in seconds.
-    #[arg(long, env = "MAX_BACKOFF_SECONDS", default_value_t = 300)]
+    #[arg(long, env = "MAX_BACKOFF_SECONDS", default_value_t = timing::MAX_BACKOFF.as_secs())]
     pub max_backoff_seconds: u64,
     /// Where /metrics, /healthz and /readyz are served.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
@@ -158,9 +207,9 @@ pub struct CancelArgs {
     /// instead of waiting until it ends.
     #[arg(long, conflicts_with = "wait")]
     pub no_wait: bool,
-    /// Wait until the cancel ends. The default; accepted so that scripts
-    /// written for earlier versions keep working.
-    #[arg(long)]
+    /// Deprecated: waiting is the default. Still accepted, and changes
+    /// nothing, so scripts written for earlier versions keep working.
+    #[arg(long, hide = true)]
     pub wait: bool,
     /// Print only the result.
     #[arg(short, long)]
@@ -206,6 +255,44 @@ pub struct CancelArgs {
     /// Client secret of the service principal.
     #[arg(long, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
+}
+
+impl CancelArgs {
+    fn config(self) -> cancel::Config {
+        let credentials = self.credentials();
+        cancel::Config {
+            file: self.file,
+            client: self.cpp.client_config(),
+            credentials,
+            wait: !self.no_wait,
+            quiet: self.quiet,
+            output: self.output.map(|format| match format {
+                OutputFormat::Json => cancel::Output::Json,
+                OutputFormat::Yaml => cancel::Output::Yaml,
+            }),
+            operation_id: self.operation_id,
+            job_id: self.job_id,
+            not_after: self.not_after,
+            #[cfg(feature = "simulator")]
+            simulate: self.simulate,
+        }
+    }
+
+    /// A token, else a service principal; `None` when neither is whole.
+    fn credentials(&self) -> Option<Credentials> {
+        if let Some(token) = &self.token {
+            return Some(Credentials::Token(SecretString::from(token.clone())));
+        }
+        match (&self.tenant_id, &self.client_id, &self.client_secret) {
+            (Some(t), Some(c), Some(s)) => Some(Credentials::ClientSecret {
+                tenant_id: t.clone(),
+                client_id: c.clone(),
+                client_secret: SecretString::from(s.clone()),
+                scope: "cli".into(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(feature = "simulator")]

@@ -35,7 +35,7 @@ impl Default for Config {
         Config {
             namespace: None,
             concurrency: 16,
-            min_backoff: Duration::from_secs(2),
+            min_backoff: crate::timing::MIN_BACKOFF,
             max_backoff: Duration::from_secs(300),
         }
     }

@@ -4,21 +4,25 @@
 //!
 //! One reconcile, top to bottom, is [`reconcile`]: read the resource and
 //! its Secret, [`decide`], call the target's API through [`apis`], write
-//! through [`status`], requeue. Dependencies point down this list's layers:
+//! through [`status`], report (Event, count), requeue. Dependencies point
+//! down this list's layers:
 //!
-//! - The resource and the words for the APIs' answers:
+//! - Words every layer uses:
 //!   - [`crd`]: the `OfferCancellation` resource and its target.
 //!   - [`operation`]: what an API says of an operation or a job.
 //!   - [`fair`]: who goes next when work waits (first cancels, then
 //!     namespaces in turn).
+//!   - [`text`]: bounded strings; [`timing`]: every requeue and wait.
 //! - Deciding and talking (neither knows the other):
 //!   - [`decide`]: the pure decision (what next, and what status follows).
 //!   - [`http`]: what both clients share (HTTP, rate limit, tokens per
 //!     audience, Location rules, retry classes).
 //!   - [`cpp`]: the Cloud Partner Portal client; [`ingestion`]: the
-//!     Product Ingestion client, its peer; [`apis`]: both on one transport.
+//!     Product Ingestion client, its peer.
+//!   - [`metrics`]: what is counted, including what the clients report;
+//!     [`apis`]: both clients on one transport.
 //! - Doing:
-//!   - [`reconcile`]: read → decide → execute → write → requeue.
+//!   - [`reconcile`]: read → decide → execute → write → report → requeue.
 //!   - [`execute`]: the call a step names, to the target's API, and what
 //!     its answer means.
 //!   - [`status`]: the one status writer.
@@ -27,20 +31,22 @@
 //!   - [`credentials`]: what a Secret yields, and its cache.
 //!   - `events`, `watch` (private): Events for transitions; what is watched
 //!     and kept.
-//! - Running:
-//!   - [`controller`]: watches and the reconcile loop.
-//!   - [`run`]: the `controller` command (leader election, shutdown).
-//!   - [`oneshot`]: the `cancel` command.
-//!   - [`cli`], [`metrics`], [`health`], [`telemetry`].
-//! - [`text`]: bounded strings, one rule for every layer.
+//!   - [`control_loop`]: watches and the reconcile loop; [`health`]:
+//!     probes; [`telemetry`]: logs and traces.
+//! - Commands:
+//!   - [`commands`]: `controller`, `cancel`, `crd`, `simulator`, as a
+//!     dispatch table of plain configs.
+//!   - [`cli`]: flags into those configs (the only module that knows of
+//!     clap; the binary's `main.rs` calls it).
 //! - `fixtures`: test builders (tests and the `fixtures` feature only).
 //!
 //! The CPP simulator is a crate of its own (`crates/cpp-simulator`),
 //! reached through the default `simulator` feature.
 pub mod apis;
 pub mod cli;
+pub mod commands;
 pub mod context;
-pub mod controller;
+pub mod control_loop;
 pub mod cpp;
 pub mod crd;
 pub mod credentials;
@@ -55,11 +61,10 @@ pub mod health;
 pub mod http;
 pub mod ingestion;
 pub mod metrics;
-pub mod oneshot;
 pub mod operation;
 pub mod reconcile;
-pub mod run;
 pub mod status;
 pub mod telemetry;
 pub mod text;
+pub mod timing;
 mod watch;

@@ -125,6 +125,12 @@ impl Default for Metrics {
 
 impl Metrics {
     fn register(&mut self) {
+        self.register_reconciles();
+        self.register_requests();
+    }
+
+    /// What the reconciles and the resources they keep are counted by.
+    fn register_reconciles(&mut self) {
         let r = &mut self.registry;
         r.register(
             "reconciliations",
@@ -157,21 +163,6 @@ impl Metrics {
             self.leader.clone(),
         );
         r.register(
-            "cpp_requests",
-            "Requests to CPP, Product Ingestion and Entra ID, by endpoint and HTTP status",
-            self.cpp_requests.clone(),
-        );
-        r.register(
-            "cpp_request_duration_seconds",
-            "Latency of requests to CPP, Product Ingestion and Entra ID",
-            self.cpp_request_duration.clone(),
-        );
-        r.register(
-            "cpp_rate_limit_wait_seconds",
-            "Time a request to CPP waited for its slot of the rate limit, by urgency (first_cancel goes first)",
-            self.rate_limit_wait.clone(),
-        );
-        r.register(
             "stale_reads",
             "Reconciles whose cached copy was older than the last status write; the object was read again",
             self.stale_reads.clone(),
@@ -190,6 +181,26 @@ impl Metrics {
             "in_flight_cancellations",
             "Resources in Pending or Cancelling",
             self.in_flight.clone(),
+        );
+    }
+
+    /// What the requests to the APIs and Entra ID are counted by.
+    fn register_requests(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "cpp_requests",
+            "Requests to CPP, Product Ingestion and Entra ID, by endpoint and HTTP status",
+            self.cpp_requests.clone(),
+        );
+        r.register(
+            "cpp_request_duration_seconds",
+            "Latency of requests to CPP, Product Ingestion and Entra ID",
+            self.cpp_request_duration.clone(),
+        );
+        r.register(
+            "cpp_rate_limit_wait_seconds",
+            "Time a request to CPP waited for its slot of the rate limit, by urgency (first_cancel goes first)",
+            self.rate_limit_wait.clone(),
         );
         r.register(
             "token_fetches",

@@ -6,31 +6,32 @@
 //! 3. **execute** the CPP call it names;
 //! 4. **write** the transition through the one [`StatusWriter`]; a cancel
 //!    POST only ever follows an intent that is already durable;
-//! 5. **requeue** when the transition says.
+//! 5. **report** it ([`Report`]): publish its Event and count a final
+//!    outcome;
+//! 6. **requeue** when the transition says.
 //!
-//! The one-shot CLI runs steps 2 to 4 through the same [`step`], with a
-//! writer that prints.
+//! The one-shot CLI runs steps 2 to 5 through the same [`step`], with
+//! status kept in memory and a report that prints.
 
 use jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::apis::Apis;
 use crate::context::{Context, PerResource, TargetHeld};
-use crate::crd::{OfferCancellation, OfferCancellationStatus};
+use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
 use crate::credentials::{self, SecretReading, Yield};
-use crate::decide::{Observed, Outcome, Requeue, Step, Transition, next_step, transition};
+use crate::decide::{Notice, Observed, Outcome, Requeue, Step, Transition, next_step, transition};
 use crate::execute::{execute, send_cancel};
-use crate::metrics::ReconcileResult;
+use crate::metrics::{Metrics, OutcomeLabels, ReconcileResult};
 use crate::status::{KubeStatus, StatusWriter, WriteError};
-
-/// Requeue after a write refused as stale.
-const CONFLICT_REQUEUE: Duration = Duration::from_secs(2);
+use crate::timing::{CONFLICT_REQUEUE, TARGET_BUSY};
 
 /// What failed in a reconcile, outside what status records.
 #[derive(Debug, thiserror::Error)]
@@ -125,8 +126,9 @@ async fn reconcile_once(
         return Ok(Some(TARGET_BUSY));
     };
     let mut writer = KubeStatus::new(ctx, &current);
+    let mut report = Announce { ctx, obj: &current };
     let creds = secret.as_ref().and_then(SecretReading::yielded);
-    let requeue = step(&ctx.apis, &mut observed, creds, &mut writer).await?;
+    let requeue = step(&ctx.apis, &mut observed, creds, &mut writer, &mut report).await?;
     let streak = requeue.errors_in_row();
     ctx.errors_in_row.set(key, (streak > 0).then_some(streak));
     Ok(requeue_delay(
@@ -135,10 +137,6 @@ async fn reconcile_once(
         ctx.config.max_backoff,
     ))
 }
-
-/// How soon a reconcile looks again when another one is deciding about the
-/// same target, or the cache is behind our own write to a resource on it.
-const TARGET_BUSY: Duration = Duration::from_millis(500);
 
 /// One cancel per target (offer or job): a reconcile that may send the first cancel holds
 /// the target in this process for its whole round, and decides knowing what
@@ -246,29 +244,98 @@ fn behind(
     }
 }
 
-/// Decide, execute, write: one round. An intent transition is followed by
-/// the one cancel POST, once the writer has made the intent durable.
-/// `credentials` is what the Secret (or the CLI's flags) yielded.
-pub async fn step<W: StatusWriter>(
+/// What follows each transition of a round, once its status is durable.
+pub trait Report {
+    /// `before` is the status the transition started from.
+    fn transitioned(
+        &mut self,
+        before: &OfferCancellationStatus,
+        t: &Transition,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// The controller's report of a changed status: a log line, the count of
+/// a final outcome, and the transition's Event.
+struct Announce<'a> {
+    ctx: &'a Context,
+    obj: &'a OfferCancellation,
+}
+
+impl Report for Announce<'_> {
+    async fn transitioned(&mut self, before: &OfferCancellationStatus, t: &Transition) {
+        if &t.status == before {
+            return;
+        }
+        tracing::info!(
+            phase = t.status.phase.map(Phase::as_str),
+            message = t.status.message.as_deref(),
+            "status changed"
+        );
+        count_outcome(&self.ctx.metrics, before, &t.status);
+        publish_event(self.ctx, self.obj, t.notice.as_ref()).await;
+    }
+}
+
+/// Counts a resource that just ended (Cancelled or Failed).
+fn count_outcome(
+    metrics: &Metrics,
+    before: &OfferCancellationStatus,
+    after: &OfferCancellationStatus,
+) {
+    let outcome = match after.phase {
+        _ if before.phase == after.phase => return,
+        Some(Phase::Cancelled) => "cancelled",
+        Some(Phase::Failed) => "failed",
+        Some(Phase::Pending) | Some(Phase::Cancelling) | None => return,
+    };
+    metrics
+        .cancellations_ended
+        .get_or_create(&OutcomeLabels { outcome })
+        .inc();
+}
+
+/// Publishes a transition's Event. A failure is logged: the status, not
+/// the Event, is the record.
+async fn publish_event(ctx: &Context, obj: &OfferCancellation, notice: Option<&Notice>) {
+    let Some(notice) = notice else {
+        return;
+    };
+    if let Err(e) = ctx.events.publish(obj, notice).await {
+        tracing::warn!(error = %e, reason = notice.reason, "publishing event failed");
+    }
+}
+
+/// Decide, execute, write, report: one round. An intent transition is
+/// followed by the one cancel POST, once the writer has made the intent
+/// durable. `credentials` is what the Secret (or the CLI's flags) yielded.
+pub async fn step<W: StatusWriter, R: Report>(
     apis: &Apis,
     observed: &mut Observed,
     credentials: Yield<'_>,
     writer: &mut W,
+    report: &mut R,
 ) -> Result<Requeue, W::Error> {
     observed.now = Timestamp::now();
     observed.post_budget = apis.post_budget();
+    let mut edges = Edges { writer, report };
     let answer = match next_step(observed) {
         Step::Idle => return Ok(Requeue::Never),
         Step::Wait(wait) => return Ok(Requeue::After(wait)),
-        Step::Record(outcome) => return Ok(write(observed, writer, outcome).await?.requeue),
+        Step::Record(outcome) => return Ok(write(observed, &mut edges, outcome).await?.requeue),
         Step::Call(call) => execute(apis, call, observed, credentials).await,
     };
-    let t = record_answer(observed, writer, answer).await?;
+    let t = record_answer(observed, &mut edges, answer).await?;
     if !t.post {
         return Ok(t.requeue);
     }
     let answer = send_cancel(apis, observed, credentials).await;
-    Ok(record_answer(observed, writer, answer).await?.requeue)
+    Ok(record_answer(observed, &mut edges, answer).await?.requeue)
+}
+
+/// Where a round's transitions go: the status writer, then the report.
+struct Edges<'a, W, R> {
+    writer: &'a mut W,
+    report: &'a mut R,
 }
 
 /// How often an answer from CPP is written again after the resource moved
@@ -281,19 +348,19 @@ const ANSWER_WRITES: usize = 5;
 /// while its status is still the one the decision was made from, the
 /// answer is applied to it and written again. Only when another writer
 /// changed the status meanwhile is ours dropped.
-async fn record_answer<W: StatusWriter>(
+async fn record_answer<W: StatusWriter, R: Report>(
     observed: &mut Observed,
-    writer: &mut W,
+    edges: &mut Edges<'_, W, R>,
     answer: Outcome,
 ) -> Result<Transition, W::Error> {
     let decided_from = observed.status.clone();
     let mut tries = 1;
     loop {
-        let refused = match write(observed, writer, answer.clone()).await {
+        let refused = match write(observed, edges, answer.clone()).await {
             Ok(t) => return Ok(t),
             Err(refused) => refused,
         };
-        let fresh = match writer.reread(&refused).await {
+        let fresh = match edges.writer.reread(&refused).await {
             Some(fresh) if tries < ANSWER_WRITES => fresh,
             _ => return Err(refused),
         };
@@ -317,15 +384,19 @@ fn status_unchanged(now: Option<&OfferCancellationStatus>, then: &OfferCancellat
     written(&now).is_some() && written(&now) == written(then)
 }
 
-/// Applies `outcome`, writes the result, and moves `observed` on to it.
-async fn write<W: StatusWriter>(
+/// Applies `outcome`, writes the result when the status changed, reports
+/// it, and moves `observed` on to it.
+async fn write<W: StatusWriter, R: Report>(
     observed: &mut Observed,
-    writer: &mut W,
+    edges: &mut Edges<'_, W, R>,
     outcome: Outcome,
 ) -> Result<Transition, W::Error> {
     observed.now = Timestamp::now();
     let t = transition(observed, outcome);
-    writer.write(&observed.status, &t).await?;
+    if t.status != observed.status {
+        edges.writer.write(&t.status).await?;
+    }
+    edges.report.transitioned(&observed.status, &t).await;
     observed.status = t.status.clone();
     Ok(t)
 }

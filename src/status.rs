@@ -1,7 +1,8 @@
 //! The one status writer: server-side apply of the whole status under one
-//! field manager, only when it changed, and only while the object is still
-//! at the version the decision was made from. Each write publishes the
-//! transition's Event and counts a final outcome.
+//! field manager, and only while the object is still at the version the
+//! decision was made from. It applies and remembers what it wrote; what
+//! follows a write (its Event, its count) is the reconcile's
+//! ([`crate::reconcile::Report`]).
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
@@ -10,9 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::context::{Context, FIELD_MANAGER};
-use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
-use crate::decide::Transition;
-use crate::metrics::{Metrics, OutcomeLabels};
+use crate::crd::{OfferCancellation, OfferCancellationStatus};
 
 /// Why a status write did not land.
 #[derive(Debug, thiserror::Error)]
@@ -26,14 +25,13 @@ pub enum WriteError {
     Api(#[source] kube::Error),
 }
 
-/// Where a transition's status goes. `write` returns only once the status
-/// is durable, so the intent is recorded before the cancel is sent.
+/// Where a changed status goes. `write` returns only once the status is
+/// durable, so the intent is recorded before the cancel is sent.
 pub trait StatusWriter {
     type Error;
     fn write(
         &mut self,
-        before: &OfferCancellationStatus,
-        transition: &Transition,
+        status: &OfferCancellationStatus,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
     /// After `write` was refused because the resource moved on: the
@@ -70,30 +68,15 @@ impl<'a> KubeStatus<'a> {
 impl StatusWriter for KubeStatus<'_> {
     type Error = WriteError;
 
-    async fn write(
-        &mut self,
-        before: &OfferCancellationStatus,
-        t: &Transition,
-    ) -> Result<(), WriteError> {
-        if &t.status == before {
-            return Ok(());
-        }
+    /// Applies `status`, fenced on the version the decision was made from
+    /// (then on our own last write), and remembers the new version: until
+    /// the watch cache shows it, a cached copy is older than our write.
+    async fn write(&mut self, status: &OfferCancellationStatus) -> Result<(), WriteError> {
         let version = self.resource_version.as_deref().unwrap_or_default();
-        let written = apply(self.ctx, self.obj, version, &t.status).await?;
+        let written = apply(self.ctx, self.obj, version, status).await?;
         let key = ObjectRef::from_obj(self.obj);
         self.ctx.written.set(key, Some(written.clone()));
         self.resource_version = Some(written);
-        tracing::info!(
-            phase = t.status.phase.map(Phase::as_str),
-            message = t.status.message.as_deref(),
-            "status changed"
-        );
-        count_final(&self.ctx.metrics, before, &t.status);
-        if let Some(notice) = &t.notice
-            && let Err(e) = self.ctx.events.publish(self.obj, notice).await
-        {
-            tracing::warn!(error = %e, reason = notice.reason, "publishing event failed");
-        }
         Ok(())
     }
 
@@ -115,23 +98,6 @@ impl StatusWriter for KubeStatus<'_> {
         self.ctx.written.set(key, self.resource_version.clone());
         Some(fresh)
     }
-}
-
-fn count_final(
-    metrics: &Metrics,
-    before: &OfferCancellationStatus,
-    after: &OfferCancellationStatus,
-) {
-    let outcome = match after.phase {
-        _ if before.phase == after.phase => return,
-        Some(Phase::Cancelled) => "cancelled",
-        Some(Phase::Failed) => "failed",
-        Some(Phase::Pending) | Some(Phase::Cancelling) | None => return,
-    };
-    metrics
-        .cancellations_ended
-        .get_or_create(&OutcomeLabels { outcome })
-        .inc();
 }
 
 /// Server-side apply of the whole status, on condition that the object is

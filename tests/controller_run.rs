@@ -9,7 +9,7 @@ use common::*;
 use cpp_simulator::scenario::DEFAULT_TOKEN;
 use cpp_simulator::{self as simulator, Scenario};
 use offer_cancel_operator::context;
-use offer_cancel_operator::controller::{self, in_flight};
+use offer_cancel_operator::control_loop::{self, in_flight};
 use offer_cancel_operator::crd::Phase;
 use offer_cancel_operator::health::Probes;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ async fn controller_watches_reconciles_to_cancelled_and_becomes_ready() {
     let stop = async move {
         let _ = stop_rx.await;
     };
-    let running = tokio::spawn(controller::run(ctx.clone(), probes.clone(), stop));
+    let running = tokio::spawn(control_loop::run(ctx.clone(), probes.clone(), stop));
     let done = async {
         loop {
             if fake.object().status.and_then(|s| s.phase) == Some(Phase::Cancelled) {

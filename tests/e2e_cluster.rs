@@ -21,7 +21,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, CustomResourceExt};
 use offer_cancel_operator::apis::Apis;
 use offer_cancel_operator::context::{self, Context};
-use offer_cancel_operator::controller;
+use offer_cancel_operator::control_loop;
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use offer_cancel_operator::health::Probes;
 use offer_cancel_operator::http::ClientConfig;
@@ -61,7 +61,7 @@ fn start_controller(client: &Client, ns: &str, sim_url: &str) -> Running {
     };
     let ctx = Arc::new(Context::new(client.clone(), cpp, metrics.clone(), config));
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(controller::run(
+    let task = tokio::spawn(control_loop::run(
         ctx,
         Arc::new(Probes::new(metrics)),
         async move {

@@ -27,7 +27,7 @@ mod transition;
 
 pub(crate) use model::{Call, Step, reason_for_status};
 pub use model::{NotFound, Notice, Outcome, Requeue, Transition, condition, reason};
-pub use observed::{IN_FLIGHT_MARGIN, Observed};
+pub use observed::Observed;
 pub use settle::Settlement;
 pub(crate) use settle::settle;
 pub use target::Targeting;
@@ -51,7 +51,7 @@ impl Observed {
 }
 
 /// What to do next. Once the cancel was sent (Cancelling, Cancelled, Failed)
-/// no path leads back to `SendCancel` except an explicit retry of a Failed one.
+/// no path leads back to a first cancel except an explicit retry of a Failed one.
 /// An intent without an answer is waited for while its POST may be in
 /// flight, and then settled from CPP's record, also past the timeout: only
 /// CPP's record tells a lost answer from a cancel that never happened.

@@ -79,9 +79,6 @@ pub(crate) fn reason_for_status(status: u16) -> &'static str {
     }
 }
 
-/// Requeue when credentials are missing; a Secret change triggers sooner.
-pub(crate) const CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
-
 /// What to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {

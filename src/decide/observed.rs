@@ -11,16 +11,7 @@ use crate::crd::{
     retry_request_token,
 };
 use crate::fair::{Turn, Urgency};
-
-/// How long past an intent's `postDeadline` another writer still waits
-/// before it takes the missing answer for a lost one: clocks of two
-/// replicas differ a little, and CPP may act on a request a moment after
-/// its sender gave up on it.
-pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(10);
-
-/// The cancel POST's budget when the caller names none: the CPP client's
-/// default request timeout.
-const DEFAULT_POST_BUDGET: Duration = Duration::from_secs(30);
+use crate::timing::{DEFAULT_POST_BUDGET, IN_FLIGHT_MARGIN};
 
 /// Everything the decision looks at: the resource as last read and as
 /// each transition since left it, and a clock that tests pin.

@@ -1,10 +1,10 @@
 use super::conditions::MAX_EVENT_NOTE;
-use super::model::CREDENTIALS_RETRY;
 use super::target::describe;
 use super::*;
 use crate::crd::{OfferCancellation, Phase};
 use crate::fixtures::at;
 use crate::operation::{CancelOutcome, Operation, PolledOperation};
+use crate::timing::{CREDENTIALS_RETRY, IN_FLIGHT_MARGIN};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::Duration;

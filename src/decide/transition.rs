@@ -6,9 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::Duration;
 
 use super::conditions::{Readiness, notice, set_readiness};
-use super::model::{
-    CREDENTIALS_RETRY, NotFound, Notice, Outcome, Requeue, Transition, condition, reason,
-};
+use super::model::{NotFound, Notice, Outcome, Requeue, Transition, condition, reason};
 use super::observed::{
     Observed, Stage, Words, cancel_accepted, deadline, expired, stage, timed_out, words,
 };
@@ -17,6 +15,7 @@ use super::share::{self, Shared};
 use super::target::{Targeting, describe};
 use crate::crd::{OfferCancellationStatus, Phase};
 use crate::operation::{CancelOutcome, Operation, OperationState, PolledOperation};
+use crate::timing::{CREDENTIALS_RETRY, PEER_WAIT, UNTRACKED_LOOK};
 
 /// Waits `wanted`, but wakes at the deadline so a timeout fires on time.
 fn wait_until_deadline(obs: &Observed, wanted: Duration) -> Duration {
@@ -271,20 +270,9 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
         Settlement::Follow { location } => adopted(obs, next, location),
         Settlement::Ended {
             status,
-            state: OperationState::Failed,
+            state,
             detail,
-        } => {
-            let mut next = next;
-            next.operation_status = Some(status);
-            let message = format!("the cancel operation failed: {detail}");
-            fail(obs, next, reason::OPERATION_FAILED, message)
-        }
-        Settlement::Ended { status, .. } => {
-            let mut next = next;
-            let message = format!("the cancel operation CPP lists ended: {status}");
-            next.operation_status = Some(status);
-            cancelled(obs, next, reason::CANCELLED, message)
-        }
+        } => listed_cancel_ended(obs, next, status, state, detail),
         Settlement::TargetCancelled { operation } => cancelled(
             obs,
             next,
@@ -319,6 +307,23 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
         ),
         Settlement::TargetRunning => intent_recorded(obs, next),
     }
+}
+
+/// The operations list shows the cancel operation ended: failed, or done.
+fn listed_cancel_ended(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    status: String,
+    state: OperationState,
+    detail: String,
+) -> Transition {
+    next.operation_status = Some(status.clone());
+    if state == OperationState::Failed {
+        let message = format!("the cancel operation failed: {detail}");
+        return fail(obs, next, reason::OPERATION_FAILED, message);
+    }
+    let message = format!("the cancel operation CPP lists ended: {status}");
+    cancelled(obs, next, reason::CANCELLED, message)
 }
 
 /// What a fresh resource found before its first cancel request. Where it
@@ -382,9 +387,6 @@ fn shared(
     let followed = notice(reason::CANCEL_SHARED, false, message);
     cancelling(obs, next, message, Duration::ZERO, followed)
 }
-
-/// How soon a resource waiting for another's cancel on the same offer looks again.
-const PEER_WAIT: Duration = Duration::from_secs(1);
 
 /// Ends as the cancel another resource requested for this offer ends, or
 /// follows it while it runs. Nothing names that resource or its namespace.
@@ -508,7 +510,7 @@ fn accepted(
         None => (
             "CPP accepted the cancel without a location; looking for the cancel operation"
                 .to_string(),
-            Duration::from_secs(1),
+            UNTRACKED_LOOK,
         ),
     };
     next.operation_location = location;
@@ -548,6 +550,8 @@ fn adopted(obs: &Observed, mut next: OfferCancellationStatus, location: String) 
     cancelling(obs, next, message, Duration::ZERO, adopted)
 }
 
+/// What a poll of the followed cancel (or job) says: still running, done,
+/// or failed.
 fn polled(
     obs: &Observed,
     mut next: OfferCancellationStatus,
@@ -561,52 +565,61 @@ fn polled(
     } = answer;
     let moved = location.filter(|l| next.operation_location.as_ref() != Some(l));
     if state == OperationState::InProgress {
-        // Still running: only a new location is worth a write.
-        let wait = poll_wait(obs, retry_after);
-        let Some(location) = moved else {
-            return unchanged(obs, Requeue::After(wait));
-        };
-        next.operation_location = Some(location);
-        let message = "CPP moved the cancel operation; polling its new location";
-        return cancelling(obs, next, message, wait, None);
+        return still_running(obs, next, moved, poll_wait(obs, retry_after));
     }
-    let raw = operation.status.clone();
-    next.operation_status = Some(raw.clone());
-    if let Some(location) = moved {
-        next.operation_location = Some(location);
+    next.operation_status = Some(operation.status.clone());
+    next.operation_location = moved.or(next.operation_location);
+    if state == OperationState::Done {
+        return followed_done(obs, next, &operation.status);
     }
-    match state {
-        OperationState::Done if next.shared_cancel => cancelled(
-            obs,
-            next,
-            reason::CANCEL_SHARED,
-            format!("the cancel was already requested for this offer; it ended: {raw}"),
-        ),
-        OperationState::Done => cancelled(
-            obs,
-            next,
-            reason::CANCELLED,
-            format!("{} ended: {raw}", words(obs).followed),
-        ),
-        OperationState::Failed if obs.spec.product_ingestion.is_some() => fail(
+    followed_failed(obs, next, &operation)
+}
+
+/// Still running: only a new location is worth a write.
+fn still_running(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    moved: Option<String>,
+    wait: Duration,
+) -> Transition {
+    let Some(location) = moved else {
+        return unchanged(obs, Requeue::After(wait));
+    };
+    next.operation_location = Some(location);
+    let message = "CPP moved the cancel operation; polling its new location";
+    cancelling(obs, next, message, wait, None)
+}
+
+fn followed_done(obs: &Observed, next: OfferCancellationStatus, raw: &str) -> Transition {
+    if next.shared_cancel {
+        let message = format!("the cancel was already requested for this offer; it ended: {raw}");
+        return cancelled(obs, next, reason::CANCEL_SHARED, message);
+    }
+    let message = format!("{} ended: {raw}", words(obs).followed);
+    cancelled(obs, next, reason::CANCELLED, message)
+}
+
+/// A job that ended otherwise than cancelled was not stopped by us; a CPP
+/// cancel operation that failed is a failed cancel.
+fn followed_failed(
+    obs: &Observed,
+    next: OfferCancellationStatus,
+    operation: &Operation,
+) -> Transition {
+    let (raw, detail) = (&operation.status, operation.failure_detail());
+    match obs.spec.product_ingestion {
+        Some(_) => fail(
             obs,
             next,
             reason::JOB_ALREADY_COMPLETED,
-            format!(
-                "the job ended {raw}, not cancelled: {}",
-                operation.failure_detail()
-            ),
+            format!("the job ended {raw}, not cancelled: {detail}"),
         ),
-        OperationState::Failed => fail(
+        None => fail(
             obs,
             next,
             reason::OPERATION_FAILED,
-            format!(
-                "the cancel operation failed: {}",
-                operation.failure_detail()
-            ),
+            format!("the cancel operation failed: {detail}"),
         ),
-        OperationState::InProgress => unchanged(obs, Requeue::After(poll_wait(obs, retry_after))),
     }
 }
 

@@ -22,7 +22,7 @@ pub const fn access(group: &'static str, resource: &'static str, verb: &'static 
 /// Calls on the watched resources and Secrets (ClusterRole, or Role in the
 /// namespaced install).
 pub const WATCHED: &[Access] = &[
-    // controller.rs: Controller::for_stream over watch.rs lists and watches.
+    // control_loop.rs: Controller::for_stream over watch.rs lists and watches.
     // reconcile.rs read_current: a fresh read when the cache lags
     // behind our own last status write.
     access("offercancel.dev", "offercancellations", "get"),
@@ -30,7 +30,7 @@ pub const WATCHED: &[Access] = &[
     access("offercancel.dev", "offercancellations", "watch"),
     // status.rs apply: server-side apply of status.
     access("offercancel.dev", "offercancellations/status", "patch"),
-    // credentials.rs read, and controller.rs watches_stream(secrets).
+    // credentials.rs read, and control_loop.rs watches_stream(secrets).
     access("", "secrets", "get"),
     access("", "secrets", "list"),
     access("", "secrets", "watch"),

@@ -7,12 +7,12 @@
 
 mod display;
 
+#[cfg(feature = "simulator")]
 use secrecy::SecretString;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::apis::Apis;
-use crate::cli::{CancelArgs, OutputFormat};
 use crate::crd::{
     OfferCancellation, OfferCancellationSpec, OfferCancellationStatus, Phase, ProductIngestion,
     SecretRef,
@@ -20,14 +20,47 @@ use crate::crd::{
 use crate::decide::{Observed, Requeue};
 use crate::http::{ClientConfig, Credentials, Unobserved};
 use crate::reconcile::{requeue_delay, step};
+use crate::timing::{CLI_MAX_BACKOFF, CLI_MIN_BACKOFF};
 #[cfg(feature = "simulator")]
 use cpp_simulator::{Scenario, scenario};
-use display::{Display, Voice};
+use display::{Display, InMemory, Voice};
+
+/// What one cancel runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The OfferCancellation resource file; without one, `job_id` names
+    /// the target.
+    pub file: Option<PathBuf>,
+    /// Where the APIs and Entra ID are, and how to talk to them.
+    pub client: ClientConfig,
+    /// `None` when no flag named any: an error, unless simulated.
+    pub credentials: Option<Credentials>,
+    /// Wait until the cancel ends; else return once it was accepted.
+    pub wait: bool,
+    /// Print only the result.
+    pub quiet: bool,
+    /// Print the final resource on stdout in this format.
+    pub output: Option<Output>,
+    /// Sets `spec.operationId`.
+    pub operation_id: Option<String>,
+    /// Sets `spec.productIngestion.jobId` (the file's offer is dropped).
+    pub job_id: Option<String>,
+    /// Sets `spec.notAfter`.
+    pub not_after: Option<jiff::Timestamp>,
+    /// Start the built-in simulator and cancel against it.
+    #[cfg(feature = "simulator")]
+    pub simulate: bool,
+}
+
+/// Formats of the final resource (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Json,
+    Yaml,
+}
 
 /// Give up after this many transient errors in a row.
 const MAX_ERRORS_IN_ROW: u32 = 8;
-const MIN_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What failed before any cancel could be attempted.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +150,7 @@ impl Ending {
 
 /// The file's resource (or, with `--job-id` and no file, one built from
 /// the flags), with the targets and guards the flags set, checked.
-fn read_resource(args: &CancelArgs) -> Result<OfferCancellation, Error> {
+fn read_resource(args: &Config) -> Result<OfferCancellation, Error> {
     let (mut resource, shown) = match &args.file {
         Some(file) => (parse_file(file)?, file.display().to_string()),
         None => (from_flags(), "the flags".to_string()),
@@ -203,21 +236,6 @@ fn parse_file(file: &std::path::Path) -> Result<OfferCancellation, Error> {
     Ok(resource)
 }
 
-fn credentials(args: &CancelArgs) -> Result<Credentials, Error> {
-    if let Some(token) = &args.token {
-        return Ok(Credentials::Token(SecretString::from(token.clone())));
-    }
-    match (&args.tenant_id, &args.client_id, &args.client_secret) {
-        (Some(t), Some(c), Some(s)) => Ok(Credentials::ClientSecret {
-            tenant_id: t.clone(),
-            client_id: c.clone(),
-            client_secret: SecretString::from(s.clone()),
-            scope: "cli".into(),
-        }),
-        _ => Err(Error::NoCredentials),
-    }
-}
-
 /// Where the cancel goes, and as whom.
 struct Target {
     config: ClientConfig,
@@ -229,14 +247,14 @@ struct Target {
 
 /// The services the flags name, or with `--simulate` a simulator started here.
 #[cfg_attr(not(feature = "simulator"), allow(unused_variables))]
-async fn target(args: &CancelArgs, voice: Voice) -> Result<Target, Error> {
+async fn target(args: &Config, voice: Voice) -> Result<Target, Error> {
     #[cfg(feature = "simulator")]
     if args.simulate {
         return simulated(args, voice).await;
     }
     Ok(Target {
-        config: args.cpp.client_config(),
-        credentials: credentials(args)?,
+        config: args.client.clone(),
+        credentials: args.credentials.clone().ok_or(Error::NoCredentials)?,
         #[cfg(feature = "simulator")]
         _simulator: None,
     })
@@ -244,11 +262,11 @@ async fn target(args: &CancelArgs, voice: Voice) -> Result<Target, Error> {
 
 /// Starts the built-in simulator and points the client at it.
 #[cfg(feature = "simulator")]
-async fn simulated(args: &CancelArgs, voice: Voice) -> Result<Target, Error> {
+async fn simulated(args: &Config, voice: Voice) -> Result<Target, Error> {
     let running = cpp_simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0").await?;
     voice.say(&format!("simulator listening on {}", running.url()));
     let url = reqwest::Url::parse(&running.url()).map_err(Error::SimulatorAddress)?;
-    let mut config = args.cpp.client_config();
+    let mut config = args.client.clone();
     config.endpoint = url.clone();
     config.product_ingestion_endpoint = url
         .join(scenario::PRODUCT_INGESTION_PATH)
@@ -271,9 +289,21 @@ fn simulated_credentials() -> Credentials {
     }
 }
 
+/// Runs the cancel, and exits as the table in `cancel --help` says.
+pub async fn run_and_exit(config: Config) -> std::process::ExitCode {
+    let code = match run(config).await {
+        Ok(ending) => ending.exit_code(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::ExitCode::from(code)
+}
+
 /// Runs the one-shot cancel as the flags say, prints its result (and the
 /// resource, with `-o`), and tells how it ended.
-pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
+pub async fn run(args: Config) -> Result<Ending, Error> {
     let mut resource = read_resource(&args)?;
     // A file has no generation; the API server would have started at 1.
     resource.metadata.generation.get_or_insert(1);
@@ -290,7 +320,7 @@ pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
         voice.say(&format!("cancelling the operation in progress on {target}"));
     }
     let mut display = Display::new(voice);
-    let (ending, status) = drive(&apis, &resource, &creds, !args.no_wait, &mut display).await;
+    let (ending, status) = drive(&apis, &resource, &creds, args.wait, &mut display).await;
     display.finish();
     voice.result(&ending.to_string());
     resource.status = Some(status);
@@ -301,10 +331,10 @@ pub async fn run(args: CancelArgs) -> Result<Ending, Error> {
 }
 
 /// The resource as `kubectl get -o json|yaml` would show it.
-fn rendered(resource: &OfferCancellation, format: OutputFormat) -> Result<String, Error> {
+fn rendered(resource: &OfferCancellation, format: Output) -> Result<String, Error> {
     match format {
-        OutputFormat::Json => Ok(serde_json::to_string_pretty(resource)?),
-        OutputFormat::Yaml => serde_yaml::to_string(resource).map_err(Error::RenderYaml),
+        Output::Json => Ok(serde_json::to_string_pretty(resource)?),
+        Output::Yaml => serde_yaml::to_string(resource).map_err(Error::RenderYaml),
     }
 }
 
@@ -319,12 +349,12 @@ async fn drive(
 ) -> (Ending, OfferCancellationStatus) {
     let mut observed = Observed::of(resource, None, 0, jiff::Timestamp::now());
     loop {
-        let Ok(requeue) = step(apis, &mut observed, Some(Ok(creds)), display).await;
+        let Ok(requeue) = step(apis, &mut observed, Some(Ok(creds)), &mut InMemory, display).await;
         observed.errors_in_row = requeue.errors_in_row();
         if let Some(ending) = ending(&observed, requeue, wait) {
             return (ending, observed.status);
         }
-        let pause = requeue_delay(requeue, MIN_BACKOFF, MAX_BACKOFF).unwrap_or_default();
+        let pause = requeue_delay(requeue, CLI_MIN_BACKOFF, CLI_MAX_BACKOFF).unwrap_or_default();
         tokio::time::sleep(pause).await;
     }
 }

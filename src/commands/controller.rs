@@ -1,18 +1,43 @@
-//! Start-up of the `controller` command: clients, metrics server, leader
-//! election, then the controller until SIGTERM or lost leadership.
+//! The `controller` command: clients, metrics server, leader election,
+//! then the control loop until SIGTERM or lost leadership.
 
 use kube::{Api, Client};
 use kube_lease_manager::LeaseManager;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
+use super::shutdown_signal;
 use crate::apis::Apis;
-use crate::cli::ControllerArgs;
 use crate::context::{self, Context};
-use crate::controller;
+use crate::control_loop;
 use crate::health::{self, Probes};
+use crate::http::ClientConfig;
 use crate::metrics::Metrics;
+use crate::timing::{SHUTDOWN_GRACE, STANDBY_CHECK};
+
+/// What the controller runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the APIs and Entra ID are, and how to talk to them.
+    pub client: ClientConfig,
+    /// What every reconcile shares: namespace, concurrency, backoff.
+    pub reconcile: context::Config,
+    /// Where /metrics, /healthz and /readyz are served.
+    pub metrics_addr: std::net::SocketAddr,
+    /// Reconcile only while holding this Lease; `None`: always.
+    pub lease: Option<LeaseConfig>,
+}
+
+/// The leader-election Lease, as the flags name it.
+#[derive(Debug, Clone)]
+pub struct LeaseConfig {
+    /// Default: `POD_NAMESPACE`, else the pod's own namespace, else
+    /// `offercancel-system`.
+    pub namespace: Option<String>,
+    pub name: String,
+    /// How long a leader's lease lasts without renewal.
+    pub duration_seconds: u64,
+}
 
 /// Lease namespace when neither the flag nor the downward API says.
 const DEFAULT_LEASE_NAMESPACE: &str = "offercancel-system";
@@ -48,28 +73,28 @@ fn lease_namespace(flag: Option<&str>, env: Option<&str>, file: Option<&str>) ->
         .to_string()
 }
 
-pub async fn controller(args: ControllerArgs) -> Result<(), Error> {
+/// Runs the controller until SIGTERM, or until it loses the Lease.
+pub async fn run(config: Config) -> Result<(), Error> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
-    let apis = Arc::new(Apis::new(args.cpp.client_config(), metrics.clone())?);
+    let apis = Arc::new(Apis::new(config.client, metrics.clone())?);
     let probes = Arc::new(Probes::new(metrics.clone()));
-    let addr = args.metrics_addr;
+    let addr = config.metrics_addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Metrics { addr, source })?;
     tokio::spawn(health::serve(listener, probes.clone()));
-    let config = context::Config {
-        namespace: args.namespace.clone(),
-        concurrency: args.concurrency.max(1),
-        min_backoff: Duration::from_secs(2),
-        max_backoff: Duration::from_secs(args.max_backoff_seconds.max(1)),
-    };
-    let ctx = Arc::new(Context::new(client.clone(), apis, metrics, config));
-    if !args.leader_elect {
-        bounded_by_signal(controller::run(ctx, probes, std::future::pending())).await;
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        apis,
+        metrics,
+        config.reconcile,
+    ));
+    let Some(lease) = config.lease else {
+        bounded_by_signal(control_loop::run(ctx, probes, std::future::pending())).await;
         return Ok(());
-    }
-    lead(Lease::from_args(&args), &client, ctx, probes).await;
+    };
+    lead(Lease::named(&lease), &client, ctx, probes).await;
     Ok(())
 }
 
@@ -93,7 +118,7 @@ async fn lead(lease: Lease, client: &Client, ctx: Arc<Context>, probes: Arc<Prob
             let _ = lost_tx.send(());
         }
     });
-    bounded_by_signal(controller::run(ctx, probes, async move {
+    bounded_by_signal(control_loop::run(ctx, probes, async move {
         let _ = lost.await;
     }))
     .await;
@@ -113,23 +138,20 @@ struct Lease {
     duration_seconds: u64,
 }
 
-/// How often a standby looks whether the leader released the lease.
-const STANDBY_CHECK: Duration = Duration::from_secs(1);
-
 impl Lease {
-    fn from_args(args: &ControllerArgs) -> Lease {
+    fn named(config: &LeaseConfig) -> Lease {
         let pod_ns = std::env::var("POD_NAMESPACE").ok();
         let file_ns = std::fs::read_to_string(POD_NAMESPACE_FILE).ok();
         Lease {
             namespace: lease_namespace(
-                args.lease_namespace.as_deref(),
+                config.namespace.as_deref(),
                 pod_ns.as_deref(),
                 file_ns.as_deref(),
             ),
-            name: args.lease_name.clone(),
+            name: config.name.clone(),
             identity: std::env::var("POD_NAME")
                 .unwrap_or_else(|_| format!("offer-cancel-operator-{:x}", fastrand::u64(..))),
-            duration_seconds: args.lease_duration_seconds.max(2),
+            duration_seconds: config.duration_seconds.max(2),
         }
     }
 
@@ -215,9 +237,6 @@ async fn leadership_lost(manager: Arc<LeaseManager>) {
     tracing::warn!("leader lease lost; stopping");
 }
 
-/// How long the controller may take to wind down after SIGTERM.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-
 /// Runs the controller, but never longer than [`SHUTDOWN_GRACE`] after a
 /// signal: its graceful stop waits for a watch that may be unable to list
 /// (no RBAC yet, API server down), and an operator must stop when told.
@@ -230,25 +249,6 @@ async fn bounded_by_signal(running: impl std::future::Future<Output = ()>) {
         () = running => {}
         () = deadline => tracing::warn!("still busy {SHUTDOWN_GRACE:?} after the signal; stopping anyway"),
     }
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::crd::{OfferCancellationStatus, Phase};
 use crate::decide::Transition;
+use crate::reconcile::Report;
 use crate::status::StatusWriter;
 
 /// Where the run's words go: stdout, or stderr when stdout carries the
@@ -83,14 +84,20 @@ impl Display {
     }
 }
 
-impl StatusWriter for Display {
+/// The cancel command's status lives in the round's own `Observed`: its
+/// writer keeps nothing else, and cannot fail.
+pub(super) struct InMemory;
+
+impl StatusWriter for InMemory {
     type Error = Infallible;
 
-    async fn write(
-        &mut self,
-        before: &OfferCancellationStatus,
-        t: &Transition,
-    ) -> Result<(), Infallible> {
+    async fn write(&mut self, _: &OfferCancellationStatus) -> Result<(), Infallible> {
+        Ok(())
+    }
+}
+
+impl Report for Display {
+    async fn transitioned(&mut self, before: &OfferCancellationStatus, t: &Transition) {
         match self {
             Display::Live(bar) => {
                 bar.set_message(live_line(&t.status, t.progress.as_deref()));
@@ -100,7 +107,6 @@ impl StatusWriter for Display {
             }
             Display::Lines(_) | Display::Quiet => {}
         }
-        Ok(())
     }
 }
 

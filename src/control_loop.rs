@@ -1,4 +1,4 @@
-//! Controller wiring: what is watched (through `watch`), which resources a
+//! The control loop: what is watched (through `watch`), which resources a
 //! Secret change wakes, readiness, and the periodic sweep. Each reconcile
 //! is [`reconcile::reconcile`], read top to bottom in `reconcile.rs`.
 
@@ -16,10 +16,8 @@ use crate::crd::{OfferCancellation, Phase};
 use crate::health::Probes;
 use crate::metrics::ErrorLabels;
 use crate::reconcile::{self, Error};
+use crate::timing::{ERROR_REQUEUE, SWEEP_EVERY};
 use crate::watch;
-
-/// Requeue after an error that left no recorded outcome.
-const ERROR_REQUEUE: Duration = Duration::from_secs(30);
 
 /// Requeues after an error that the reconcile could not record in status.
 fn error_policy(_obj: Arc<OfferCancellation>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -53,7 +51,7 @@ pub async fn run(
     let secrets = watch::secrets(client, namespace);
     tokio::spawn(mark_ready_when_synced(store.clone(), probes));
     let (wake, woken) = futures::channel::mpsc::unbounded();
-    tokio::spawn(sweep_and_count(store.clone(), ctx.clone(), wake));
+    let sweeping = tokio::spawn(sweep_and_count(store.clone(), ctx.clone(), wake));
     let cache = ctx.credentials.clone();
     ctx.metrics.leader.set(1);
     let metrics = ctx.metrics.clone();
@@ -78,7 +76,9 @@ pub async fn run(
             }
         })
         .await;
-    // Stopped (signal, or the Lease lost): no longer the one that runs.
+    // Stopped (signal, or the Lease lost): no longer the one that runs,
+    // and no sweep sets the gauges again.
+    sweeping.abort();
     metrics.leader.set(0);
     metrics.set_phases(by_phase(&[]));
 }
@@ -141,7 +141,7 @@ async fn sweep_and_count(
             })
             .collect();
         ctx.credentials.retain(&secrets);
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        tokio::time::sleep(SWEEP_EVERY).await;
     }
 }
 
