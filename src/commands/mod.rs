@@ -1,6 +1,6 @@
 //! The commands, as a dispatch table: `main.rs` parses the flags
 //! (`cli.rs` turns them into each command's plain [`Command`]), and
-//! [`run`] runs the one named. Nothing here or below knows of clap.
+//! [`run`] runs the one named. Nothing here or below parses a flag.
 //!
 //! - `controller`: the operator itself (leader election, shutdown).
 //! - `cancel`: one cancel, outside Kubernetes, with status in memory.

@@ -4,8 +4,10 @@
 //! default `simulator` cargo feature. See the operator's README for the
 //! `/_sim` endpoints and `docs/cpp-api.md` for the API it follows.
 
+pub mod job;
 pub mod jobs;
 pub mod log;
+pub mod reply;
 pub mod scenario;
 pub mod state;
 
@@ -19,9 +21,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use reply::Reply;
 use scenario::Faults;
 pub use scenario::Scenario;
-use state::{Fault, Reply, SimState};
+use state::{Fault, SimState};
 
 type Shared = Arc<Mutex<SimState>>;
 type Params = Query<HashMap<String, String>>;

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::jobs::JobState;
+use crate::job::JobState;
+pub use crate::reply::Reply;
 use crate::scenario::{
     Audience, BodyShape, CancelMode, CancelResult, Faults, LocationShape, Offer, Scenario,
 };
@@ -36,37 +37,6 @@ fn accepted(shape: LocationShape, migrated: String, legacy: String) -> Reply {
         LocationShape::NonMigrated => Reply::json(202, Value::Null).with_header("Location", legacy),
         LocationShape::Body => Reply::json(202, json!({ "operationLocation": migrated })),
         LocationShape::Absent => Reply::json(202, Value::Null),
-    }
-}
-
-/// An answer, before it becomes HTTP.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Value,
-}
-
-impl Reply {
-    pub(crate) fn json(status: u16, body: Value) -> Reply {
-        Reply {
-            status,
-            headers: vec![],
-            body,
-        }
-    }
-
-    /// CPP's documented error shape.
-    pub fn error(status: u16, code: &str, message: &str) -> Reply {
-        Reply::json(
-            status,
-            json!({ "error": { "code": code, "message": message } }),
-        )
-    }
-
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
-        self.headers.push((name, value.into()));
-        self
     }
 }
 
@@ -295,7 +265,7 @@ impl SimState {
     }
 
     pub fn stats(&self) -> Value {
-        let jobs: HashMap<&str, &crate::jobs::JobStats> = self
+        let jobs: HashMap<&str, &crate::job::JobStats> = self
             .jobs
             .values()
             .map(|j| (j.config.id.as_str(), &j.stats))
