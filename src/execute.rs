@@ -12,8 +12,8 @@ use crate::cpp::{CppClient, OfferRef};
 use crate::crd::Target;
 use crate::credentials::Yield;
 use crate::decide::{
-    Call, NotFound, Observed, Outcome, Settlement, latest, reason, reason_for_status, settle,
-    target,
+    Call, ListAfterNotFound, NotFound, Observed, Outcome, Settlement, latest, reason,
+    reason_for_status, settle, target,
 };
 use crate::fair::Turn;
 use crate::http::{ApiError, Credentials, Endpoint, RetryClass};
@@ -222,27 +222,27 @@ async fn explain_not_found(
     refused: &ApiError,
 ) -> Outcome {
     let message = refused.to_string();
-    let operations = match api.operations(creds, observed.turn()).await {
-        Ok(operations) => operations,
-        Err(e) if e.http_status() == Some(404) => {
-            return Outcome::CancelNotFound(Box::new(NotFound {
-                message,
-                offer_missing: true,
-                settlement: None,
-                latest: None,
-            }));
-        }
-        Err(_) => return error_outcome(refused, true),
+    let list = match api.operations(creds, observed.turn()).await {
+        Ok(operations) => shown_after_not_found(api, observed, &operations),
+        Err(e) if e.http_status() == Some(404) => ListAfterNotFound::OfferMissing,
+        Err(_) => ListAfterNotFound::Unread,
     };
+    Outcome::CancelNotFound(Box::new(NotFound { message, list }))
+}
+
+/// What the offer's operations list shows after a 404 to the cancel.
+fn shown_after_not_found(
+    api: &TargetApi<'_>,
+    observed: &Observed,
+    operations: &[Operation],
+) -> ListAfterNotFound {
     let since = observed.status.requested_at.as_ref().map(|t| t.0);
-    let found = settle(&operations, since, None, |id| api.locate(id));
+    let found = settle(operations, since, None, |id| api.locate(id));
     let ours = matches!(found, Settlement::Follow { .. } | Settlement::Ended { .. });
-    Outcome::CancelNotFound(Box::new(NotFound {
-        message,
-        offer_missing: false,
+    ListAfterNotFound::Shows {
         settlement: ours.then_some(found),
-        latest: latest(&operations, |_| true).cloned(),
-    }))
+        latest: latest(operations, |_| true).cloned(),
+    }
 }
 
 /// A 400 to a job's cancel ("job has already completed", or "far enough

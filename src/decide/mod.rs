@@ -26,7 +26,9 @@ mod tests;
 mod transition;
 
 pub(crate) use model::{Call, Step, reason_for_status};
-pub use model::{NotFound, Notice, Outcome, Requeue, Transition, condition, reason};
+pub use model::{
+    ListAfterNotFound, NotFound, Notice, Outcome, Requeue, Transition, condition, reason,
+};
 pub use observed::Observed;
 pub use settle::Settlement;
 pub(crate) use settle::settle;

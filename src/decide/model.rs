@@ -150,17 +150,29 @@ pub enum Outcome {
     Acknowledged,
 }
 
-/// A 404 to the cancel, and what the offer's operations list showed then.
+/// CPP's 404 to the cancel, and what the offer's operations list showed
+/// then. Only CPP's executor reports it: a 404 to a resend after a lost
+/// answer means the first cancel went through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotFound {
     /// CPP's answer to the cancel, in words.
     pub message: String,
-    /// The operations list was 404 too: CPP knows no such offer.
-    pub offer_missing: bool,
-    /// A cancel operation created since the intent.
-    pub settlement: Option<Settlement>,
-    /// The latest operation other than a cancel.
-    pub latest: Option<crate::operation::Operation>,
+    pub list: ListAfterNotFound,
+}
+
+/// What the offer's operations list showed after a 404 to the cancel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListAfterNotFound {
+    /// The list could not be read: the 404 stands as it is.
+    Unread,
+    /// The list was 404 too: CPP knows no such offer.
+    OfferMissing,
+    Shows {
+        /// A cancel operation created since the intent.
+        settlement: Option<Settlement>,
+        /// The latest operation other than a cancel.
+        latest: Option<crate::operation::Operation>,
+    },
 }
 
 /// When to look again.

@@ -402,11 +402,7 @@ fn resend_after_in_doubt_keeps_the_first_request_time_and_a_404_means_nothing_in
     assert!(t.post, "the operation still runs: the cancel goes again");
     assert_eq!(t.status.requested_at, Some(Time(at(0))));
     assert_eq!(t.status.attempts, 2);
-    let t = w.apply(Outcome::Rejected {
-        reason: reason::NOT_FOUND,
-        message: "CPP cancel call answered HTTP 404".into(),
-        cancel_status: Some(404),
-    });
+    let t = w.apply(not_found_with(ListAfterNotFound::Unread));
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
     assert_eq!(
         w.condition(condition::READY),
@@ -979,12 +975,46 @@ fn a_cancel_accepted_before_not_after_is_followed_to_its_end() {
 }
 
 fn not_found(offer_missing: bool, settlement: Option<Settlement>) -> Outcome {
+    let list = match offer_missing {
+        true => ListAfterNotFound::OfferMissing,
+        false => ListAfterNotFound::Shows {
+            settlement,
+            latest: Some(listed("publish", "canceled", Some(-60))),
+        },
+    };
+    not_found_with(list)
+}
+
+fn not_found_with(list: ListAfterNotFound) -> Outcome {
     Outcome::CancelNotFound(Box::new(NotFound {
         message: "CPP cancel call answered HTTP 404".into(),
-        offer_missing,
-        settlement,
-        latest: Some(listed("publish", "canceled", Some(-60))),
+        list,
     }))
+}
+
+#[test]
+fn a_404_whose_list_cannot_be_read_stands_as_not_found() {
+    let mut w = fresh();
+    w.apply(crate::fixtures::intent());
+    let t = w.apply(not_found_with(ListAfterNotFound::Unread));
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(t.status.http_status, Some(404));
+    assert_eq!(w.condition(condition::STALLED).1, reason::NOT_FOUND);
+}
+
+#[test]
+fn a_rejected_404_is_never_taken_for_success_even_after_a_resend() {
+    // Only CPP's 404 path (CancelNotFound) carries the lost-answer rule.
+    let mut w = fresh();
+    w.apply(crate::fixtures::intent());
+    w.now = at(50);
+    w.apply(Outcome::Settled(Settlement::TargetRunning));
+    let t = w.apply(Outcome::Rejected {
+        reason: reason::NOT_FOUND,
+        message: "some 404".into(),
+        cancel_status: Some(404),
+    });
+    assert_eq!(t.status.phase, Some(Phase::Failed));
 }
 
 #[test]

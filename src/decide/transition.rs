@@ -6,7 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::Duration;
 
 use super::conditions::{Readiness, notice, set_readiness};
-use super::model::{NotFound, Notice, Outcome, Requeue, Transition, condition, reason};
+use super::model::{
+    ListAfterNotFound, NotFound, Notice, Outcome, Requeue, Transition, condition, reason,
+};
 use super::observed::{
     Observed, Stage, Words, cancel_accepted, deadline, expired, stage, timed_out, words,
 };
@@ -87,8 +89,8 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
     }
 }
 
-/// A terminal error. A 404 to a resend after a lost answer means the first
-/// cancel went through: nothing is left in progress.
+/// A terminal error, recorded with the cancel call's own HTTP status when
+/// that is what was refused.
 fn rejected(
     obs: &Observed,
     mut next: OfferCancellationStatus,
@@ -96,14 +98,6 @@ fn rejected(
     message: String,
     cancel_status: Option<u16>,
 ) -> Transition {
-    if cancel_status == Some(404) && why == reason::NOT_FOUND && resent(&obs.status) {
-        return cancelled(
-            obs,
-            with_answer(next, 404),
-            reason::NOTHING_IN_PROGRESS,
-            "the first answer to the cancel was lost; CPP answered the resend with 404: nothing is in progress on the offer".into(),
-        );
-    }
     if cancel_status.is_some() {
         next.http_status = cancel_status;
     }
@@ -448,33 +442,41 @@ fn refused(
 }
 
 /// CPP answered the cancel with 404. A resend after a lost answer: the
-/// first one went through. Otherwise what the operations list shows: a
-/// cancel operation created since the intent is followed or recorded as
-/// it ended; else nothing was cancelled by this resource.
+/// first one went through, and nothing is left in progress. Otherwise
+/// what the operations list shows: a cancel operation created since the
+/// intent is followed or recorded as it ended; else nothing was cancelled
+/// by this resource.
 fn not_found(obs: &Observed, next: OfferCancellationStatus, found: NotFound) -> Transition {
-    let NotFound {
-        message,
-        offer_missing,
-        settlement,
-        latest,
-    } = found;
+    let NotFound { message, list } = found;
     if resent(&obs.status) {
-        return rejected(obs, next, reason::NOT_FOUND, message, Some(404));
+        return cancelled(
+            obs,
+            with_answer(next, 404),
+            reason::NOTHING_IN_PROGRESS,
+            "the first answer to the cancel was lost; CPP answered the resend with 404: nothing is in progress on the offer".into(),
+        );
     }
-    if let Some(found) = settlement {
-        return settled(obs, next, found);
-    }
-    let next = with_answer(next, 404);
-    if offer_missing {
-        return fail(obs, next, reason::OFFER_NOT_FOUND, message);
-    }
+    let (latest, next) = match list {
+        ListAfterNotFound::Shows {
+            settlement: Some(found),
+            ..
+        } => return settled(obs, next, found),
+        ListAfterNotFound::Unread => {
+            return fail(obs, with_answer(next, 404), reason::NOT_FOUND, message);
+        }
+        ListAfterNotFound::OfferMissing => {
+            return fail(
+                obs,
+                with_answer(next, 404),
+                reason::OFFER_NOT_FOUND,
+                message,
+            );
+        }
+        ListAfterNotFound::Shows { latest, .. } => (latest, with_answer(next, 404)),
+    };
     let shows = nothing_in_progress(latest.as_ref());
-    fail(
-        obs,
-        next,
-        reason::NOTHING_TO_CANCEL,
-        format!("{message}; {shows}"),
-    )
+    let message = format!("{message}; {shows}");
+    fail(obs, next, reason::NOTHING_TO_CANCEL, message)
 }
 
 fn cancelled(
