@@ -92,11 +92,7 @@ impl CppClient {
             .await?;
         let location = checked_location(&self.endpoint, header_text(answer.headers(), LOCATION))?;
         let retry_after = retry_after(answer.headers());
-        let operation =
-            wire::parse_operation(&answer.body().await?).map_err(|detail| ApiError::Malformed {
-                endpoint: Endpoint::Operation,
-                detail,
-            })?;
+        let operation = answer.parsed(wire::parse_operation).await?;
         Ok(PolledOperation {
             state: operation.state(),
             operation,
@@ -115,16 +111,11 @@ impl CppClient {
         turn: Turn<'_>,
     ) -> Result<Vec<Operation>, ApiError> {
         let url = self.offer_url(offer, &["submissions", ""], &[])?;
-        let body = self
-            .transport
+        self.transport
             .get_ok(Endpoint::Submissions, url, creds, turn)
             .await?
-            .body()
-            .await?;
-        wire::parse_operation_list(&body).map_err(|detail| ApiError::Malformed {
-            endpoint: Endpoint::Submissions,
-            detail,
-        })
+            .parsed(wire::parse_operation_list)
+            .await
     }
 
     /// The path of one operation, as a migrated offer's Location has it.

@@ -219,6 +219,15 @@ impl Received {
             .map_err(|e| body_error(endpoint, e))
     }
 
+    /// The body, read by `parse`; what it cannot read is `Malformed`.
+    pub(crate) async fn parsed<T>(
+        self,
+        parse: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ApiError> {
+        let endpoint = self.endpoint;
+        parse(&self.body().await?).map_err(|detail| ApiError::Malformed { endpoint, detail })
+    }
+
     /// The answer as a refusal. The body is read for the API's error text; one
     /// that cannot be read is left out, since the status is the answer.
     pub(crate) async fn rejected(self) -> ApiError {

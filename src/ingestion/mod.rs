@@ -61,9 +61,10 @@ impl JobClient {
         let retry_after = retry_after(answer.headers());
         // The 200 is the acceptance; a body that does not say `cancelled`
         // of this job (still running, or unreadable) leaves it to the
-        // job's status, polled next: the acceptance is never lost to it.
-        let body = answer.body().await?;
-        let read = self.read(job, &body, Endpoint::JobCancel);
+        // job's status, polled next: the acceptance is never lost to it,
+        // nor to a body that cannot be read at all.
+        let body = answer.body().await.unwrap_or_default();
+        let read = read(job, &body);
         if read.is_ok_and(|status| status.state == OperationState::Done) {
             return Ok(CancelOutcome::Cancelled);
         }
@@ -88,7 +89,7 @@ impl JobClient {
             .get_ok(Endpoint::JobStatus, url, creds, turn)
             .await?;
         let retry_after = retry_after(answer.headers());
-        let polled = self.read(job, &answer.body().await?, Endpoint::JobStatus)?;
+        let polled = answer.parsed(|body| read(job, body)).await?;
         Ok(PolledOperation {
             retry_after,
             ..polled
@@ -109,32 +110,13 @@ impl JobClient {
             .transport
             .get_ok(Endpoint::JobStatus, url, creds, turn)
             .await?;
-        let polled = self.read(job, &answer.body().await?, Endpoint::JobStatus)?;
+        let polled = answer.parsed(|body| read(job, body)).await?;
         Ok(vec![polled.operation])
     }
 
     /// Where the job's status is read, as status records it.
     pub fn status_location(&self, job: JobRef<'_>) -> Result<String, ApiError> {
         Ok(self.job_url(job, "status")?.to_string())
-    }
-
-    fn read(
-        &self,
-        job: JobRef<'_>,
-        body: &[u8],
-        endpoint: Endpoint,
-    ) -> Result<PolledOperation, ApiError> {
-        let malformed = |detail| ApiError::Malformed { endpoint, detail };
-        let status = wire::parse_job_status(body).map_err(malformed)?;
-        if !status.names(job.job_id) {
-            return Err(malformed("the answer is about another job".into()));
-        }
-        Ok(PolledOperation {
-            state: status.state(),
-            operation: status.into_operation(job.job_id),
-            location: None,
-            retry_after: None,
-        })
     }
 
     /// `{endpoint}/configure/{jobId}/{action}?$version=..`, the id
@@ -152,4 +134,19 @@ impl JobClient {
         url.set_query(Some(&format!("$version={version}")));
         Ok(url)
     }
+}
+
+/// A job status body, as one poll of the job; a status about another job
+/// is not an answer about this one.
+fn read(job: JobRef<'_>, body: &[u8]) -> Result<PolledOperation, String> {
+    let status = wire::parse_job_status(body)?;
+    if !status.names(job.job_id) {
+        return Err("the answer is about another job".into());
+    }
+    Ok(PolledOperation {
+        state: status.state(),
+        operation: status.into_operation(job.job_id),
+        location: None,
+        retry_after: None,
+    })
 }
