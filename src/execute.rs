@@ -238,7 +238,7 @@ fn shown_after_not_found(
 ) -> ListAfterNotFound {
     let since = observed.status.requested_at.as_ref().map(|t| t.0);
     let found = settle(operations, since, None, |id| api.locate(id));
-    let ours = matches!(found, Settlement::Follow { .. } | Settlement::Ended { .. });
+    let ours = matches!(found, Settlement::Follow { .. } | Settlement::Ended(_));
     ListAfterNotFound::Shows {
         settlement: ours.then_some(found),
         latest: latest(operations, |_| true).cloned(),

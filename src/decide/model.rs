@@ -161,6 +161,8 @@ pub struct NotFound {
 }
 
 /// What the offer's operations list showed after a 404 to the cancel.
+// Kept whole: it only ever travels boxed, inside Outcome::CancelNotFound.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListAfterNotFound {
     /// The list could not be read: the 404 stands as it is.

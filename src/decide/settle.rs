@@ -10,12 +10,9 @@ use crate::operation::{Operation, OperationState};
 pub enum Settlement {
     /// A cancel operation created since the intent, still going: poll it.
     Follow { location: String },
-    /// A cancel operation created since the intent has ended.
-    Ended {
-        status: String,
-        state: OperationState,
-        detail: String,
-    },
+    /// A cancel operation created since the intent has ended: the
+    /// operation as the list shows it.
+    Ended(Operation),
     /// Nothing at all is in progress on the offer (or the operation this
     /// resource cancels was cancelled).
     NothingInProgress,
@@ -66,11 +63,7 @@ pub(crate) fn settle(
             };
         }
         if state != OperationState::InProgress {
-            return Settlement::Ended {
-                status: op.status.clone(),
-                state,
-                detail: op.failure_detail(),
-            };
+            return Settlement::Ended(op.clone());
         }
     }
     match target {

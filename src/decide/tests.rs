@@ -350,18 +350,12 @@ fn settle_adopts_a_cancel_created_since_the_intent_whatever_its_state() {
     ];
     assert!(matches!(
         settle_at_zero(&done),
-        Settlement::Ended {
-            state: OperationState::Done,
-            ..
-        }
+        Settlement::Ended(op) if op.state() == OperationState::Done
     ));
     let failed = [listed("cancel", "failed", Some(1))];
     assert!(matches!(
         settle_at_zero(&failed),
-        Settlement::Ended {
-            state: OperationState::Failed,
-            ..
-        }
+        Settlement::Ended(op) if op.state() == OperationState::Failed
     ));
 }
 
@@ -657,11 +651,11 @@ fn long_messages_fit_status_and_event_limits() {
 fn retry_after_a_failed_cancel_found_in_the_list_posts_anew() {
     let mut w = fresh();
     w.apply(crate::fixtures::intent());
-    let t = w.apply(Outcome::Settled(Settlement::Ended {
+    let t = w.apply(Outcome::Settled(Settlement::Ended(Operation {
         status: "failed".into(),
-        state: OperationState::Failed,
         detail: "could not stop".into(),
-    }));
+        ..listed("cancel", "failed", Some(1))
+    })));
     assert_eq!(t.status.phase, Some(Phase::Failed));
     w.retry_request = Some("1".into());
     assert_eq!(
@@ -726,11 +720,11 @@ fn timed_out_in_doubt() -> Observed {
 #[test]
 fn a_timeout_in_doubt_is_cancelled_when_cpp_shows_the_cancel_done() {
     let mut w = timed_out_in_doubt();
-    w.apply(Outcome::Settled(Settlement::Ended {
-        status: "completed".into(),
-        state: OperationState::Done,
-        detail: String::new(),
-    }));
+    w.apply(Outcome::Settled(Settlement::Ended(listed(
+        "cancel",
+        "completed",
+        Some(1),
+    ))));
     assert_eq!(w.status.phase, Some(Phase::Cancelled));
     let mut w = timed_out_in_doubt();
     w.apply(Outcome::Settled(Settlement::NothingInProgress));

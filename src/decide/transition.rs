@@ -262,11 +262,7 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
             timed_out_in_doubt(obs, next, found)
         }
         Settlement::Follow { location } => adopted(obs, next, location),
-        Settlement::Ended {
-            status,
-            state,
-            detail,
-        } => listed_cancel_ended(obs, next, status, state, detail),
+        Settlement::Ended(cancel) => listed_cancel_ended(obs, next, &cancel),
         Settlement::TargetCancelled { operation } => cancelled(
             obs,
             next,
@@ -307,16 +303,14 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
 fn listed_cancel_ended(
     obs: &Observed,
     mut next: OfferCancellationStatus,
-    status: String,
-    state: OperationState,
-    detail: String,
+    cancel: &Operation,
 ) -> Transition {
-    next.operation_status = Some(status.clone());
-    if state == OperationState::Failed {
-        let message = format!("the cancel operation failed: {detail}");
+    next.operation_status = Some(cancel.status.clone());
+    if cancel.state() == OperationState::Failed {
+        let message = format!("the cancel operation failed: {}", cancel.failure_detail());
         return fail(obs, next, reason::OPERATION_FAILED, message);
     }
-    let message = format!("the cancel operation CPP lists ended: {status}");
+    let message = format!("the cancel operation CPP lists ended: {}", cancel.status);
     cancelled(obs, next, reason::CANCELLED, message)
 }
 
