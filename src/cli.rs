@@ -111,7 +111,7 @@ pub struct CppArgs {
     )]
     pub authority_host: Url,
     /// Timeout of one HTTP request, in seconds.
-    #[arg(long, env = "CPP_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    #[arg(long, env = "CPP_REQUEST_TIMEOUT_SECONDS", default_value_t = timing::REQUEST_TIMEOUT.as_secs())]
     pub request_timeout_seconds: u64,
     /// Requests per second to CPP and Product Ingestion together, shared by
     /// all cancellations (0: no limit).

@@ -36,7 +36,7 @@ impl Default for Config {
             namespace: None,
             concurrency: 16,
             min_backoff: crate::timing::MIN_BACKOFF,
-            max_backoff: Duration::from_secs(300),
+            max_backoff: crate::timing::MAX_BACKOFF,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::crd::{OfferCancellation, Phase};
 use crate::health::Probes;
 use crate::metrics::ErrorLabels;
 use crate::reconcile::{self, Error};
-use crate::timing::{ERROR_REQUEUE, SWEEP_EVERY};
+use crate::timing::{ERROR_REQUEUE, STATUS_GRACE, SWEEP_EVERY};
 use crate::watch;
 
 /// Requeues after an error that the reconcile could not record in status.
@@ -144,13 +144,6 @@ async fn sweep_and_count(
         tokio::time::sleep(SWEEP_EVERY).await;
     }
 }
-
-/// How long a resource may be without any status before the sweep wakes
-/// it: a new one is reconciled when created, so only a status wiped
-/// through the status subresource (or a restore without status) is found.
-/// Status changes alone wake nothing (see `watch`), so this is how a
-/// wiped status is handled as a re-creation, with its guards.
-const STATUS_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
 
 /// Resources older than [`STATUS_GRACE`] without a phase.
 fn without_status(

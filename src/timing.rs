@@ -3,6 +3,7 @@
 //! limits, such as the longest `Retry-After` honoured, stay with the code
 //! that reads the protocol.)
 
+use jiff::SignedDuration;
 use std::time::Duration;
 
 // ---- Requeues: when a resource is looked at again ----
@@ -47,9 +48,8 @@ pub const CLI_MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 // ---- The cancel POST ----
 
-/// The cancel POST's budget when the caller names none: the HTTP client's
-/// default request timeout.
-pub const DEFAULT_POST_BUDGET: Duration = Duration::from_secs(30);
+/// The cancel POST's budget when the caller names none: one request.
+pub const DEFAULT_POST_BUDGET: Duration = REQUEST_TIMEOUT;
 
 /// How long past an intent's `postDeadline` another writer still waits
 /// before it takes the missing answer for a lost one: clocks of two
@@ -57,7 +57,48 @@ pub const DEFAULT_POST_BUDGET: Duration = Duration::from_secs(30);
 /// its sender gave up on it.
 pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(10);
 
+// ---- Deciding about a target others also name ----
+
+/// How long before a resource's creation another resource's cancel may
+/// have been requested and still be this resource's cancel too: GitOps
+/// applies the manifests of one change within moments of each other. A
+/// cancel requested earlier than that was someone else's errand.
+pub const SHARE_WINDOW: SignedDuration = SignedDuration::from_secs(60);
+
+/// How long past another resource's in-flight window this one still waits
+/// for that resource to settle its cancel in doubt. Settling takes one
+/// list read; meanwhile its POST may have been the one that ended the
+/// operation (a synchronous cancel whose answer was lost), or it may be
+/// about to be resent. Past this the other is taken to be stuck (its Secret
+/// gone, say), and the API's list, read just now, decides alone.
+pub const PEER_PATIENCE: SignedDuration = SignedDuration::from_secs(300);
+
+/// How far CPP's clock may be behind ours when matching a cancel
+/// operation's `createdDateTime` against our recorded intent.
+pub const CLOCK_SKEW: SignedDuration = SignedDuration::from_secs(120);
+
+// ---- Requests ----
+
+/// One HTTP request, all in (`--request-timeout-seconds`' default).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Setting up a connection: a host that does not answer fails well within
+/// the request timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a routine request (a poll) waits behind first cancels for its
+/// slot of the rate limit before it is served among them: polls are
+/// delayed, never starved.
+pub const ROUTINE_PATIENCE: Duration = Duration::from_secs(5);
+
 // ---- The controller process ----
+
+/// How long a resource may be without any status before the sweep wakes
+/// it: a new one is reconciled when created, so only a status wiped
+/// through the status subresource (or a restore without status) is found.
+/// Status changes alone wake nothing (see `watch`), so this is how a
+/// wiped status is handled as a re-creation, with its guards.
+pub const STATUS_GRACE: SignedDuration = SignedDuration::from_secs(10);
 
 /// How often the sweep sets the gauges and drops what is kept for
 /// resources and Secrets that are gone.

@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 
 use crate::operation::{Operation, OperationState};
+use crate::timing::CLOCK_SKEW;
 
 /// What CPP's operations list says about a cancel whose fate is unknown.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +25,6 @@ pub enum Settlement {
     /// (`succeeded`, `failed`, ...): the cancel came too late.
     TargetEnded { operation: String },
 }
-
-/// How far CPP's clock may be behind ours when matching a cancel
-/// operation's `createdDateTime` against our recorded intent.
-const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(120);
 
 /// Reads the offer's operations list for a cancel requested at `since`.
 /// A cancel operation created since then is ours whatever its state; one

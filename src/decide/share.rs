@@ -4,16 +4,9 @@
 //! its own credentials) sends nothing while another one's cancel is in
 //! flight, and follows a cancel another one requested since it was created.
 
-use jiff::SignedDuration;
-
 use super::observed::{Observed, Stage, post_in_flight_for, stage};
 use crate::crd::{OfferCancellationStatus, Phase};
-
-/// How long before a resource's creation another resource's cancel may
-/// have been requested and still be this resource's cancel too: GitOps
-/// applies the manifests of one change within moments of each other. A
-/// cancel requested earlier than that was someone else's errand.
-const SHARE_WINDOW: SignedDuration = SignedDuration::from_secs(60);
+use crate::timing::{PEER_PATIENCE, SHARE_WINDOW};
 
 /// What the other resources on the same offer say.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,14 +47,6 @@ pub(super) fn shared(obs: &Observed) -> Option<Shared<'_>> {
         .max_by_key(|p| p.requested_at.as_ref().map(|t| t.0))
         .map(Shared::Answered)
 }
-
-/// How long past another resource's in-flight window this one still waits
-/// for that resource to settle its cancel in doubt. Settling takes one
-/// list read; meanwhile its POST may have been the one that ended the
-/// operation (a synchronous cancel whose answer was lost), or it may be
-/// about to be resent. Past this the other is taken to be stuck (its Secret
-/// gone, say), and CPP's list, read just now, decides alone.
-const PEER_PATIENCE: SignedDuration = SignedDuration::from_secs(300);
 
 /// Sent, or about to be, without a decisive answer yet: an intent not yet
 /// settled (unless it has been stuck for longer than [`PEER_PATIENCE`]), or

@@ -13,10 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::fair::{Lanes, Turn};
-
-/// How long a routine request waits behind first cancels before it is
-/// served among them: polls are delayed, never starved.
-pub const ROUTINE_PATIENCE: Duration = Duration::from_secs(5);
+use crate::timing::ROUTINE_PATIENCE;
 
 /// How much wider than `1 / rps` slots are spaced (10%): the margin for
 /// the time between a grant and the request reaching CPP, which varies.

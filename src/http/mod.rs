@@ -20,7 +20,6 @@ use tokio::time::Instant;
 use auth::TokenSource;
 pub use auth::{Audience, AuthError, Credentials};
 use budget::Budget;
-pub use budget::ROUTINE_PATIENCE;
 pub use location::LocationError;
 pub(crate) use location::resolve_location;
 pub use wire::ErrorBody;
@@ -270,8 +269,8 @@ impl ClientConfig {
             product_ingestion_endpoint: Url::parse(PRODUCT_INGESTION_ENDPOINT)
                 .expect("a static URL parses"),
             authority_host,
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
+            request_timeout: crate::timing::REQUEST_TIMEOUT,
+            connect_timeout: crate::timing::CONNECT_TIMEOUT,
             rate_limit: None,
         }
     }
