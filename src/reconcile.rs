@@ -3,7 +3,7 @@
 //! 1. **read** the resource as the API server has it now (never a cached
 //!    copy older than our own last write) and what its Secret yields;
 //! 2. **decide**: `next_step`, the one pure function that says what to do;
-//! 3. **execute** the CPP call it names;
+//! 3. **execute** the call it names, to the target's API;
 //! 4. **write** the transition through the one [`StatusWriter`]; a cancel
 //!    POST only ever follows an intent that is already durable;
 //! 5. **report** it ([`Report`]): publish its Event and count a final

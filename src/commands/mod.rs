@@ -10,7 +10,6 @@
 pub mod cancel;
 pub mod controller;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// A command and what it runs with.
@@ -20,7 +19,7 @@ pub enum Command {
     Crd,
     #[cfg(feature = "simulator")]
     Simulator {
-        scenario: Option<PathBuf>,
+        scenario: Option<std::path::PathBuf>,
         listen: String,
     },
 }
