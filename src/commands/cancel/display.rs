@@ -1,6 +1,7 @@
 //! How a one-shot run shows itself: a live line on a terminal, one line
 //! per status change elsewhere, or only the result with `--quiet`. The
-//! display is the CLI's status writer: status lives in memory.
+//! display is the command's report; its status writer (`InMemory`)
+//! keeps nothing, since status lives in the round's `Observed`.
 
 use std::convert::Infallible;
 use std::time::Duration;
