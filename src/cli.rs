@@ -336,4 +336,43 @@ mod tests {
         );
         assert!(!args.wait);
     }
+
+    fn command(args: &[&str]) -> commands::Command {
+        Cli::try_parse_from(args).unwrap().into_command()
+    }
+
+    #[test]
+    fn controller_flags_become_its_config() {
+        let commands::Command::Controller(plain) = command(&["x", "controller"]) else {
+            panic!("expected controller");
+        };
+        assert!(plain.lease.is_none(), "no election unless asked");
+        assert_eq!(plain.reconcile.min_backoff, timing::MIN_BACKOFF);
+        assert_eq!(plain.reconcile.max_backoff, timing::MAX_BACKOFF);
+        assert_eq!(plain.client.request_timeout, timing::REQUEST_TIMEOUT);
+        let args = ["x", "controller", "--leader-elect", "--concurrency", "0"];
+        let commands::Command::Controller(plain) = command(&args) else {
+            panic!("expected controller");
+        };
+        let lease = plain.lease.expect("election asked for");
+        assert_eq!(lease.name, "offer-cancel-operator");
+        assert_eq!(plain.reconcile.concurrency, 1, "never zero workers");
+    }
+
+    #[test]
+    fn cancel_flags_become_its_config() {
+        let cancel_config = |extra: &[&str]| {
+            let args = [&["x", "cancel", "-f", "a.yaml"], extra].concat();
+            match command(&args) {
+                commands::Command::Cancel(plain) => plain,
+                _ => panic!("expected cancel"),
+            }
+        };
+        let plain = cancel_config(&["-o", "json", "--token", "t"]);
+        assert!(plain.wait, "waiting is the default");
+        assert_eq!(plain.output, Some(cancel::Output::Json));
+        assert!(matches!(plain.credentials, Some(Credentials::Token(_))));
+        assert!(!cancel_config(&["--no-wait"]).wait);
+        assert!(cancel_config(&["--wait"]).wait, "the deprecated alias");
+    }
 }
