@@ -8,6 +8,8 @@
 //! measures the operator's own cost, not CPP's pace.
 
 use offer_cancel_operator::apis::Apis;
+use offer_cancel_operator::claim::Claimant;
+use offer_cancel_operator::claim::lease::Unshared;
 use offer_cancel_operator::crd::{
     OfferCancellationSpec, OfferCancellationStatus, Phase, SecretRef,
 };
@@ -124,7 +126,12 @@ fn subject(i: usize) -> Observed {
         errors_in_row: 0,
         post_budget: Duration::from_secs(30),
         created: None,
-        peers: Vec::new(),
+        claimant: Claimant {
+            namespace: "bench".into(),
+            name: format!("r{i}"),
+            uid: format!("uid-{i}"),
+        },
+        claim: None,
         now: jiff::Timestamp::now(),
     }
 }
@@ -138,7 +145,15 @@ async fn step_until(
 ) {
     while !done(s.status.phase) {
         let _permit = http.acquire().await.expect("semaphore open");
-        let Ok(_) = step(cpp, s, Some(Ok(creds)), &mut Discard, &mut Discard).await;
+        let Ok(_) = step(
+            cpp,
+            &Unshared,
+            s,
+            Some(Ok(creds)),
+            &mut Discard,
+            &mut Discard,
+        )
+        .await;
         if s.status.phase == Some(Phase::Failed) {
             panic!("cancellation failed: {:?}", s.status.message);
         }

@@ -141,9 +141,15 @@ impl ControllerArgs {
             name: self.lease_name.clone(),
             duration_seconds: self.lease_duration_seconds,
         });
+        let claim_namespace = controller::claim_namespace(
+            self.claim_namespace.as_deref(),
+            self.lease_namespace.as_deref(),
+            self.namespace.as_deref(),
+        );
         controller::Config {
             client: self.cpp.client_config(),
             reconcile: context::Config {
+                claim_namespace,
                 namespace: self.namespace,
                 concurrency: self.concurrency.max(1),
                 min_backoff: timing::MIN_BACKOFF,
@@ -179,6 +185,12 @@ pub struct ControllerArgs {
     /// Namespace of the Lease (default: the pod's namespace, else offercancel-system).
     #[arg(long, env = "LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// Namespace of the targets' claims (one cancel per target): every
+    /// controller that may cancel the same offers or jobs must name the
+    /// same one. Default: the Lease namespace flag, else the pod's
+    /// namespace, else the watched namespace, else `default`.
+    #[arg(long, env = "CLAIM_NAMESPACE")]
+    pub claim_namespace: Option<String>,
     /// Name of the Lease.
     #[arg(long, env = "LEASE_NAME", default_value = "offer-cancel-operator")]
     pub lease_name: String,

@@ -2,13 +2,13 @@
 //! settings, and what is remembered per resource between reconciles.
 
 use kube::Client;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use kube::runtime::reflector::ObjectRef;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::apis::Apis;
+use crate::claim::lease::LeaseClaims;
 use crate::crd::OfferCancellation;
 use crate::credentials::CredentialsCache;
 use crate::events::EventPublisher;
@@ -28,6 +28,9 @@ pub struct Config {
     pub min_backoff: Duration,
     /// Cap of the backoff after transient errors.
     pub max_backoff: Duration,
+    /// Where the targets' claims are kept: one namespace for every
+    /// controller that may cancel the same targets.
+    pub claim_namespace: String,
 }
 
 impl Default for Config {
@@ -37,6 +40,7 @@ impl Default for Config {
             concurrency: 16,
             min_backoff: crate::timing::MIN_BACKOFF,
             max_backoff: crate::timing::MAX_BACKOFF,
+            claim_namespace: "default".into(),
         }
     }
 }
@@ -56,130 +60,11 @@ pub struct Context {
     /// Transient errors in a row: they drive the backoff, and only the
     /// first of a streak is written to status.
     pub(crate) errors_in_row: PerResource<u32>,
-    /// The watch's cache of every resource, once the controller runs: the
-    /// other resources naming the same offer.
-    pub(crate) resources: OnceLock<Store<OfferCancellation>>,
-    /// Offers a reconcile that may send a first cancel is deciding about:
-    /// one at a time per offer in this process.
-    pub(crate) targets_deciding: TargetsDeciding,
-    /// Which resources name each offer, as the watch saw them.
-    pub(crate) target_index: Arc<TargetIndex>,
+    /// One cancel per target: the claims, kept by the API server.
+    pub(crate) claims: LeaseClaims,
     /// Reconcile workers: a pool for first cancels and one for routine
     /// work, `concurrency` per namespace in each (see `gate`).
     pub(crate) gate: Gate,
-}
-
-/// A target as `Target::key` spells it (`offer/{publisher}/{offer}`, `job/{id}`).
-type TargetKey = String;
-
-/// Which resources name each offer, as the watch saw them: a first cancel
-/// finds the other resources on its offer without looking at every
-/// resource (a scan of all of them per first cancel made latency grow with
-/// their number). It follows the watch's events as the reflector's store
-/// does, relists included: during a relist the old entries stay until the
-/// new list is complete, so it never lacks a resource the store has.
-#[derive(Default)]
-pub(crate) struct TargetIndex {
-    state: Mutex<IndexState>,
-}
-
-type Refs = HashMap<TargetKey, HashSet<ObjectRef<OfferCancellation>>>;
-
-#[derive(Default)]
-struct IndexState {
-    by_offer: Refs,
-    /// What a relist in progress has listed so far.
-    relisting: Option<Refs>,
-}
-
-/// A spec that names no valid target is in no one's way: it never sends.
-fn target_key(resource: &OfferCancellation) -> Option<TargetKey> {
-    resource.spec.target().ok().map(|t| t.key())
-}
-
-fn add(refs: &mut Refs, resource: &OfferCancellation) {
-    let Some(key) = target_key(resource) else {
-        return;
-    };
-    refs.entry(key)
-        .or_default()
-        .insert(ObjectRef::from_obj(resource));
-}
-
-impl TargetIndex {
-    /// Follows one watch event.
-    pub(crate) fn seen(&self, event: &watcher::Event<OfferCancellation>) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let IndexState {
-            by_offer,
-            relisting,
-        } = &mut *state;
-        match event {
-            watcher::Event::Init => *relisting = Some(Refs::new()),
-            watcher::Event::InitApply(r) => {
-                add(by_offer, r);
-                relisting.iter_mut().for_each(|fresh| add(fresh, r));
-            }
-            watcher::Event::InitDone => {
-                if let Some(fresh) = relisting.take() {
-                    *by_offer = fresh;
-                }
-            }
-            watcher::Event::Apply(r) => add(by_offer, r),
-            watcher::Event::Delete(r) => {
-                let Some(key) = target_key(r) else {
-                    return;
-                };
-                if let Some(refs) = by_offer.get_mut(&key) {
-                    refs.remove(&ObjectRef::from_obj(r));
-                    if refs.is_empty() {
-                        by_offer.remove(&key);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The resources seen naming this target (by [`crate::crd::Target::key`]).
-    pub(crate) fn naming(&self, key: &str) -> Vec<ObjectRef<OfferCancellation>> {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let refs = state.by_offer.get(key);
-        refs.map(|r| r.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
-/// Which offers a reconcile that may send a first cancel holds.
-#[derive(Default)]
-pub(crate) struct TargetsDeciding {
-    held: Mutex<HashSet<TargetKey>>,
-}
-
-/// Held while one reconcile decides about, and maybe cancels on, an offer.
-pub(crate) struct TargetHeld<'a> {
-    owner: &'a TargetsDeciding,
-    key: TargetKey,
-}
-
-impl TargetsDeciding {
-    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<TargetKey>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The offer, unless another reconcile holds it now.
-    pub(crate) fn hold(&self, key: &str) -> Option<TargetHeld<'_>> {
-        let key = key.to_string();
-        // The set's lock is let go before a guard exists: dropping a
-        // guard takes it again.
-        let taken = self.held().insert(key.clone());
-        taken.then(|| TargetHeld { owner: self, key })
-    }
-}
-
-impl Drop for TargetHeld<'_> {
-    fn drop(&mut self) {
-        self.owner.held().remove(&self.key);
-    }
 }
 
 impl Context {
@@ -187,6 +72,7 @@ impl Context {
         let instance = std::env::var("POD_NAME").ok();
         Context {
             events: EventPublisher::new(client.clone(), FIELD_MANAGER, instance),
+            claims: LeaseClaims::new(client.clone(), &config.claim_namespace, FIELD_MANAGER),
             gate: Gate::new(usize::from(config.concurrency)),
             client,
             apis,
@@ -195,9 +81,6 @@ impl Context {
             credentials: Arc::default(),
             written: PerResource::default(),
             errors_in_row: PerResource::default(),
-            resources: OnceLock::new(),
-            targets_deciding: TargetsDeciding::default(),
-            target_index: Arc::default(),
         }
     }
 }
@@ -235,65 +118,5 @@ impl<T: Clone> PerResource<T> {
     /// Keeps the entries `keep` says yes to.
     pub(crate) fn retain(&self, keep: impl Fn(&ObjectRef<OfferCancellation>, &T) -> bool) {
         self.map().retain(|k, v| keep(k, v));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn on_offer(name: &str, offer: &str) -> OfferCancellation {
-        let spec = serde_yaml::from_str(&format!(
-            "publisherId: contoso\nofferId: {offer}\ncredentialsSecretRef: {{name: cpp}}\n"
-        ))
-        .unwrap();
-        let mut r = OfferCancellation::new(name, spec);
-        r.metadata.namespace = Some("ns".into());
-        r
-    }
-
-    fn names(index: &TargetIndex, offer: &str) -> Vec<String> {
-        let mut names: Vec<_> = index
-            .naming(&format!("offer/contoso/{offer}"))
-            .into_iter()
-            .map(|r| r.name)
-            .collect();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn the_target_index_follows_applies_and_deletes() {
-        use kube::runtime::watcher::Event;
-        let index = TargetIndex::default();
-        index.seen(&Event::Apply(on_offer("a", "o")));
-        index.seen(&Event::Apply(on_offer("b", "o")));
-        index.seen(&Event::Apply(on_offer("c", "other")));
-        assert_eq!(names(&index, "o"), ["a", "b"]);
-        index.seen(&Event::Delete(on_offer("a", "o")));
-        assert_eq!(names(&index, "o"), ["b"]);
-    }
-
-    #[test]
-    fn during_a_relist_the_index_keeps_what_the_store_still_has() {
-        use kube::runtime::watcher::Event;
-        let index = TargetIndex::default();
-        index.seen(&Event::Apply(on_offer("old", "o")));
-        index.seen(&Event::Init);
-        index.seen(&Event::InitApply(on_offer("new", "o")));
-        assert_eq!(names(&index, "o"), ["new", "old"], "mid-relist");
-        index.seen(&Event::InitDone);
-        assert_eq!(names(&index, "o"), ["new"], "the relist no longer has old");
-    }
-
-    #[test]
-    fn an_offer_is_held_by_one_at_a_time_and_let_go_on_drop() {
-        let deciding = TargetsDeciding::default();
-        let first = deciding.hold("offer/contoso/offer");
-        assert!(first.is_some());
-        assert!(deciding.hold("offer/contoso/offer").is_none(), "held");
-        assert!(deciding.hold("job/9f1c").is_some(), "another target");
-        drop(first);
-        assert!(deciding.hold("offer/contoso/offer").is_some(), "let go");
     }
 }

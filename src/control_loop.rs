@@ -16,7 +16,7 @@ use crate::crd::{OfferCancellation, Phase};
 use crate::health::Probes;
 use crate::metrics::ErrorLabels;
 use crate::reconcile::{self, Error};
-use crate::timing::{ERROR_REQUEUE, STATUS_GRACE, SWEEP_EVERY};
+use crate::timing::{CLAIM_SWEEP_EVERY, CLAIM_TTL, ERROR_REQUEUE, STATUS_GRACE, SWEEP_EVERY};
 use crate::watch;
 
 /// Requeues after an error that the reconcile could not record in status.
@@ -40,18 +40,12 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let namespace = ctx.config.namespace.as_deref();
-    let (store, resources) = watch::resources(
-        client.clone(),
-        namespace,
-        ctx.metrics.clone(),
-        ctx.target_index.clone(),
-    );
-    // Set once per process: the controller runs once per process.
-    let _ = ctx.resources.set(store.clone());
+    let (store, resources) = watch::resources(client.clone(), namespace, ctx.metrics.clone());
     let secrets = watch::secrets(client, namespace);
     tokio::spawn(mark_ready_when_synced(store.clone(), probes));
     let (wake, woken) = futures::channel::mpsc::unbounded();
     let sweeping = tokio::spawn(sweep_and_count(store.clone(), ctx.clone(), wake));
+    let claims_swept = tokio::spawn(sweep_claims(ctx.clone()));
     let cache = ctx.credentials.clone();
     ctx.metrics.leader.set(1);
     let metrics = ctx.metrics.clone();
@@ -79,6 +73,7 @@ pub async fn run(
     // Stopped (signal, or the Lease lost): no longer the one that runs,
     // and no sweep sets the gauges again.
     sweeping.abort();
+    claims_swept.abort();
     metrics.leader.set(0);
     metrics.set_phases(by_phase(&[]));
 }
@@ -142,6 +137,21 @@ async fn sweep_and_count(
             .collect();
         ctx.credentials.retain(&secrets);
         tokio::time::sleep(SWEEP_EVERY).await;
+    }
+}
+
+/// Every [`CLAIM_SWEEP_EVERY`], deletes the targets' claims that are past
+/// [`CLAIM_TTL`] (while this controller runs: with leader election, the
+/// leader). Two controllers sweeping at once do no harm: each delete is
+/// fenced on the version it read.
+async fn sweep_claims(ctx: Arc<Context>) {
+    loop {
+        match ctx.claims.sweep(jiff::Timestamp::now(), CLAIM_TTL).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(claims = n, "deleted claims past their time"),
+            Err(e) => tracing::warn!(error = %e, "sweeping the targets' claims failed"),
+        }
+        tokio::time::sleep(CLAIM_SWEEP_EVERY).await;
     }
 }
 

@@ -26,6 +26,9 @@ const MAX_JOB_ID_LEN: usize = 64;
 /// Exactly one target: the schema's rule (no `oldSelf`, so it holds on
 /// create too) and `OfferCancellationSpec::target` say the same.
 const ONE_TARGET_RULE: &str = "has(self.productIngestion) ? !has(self.publisherId) && !has(self.offerId) && !has(self.operationId) : has(self.publisherId) && has(self.offerId)";
+/// The Product Ingestion API asks for at most one status request a
+/// minute per job: the schema refuses a faster poll of a job.
+const JOB_POLL_RULE: &str = "!has(self.productIngestion) || !has(self.pollIntervalSeconds) || self.pollIntervalSeconds >= 60";
 /// Lower bound of `pollIntervalSeconds`; also enforced by the schema.
 const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
 
@@ -115,6 +118,7 @@ const MAX_EMAILS: usize = 20;
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new(ONE_TARGET_RULE).message("name exactly one target: publisherId and offerId (a CPP offer), or productIngestion (a configure job; operationId does not apply)"))]
+#[x_kube(validation = Rule::new(JOB_POLL_RULE).message("a configure job is polled at most once a minute: pollIntervalSeconds must be at least 60 with productIngestion"))]
 #[x_kube(validation = Rule::new("has(self.productIngestion) == has(oldSelf.productIngestion)").message("the target cannot change between an offer and a job: create a new OfferCancellation instead"))]
 pub struct OfferCancellationSpec {
     /// Publisher identifier in the Cloud Partner Portal, e.g. `contoso`.
@@ -236,15 +240,22 @@ pub enum Target<'a> {
 }
 
 impl Target<'_> {
-    /// One key per target, for "one cancel per target": job ids are
-    /// GUIDs, compared without case.
+    /// One key per target, for "one cancel per target", compared without
+    /// case: job ids are GUIDs, and Partner Center makes publisher and
+    /// offer ids lower case only, so `Contoso/Offer` can only be
+    /// `contoso/offer` (two spellings wait for each other; they never
+    /// make two cancels).
     pub fn key(&self) -> String {
         match self {
             Target::Offer {
                 publisher_id,
                 offer_id,
                 ..
-            } => format!("offer/{publisher_id}/{offer_id}"),
+            } => format!(
+                "offer/{}/{}",
+                publisher_id.to_ascii_lowercase(),
+                offer_id.to_ascii_lowercase()
+            ),
             Target::Job { job_id, .. } => format!("job/{}", job_id.to_ascii_lowercase()),
         }
     }
@@ -500,7 +511,13 @@ impl OfferCancellationSpec {
             Some(_) => DEFAULT_JOB_POLL_INTERVAL_SECONDS,
             None => DEFAULT_POLL_INTERVAL_SECONDS,
         };
-        self.poll_interval_seconds.unwrap_or(default)
+        let interval = self.poll_interval_seconds.unwrap_or(default);
+        // The schema refuses less for a job; one stored before that rule
+        // still asks at most once a minute, as the API wants.
+        match self.product_ingestion {
+            Some(_) => interval.max(DEFAULT_JOB_POLL_INTERVAL_SECONDS),
+            None => interval,
+        }
     }
 
     /// Checks what the schema checks, for specs that never met an API server.
@@ -727,6 +744,21 @@ mod tests {
         assert_eq!(token, retry_request_token(&long));
         assert_ne!(token, retry_request_token(&"y".repeat(10_000)));
         assert_eq!(retry_request_token("2026-11-25"), "2026-11-25");
+    }
+
+    #[test]
+    fn a_job_is_never_polled_more_than_once_a_minute() {
+        let mut s = spec();
+        s.publisher_id = None;
+        s.offer_id = None;
+        s.product_ingestion = Some(ProductIngestion {
+            job_id: "9f1c".into(),
+            api_version: DEFAULT_JOB_API_VERSION.into(),
+        });
+        s.poll_interval_seconds = Some(5);
+        assert_eq!(s.poll_interval_seconds(), 60);
+        let crd = serde_json::to_string(&OfferCancellation::crd()).unwrap();
+        assert!(crd.contains(JOB_POLL_RULE), "the schema refuses it");
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::cpp::{CppClient, OfferRef};
 use crate::crd::Target;
 use crate::credentials::Yield;
 use crate::decide::{
-    Call, ListAfterNotFound, NotFound, Observed, Outcome, Settlement, latest, reason,
-    reason_for_status, settle, target,
+    Call, ListAfterNotFound, NotFound, Observed, Outcome, latest, reason, reason_for_status,
+    settle, target,
 };
 use crate::fair::Turn;
 use crate::http::{ApiError, Credentials, Endpoint, RetryClass};
@@ -107,15 +107,17 @@ impl<'a> TargetApi<'a> {
         }
     }
 
-    /// The offer's operations list; a job's status as a one-entry list.
+    /// The offer's operations list; a job's status as a one-entry list
+    /// (read at most once a minute: a read taken after `after` may answer).
     async fn operations(
         &self,
         creds: &Credentials,
         turn: Turn<'_>,
+        after: Option<Timestamp>,
     ) -> Result<Vec<Operation>, ApiError> {
         match self {
             TargetApi::Offer(cpp, offer) => cpp.operations(*offer, creds, turn).await,
-            TargetApi::Job(jobs, job) => jobs.operations(*job, creds, turn).await,
+            TargetApi::Job(jobs, job) => jobs.operations(*job, creds, turn, after).await,
         }
     }
 
@@ -153,7 +155,7 @@ impl<'a> TargetApi<'a> {
         'a: 's,
     {
         match self {
-            TargetApi::Offer(..) => observed.spec.operation_id.as_deref(),
+            TargetApi::Offer(..) => observed.operation_named(),
             TargetApi::Job(_, job) => Some(job.job_id),
         }
     }
@@ -193,7 +195,8 @@ async fn within_post_deadline(
 /// What the cancel is for, read before any intent: the read also proves
 /// the credentials, so a credentials problem never leaves an intent behind.
 async fn read_target(api: &TargetApi<'_>, observed: &Observed, creds: &Credentials) -> Outcome {
-    match api.operations(creds, observed.turn()).await {
+    let after = crate::claim::read_after(observed.claim.as_ref(), &observed.claimant, observed.now);
+    match api.operations(creds, observed.turn(), after).await {
         Ok(operations) => {
             let wanted = api.wanted(observed);
             Outcome::Targeted(target(&operations, wanted, |id| api.locate(id)))
@@ -222,7 +225,10 @@ async fn explain_not_found(
     refused: &ApiError,
 ) -> Outcome {
     let message = refused.to_string();
-    let list = match api.operations(creds, observed.turn()).await {
+    let list = match api
+        .operations(creds, observed.turn(), Some(Timestamp::now()))
+        .await
+    {
         Ok(operations) => shown_after_not_found(api, observed, &operations),
         Err(e) if e.http_status() == Some(404) => ListAfterNotFound::OfferMissing,
         Err(_) => ListAfterNotFound::Unread,
@@ -230,17 +236,18 @@ async fn explain_not_found(
     Outcome::CancelNotFound(Box::new(NotFound { message, list }))
 }
 
-/// What the offer's operations list shows after a 404 to the cancel.
+/// What the offer's operations list shows after a 404 to the cancel: a
+/// cancel since the intent, or what became of the recorded operation.
 fn shown_after_not_found(
     api: &TargetApi<'_>,
     observed: &Observed,
     operations: &[Operation],
 ) -> ListAfterNotFound {
     let since = observed.status.requested_at.as_ref().map(|t| t.0);
-    let found = settle(operations, since, None, |id| api.locate(id));
-    let ours = matches!(found, Settlement::Follow { .. } | Settlement::Ended(_));
+    let target = observed.status.target_operation.as_ref();
+    let target = target.map(|t| t.id.as_str());
     ListAfterNotFound::Shows {
-        settlement: ours.then_some(found),
+        settlement: Some(settle(operations, since, target, |id| api.locate(id))),
         latest: latest(operations, |_| true).cloned(),
     }
 }
@@ -254,7 +261,8 @@ async fn explain_refusal(
     creds: &Credentials,
     refused: &ApiError,
 ) -> Outcome {
-    let Ok(operations) = api.operations(creds, observed.turn()).await else {
+    let fresh = Some(Timestamp::now());
+    let Ok(operations) = api.operations(creds, observed.turn(), fresh).await else {
         return error_outcome(refused, true);
     };
     let since = observed.status.requested_at.as_ref().map(|t| t.0);
@@ -272,13 +280,17 @@ async fn poll(api: &TargetApi<'_>, location: &str, creds: &Credentials, turn: Tu
     }
 }
 
-/// The API's own record settles a cancel whose answer is unknown.
+/// The API's own record, as it is now, settles a cancel whose answer is
+/// unknown.
 async fn settle_from_list(
     api: &TargetApi<'_>,
     observed: &Observed,
     creds: &Credentials,
 ) -> Outcome {
-    match api.operations(creds, observed.turn()).await {
+    match api
+        .operations(creds, observed.turn(), Some(Timestamp::now()))
+        .await
+    {
         Ok(operations) => {
             let since = observed.status.requested_at.as_ref().map(|t| t.0);
             let target = observed.status.target_operation.as_ref();

@@ -14,6 +14,9 @@
 //!     namespaces in turn).
 //!   - [`text`]: bounded strings; [`timing`]: every requeue and wait.
 //! - Deciding and talking (neither knows the other):
+//!   - [`claim`]: one cancel per target: the claim the API server
+//!     arbitrates, its pure rules, and the one place it is read and
+//!     written (Leases).
 //!   - [`decide`]: the pure decision (what next, and what status follows).
 //!   - [`http`]: what both clients share (HTTP, rate limit, tokens per
 //!     audience, Location rules, retry classes).
@@ -43,6 +46,7 @@
 //! The CPP simulator is a crate of its own (`crates/cpp-simulator`),
 //! reached through the default `simulator` feature.
 pub mod apis;
+pub mod claim;
 pub mod cli;
 pub mod commands;
 pub mod context;

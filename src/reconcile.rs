@@ -24,14 +24,16 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::apis::Apis;
-use crate::context::{Context, PerResource, TargetHeld};
+use crate::claim::lease::{ClaimError, ClaimStore};
+use crate::claim::{Claim, ClaimWrite};
+use crate::context::{Context, PerResource};
 use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
 use crate::credentials::{self, SecretReading, Yield};
 use crate::decide::{Notice, Observed, Outcome, Requeue, Step, Transition, next_step, transition};
 use crate::execute::{execute, send_cancel};
 use crate::metrics::{Metrics, OutcomeLabels, ReconcileResult};
 use crate::status::{KubeStatus, StatusWriter, WriteError};
-use crate::timing::{CONFLICT_REQUEUE, TARGET_BUSY};
+use crate::timing::CONFLICT_REQUEUE;
 
 /// What failed in a reconcile, outside what status records.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,8 @@ pub enum Error {
     },
     #[error("reading the resource: {0}")]
     ReadResource(#[source] kube::Error),
+    #[error("reading the target's claim: {0}")]
+    ReadClaim(#[source] ClaimError),
     #[error(transparent)]
     WriteStatus(#[from] WriteError),
 }
@@ -57,6 +61,7 @@ impl Error {
             Error::NoNamespace => "no_namespace",
             Error::ReadSecret { .. } => "read_secret",
             Error::ReadResource(_) => "read_resource",
+            Error::ReadClaim(_) => "read_claim",
             Error::WriteStatus(WriteError::Conflict) => "conflict",
             Error::WriteStatus(WriteError::NoNamespace | WriteError::Api(_)) => "write_status",
         }
@@ -122,13 +127,19 @@ async fn reconcile_once(
     let mut observed = Observed::of(&current, None, errors, Timestamp::now());
     let secret = read_secret(&current, &observed, ctx).await?;
     observed.credentials_version = secret.as_ref().and_then(|s| s.version.clone());
-    let Ok(_held) = hold_target(ctx, &current, &mut observed) else {
-        return Ok(Some(TARGET_BUSY));
-    };
+    observed.claim = read_claim(&observed, ctx).await?;
     let mut writer = KubeStatus::new(ctx, &current);
     let mut report = Announce { ctx, obj: &current };
     let creds = secret.as_ref().and_then(SecretReading::yielded);
-    let requeue = step(&ctx.apis, &mut observed, creds, &mut writer, &mut report).await?;
+    let requeue = step(
+        &ctx.apis,
+        &ctx.claims,
+        &mut observed,
+        creds,
+        &mut writer,
+        &mut report,
+    )
+    .await?;
     let streak = requeue.errors_in_row();
     ctx.errors_in_row.set(key, (streak > 0).then_some(streak));
     Ok(requeue_delay(
@@ -138,46 +149,19 @@ async fn reconcile_once(
     ))
 }
 
-/// One cancel per target (offer or job): a reconcile that may send the first cancel holds
-/// the target in this process for its whole round, and decides knowing what
-/// the other resources on it did. `Err`: another reconcile holds it, or the
-/// cache is behind our own write to one of them; look again soon.
-fn hold_target<'a>(
-    ctx: &'a Context,
-    current: &OfferCancellation,
-    observed: &mut Observed,
-) -> Result<Option<TargetHeld<'a>>, ()> {
-    if !observed.may_send_first() {
+/// The target's claim, read from the API server when the next step may
+/// lead to a POST (`None` otherwise: nothing to arbitrate).
+async fn read_claim(observed: &Observed, ctx: &Context) -> Result<Option<Claim>, Error> {
+    let Some(key) = claim_key(observed).filter(|_| observed.needs_claim()) else {
         return Ok(None);
-    }
-    // A spec that may send names a valid target (`next_step` checked it).
-    let key = current.spec.target().map_err(|_| ())?.key();
-    let held = ctx.targets_deciding.hold(&key).ok_or(())?;
-    observed.peers = peers(current, ctx).ok_or(())?;
-    Ok(Some(held))
+    };
+    ctx.claims.read(&key).await.map_err(Error::ReadClaim)
 }
 
-/// The status of every other resource naming the same target, from the
-/// watch's cache; `None` while the cache is older than our own last write
-/// to one of them (that write may be the cancel this one should share).
-fn peers(resource: &OfferCancellation, ctx: &Context) -> Option<Vec<OfferCancellationStatus>> {
-    let Some(store) = ctx.resources.get() else {
-        return Some(Vec::new());
-    };
-    let me = ObjectRef::from_obj(resource);
-    let target = resource.spec.target().ok()?.key();
-    let mut statuses = Vec::new();
-    for key in ctx.target_index.naming(&target) {
-        // Gone since the watch saw it: no peer any more.
-        let Some(peer) = store.get(&key).filter(|_| key != me) else {
-            continue;
-        };
-        if behind(&ctx.written, &key, peer.meta().resource_version.as_deref()) {
-            return None;
-        }
-        statuses.push(peer.status.clone().unwrap_or_default());
-    }
-    Some(statuses)
+/// The key of the target's claim; `None` for a spec that names no valid
+/// target (it never sends).
+fn claim_key(observed: &Observed) -> Option<String> {
+    observed.spec.target().ok().map(|t| t.key())
 }
 
 /// What the resource's Secret yields, read only when the decision needs
@@ -234,13 +218,25 @@ fn behind(
     key: &ObjectRef<OfferCancellation>,
     seen: Option<&str>,
 ) -> bool {
-    match written.get(key) {
-        Some(ours) if Some(ours.as_str()) == seen => {
-            written.set(key.clone(), None);
-            false
-        }
-        Some(_) => true,
-        None => false,
+    let Some(ours) = written.get(key) else {
+        return false;
+    };
+    if seen.is_some_and(|seen| at_or_past(seen, &ours)) {
+        written.set(key.clone(), None);
+        return false;
+    }
+    true
+}
+
+/// Whether version `seen` is `ours` or newer. resourceVersions are opaque
+/// to clients, but where both read as etcd revisions (every API server
+/// today) a larger one is newer: a copy someone else wrote after our
+/// write (an annotation, a label) is not behind it. Otherwise only the
+/// same version counts.
+fn at_or_past(seen: &str, ours: &str) -> bool {
+    match (seen.parse::<u64>(), ours.parse::<u64>()) {
+        (Ok(seen), Ok(ours)) => seen >= ours,
+        _ => seen == ours,
     }
 }
 
@@ -308,8 +304,9 @@ async fn publish_event(ctx: &Context, obj: &OfferCancellation, notice: Option<&N
 /// Decide, execute, write, report: one round. An intent transition is
 /// followed by the one cancel POST, once the writer has made the intent
 /// durable. `credentials` is what the Secret (or the CLI's flags) yielded.
-pub async fn step<W: StatusWriter, R: Report>(
+pub async fn step<W: StatusWriter, R: Report, C: ClaimStore>(
     apis: &Apis,
+    claims: &C,
     observed: &mut Observed,
     credentials: Yield<'_>,
     writer: &mut W,
@@ -317,7 +314,11 @@ pub async fn step<W: StatusWriter, R: Report>(
 ) -> Result<Requeue, W::Error> {
     observed.now = Timestamp::now();
     observed.post_budget = apis.post_budget();
-    let mut edges = Edges { writer, report };
+    let mut edges = Edges {
+        writer,
+        report,
+        claims,
+    };
     let answer = match next_step(observed) {
         Step::Idle => return Ok(Requeue::Never),
         Step::Wait(wait) => return Ok(Requeue::After(wait)),
@@ -332,10 +333,13 @@ pub async fn step<W: StatusWriter, R: Report>(
     Ok(record_answer(observed, &mut edges, answer).await?.requeue)
 }
 
-/// Where a round's transitions go: the status writer, then the report.
-struct Edges<'a, W, R> {
+/// Where a round's transitions go: the target's claim (held before an
+/// intent), the status writer, the report, then the claim again (told the
+/// answer, or let go).
+struct Edges<'a, W, R, C> {
     writer: &'a mut W,
     report: &'a mut R,
+    claims: &'a C,
 }
 
 /// How often an answer from CPP is written again after the resource moved
@@ -348,9 +352,9 @@ const ANSWER_WRITES: usize = 5;
 /// while its status is still the one the decision was made from, the
 /// answer is applied to it and written again. Only when another writer
 /// changed the status meanwhile is ours dropped.
-async fn record_answer<W: StatusWriter, R: Report>(
+async fn record_answer<W: StatusWriter, R: Report, C: ClaimStore>(
     observed: &mut Observed,
-    edges: &mut Edges<'_, W, R>,
+    edges: &mut Edges<'_, W, R, C>,
     answer: Outcome,
 ) -> Result<Transition, W::Error> {
     let decided_from = observed.status.clone();
@@ -385,20 +389,73 @@ fn status_unchanged(now: Option<&OfferCancellationStatus>, then: &OfferCancellat
 }
 
 /// Applies `outcome`, writes the result when the status changed, reports
-/// it, and moves `observed` on to it.
-async fn write<W: StatusWriter, R: Report>(
+/// it, and moves `observed` on to it. An intent is written only once the
+/// target's claim is held; a claim someone else took first leaves the
+/// status as it was, to be decided again.
+async fn write<W: StatusWriter, R: Report, C: ClaimStore>(
     observed: &mut Observed,
-    edges: &mut Edges<'_, W, R>,
+    edges: &mut Edges<'_, W, R, C>,
     outcome: Outcome,
 ) -> Result<Transition, W::Error> {
     observed.now = Timestamp::now();
-    let t = transition(observed, outcome);
+    let mut t = transition(observed, outcome);
+    if let Some(ClaimWrite::Acquire { how, claim }) = &t.claim {
+        match acquire(edges.claims, observed, claim, how).await {
+            Ok(held) => observed.claim = Some(held),
+            Err(refused) => t = transition(observed, refused),
+        }
+    }
     if t.status != observed.status {
         edges.writer.write(&t.status).await?;
     }
     edges.report.transitioned(&observed.status, &t).await;
+    tell_the_claim(edges.claims, observed, t.claim.as_ref()).await;
     observed.status = t.status.clone();
     Ok(t)
+}
+
+/// Holds the target's claim; what a refusal means to the decision.
+async fn acquire<C: ClaimStore>(
+    claims: &C,
+    observed: &Observed,
+    claim: &Claim,
+    how: &crate::claim::Acquire,
+) -> Result<Claim, Outcome> {
+    let key = claim_key(observed).unwrap_or_default();
+    claims.acquire(&key, claim, how).await.map_err(|e| match e {
+        ClaimError::Lost => Outcome::ClaimTaken,
+        ClaimError::Api(e) => Outcome::Transient {
+            message: format!("the target's claim could not be written: {e}"),
+            retry_after: None,
+        },
+    })
+}
+
+/// After a transition is durable: our POST's answer goes onto the claim we
+/// hold, for the others to follow; a cancel of ours that failed lets the
+/// claim go. Both are courtesies: a claim not told expires with its
+/// window, and the others then read the target's own record.
+async fn tell_the_claim<C: ClaimStore>(
+    claims: &C,
+    observed: &Observed,
+    write: Option<&ClaimWrite>,
+) {
+    let Some(key) = claim_key(observed) else {
+        return;
+    };
+    let told = match write {
+        Some(ClaimWrite::Answer(answer)) => match observed.claim.as_ref() {
+            Some(ours) if ours.claimant == observed.claimant => {
+                claims.answer(&key, ours, answer).await
+            }
+            _ => Ok(()),
+        },
+        Some(ClaimWrite::Release) => claims.release(&key, &observed.claimant).await,
+        Some(ClaimWrite::Acquire { .. }) | None => Ok(()),
+    };
+    if let Err(e) = told {
+        tracing::debug!(error = %e, "the target's claim was not updated");
+    }
 }
 
 /// When to look again; `None`: only on a change.

@@ -20,13 +20,9 @@ pub const ERROR_REQUEUE: Duration = Duration::from_secs(30);
 /// a reconcile at once, so this only covers a missed watch event.
 pub const CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
 
-/// While another reconcile in this process decides about the same target,
-/// or the cache is behind our own write to a resource on it: both clear
-/// within one round, so look again soon.
-pub const TARGET_BUSY: Duration = Duration::from_millis(500);
-
-/// While another resource's cancel for the same target is in flight: its
-/// answer is one POST away.
+/// While another resource's POST to the same target may be in flight, or
+/// was answered without a location to follow: its answer is one POST
+/// away, and the list read again shows what it did.
 pub const PEER_WAIT: Duration = Duration::from_secs(1);
 
 /// While a cancel was accepted without a location: the cancel operation
@@ -59,19 +55,22 @@ pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(10);
 
 // ---- Deciding about a target others also name ----
 
-/// How long before a resource's creation another resource's cancel may
-/// have been requested and still be this resource's cancel too: GitOps
-/// applies the manifests of one change within moments of each other. A
-/// cancel requested earlier than that was someone else's errand.
+/// A resource that finds nothing in progress, and the latest operation
+/// cancelled by a cancel the target's claim says was requested at most
+/// this long before the resource was created, ends Cancelled with it:
+/// GitOps applies the manifests of one change within moments of each
+/// other, and the operation that ran when it was applied is the one that
+/// cancel stopped. Only then: an operation running now is always this
+/// resource's own to cancel.
 pub const SHARE_WINDOW: SignedDuration = SignedDuration::from_secs(60);
 
-/// How long past another resource's in-flight window this one still waits
-/// for that resource to settle its cancel in doubt. Settling takes one
-/// list read; meanwhile its POST may have been the one that ended the
-/// operation (a synchronous cancel whose answer was lost), or it may be
-/// about to be resent. Past this the other is taken to be stuck (its Secret
-/// gone, say), and the API's list, read just now, decides alone.
-pub const PEER_PATIENCE: SignedDuration = SignedDuration::from_secs(300);
+/// How long a claim is kept past its in-flight window: by then the
+/// target's own record (a listed cancel, an operation no longer running)
+/// says what its POST did, and a claim only ever served until it does.
+pub const CLAIM_TTL: SignedDuration = SignedDuration::from_secs(3600);
+
+/// How often the leader sweeps claims past [`CLAIM_TTL`].
+pub const CLAIM_SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// How far CPP's clock may be behind ours when matching a cancel
 /// operation's `createdDateTime` against our recorded intent.

@@ -3,7 +3,7 @@
 //! skipped, never stopping the others) and trimmed to what the operator
 //! reads; Secrets are watched as metadata only.
 
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::PartialObjectMeta;
@@ -11,7 +11,6 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::context::TargetIndex;
 use crate::crd::{OfferCancellation, RETRY_ANNOTATION};
 use crate::metrics::Metrics;
 use crate::text::clip;
@@ -26,7 +25,6 @@ pub(crate) fn resources(
     client: Client,
     namespace: Option<&str>,
     metrics: Arc<Metrics>,
-    offers: Arc<TargetIndex>,
 ) -> (
     Store<OfferCancellation>,
     impl Stream<Item = Result<OfferCancellation, watcher::Error>> + Send + 'static,
@@ -41,7 +39,6 @@ pub(crate) fn resources(
         .default_backoff()
         .filter_map(move |event| std::future::ready(typed(event, &metrics)))
         .reflect(writer)
-        .inspect_ok(move |event| offers.seen(event))
         .applied_objects()
         .predicate_filter(asks_for_work, Default::default());
     (reader, stream)

@@ -133,9 +133,50 @@ async fn a_job_that_succeeded_is_not_a_cancel_that_succeeded() {
         .unwrap();
     assert_eq!(polled.state, OperationState::Failed);
     assert!(polled.operation.detail.contains("plan 2 invalid"));
-    let listed = jobs.operations(JOB, &token(), Turn::any()).await.unwrap();
+    let listed = jobs
+        .operations(JOB, &token(), Turn::any(), None)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].status, "failed");
+}
+
+#[tokio::test]
+async fn twenty_readers_of_one_job_make_one_status_request() {
+    let (cpp, graph, login) = servers().await;
+    Mock::given(method("GET"))
+        .and(path(STATUS))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(
+                    json!({"jobId": JOB_ID, "jobStatus": "running", "jobResult": "pending"}),
+                )
+                .set_delay(Duration::from_millis(100)),
+        )
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let jobs = apis(&cpp, &graph, &login).jobs;
+    let location = jobs.status_location(JOB).unwrap();
+    let creds = token();
+    let reads = (0..20).map(|i| {
+        let (jobs, creds, location) = (&jobs, &creds, &location);
+        async move {
+            if i % 2 == 0 {
+                jobs.operations(JOB, creds, Turn::any(), None)
+                    .await
+                    .map(|_| ())
+            } else {
+                jobs.poll(JOB, location, creds, Turn::any())
+                    .await
+                    .map(|_| ())
+            }
+        }
+    });
+    for read in futures::future::join_all(reads).await {
+        read.unwrap();
+    }
+    // wiremock checks `expect(1)` when the server drops.
 }
 
 #[tokio::test]
@@ -306,8 +347,9 @@ async fn a_token_goes_only_to_the_api_it_was_requested_for() {
     // Interleaved, and twice: each audience's token comes from its own
     // cache slot, fetched once.
     for _ in 0..2 {
+        // Read anew each time (the job's reads are shared otherwise).
         apis.jobs
-            .operations(JOB, &creds, Turn::any())
+            .operations(JOB, &creds, Turn::any(), Some(jiff::Timestamp::now()))
             .await
             .unwrap();
         apis.cpp

@@ -289,9 +289,9 @@ async fn a_stale_view_never_posts_its_intent_write_is_refused() {
 }
 
 #[tokio::test]
-async fn lost_sync_answer_with_nothing_in_progress_ends_cancelled_without_a_post() {
+async fn a_lost_sync_answer_whose_publish_the_list_shows_cancelled_ends_cancelled_without_a_post() {
     let cpp = Conversation::Lists(serde_json::json!([
-        {"id": "pub-1", "submissionType": "publish", "status": "canceled"}
+        {"id": "publish-1", "submissionType": "publish", "status": "canceled"}
     ]))
     .serve()
     .await;

@@ -73,6 +73,23 @@ fn lease_namespace(flag: Option<&str>, env: Option<&str>, file: Option<&str>) ->
         .to_string()
 }
 
+/// Where the targets' claims are kept: the flag; else the Lease's
+/// namespace flag, `POD_NAMESPACE` or the pod's own namespace (the
+/// operator's namespace, where deploy/ grants it Leases); else the one
+/// namespace it watches (a namespaced install keeps them beside its
+/// resources); else `default`, which every cluster has.
+pub fn claim_namespace(flag: Option<&str>, lease: Option<&str>, watched: Option<&str>) -> String {
+    let pod_ns = std::env::var("POD_NAMESPACE").ok();
+    let file_ns = std::fs::read_to_string(POD_NAMESPACE_FILE).ok();
+    [flag, lease, pod_ns.as_deref(), file_ns.as_deref(), watched]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|s| !s.is_empty())
+        .unwrap_or("default")
+        .to_string()
+}
+
 /// Runs the controller until SIGTERM, or until it loses the Lease.
 pub async fn run(config: Config) -> Result<(), Error> {
     let client = Client::try_default().await?;

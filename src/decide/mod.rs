@@ -10,7 +10,6 @@
 //! - `model.rs`: the decision's words: steps, calls, outcomes,
 //!   transitions, condition types and reasons.
 //! - `observed.rs`: what the decision looks at, and what it reads there.
-//! - `share.rs`: what other resources on the same target already did.
 //! - `conditions.rs`: how a transition reads as conditions and an Event.
 //! - `transition.rs`: the table of transitions, one function per outcome.
 //! - here: `next_step`.
@@ -19,7 +18,6 @@ mod conditions;
 mod model;
 mod observed;
 mod settle;
-mod share;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -44,11 +42,11 @@ use observed::{
 };
 
 impl Observed {
-    /// Whether the next step may lead to a first cancel request (a fresh
-    /// resource, or a retry that sends anew): only then do other resources
-    /// on the same offer matter.
-    pub(crate) fn may_send_first(&self) -> bool {
-        next_step(self) == Step::Call(Call::ReadTarget)
+    /// Whether the next step may lead to a cancel POST (a first one, a
+    /// retry that sends anew, or a resend after a lost answer): only then
+    /// is the target's claim read.
+    pub fn needs_claim(&self) -> bool {
+        matches!(next_step(self), Step::Call(Call::ReadTarget | Call::Settle))
     }
 }
 

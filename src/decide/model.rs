@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::settle::Settlement;
 use super::target::Targeting;
+use crate::claim::ClaimWrite;
 use crate::crd::OfferCancellationStatus;
 use crate::operation::{CancelOutcome, PolledOperation};
 
@@ -32,8 +33,8 @@ pub mod reason {
     /// A Failed resource resumes the cancel CPP had accepted.
     pub const RESUMING: &str = "Resuming";
     pub const CANCEL_FAILED: &str = "CancelFailed";
-    /// The cancel was already requested for this offer; this resource
-    /// followed it to its end instead of sending its own.
+    /// Another resource's cancel of the same operation was in flight or
+    /// accepted; this resource followed it instead of sending its own.
     pub const CANCEL_SHARED: &str = "CancelShared";
     /// `spec.operationId` names an operation that has ended: nothing sent.
     pub const OPERATION_ENDED: &str = "OperationEnded";
@@ -90,11 +91,11 @@ pub(crate) enum Step {
     Wait(Duration),
     /// No call needed; apply this outcome.
     Record(Outcome),
-    /// Ask CPP, then apply what its answer means.
+    /// Ask the target's API, then apply what its answer means.
     Call(Call),
 }
 
-/// The CPP call a step needs.
+/// The call to the target's API a step needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Call {
     /// Read the offer's operations list to find what the cancel is for
@@ -148,6 +149,9 @@ pub enum Outcome {
     TimedOut,
     /// The generation moved on a final resource: record that it was seen.
     Acknowledged,
+    /// Another resource took the target's claim first: nothing is written
+    /// or sent; decide again from a fresh read.
+    ClaimTaken,
 }
 
 /// CPP's 404 to the cancel, and what the offer's operations list showed
@@ -170,7 +174,8 @@ pub enum ListAfterNotFound {
     /// The list was 404 too: CPP knows no such offer.
     OfferMissing,
     Shows {
-        /// A cancel operation created since the intent.
+        /// What the list says of the cancel since the intent and of the
+        /// recorded operation.
         settlement: Option<Settlement>,
         /// The latest operation other than a cancel.
         latest: Option<crate::operation::Operation>,
@@ -221,4 +226,7 @@ pub struct Transition {
     /// What a poll said of the operation's progress (not status: it would
     /// cost a write per poll).
     pub progress: Option<String>,
+    /// What the target's claim needs: held before an intent, told the
+    /// answer after our POST, let go when our cancel failed.
+    pub claim: Option<ClaimWrite>,
 }

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use std::time::Duration;
 
 use super::model::reason;
+use crate::claim::{Claim, Claimant};
 use crate::crd::{
     OfferCancellation, OfferCancellationSpec, OfferCancellationStatus, Phase, RETRY_ANNOTATION,
     retry_request_token,
@@ -38,10 +39,12 @@ pub struct Observed {
     pub post_budget: Duration,
     /// When the resource was created (`metadata.creationTimestamp`).
     pub created: Option<Timestamp>,
-    /// The status of every other resource naming the same offer, in any
-    /// namespace, as this controller knows it (empty for the CLI): one
-    /// cancel per target.
-    pub peers: Vec<OfferCancellationStatus>,
+    /// This resource as the claimant of its target.
+    pub claimant: Claimant,
+    /// The target's claim as the API server had it when this round read
+    /// it (`None`: unclaimed, or not read: the CLI, or a step that sends
+    /// nothing): one cancel per target.
+    pub claim: Option<Claim>,
     pub now: Timestamp,
 }
 
@@ -68,7 +71,8 @@ impl Observed {
             errors_in_row,
             post_budget: DEFAULT_POST_BUDGET,
             created: resource.metadata.creation_timestamp.as_ref().map(|t| t.0),
-            peers: Vec::new(),
+            claimant: Claimant::of(resource),
+            claim: None,
             now,
         }
     }
@@ -83,10 +87,26 @@ impl Observed {
             credentials_version: self.credentials_version.take(),
             errors_in_row: self.errors_in_row,
             post_budget: self.post_budget,
-            peers: std::mem::take(&mut self.peers),
+            claim: self.claim.take(),
             round_began: self.round_began,
             ..fresh
         };
+    }
+}
+
+impl Observed {
+    /// The operation a first cancel is for, when it is known before the
+    /// list is read: the one `spec.operationId` names, or the one this
+    /// resource found in progress and follows another resource's cancel
+    /// of (from then on it is as if `operationId` named it).
+    pub fn operation_named(&self) -> Option<&str> {
+        let followed = (self.status.shared_cancel && stage(&self.status) == Stage::Fresh)
+            .then_some(self.status.target_operation.as_ref())
+            .flatten();
+        self.spec
+            .operation_id
+            .as_deref()
+            .or(followed.map(|t| t.id.as_str()))
     }
 }
 

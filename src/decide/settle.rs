@@ -14,9 +14,10 @@ pub enum Settlement {
     /// A cancel operation created since the intent has ended: the
     /// operation as the list shows it.
     Ended(Operation),
-    /// Nothing at all is in progress on the offer (or the operation this
-    /// resource cancels was cancelled).
-    NothingInProgress,
+    /// An intent that names no target (an earlier release's) and nothing
+    /// in progress on the offer: the latest operation says whether a
+    /// cancel took effect.
+    NothingInProgress { latest: Option<Operation> },
     /// No cancel of ours, and the operation to cancel still runs.
     TargetRunning,
     /// The operation this resource cancels ended cancelled.
@@ -24,6 +25,9 @@ pub enum Settlement {
     /// The operation this resource cancels ended otherwise than cancelled
     /// (`succeeded`, `failed`, ...): the cancel came too late.
     TargetEnded { operation: String },
+    /// The operation this resource cancels is no longer listed: nothing
+    /// shows that it was cancelled.
+    TargetMissing { id: String },
 }
 
 /// Reads the offer's operations list for a cancel requested at `since`.
@@ -67,7 +71,9 @@ pub(crate) fn settle(
         Some(id) => by_target(operations, id),
         // An intent recorded by an earlier release names no target.
         None if operations.iter().any(Operation::is_running) => Settlement::TargetRunning,
-        None => Settlement::NothingInProgress,
+        None => Settlement::NothingInProgress {
+            latest: super::target::latest(operations, |_| true).cloned(),
+        },
     }
 }
 
@@ -81,6 +87,6 @@ fn by_target(operations: &[Operation], id: &str) -> Settlement {
         Some(op) => Settlement::TargetEnded {
             operation: super::target::describe(op),
         },
-        None => Settlement::NothingInProgress,
+        None => Settlement::TargetMissing { id: id.to_string() },
     }
 }

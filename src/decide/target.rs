@@ -74,7 +74,7 @@ pub(crate) fn latest(
 }
 
 /// An operation as status records it; one without an id cannot be named.
-fn recorded(op: &Operation) -> Option<TargetOperation> {
+pub(super) fn recorded(op: &Operation) -> Option<TargetOperation> {
     Some(TargetOperation {
         id: op.id.clone()?,
         type_: op.kind.clone(),

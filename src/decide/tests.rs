@@ -1,6 +1,7 @@
 use super::conditions::MAX_EVENT_NOTE;
 use super::target::describe;
 use super::*;
+use crate::claim::{self, Claim, ClaimAnswer, ClaimWrite, Claimant};
 use crate::crd::{OfferCancellation, Phase};
 use crate::fixtures::at;
 use crate::operation::{CancelOutcome, Operation, PolledOperation};
@@ -369,15 +370,30 @@ fn settle_ignores_an_older_finished_cancel_and_reads_what_is_in_progress() {
         listed("publish", "canceled", None),
         listed("goLive", "mystery", None),
     ];
-    assert_eq!(settle_at_zero(&idle), Settlement::NothingInProgress);
-    assert_eq!(settle_at_zero(&[]), Settlement::NothingInProgress);
+    assert_eq!(
+        settle_at_zero(&idle),
+        Settlement::NothingInProgress {
+            latest: Some(listed("goLive", "mystery", None))
+        }
+    );
+    assert_eq!(
+        settle_at_zero(&[]),
+        Settlement::NothingInProgress { latest: None }
+    );
+}
+
+/// An earlier release's intent (no target), and the list shows nothing in
+/// progress, the latest operation as `latest` says.
+fn nothing_left(latest: Option<Operation>) -> Outcome {
+    Outcome::Settled(Settlement::NothingInProgress { latest })
 }
 
 #[test]
-fn lost_answer_with_nothing_in_progress_is_cancelled_nothing_in_progress() {
+fn a_lost_answer_with_nothing_in_progress_is_cancelled_only_when_the_list_shows_it() {
     let mut w = fresh();
     w.apply(crate::fixtures::intent());
-    let t = w.apply(Outcome::Settled(Settlement::NothingInProgress));
+    let mut idle = w.clone();
+    let t = w.apply(nothing_left(Some(listed("publish", "canceled", None))));
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
     assert_eq!(
         w.condition(condition::READY),
@@ -385,10 +401,20 @@ fn lost_answer_with_nothing_in_progress_is_cancelled_nothing_in_progress() {
     );
     assert!(t.status.message.unwrap().contains("lost"));
     assert_eq!(w.step(), Step::Idle);
+    let t = idle.apply(nothing_left(Some(listed("publish", "succeeded", None))));
+    assert_eq!(
+        t.status.phase,
+        Some(Phase::Failed),
+        "nothing shows a cancel"
+    );
+    assert_eq!(
+        idle.condition(condition::STALLED).1,
+        reason::NOTHING_TO_CANCEL
+    );
 }
 
 #[test]
-fn resend_after_in_doubt_keeps_the_first_request_time_and_a_404_means_nothing_in_progress() {
+fn resend_after_in_doubt_keeps_the_first_request_time_and_a_404_reads_the_list_again() {
     let mut w = fresh();
     w.apply(crate::fixtures::intent());
     w.now = at(50);
@@ -396,7 +422,14 @@ fn resend_after_in_doubt_keeps_the_first_request_time_and_a_404_means_nothing_in
     assert!(t.post, "the operation still runs: the cancel goes again");
     assert_eq!(t.status.requested_at, Some(Time(at(0))));
     assert_eq!(t.status.attempts, 2);
-    let t = w.apply(not_found_with(ListAfterNotFound::Unread));
+    let unread = w.clone().apply(not_found_with(ListAfterNotFound::Unread));
+    assert_eq!(unread.status.phase, Some(Phase::Failed), "nothing shows it");
+    let t = w.apply(not_found_with(ListAfterNotFound::Shows {
+        settlement: Some(Settlement::TargetCancelled {
+            operation: "publish publish-1 (canceled)".into(),
+        }),
+        latest: None,
+    }));
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
     assert_eq!(
         w.condition(condition::READY),
@@ -727,7 +760,7 @@ fn a_timeout_in_doubt_is_cancelled_when_cpp_shows_the_cancel_done() {
     ))));
     assert_eq!(w.status.phase, Some(Phase::Cancelled));
     let mut w = timed_out_in_doubt();
-    w.apply(Outcome::Settled(Settlement::NothingInProgress));
+    w.apply(nothing_left(Some(listed("publish", "canceled", None))));
     assert_eq!(
         w.condition(condition::READY),
         ("True".into(), reason::NOTHING_IN_PROGRESS.into())
@@ -1049,24 +1082,29 @@ fn a_404_to_a_first_post_says_what_cpp_shows() {
     );
 }
 
-/// Another resource on the same offer, created with this one, whose
-/// cancel reached `outcomes` (requested at the clock's zero).
-fn peer_after(outcomes: Vec<Outcome>) -> crate::crd::OfferCancellationStatus {
-    OfferCancellation::test()
-        .after(outcomes)
-        .status
-        .unwrap_or_default()
+/// Another resource's claim on the target, for `operation`, taken at the
+/// clock's zero and in flight for the fixture's POST window.
+fn peer_claim(operation: &str, answer: Option<ClaimAnswer>) -> Claim {
+    Claim {
+        claimant: Claimant {
+            namespace: "elsewhere".into(),
+            name: "peer".into(),
+            uid: "uid-peer".into(),
+        },
+        operation: operation.into(),
+        claimed_at: at(0),
+        in_flight_until: past_the_window(),
+        answer,
+        version: "41".into(),
+    }
 }
 
-/// A fresh resource created at the clock's zero, with these peers, that
-/// has read the list.
-fn fresh_with_peers(
-    peers: Vec<crate::crd::OfferCancellationStatus>,
-    found: Targeting,
-) -> (Observed, Transition) {
+/// A fresh resource created at the clock's zero that finds `claim` on
+/// its target, and has read the list.
+fn fresh_with_claim(claim: Option<Claim>, found: Targeting) -> (Observed, Transition) {
     let mut w = fresh();
     w.created = Some(at(0));
-    w.peers = peers;
+    w.claim = claim;
     let t = w.apply(Outcome::Targeted(found));
     (w, t)
 }
@@ -1075,47 +1113,90 @@ fn send_publish_1() -> Targeting {
     Targeting::Send(crate::fixtures::running_publish())
 }
 
-#[test]
-fn another_resources_cancel_in_flight_is_waited_for_and_nothing_is_sent() {
-    let in_flight = peer_after(vec![crate::fixtures::intent()]);
-    let (_, t) = fresh_with_peers(vec![in_flight], send_publish_1());
-    assert!(!t.post);
-    assert_eq!(t.requeue, Requeue::After(Duration::from_secs(1)));
-    assert_eq!(t.status.phase, None);
+fn publish_2() -> crate::crd::TargetOperation {
+    crate::crd::TargetOperation {
+        id: "publish-2".into(),
+        type_: Some("publish".into()),
+        created: None,
+    }
 }
 
 #[test]
-fn another_resources_sync_cancel_is_shared_even_when_nothing_is_left_to_cancel() {
-    let answered = peer_after(vec![
-        crate::fixtures::intent(),
-        Outcome::Answered(CancelOutcome::Cancelled),
-    ]);
-    let (w, t) = fresh_with_peers(vec![answered], Targeting::NothingToCancel(None));
+fn the_target_is_claimed_before_the_intent_for_as_long_as_the_post_may_fly() {
+    let (w, t) = fresh_with_claim(None, send_publish_1());
+    assert!(t.post);
+    let Some(ClaimWrite::Acquire { how, claim }) = t.claim else {
+        panic!("no claim: {:?}", t.claim);
+    };
+    assert_eq!(how, claim::Acquire::Create);
+    assert_eq!(claim.operation, "publish-1");
+    assert_eq!(claim.claimant, w.claimant);
+    let deadline = t.status.post_deadline.map(|d| d.0);
+    assert_eq!(
+        deadline.map(|d| d + jiff::SignedDuration::try_from(IN_FLIGHT_MARGIN).unwrap()),
+        Some(claim.in_flight_until),
+        "held until the intent's window ends"
+    );
+}
+
+#[test]
+fn another_resources_post_in_flight_is_waited_for_and_nothing_is_sent() {
+    let (w, t) = fresh_with_claim(Some(peer_claim("publish-1", None)), send_publish_1());
     assert!(!t.post);
-    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(t.claim, None);
+    assert_eq!(t.requeue, Requeue::After(Duration::from_secs(1)));
+    assert_eq!(t.status.phase, Some(Phase::Pending));
     assert!(t.status.shared_cancel);
     assert_eq!(
-        w.condition(condition::READY),
-        ("True".into(), reason::CANCEL_SHARED.into())
+        t.status.target_operation.as_ref().map(|o| o.id.as_str()),
+        Some("publish-1")
     );
+    assert_eq!(w.condition(condition::RECONCILING).1, reason::CANCEL_SHARED);
     let message = t.status.message.unwrap_or_default();
     assert!(
-        !message.contains("default") && !message.contains("contoso-offer-cancel"),
-        "names no other resource: {message}"
+        !message.contains("elsewhere") && !message.contains("peer"),
+        "{message}"
     );
+    // Written once: waiting on writes nothing more.
+    let again = w.clone().apply(Outcome::Targeted(send_publish_1()));
+    assert_eq!(again.status, w.status);
+    assert_eq!(again.notice, None);
 }
 
 #[test]
-fn another_resources_accepted_cancel_is_followed() {
-    let accepted = peer_after(vec![
-        crate::fixtures::intent(),
-        Outcome::Answered(CancelOutcome::Accepted {
-            http: 202,
-            location: Some("/op/7".into()),
-            retry_after: None,
-        }),
-    ]);
-    let (_, t) = fresh_with_peers(vec![accepted], send_publish_1());
+fn a_post_in_flight_is_waited_for_whatever_operation_it_cancels() {
+    let (_, t) = fresh_with_claim(
+        Some(peer_claim("publish-1", None)),
+        Targeting::Send(publish_2()),
+    );
+    assert!(!t.post, "a CPP cancel stops whatever runs");
+}
+
+#[test]
+fn an_unanswered_claim_past_its_window_is_taken_over_fenced_on_its_version() {
+    let mut w = fresh();
+    w.claim = Some(peer_claim("publish-1", None));
+    w.now = past_the_window();
+    let t = w.apply(Outcome::Targeted(send_publish_1()));
+    assert!(
+        t.post,
+        "the list, read after the window, shows it still running"
+    );
+    assert!(matches!(
+        t.claim,
+        Some(ClaimWrite::Acquire { how: claim::Acquire::TakeOver { ref version }, .. }) if version == "41"
+    ));
+}
+
+#[test]
+fn another_resources_accepted_cancel_of_the_same_operation_is_followed() {
+    let accepted = ClaimAnswer::Accepted {
+        location: Some("/op/7".into()),
+    };
+    let (_, t) = fresh_with_claim(
+        Some(peer_claim("publish-1", Some(accepted))),
+        send_publish_1(),
+    );
     assert!(!t.post);
     assert_eq!(t.status.phase, Some(Phase::Cancelling));
     assert_eq!(t.status.operation_location.as_deref(), Some("/op/7"));
@@ -1123,66 +1204,189 @@ fn another_resources_accepted_cancel_is_followed() {
 }
 
 #[test]
-fn a_cancel_requested_long_before_this_resource_was_created_is_not_shared() {
-    let answered = peer_after(vec![
-        crate::fixtures::intent(),
-        Outcome::Answered(CancelOutcome::Cancelled),
-    ]);
-    let mut w = fresh();
-    w.created = Some(at(3600));
-    w.now = at(3600);
-    w.peers = vec![answered];
-    let t = w.apply(Outcome::Targeted(send_publish_1()));
-    assert!(t.post, "an old cancel was someone else's errand");
+fn a_cancel_of_the_previous_publish_never_counts() {
+    let previous = peer_claim("publish-1", Some(ClaimAnswer::Cancelled));
+    let (_, t) = fresh_with_claim(Some(previous), Targeting::Send(publish_2()));
+    assert!(t.post, "publish-2 is this resource's own to cancel");
+    assert_eq!(t.status.target_operation, Some(publish_2()));
 }
 
 #[test]
-fn with_an_operation_id_only_a_cancel_of_that_operation_is_shared() {
-    let answered = peer_after(vec![
-        crate::fixtures::intent(),
-        Outcome::Answered(CancelOutcome::Cancelled),
-    ]);
-    let mut w = fresh();
-    w.created = Some(at(0));
-    w.spec.operation_id = Some("another-publish".into());
-    w.peers = vec![answered.clone()];
-    let other = crate::crd::TargetOperation {
-        id: "another-publish".into(),
-        ..Default::default()
-    };
-    let t = w.clone().apply(Outcome::Targeted(Targeting::Send(other)));
-    assert!(
-        t.post,
-        "the peer cancelled publish-1, not the named operation"
+fn a_follower_is_cancelled_only_once_the_list_shows_its_operation_cancelled() {
+    let done = peer_claim("publish-1", Some(ClaimAnswer::Cancelled));
+    let (mut w, t) = fresh_with_claim(Some(done), send_publish_1());
+    assert!(!t.post);
+    assert_eq!(
+        t.status.phase,
+        Some(Phase::Pending),
+        "the list still showed it running"
     );
-    w.spec.operation_id = Some("publish-1".into());
-    let t = w.apply(Outcome::Targeted(send_publish_1()));
+    assert_eq!(
+        w.operation_named(),
+        Some("publish-1"),
+        "as if operationId named it"
+    );
+    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
+    let t = w.apply(Outcome::Targeted(Targeting::Ended(listed(
+        "publish", "canceled", None,
+    ))));
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(
+        w.condition(condition::READY),
+        ("True".into(), reason::CANCEL_SHARED.into())
+    );
 }
 
 #[test]
-fn another_resources_unsettled_intent_is_waited_for_until_it_looks_stuck() {
-    let in_doubt = peer_after(vec![crate::fixtures::intent()]);
-    let mut w = fresh();
-    w.created = Some(at(0));
-    w.peers = vec![in_doubt];
-    // Past its POST's window, the other settles next: its lost answer may
-    // be what ended the operation, or it may be about to resend.
-    w.now = past_the_window();
-    let t = w
-        .clone()
-        .apply(Outcome::Targeted(Targeting::NothingToCancel(None)));
-    assert_eq!(t.requeue, Requeue::After(Duration::from_secs(1)), "waits");
-    let t = w.clone().apply(Outcome::Targeted(send_publish_1()));
-    assert!(!t.post, "never a second POST beside a resend");
-    // Five minutes past the window the other looks stuck: CPP's list,
-    // read just now, decides alone.
-    w.now = past_the_window() + jiff::SignedDuration::from_secs(300);
-    let t = w.apply(Outcome::Targeted(send_publish_1()));
-    assert!(t.post, "the list shows the publish still running");
+fn a_followed_operation_that_went_live_is_not_cancelled() {
+    let (mut w, _) = fresh_with_claim(Some(peer_claim("publish-1", None)), send_publish_1());
+    let mut live = listed("publish", "succeeded", None);
+    live.id = Some("publish-1".into());
+    w.apply(Outcome::Targeted(Targeting::Ended(live)));
+    assert_eq!(w.status.phase, Some(Phase::Failed));
+    assert_eq!(w.condition(condition::STALLED).1, reason::OPERATION_ENDED);
 }
 
-// ---- Product Ingestion configure jobs: the same decision, the job's words.
+#[test]
+fn nothing_in_progress_is_shared_only_with_a_cancel_claimed_around_this_resources_creation() {
+    let cancelled = || {
+        let mut op = listed("publish", "canceled", Some(-5));
+        op.id = Some("publish-1".into());
+        op
+    };
+    let done = peer_claim("publish-1", Some(ClaimAnswer::Cancelled));
+    let (w, t) = fresh_with_claim(
+        Some(done.clone()),
+        Targeting::NothingToCancel(Some(cancelled())),
+    );
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert_eq!(w.condition(condition::READY).1, reason::CANCEL_SHARED);
+    // Created an hour after that cancel: someone else's errand.
+    let mut late = fresh();
+    late.created = Some(at(3600));
+    late.now = at(3600);
+    late.claim = Some(done);
+    late.apply(Outcome::Targeted(Targeting::NothingToCancel(Some(
+        cancelled(),
+    ))));
+    assert_eq!(
+        late.condition(condition::STALLED).1,
+        reason::NOTHING_TO_CANCEL
+    );
+    // No claim: nothing says it was for this resource.
+    let (w, _) = fresh_with_claim(None, Targeting::NothingToCancel(Some(cancelled())));
+    assert_eq!(w.condition(condition::STALLED).1, reason::NOTHING_TO_CANCEL);
+}
+
+#[test]
+fn a_lost_answer_is_resent_only_while_the_claim_lets_us() {
+    let mut ours = fresh();
+    ours.apply(crate::fixtures::intent());
+    ours.now = past_the_window();
+    let mine = Claim {
+        claimant: ours.claimant.clone(),
+        ..peer_claim("publish-1", None)
+    };
+    ours.claim = Some(mine);
+    let t = ours
+        .clone()
+        .apply(Outcome::Settled(Settlement::TargetRunning));
+    assert!(t.post, "our own claim is renewed for the resend");
+    assert!(matches!(
+        t.claim,
+        Some(ClaimWrite::Acquire {
+            how: claim::Acquire::TakeOver { .. },
+            ..
+        })
+    ));
+    let mut taken = ours.clone();
+    taken.claim = Some(Claim {
+        in_flight_until: past_the_window() + jiff::SignedDuration::from_secs(30),
+        ..peer_claim("publish-1", None)
+    });
+    let t = taken.apply(Outcome::Settled(Settlement::TargetRunning));
+    assert!(
+        !t.post,
+        "another resource took the claim over and sent: wait"
+    );
+    assert_eq!(t.status, taken.status);
+}
+
+#[test]
+fn a_failed_cancel_of_ours_lets_the_claim_go_and_a_follower_never_does() {
+    let refused = OfferCancellation::test().in_doubt().observed();
+    let t = transition(
+        &refused,
+        Outcome::Rejected {
+            reason: reason::FORBIDDEN,
+            message: "CPP cancel call answered HTTP 403".into(),
+            cancel_status: Some(403),
+        },
+    );
+    assert_eq!(t.claim, Some(ClaimWrite::Release));
+    let (w, _) = fresh_with_claim(Some(peer_claim("publish-1", None)), send_publish_1());
+    let t = transition(&w, Outcome::TimedOut);
+    assert_eq!(t.claim, None, "a follower holds no claim");
+}
+
+#[test]
+fn our_answer_goes_onto_the_claim() {
+    let w = OfferCancellation::test().in_doubt().observed();
+    let t = transition(&w, Outcome::Answered(CancelOutcome::Cancelled));
+    assert_eq!(t.claim, Some(ClaimWrite::Answer(ClaimAnswer::Cancelled)));
+}
+
+#[test]
+fn a_404_to_a_resend_says_what_the_list_shows_of_the_operation() {
+    let mut w = fresh();
+    w.apply(crate::fixtures::intent());
+    w.now = past_the_window();
+    w.apply(Outcome::Settled(Settlement::TargetRunning));
+    let live = ListAfterNotFound::Shows {
+        settlement: Some(Settlement::TargetEnded {
+            operation: "publish publish-1 (succeeded)".into(),
+        }),
+        latest: None,
+    };
+    let t = w.clone().apply(not_found_with(live));
+    assert_eq!(
+        t.status.phase,
+        Some(Phase::Failed),
+        "went live: not Cancelled"
+    );
+    let message = t.status.message.clone().unwrap_or_default();
+    assert!(message.contains("publish-1"), "{message}");
+    let mut ended = w.clone();
+    ended.play(&t);
+    assert_eq!(
+        ended.condition(condition::STALLED).1,
+        reason::OPERATION_ENDED
+    );
+    let cancelled = ListAfterNotFound::Shows {
+        settlement: Some(Settlement::TargetCancelled {
+            operation: "publish publish-1 (canceled)".into(),
+        }),
+        latest: None,
+    };
+    let t = w.clone().apply(not_found_with(cancelled));
+    assert_eq!(
+        t.status.phase,
+        Some(Phase::Cancelled),
+        "CPP lists it cancelled"
+    );
+    let unknown = ListAfterNotFound::Shows {
+        settlement: Some(Settlement::TargetMissing {
+            id: "publish-1".into(),
+        }),
+        latest: None,
+    };
+    let t = w.apply(not_found_with(unknown));
+    assert_eq!(
+        t.status.phase,
+        Some(Phase::Failed),
+        "nothing shows it cancelled"
+    );
+}
 
 const JOB: &str = "9f1c0e2a-1b2c-4d5e-8f90-123456789abc";
 const JOB_STATUS: &str = "https://graph.example/rp/product-ingestion/configure/9f1c0e2a-1b2c-4d5e-8f90-123456789abc/status?$version=2022-03-01-preview2";
@@ -1396,27 +1600,29 @@ fn a_retried_job_resumes_following_the_cancel_it_had_accepted() {
 fn two_resources_naming_one_job_send_one_cancel() {
     let first = job_sending();
     let mut second = OfferCancellation::test().job(JOB).observed();
-    second.peers = vec![first.status.clone()];
+    second.claimant.uid = "uid-2".into();
+    second.claim = Some(Claim {
+        claimant: first.claimant.clone(),
+        ..peer_claim(JOB, None)
+    });
     second.now = at(1);
     let found = target(&[job("running")], Some(JOB), |_| JOB_STATUS.into());
     let t = transition(&second, Outcome::Targeted(found));
-    assert!(!t.post, "the first one's intent is in flight: wait");
+    assert!(!t.post, "the first one's POST is in flight: wait");
 }
 
 #[test]
-fn a_job_another_resource_just_cancelled_is_shared_not_failed() {
-    let mut first = job_sending();
-    first.apply(Outcome::Answered(CancelOutcome::Cancelled));
+fn a_job_another_resource_just_cancelled_is_cancelled_not_failed() {
     let mut second = OfferCancellation::test().job(JOB).observed();
     second.created = Some(at(1));
-    second.peers = vec![first.status.clone()];
+    second.claim = Some(peer_claim(JOB, Some(ClaimAnswer::Cancelled)));
     second.now = at(2);
     let found = target(&[job("cancelled")], Some(JOB), |_| JOB_STATUS.into());
     let t = second.apply(Outcome::Targeted(found.clone()));
     assert!(!t.post);
     assert_eq!(t.status.phase, Some(Phase::Cancelled));
     assert_eq!(second.condition(condition::READY).1, reason::CANCEL_SHARED);
-    // Without that peer, someone else cancelled it: nothing of ours did.
+    // Without that claim, someone else cancelled it: nothing of ours did.
     let mut alone = OfferCancellation::test().job(JOB).observed();
     alone.now = at(2);
     let t = alone.apply(Outcome::Targeted(found));

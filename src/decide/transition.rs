@@ -13,11 +13,11 @@ use super::observed::{
     Observed, Stage, Words, cancel_accepted, deadline, expired, stage, timed_out, words,
 };
 use super::settle::Settlement;
-use super::share::{self, Shared};
-use super::target::{Targeting, describe};
+use super::target::{self, Targeting, describe};
+use crate::claim::{self, Acquire, Claim, ClaimAnswer, ClaimWrite, Verdict};
 use crate::crd::{OfferCancellationStatus, Phase};
 use crate::operation::{CancelOutcome, Operation, OperationState, PolledOperation};
-use crate::timing::{CREDENTIALS_RETRY, PEER_WAIT, UNTRACKED_LOOK};
+use crate::timing::{CREDENTIALS_RETRY, IN_FLIGHT_MARGIN, PEER_WAIT, SHARE_WINDOW, UNTRACKED_LOOK};
 
 /// Waits `wanted`, but wakes at the deadline so a timeout fires on time.
 fn wait_until_deadline(obs: &Observed, wanted: Duration) -> Duration {
@@ -56,17 +56,25 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         CancelNotFound(found) => not_found(obs, next, *found),
         Resumed => resumed(obs, next),
         Settled(settlement) => settled(obs, next, settlement),
-        Answered(CancelOutcome::Cancelled) => cancelled(
-            obs,
-            with_answer(next, 200),
-            reason::CANCELLED,
-            format!("{} cancelled the operation synchronously", words(obs).api),
-        ),
+        Answered(CancelOutcome::Cancelled) => Transition {
+            claim: Some(ClaimWrite::Answer(ClaimAnswer::Cancelled)),
+            ..cancelled(
+                obs,
+                with_answer(next, 200),
+                reason::CANCELLED,
+                format!("{} cancelled the operation synchronously", words(obs).api),
+            )
+        },
         Answered(CancelOutcome::Accepted {
             http,
             location,
             retry_after,
-        }) => accepted(obs, with_answer(next, http), location, retry_after),
+        }) => Transition {
+            claim: Some(ClaimWrite::Answer(ClaimAnswer::Accepted {
+                location: location.clone(),
+            })),
+            ..accepted(obs, with_answer(next, http), location, retry_after)
+        },
         CancelRefused {
             message,
             settlement,
@@ -86,6 +94,7 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         } => transient(obs, next, message, retry_after),
         TimedOut => timed_out_transition(obs, next),
         Acknowledged => unchanged(obs, Requeue::Never),
+        ClaimTaken => unchanged(obs, Requeue::After(Duration::ZERO)),
     }
 }
 
@@ -131,12 +140,16 @@ fn fail(
     next.retry_request = obs.retry_request.clone();
     next.credentials_version = obs.credentials_version.clone().or(next.credentials_version);
     set_readiness(obs, &mut next, Readiness::Failed, why, &message);
+    // A cancel of ours that failed holds the target no longer: a refusal
+    // must never stop another resource's cancel.
+    let sent = next.requested_at.is_some() && !next.shared_cancel;
     Transition {
         status: next,
         requeue: Requeue::Never,
         notice: notice(reason::CANCEL_FAILED, true, &message),
         post: false,
         progress: None,
+        claim: sent.then_some(ClaimWrite::Release),
     }
 }
 
@@ -159,10 +172,13 @@ fn credentials_unavailable(
         notice: None,
         post: false,
         progress: None,
+        claim: None,
     }
 }
 
-fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
+/// The intent, and the claim that must be held before it is written: the
+/// POST follows once both are durable.
+fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus, how: Acquire) -> Transition {
     // A resend after an in-doubt lookup keeps the first request time, so
     // timeoutSeconds counts from the first attempt and the operations list
     // is matched against it.
@@ -190,12 +206,32 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus) -> Transit
     };
     let message = &format!("{message} ({})", words(obs).api);
     set_readiness(obs, &mut next, Readiness::Working, why, message);
+    let claim = held_for_the_post(obs, &next);
     Transition {
         status: next,
         requeue: Requeue::After(Duration::ZERO),
         notice: notice(why, false, message),
         post: true,
         progress: None,
+        claim: Some(ClaimWrite::Acquire { how, claim }),
+    }
+}
+
+/// The claim this intent's POST holds: for its operation, in flight for as
+/// long as the intent says (its `postDeadline` plus the margin).
+fn held_for_the_post(obs: &Observed, intent: &OfferCancellationStatus) -> Claim {
+    let deadline = intent.post_deadline.as_ref().map_or(obs.now, |d| d.0);
+    Claim {
+        claimant: obs.claimant.clone(),
+        operation: intent
+            .target_operation
+            .as_ref()
+            .map(|t| t.id.clone())
+            .unwrap_or_default(),
+        claimed_at: obs.now,
+        in_flight_until: deadline.checked_add(IN_FLIGHT_MARGIN).unwrap_or(deadline),
+        answer: None,
+        version: String::new(),
     }
 }
 
@@ -248,6 +284,7 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
         notice: notice(reason::RESUMING, false, message),
         post: false,
         progress: None,
+        claim: None,
     }
 }
 
@@ -269,14 +306,16 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
             reason::NOTHING_IN_PROGRESS,
             format!("the answer to the cancel request was lost; {operation} has ended cancelled"),
         ),
-        Settlement::NothingInProgress => {
-            let message = if untracked {
-                "CPP accepted the cancel without a location and now shows nothing in progress on the offer"
-            } else {
-                "the answer to the cancel request was lost; CPP shows nothing in progress on the offer"
-            };
-            cancelled(obs, next, reason::NOTHING_IN_PROGRESS, message.into())
-        }
+        Settlement::NothingInProgress { latest } => nothing_left(obs, next, latest, untracked),
+        Settlement::TargetMissing { id } => fail(
+            obs,
+            next,
+            reason::OPERATION_NOT_FOUND,
+            format!(
+                "{} no longer lists operation {id}: nothing shows it was cancelled",
+                words(obs).api
+            ),
+        ),
         Settlement::TargetRunning if untracked => fail(
             obs,
             next,
@@ -295,7 +334,64 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
             reason::EXPIRED,
             "the answer to the cancel was lost and the operation still runs, but spec.notAfter has passed: nothing is resent".into(),
         ),
-        Settlement::TargetRunning => intent_recorded(obs, next),
+        Settlement::TargetRunning => resend_unless_claimed(obs, next),
+    }
+}
+
+/// An intent that named no target (an earlier release's), and nothing in
+/// progress now: Cancelled only when the latest operation shows it.
+fn nothing_left(
+    obs: &Observed,
+    next: OfferCancellationStatus,
+    latest: Option<Operation>,
+    untracked: bool,
+) -> Transition {
+    let how = if untracked {
+        "CPP accepted the cancel without a location and now shows nothing in progress"
+    } else {
+        "the answer to the cancel request was lost; CPP shows nothing in progress"
+    };
+    match latest {
+        Some(op) if op.was_cancelled() => cancelled(
+            obs,
+            next,
+            reason::NOTHING_IN_PROGRESS,
+            format!("{how}: {} has ended cancelled", describe(&op)),
+        ),
+        latest => fail(
+            obs,
+            next,
+            reason::NOTHING_TO_CANCEL,
+            format!(
+                "{how}, and nothing shows a cancel: {}",
+                nothing_in_progress(latest.as_ref())
+            ),
+        ),
+    }
+}
+
+/// A lost answer whose operation still runs, with no cancel listed: our
+/// POST did not take effect. It is sent again only while the target's
+/// claim lets us; another resource that took the claim over meanwhile is
+/// waited for, or followed.
+fn resend_unless_claimed(obs: &Observed, next: OfferCancellationStatus) -> Transition {
+    let operation = next
+        .target_operation
+        .as_ref()
+        .map(|t| t.id.clone())
+        .unwrap_or_default();
+    match claim::verdict(obs.claim.as_ref(), &obs.claimant, &operation, obs.now) {
+        Verdict::Claim => intent_recorded(obs, next, Acquire::Create),
+        Verdict::TakeOver { version } => intent_recorded(obs, next, Acquire::TakeOver { version }),
+        Verdict::Wait(left) => unchanged(obs, Requeue::After(left.min(PEER_WAIT))),
+        Verdict::Follow(ClaimAnswer::Accepted {
+            location: Some(location),
+        }) => {
+            let target = next.target_operation.clone();
+            shared(obs, next, location, target)
+        }
+        // Cancelled, or accepted untracked: the list, read again, shows it.
+        Verdict::Follow(_) => unchanged(obs, Requeue::After(PEER_WAIT)),
     }
 }
 
@@ -314,30 +410,19 @@ fn listed_cancel_ended(
     cancelled(obs, next, reason::CANCELLED, message)
 }
 
-/// What a fresh resource found before its first cancel request. Where it
-/// would send a cancel, or finds nothing left to cancel (or its operation
-/// ended cancelled), another resource's cancel for the same target comes
-/// first: waited for while in flight, shared once answered.
-fn targeted(obs: &Observed, mut next: OfferCancellationStatus, found: Targeting) -> Transition {
-    // An operation the spec names that ended cancelled may have been
-    // cancelled by another resource's request: that is this one's too.
-    let may_share = match &found {
-        Targeting::Send(_) | Targeting::NothingToCancel(_) => true,
-        Targeting::Ended(op) => op.was_cancelled(),
-        Targeting::Follow { .. } | Targeting::Missing(_) => false,
-    };
-    if may_share && let Some(peer) = share::shared(obs) {
-        return match peer {
-            Shared::InFlight => unchanged(obs, Requeue::After(PEER_WAIT)),
-            Shared::Answered(peer) => shared_outcome(obs, next, peer),
-        };
-    }
+/// What a fresh resource found before its first cancel request. An
+/// operation to cancel goes to the target's claim first: claimed, the
+/// intent is recorded and the POST follows; held by another resource's
+/// cancel of it, that cancel is followed; held by a POST in flight, it
+/// waits. What the list shows always wins over any other resource's word.
+fn targeted(obs: &Observed, next: OfferCancellationStatus, found: Targeting) -> Transition {
     match found {
-        Targeting::Send(target) => {
-            next.target_operation = Some(target);
-            intent_recorded(obs, next)
-        }
+        Targeting::Send(target) => send_unless_claimed(obs, next, target),
         Targeting::Follow { location, target } => shared(obs, next, location, target),
+        Targeting::Ended(op) if next.shared_cancel && op.was_cancelled() => {
+            already_cancelled(obs, next, &op)
+        }
+        Targeting::Ended(op) if cancelled_for_us(obs, &op) => already_cancelled(obs, next, &op),
         Targeting::Ended(op) => fail(
             obs,
             next,
@@ -350,6 +435,9 @@ fn targeted(obs: &Observed, mut next: OfferCancellationStatus, found: Targeting)
             reason::OPERATION_NOT_FOUND,
             format!("the offer lists no operation {id}; nothing was sent"),
         ),
+        Targeting::NothingToCancel(Some(op)) if cancelled_for_us(obs, &op) => {
+            already_cancelled(obs, next, &op)
+        }
         Targeting::NothingToCancel(latest) => fail(
             obs,
             next,
@@ -359,8 +447,101 @@ fn targeted(obs: &Observed, mut next: OfferCancellationStatus, found: Targeting)
     }
 }
 
-/// The cancel was already requested for this offer: follow it, and end as
-/// it ends. The message names no other resource or namespace.
+/// Nothing runs any more, and the latest operation ended cancelled by a
+/// cancel the target's claim says was requested within the share window
+/// before this resource was created: what ran when it was applied is what
+/// that cancel stopped.
+fn cancelled_for_us(obs: &Observed, op: &Operation) -> bool {
+    let (Some(id), Some(created)) = (op.id.as_deref(), obs.created) else {
+        return false;
+    };
+    let since = created - SHARE_WINDOW;
+    op.was_cancelled() && claim::cancelled_since(obs.claim.as_ref(), &obs.claimant, id, since)
+}
+
+/// The operation this resource is for has ended cancelled by the cancel
+/// it followed (or one claimed as it was created), as the target's API
+/// lists it: its purpose is met, and nothing is sent.
+fn already_cancelled(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    op: &Operation,
+) -> Transition {
+    next.shared_cancel = true;
+    if let Some(t) = target::recorded(op) {
+        next.target_operation = Some(t);
+    }
+    let message = format!(
+        "the cancel was already requested for this operation; {} has ended cancelled",
+        describe(op)
+    );
+    cancelled(obs, next, reason::CANCEL_SHARED, message)
+}
+
+/// An operation to cancel: what the target's claim allows.
+fn send_unless_claimed(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    target: crate::crd::TargetOperation,
+) -> Transition {
+    match claim::verdict(obs.claim.as_ref(), &obs.claimant, &target.id, obs.now) {
+        Verdict::Claim => {
+            next.target_operation = Some(target);
+            intent_recorded(obs, next, Acquire::Create)
+        }
+        Verdict::TakeOver { version } => {
+            next.target_operation = Some(target);
+            intent_recorded(obs, next, Acquire::TakeOver { version })
+        }
+        Verdict::Wait(left) => following(obs, next, target, left.min(PEER_WAIT)),
+        Verdict::Follow(ClaimAnswer::Accepted {
+            location: Some(location),
+        }) => shared(obs, next, location, Some(target)),
+        Verdict::Follow(_) => following(obs, next, target, PEER_WAIT),
+    }
+}
+
+/// Another resource's cancel of `target` is in flight, or was answered
+/// without a location to follow: record what this resource is for (from
+/// now on it is as if `operationId` named it), and look again. The
+/// message names no other resource or namespace.
+fn following(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    target: crate::crd::TargetOperation,
+    wait: Duration,
+) -> Transition {
+    let message = format!(
+        "another request to cancel {} {} was sent; following it",
+        target.type_.as_deref().unwrap_or("operation"),
+        target.id
+    );
+    next.phase = Some(Phase::Pending);
+    next.shared_cancel = true;
+    next.target_operation = Some(target);
+    set_readiness(
+        obs,
+        &mut next,
+        Readiness::Working,
+        reason::CANCEL_SHARED,
+        &message,
+    );
+    let changed = next != obs.status;
+    Transition {
+        notice: changed
+            .then(|| notice(reason::CANCEL_SHARED, false, &message))
+            .flatten(),
+        status: next,
+        requeue: Requeue::After(wait),
+        post: false,
+        progress: None,
+        claim: None,
+    }
+}
+
+/// Another resource's cancel of the same operation was accepted: follow
+/// it, and end as it ends. The message names no other resource or
+/// namespace.
 fn shared(
     obs: &Observed,
     mut next: OfferCancellationStatus,
@@ -368,37 +549,12 @@ fn shared(
     target: Option<crate::crd::TargetOperation>,
 ) -> Transition {
     next.shared_cancel = true;
-    next.target_operation = target;
+    next.target_operation = target.or(next.target_operation);
     next.operation_location = Some(location);
     next.started_at = Some(Time(obs.now));
-    let message = "the cancel was already requested for this offer; following it";
+    let message = "the cancel was already requested for this operation; following it";
     let followed = notice(reason::CANCEL_SHARED, false, message);
     cancelling(obs, next, message, Duration::ZERO, followed)
-}
-
-/// Ends as the cancel another resource requested for this offer ends, or
-/// follows it while it runs. Nothing names that resource or its namespace.
-fn shared_outcome(
-    obs: &Observed,
-    mut next: OfferCancellationStatus,
-    peer: &OfferCancellationStatus,
-) -> Transition {
-    let target = peer.target_operation.clone();
-    match (peer.phase, &peer.operation_location) {
-        (Some(Phase::Cancelling), Some(location)) => shared(obs, next, location.clone(), target),
-        (Some(Phase::Cancelled), _) => {
-            next.shared_cancel = true;
-            next.target_operation = target;
-            let message = "the cancel was already requested for this offer; it succeeded";
-            cancelled(obs, next, reason::CANCEL_SHARED, message.into())
-        }
-        _ => {
-            next.shared_cancel = true;
-            next.target_operation = target;
-            let message = "the cancel was already requested for this offer; it failed";
-            fail(obs, next, reason::CANCEL_SHARED, message.into())
-        }
-    }
 }
 
 fn nothing_in_progress(latest: Option<&Operation>) -> String {
@@ -435,42 +591,46 @@ fn refused(
     }
 }
 
-/// CPP answered the cancel with 404. A resend after a lost answer: the
-/// first one went through, and nothing is left in progress. Otherwise
-/// what the operations list shows: a cancel operation created since the
-/// intent is followed or recorded as it ended; else nothing was cancelled
-/// by this resource.
+/// CPP answered the cancel with 404, and then showed its operations
+/// list. A cancel operation created since the intent is followed or
+/// recorded as it ended. A resend after a lost answer: what the list
+/// shows of the operation decides (cancelled: the first POST did it;
+/// ended otherwise: too late). A first POST: nothing was cancelled.
 fn not_found(obs: &Observed, next: OfferCancellationStatus, found: NotFound) -> Transition {
     let NotFound { message, list } = found;
-    if resent(&obs.status) {
-        return cancelled(
-            obs,
-            with_answer(next, 404),
-            reason::NOTHING_IN_PROGRESS,
-            "the first answer to the cancel was lost; CPP answered the resend with 404: nothing is in progress on the offer".into(),
-        );
-    }
-    let (latest, next) = match list {
-        ListAfterNotFound::Shows {
-            settlement: Some(found),
-            ..
-        } => return settled(obs, next, found),
-        ListAfterNotFound::Unread => {
-            return fail(obs, with_answer(next, 404), reason::NOT_FOUND, message);
-        }
+    let next = with_answer(next, 404);
+    let (settlement, latest) = match list {
+        ListAfterNotFound::Unread => return fail(obs, next, reason::NOT_FOUND, message),
         ListAfterNotFound::OfferMissing => {
-            return fail(
-                obs,
-                with_answer(next, 404),
-                reason::OFFER_NOT_FOUND,
-                message,
-            );
+            return fail(obs, next, reason::OFFER_NOT_FOUND, message);
         }
-        ListAfterNotFound::Shows { latest, .. } => (latest, with_answer(next, 404)),
+        ListAfterNotFound::Shows { settlement, latest } => (settlement, latest),
     };
+    match settlement {
+        Some(found @ (Settlement::Follow { .. } | Settlement::Ended(_))) => {
+            return settled(obs, next, found);
+        }
+        Some(Settlement::TargetCancelled { operation }) if resent(&obs.status) => {
+            let message = format!(
+                "the first answer to the cancel was lost; CPP answered the resend with 404 and lists {operation}"
+            );
+            return cancelled(obs, next, reason::NOTHING_IN_PROGRESS, message);
+        }
+        Some(Settlement::TargetEnded { operation }) if resent(&obs.status) => {
+            let message = format!(
+                "CPP answered the resend with 404: {operation} ended before the cancel took effect"
+            );
+            return fail(obs, next, words(obs).ended, message);
+        }
+        _ => {}
+    }
     let shows = nothing_in_progress(latest.as_ref());
-    let message = format!("{message}; {shows}");
-    fail(obs, next, reason::NOTHING_TO_CANCEL, message)
+    fail(
+        obs,
+        next,
+        reason::NOTHING_TO_CANCEL,
+        format!("{message}; {shows}"),
+    )
 }
 
 fn cancelled(
@@ -488,6 +648,7 @@ fn cancelled(
         notice: notice(reason::CANCELLED, false, &message),
         post: false,
         progress: None,
+        claim: None,
     }
 }
 
@@ -536,6 +697,7 @@ fn cancelling(
         notice,
         post: false,
         progress: None,
+        claim: None,
     }
 }
 
@@ -649,6 +811,7 @@ fn transient(
         notice: notice(reason::TRANSIENT_ERROR, true, &message),
         post: false,
         progress: None,
+        claim: None,
     }
 }
 
@@ -663,6 +826,7 @@ fn unchanged(obs: &Observed, requeue: Requeue) -> Transition {
         notice: None,
         post: false,
         progress: None,
+        claim: None,
     }
     .restamp(obs)
 }

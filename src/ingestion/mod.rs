@@ -4,6 +4,7 @@
 //! so the decision never learns which API answered. What the public
 //! reference says and leaves unsaid: `docs/product-ingestion-api.md`.
 
+mod reads;
 mod wire;
 
 use reqwest::Url;
@@ -27,6 +28,8 @@ pub struct JobRef<'a> {
 pub struct JobClient {
     transport: Arc<Transport>,
     endpoint: Url,
+    /// Each job's last status read, shared by all who read or follow it.
+    reads: reads::StatusReads,
 }
 
 impl JobClient {
@@ -34,6 +37,7 @@ impl JobClient {
         JobClient {
             transport,
             endpoint,
+            reads: reads::StatusReads::default(),
         }
     }
 
@@ -75,7 +79,8 @@ impl JobClient {
         })
     }
 
-    /// The job's status, at the location the cancel recorded.
+    /// The job's status, at the location the cancel recorded: at most one
+    /// request a minute per job, whoever follows it.
     pub async fn poll(
         &self,
         job: JobRef<'_>,
@@ -84,6 +89,42 @@ impl JobClient {
         turn: Turn<'_>,
     ) -> Result<PolledOperation, ApiError> {
         let url = resolve_location(&self.endpoint, location)?;
+        self.reads
+            .read(job.job_id, creds, None, || {
+                self.status(job, url, creds, turn)
+            })
+            .await
+    }
+
+    /// The job as its status shows it, as a one-entry operations list:
+    /// what the decision reads before a first cancel, and after a lost
+    /// answer or a refusal. A read taken under a minute ago serves when it
+    /// was taken after `after` (a claim on the job, our own POST).
+    pub async fn operations(
+        &self,
+        job: JobRef<'_>,
+        creds: &Credentials,
+        turn: Turn<'_>,
+        after: Option<jiff::Timestamp>,
+    ) -> Result<Vec<Operation>, ApiError> {
+        let url = self.job_url(job, "status")?;
+        let polled = self
+            .reads
+            .read(job.job_id, creds, after, || {
+                self.status(job, url, creds, turn)
+            })
+            .await?;
+        Ok(vec![polled.operation])
+    }
+
+    /// One status request.
+    async fn status(
+        &self,
+        job: JobRef<'_>,
+        url: Url,
+        creds: &Credentials,
+        turn: Turn<'_>,
+    ) -> Result<PolledOperation, ApiError> {
         let answer = self
             .transport
             .get_ok(Endpoint::JobStatus, url, creds, turn)
@@ -94,24 +135,6 @@ impl JobClient {
             retry_after,
             ..polled
         })
-    }
-
-    /// The job as its status shows it, as a one-entry operations list:
-    /// what the decision reads before a first cancel, and after a lost
-    /// answer.
-    pub async fn operations(
-        &self,
-        job: JobRef<'_>,
-        creds: &Credentials,
-        turn: Turn<'_>,
-    ) -> Result<Vec<Operation>, ApiError> {
-        let url = self.job_url(job, "status")?;
-        let answer = self
-            .transport
-            .get_ok(Endpoint::JobStatus, url, creds, turn)
-            .await?;
-        let polled = answer.parsed(|body| read(job, body)).await?;
-        Ok(vec![polled.operation])
     }
 
     /// Where the job's status is read, as status records it.

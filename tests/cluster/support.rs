@@ -562,17 +562,18 @@ fn cancel_posts(stats: &Value, target: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A resource named `name` cancelling `target`: a contoso offer, or a
-/// configure job when the name says so ([`is_job`]).
+/// A resource named `name` cancelling `target`: a contoso offer, polled
+/// every 5 s, or a configure job when the name says so ([`is_job`]),
+/// polled once a minute (the schema refuses more often).
 pub fn resource(name: &str, target: &str) -> OfferCancellation {
     let aim = if is_job(target) {
         format!("productIngestion: {{jobId: {target}}}")
     } else {
-        format!("publisherId: contoso, offerId: {target}")
+        format!("publisherId: contoso, offerId: {target}, pollIntervalSeconds: 5")
     };
     serde_yaml::from_str(&format!(
         "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\nmetadata: {{name: {name}}}\n\
-         spec: {{{aim}, credentialsSecretRef: {{name: cpp}}, pollIntervalSeconds: 5}}\n"
+         spec: {{{aim}, credentialsSecretRef: {{name: cpp}}}}\n"
     ))
     .expect("resource yaml")
 }

@@ -27,6 +27,8 @@ pub struct World {
     pub watches: usize,
     pub secret_gets: usize,
     pub unexpected: Vec<String>,
+    /// The targets' claims.
+    pub leases: super::leases::Leases,
 }
 
 #[derive(Clone)]
@@ -111,6 +113,9 @@ fn list(kind: &str, api_version: &str, items: Vec<Value>) -> Response<Body> {
 
 fn answer(world: &Mutex<World>, method: &str, path: &str, body: Value) -> Response<Body> {
     let mut w = world.lock().unwrap();
+    if super::leases::Leases::handles(path) {
+        return w.leases.answer(method, path, body);
+    }
     match (method, path) {
         ("GET", "/apis/offercancel.dev/v1alpha1/offercancellations") => {
             let items = w

@@ -5,6 +5,7 @@
 
 pub mod conversation;
 pub mod fake_api;
+pub mod leases;
 pub mod rbac;
 
 #[allow(unused_imports)] // not every test file holds a conversation
@@ -115,8 +116,10 @@ pub fn patch(check: impl FnOnce(&Value) + Send + 'static) -> Call {
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
-/// The mocked API server, handing out answers in scenario order.
-pub struct ApiServerVerifier(Handle);
+/// The mocked API server, handing out answers in scenario order; Lease
+/// calls (the targets' claims) are answered by a store of Leases beside
+/// the scenario, which a test can read afterwards.
+pub struct ApiServerVerifier(Handle, Arc<std::sync::Mutex<leases::Leases>>);
 
 /// A Context whose kube client talks to the verifier and whose CPP client
 /// talks to `cpp_url`.
@@ -130,7 +133,7 @@ pub fn context(cpp_url: &str) -> (Arc<Context>, ApiServerVerifier) {
     let metrics = Arc::new(Metrics::default());
     let cpp = Arc::new(Apis::new(config, metrics.clone()).unwrap());
     let ctx = Context::new(client, cpp, metrics, context::Config::default());
-    (Arc::new(ctx), ApiServerVerifier(handle))
+    (Arc::new(ctx), ApiServerVerifier(handle, Arc::default()))
 }
 
 fn json_response(status: u16, body: &Value) -> Response<Body> {
@@ -141,6 +144,47 @@ fn json_response(status: u16, body: &Value) -> Response<Body> {
 }
 
 impl ApiServerVerifier {
+    /// The Leases the operator wrote (its claims), to read after a run.
+    pub fn leases(&self) -> Arc<std::sync::Mutex<leases::Leases>> {
+        self.1.clone()
+    }
+
+    /// The next request that is not a Lease call; Lease calls on the way
+    /// are answered from the store of Leases.
+    async fn next_scripted(
+        &mut self,
+        i: usize,
+    ) -> (
+        Request<Body>,
+        tower_test::mock::SendResponse<Response<Body>>,
+    ) {
+        loop {
+            let (request, send) =
+                tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
+                    .await
+                    .unwrap_or_else(|_| panic!("call {i} never came"))
+                    .expect("service not called");
+            let path = request.uri().path().to_string();
+            if !leases::Leases::handles(&path) {
+                return (request, send);
+            }
+            let method = request.method().as_str().to_string();
+            let query = request.uri().query().unwrap_or("").to_string();
+            assert!(
+                rbac::required(&method, &path, &query).is_some(),
+                "{method} {path} is not granted by tests/common/rbac.rs"
+            );
+            let body = request
+                .into_body()
+                .collect_bytes()
+                .await
+                .unwrap_or_default();
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let response = self.1.lock().unwrap().answer(&method, &path, body);
+            send.send_response(response);
+        }
+    }
+
     /// Serves the calls in order; returns the applied statuses.
     pub fn run(
         mut self,
@@ -156,11 +200,7 @@ impl ApiServerVerifier {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1);
             for (i, call) in calls.into_iter().enumerate() {
-                let (request, send) =
-                    tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
-                        .await
-                        .unwrap_or_else(|_| panic!("call {i} never came"))
-                        .expect("service not called");
+                let (request, send) = self.next_scripted(i).await;
                 let method = request.method().clone();
                 let path = request.uri().path().to_string();
                 let query = request.uri().query().unwrap_or("").to_string();

@@ -38,11 +38,16 @@ pub const WATCHED: &[Access] = &[
     access("events.k8s.io", "events", "create"),
 ];
 
-/// Leader election (kube-lease-manager), in the operator's own namespace.
+/// Leases in the operator's own namespace: leader election
+/// (kube-lease-manager: get, create, patch) and the targets' claims
+/// (claim/lease.rs: get, create, a fenced patch to take one over or record
+/// an answer, delete to let one go, list for the sweep of old ones).
 pub const LEADER_ELECTION: &[Access] = &[
     access("coordination.k8s.io", "leases", "get"),
     access("coordination.k8s.io", "leases", "create"),
     access("coordination.k8s.io", "leases", "patch"),
+    access("coordination.k8s.io", "leases", "delete"),
+    access("coordination.k8s.io", "leases", "list"),
 ];
 
 /// The granted permission a request uses, from its method, path and query;

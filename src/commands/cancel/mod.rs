@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::apis::Apis;
+use crate::claim::lease::Unshared;
 use crate::crd::{
     OfferCancellation, OfferCancellationSpec, OfferCancellationStatus, Phase, ProductIngestion,
     SecretRef,
@@ -349,7 +350,15 @@ async fn drive(
 ) -> (Ending, OfferCancellationStatus) {
     let mut observed = Observed::of(resource, None, 0, jiff::Timestamp::now());
     loop {
-        let Ok(requeue) = step(apis, &mut observed, Some(Ok(creds)), &mut InMemory, display).await;
+        let Ok(requeue) = step(
+            apis,
+            &Unshared,
+            &mut observed,
+            Some(Ok(creds)),
+            &mut InMemory,
+            display,
+        )
+        .await;
         observed.errors_in_row = requeue.errors_in_row();
         if let Some(ending) = ending(&observed, requeue, wait) {
             return (ending, observed.status);
