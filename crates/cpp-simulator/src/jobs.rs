@@ -20,6 +20,11 @@ impl SimState {
             job.stats.first_cancel_post_ms.get_or_insert(now);
         }
         match self.admit_job(authorization, version, id) {
+            Ok(_) if self.read_only(authorization) => error(
+                403,
+                "forbidden",
+                "The caller may read this job but not cancel it.",
+            ),
             Ok(key) => self
                 .jobs
                 .get_mut(&key)

@@ -65,6 +65,11 @@ pub struct Principal {
     pub client_secret: String,
     #[serde(default)]
     pub publishers: Vec<String>,
+    /// May read its publishers' offers and jobs (the operations list, an
+    /// operation, a job's status) but not cancel: every cancel POST it
+    /// sends is answered 403 (and still counted in `cancelPosts`).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -76,6 +81,9 @@ pub struct StaticToken {
     /// The API the token was issued for (default: CPP).
     #[serde(default)]
     pub audience: Audience,
+    /// As a principal's `readOnly`: reads answered, cancels 403.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// Which API a token was issued for: each API refuses the other's.
@@ -402,6 +410,21 @@ mod tests {
             forbidden,
             "one publisher the default principal may not touch"
         );
+    }
+
+    #[test]
+    fn read_only_callers_are_named_so_and_no_one_else_is() {
+        let s = Scenario::from_yaml(
+            "principals: [{tenantId: t, clientId: c, clientSecret: s, readOnly: true}]\n\
+             tokens: [{token: a, readOnly: true}, {token: b}]",
+        )
+        .unwrap();
+        assert!(s.principals[0].read_only);
+        let read_only: Vec<bool> = s.tokens.iter().map(|t| t.read_only).collect();
+        assert_eq!(read_only, [true, false]);
+        let default = Scenario::default_scenario();
+        assert!(default.principals.iter().all(|p| !p.read_only));
+        assert!(default.tokens.iter().all(|t| !t.read_only));
     }
 
     #[test]

@@ -432,6 +432,16 @@ impl SimState {
         allowed.iter().any(|p| p == publisher)
     }
 
+    /// Whether the caller of `authorization` was granted reads only
+    /// (`readOnly`): its cancel POSTs are answered 403.
+    pub(crate) fn read_only(&self, authorization: Option<&str>) -> bool {
+        match self.caller(authorization) {
+            Some(Caller::Principal(i)) => self.scenario.principals[i].read_only,
+            Some(Caller::Static(i)) => self.scenario.tokens[i].read_only,
+            None => false,
+        }
+    }
+
     /// Auth, api-version and existence checks shared by the offer calls.
     fn admit(
         &mut self,
@@ -507,6 +517,13 @@ impl SimState {
             Ok(key) => key,
             Err(reply) => return reply,
         };
+        if self.read_only(authorization) {
+            return Reply::error(
+                403,
+                "Forbidden",
+                "The caller may read this offer but not cancel its operations.",
+            );
+        }
         let emails = match parse_cancel_body(body) {
             Ok(emails) => emails,
             Err(message) => return Reply::error(400, "BadRequest", &message),

@@ -656,3 +656,78 @@ async fn job_answers_for_missing_forbidden_and_wrong_versions() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test]
+async fn a_read_only_caller_reads_offers_and_jobs_but_its_cancels_are_403() {
+    let scenario = Scenario::from_yaml(
+        r#"
+principals:
+  - {tenantId: t, clientId: reader, clientSecret: s, publishers: [contoso], readOnly: true}
+tokens:
+  - {token: reader-token, publishers: [contoso], readOnly: true}
+  - {token: reader-graph, publishers: [contoso], audience: graph, readOnly: true}
+  - {token: writer-token, publishers: [contoso]}
+publishers:
+  - id: contoso
+    offers: [{id: sync-offer, cancel: sync}]
+    jobs: [{id: job-1, cancel: immediate}]
+"#,
+    )
+    .unwrap();
+    let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
+    let c = client();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "reader"),
+        ("client_secret", "s"),
+        ("resource", "https://cloudpartner.azure.com"),
+    ];
+    let issued: Value = c
+        .post(format!("{}/t/oauth2/token", sim.url()))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let principal = issued["access_token"].as_str().unwrap().to_string();
+    let list = submissions_url(&sim, "sync-offer");
+    let cancel = cancel_url(&sim, "contoso", "sync-offer", "2017-10-31");
+    for token in [principal.as_str(), "reader-token"] {
+        let read = c.get(&list).bearer_auth(token).send().await.unwrap();
+        assert_eq!(read.status(), 200, "a reader reads the list");
+        let (status, body) = post_cancel(&c, &cancel, Some(token), BODY).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "Forbidden");
+    }
+    let running: Value = c
+        .get(&list)
+        .bearer_auth("writer-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        running[0]["status"], "running",
+        "a refused cancel stops nothing"
+    );
+    assert_eq!(
+        post_cancel(&c, &cancel, Some("writer-token"), BODY).await.0,
+        200
+    );
+    let (read, body) = job_call(&c, false, &job_url(&sim, "job-1", "status"), "reader-graph").await;
+    assert_eq!((read, body["jobStatus"].clone()), (200, json!("running")));
+    let (refused, _) = job_call(&c, true, &job_url(&sim, "job-1", "cancel"), "reader-graph").await;
+    assert_eq!(refused, 403);
+    let (_, after) = job_call(&c, false, &job_url(&sim, "job-1", "status"), "reader-graph").await;
+    assert_eq!(
+        after["jobStatus"], "running",
+        "a refused cancel stops nothing"
+    );
+    let stats = get_json(&c, format!("{}/_sim/stats", sim.url())).await;
+    assert_eq!(stats["offers"]["contoso/sync-offer"]["cancelPosts"], 3);
+    assert_eq!(stats["jobs"]["job-1"]["cancelPosts"], 1);
+}
