@@ -19,12 +19,16 @@ use crate::envtest::ControlPlane;
 /// The simulator's publisher, principal and the offer and job templates
 /// the trials use: every `sync-*`, `async-*` and `legacy-*` offer, and
 /// every `job-*` (cancel accepted while running, cancelled at the next
-/// status poll) and `jobnow-*` (cancelled at once) configure job exists on
-/// first use. The principal gets tokens for CPP and for Graph.
+/// status poll), `jobnow-*` (cancelled at once) and `jobtwice-*` (accepted
+/// while running, cancelled at the second status poll) configure job
+/// exists on first use. The principal gets tokens for CPP and for Graph;
+/// principal `reader` may read contoso's offers and jobs, and its cancels
+/// are answered 403.
 pub const SCENARIO: &str = r#"
 seed: 11
 principals:
   - {tenantId: t, clientId: operator, clientSecret: s3cret, publishers: [contoso]}
+  - {tenantId: t, clientId: reader, clientSecret: s3cret, publishers: [contoso], readOnly: true}
 tokens:
   - {token: another-publishers-token, publishers: [fabrikam]}
 publishers:
@@ -40,6 +44,7 @@ publishers:
     jobTemplates:
       - {id: job-, cancel: running, pollsUntilDone: 1}
       - {id: jobnow-, cancel: immediate}
+      - {id: jobtwice-, cancel: running, pollsUntilDone: 2}
 "#;
 
 /// One trial's world.
@@ -483,8 +488,24 @@ async fn namespace_with(client: &Client, ns: &str, data: &[(&str, &str)]) {
         .create(&PostParams::default(), &namespace)
         .await
         .expect("create namespace");
+    add_secret(client, ns, "cpp", data).await;
+}
+
+/// Secret `reader` in namespace `ns`, naming the simulator's principal
+/// that may read contoso's offers and jobs but whose cancels are 403.
+pub async fn add_reader_secret(client: &Client, ns: &str) {
+    let data = [
+        ("tenantId", "t"),
+        ("clientId", "reader"),
+        ("clientSecret", "s3cret"),
+    ];
+    add_secret(client, ns, "reader", &data).await;
+}
+
+/// Secret `name` holding `data`, in the existing namespace `ns`.
+async fn add_secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
     let mut secret = Secret::default();
-    secret.metadata.name = Some("cpp".into());
+    secret.metadata.name = Some(name.into());
     let data = data.iter().map(|(k, v)| (k.to_string(), v.to_string()));
     secret.string_data = Some(data.collect());
     Api::<Secret>::namespaced(client.clone(), ns)
@@ -543,7 +564,9 @@ pub fn mixed_offers(prefix: &str, n: usize) -> Vec<String> {
 
 /// Whether a trial's target name is a configure job's id.
 pub fn is_job(target: &str) -> bool {
-    target.starts_with("job-") || target.starts_with("jobnow-")
+    ["job-", "jobnow-", "jobtwice-"]
+        .iter()
+        .any(|kind| target.starts_with(kind))
 }
 
 /// The simulator's counts for one target (an offer's or a job's).
@@ -553,6 +576,26 @@ pub fn target_stats<'a>(stats: &'a Value, target: &str) -> &'a Value {
     } else {
         &stats["offers"][format!("contoso/{target}")]
     }
+}
+
+/// How the simulator's request log names a target: `contoso/<offer>`, or
+/// `job/<jobId>`.
+pub fn log_name(target: &str) -> String {
+    if is_job(target) {
+        format!("job/{target}")
+    } else {
+        format!("contoso/{target}")
+    }
+}
+
+/// When the first cancel POST to `target` arrived (Unix ms), dropped ones
+/// included: the log records a request before any fault is rolled.
+pub fn first_cancel_at(requests: &[(i64, String, String)], target: &str) -> Option<i64> {
+    let name = log_name(target);
+    requests
+        .iter()
+        .find(|(_, e, t)| (e == "cancel" || e == "job_cancel") && *t == name)
+        .map(|(at, _, _)| *at)
 }
 
 /// Cancel POSTs in the simulator's stats for one target.
@@ -566,6 +609,11 @@ fn cancel_posts(stats: &Value, target: &str) -> u64 {
 /// every 5 s, or a configure job when the name says so ([`is_job`]),
 /// polled once a minute (the schema refuses more often).
 pub fn resource(name: &str, target: &str) -> OfferCancellation {
+    resource_using(name, target, "cpp")
+}
+
+/// As [`resource`], with the credentials of Secret `secret`.
+pub fn resource_using(name: &str, target: &str, secret: &str) -> OfferCancellation {
     let aim = if is_job(target) {
         format!("productIngestion: {{jobId: {target}}}")
     } else {
@@ -573,7 +621,7 @@ pub fn resource(name: &str, target: &str) -> OfferCancellation {
     };
     serde_yaml::from_str(&format!(
         "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\nmetadata: {{name: {name}}}\n\
-         spec: {{{aim}, credentialsSecretRef: {{name: cpp}}}}\n"
+         spec: {{{aim}, credentialsSecretRef: {{name: {secret}}}}}\n"
     ))
     .expect("resource yaml")
 }
