@@ -3,6 +3,7 @@
 //! its own and counts what CPP received. Runs with `cargo test --test
 //! cluster`; without a control plane it fails and says how to get one.
 
+mod claims;
 mod envtest;
 mod lag_proxy;
 mod support;
@@ -119,6 +120,46 @@ fn main() -> std::process::ExitCode {
             &plane,
             "a_flood_in_one_namespace_never_holds_back_another",
             a_flood_in_one_namespace_never_holds_back_another,
+        ),
+        trial(
+            &plane,
+            "an_annotation_on_a_finished_resource_blocks_no_later_cancel",
+            claims::an_annotation_on_a_finished_resource_blocks_no_later_cancel,
+        ),
+        trial(
+            &plane,
+            "a_refused_peer_never_stops_a_cancel",
+            claims::a_refused_peer_never_stops_a_cancel,
+        ),
+        trial(
+            &plane,
+            "a_cancel_of_the_previous_publish_is_never_shared",
+            claims::a_cancel_of_the_previous_publish_is_never_shared,
+        ),
+        trial(
+            &plane,
+            "a_publish_that_went_live_before_a_resend_is_not_cancelled",
+            claims::a_publish_that_went_live_before_a_resend_is_not_cancelled,
+        ),
+        trial(
+            &plane,
+            "two_active_writers_with_shared_offers_one_post_per_target",
+            claims::two_active_writers_with_shared_offers_one_post_per_target,
+        ),
+        trial(
+            &plane,
+            "tenants_without_credentials_delay_no_first_cancel",
+            claims::tenants_without_credentials_delay_no_first_cancel,
+        ),
+        trial(
+            &plane,
+            "three_hundred_namespaces_one_cancel_each_under_the_rate_limit",
+            claims::three_hundred_namespaces_one_cancel_each_under_the_rate_limit,
+        ),
+        trial(
+            &plane,
+            "twenty_resources_following_one_job_poll_it_once_a_minute",
+            claims::twenty_resources_following_one_job_poll_it_once_a_minute,
         ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
