@@ -138,7 +138,8 @@ pub async fn a_refused_peer_never_stops_a_cancel(plane: Plane) {
     let mut seen = Vec::new();
     for target in targets {
         let name = format!("b-{target}");
-        let status = wait_ended(&fx.api, &name, Duration::from_secs(30)).await;
+        // A job's status is read at most once a minute, A's read included.
+        let status = wait_ended(&fx.api, &name, Duration::from_secs(90)).await;
         let (_, reason) = condition(&status, "Ready");
         let phase = status["phase"].as_str().unwrap_or_default().to_string();
         seen.push((name, phase, reason, status["httpStatus"].clone()));
@@ -246,16 +247,26 @@ pub async fn a_publish_that_went_live_before_a_resend_is_not_cancelled(plane: Pl
 
 /// Two controllers without leader election, both active, on targets each
 /// named by several resources (8 offers by 2, 4 offers by 5, 2 configure
-/// jobs by 2), all created before either starts; 30% CPP faults; one of
-/// them SIGKILLed and restarted 3 times. One POST per target, every
+/// jobs by 2; a third of the offers answered slowly), all created before
+/// either starts; 30% CPP faults; one of them SIGKILLed and restarted 3
+/// times. One POST per target, every
 /// resource Cancelled.
 pub async fn two_active_writers_with_shared_offers_one_post_per_target(plane: Plane) {
     let fx = Fixture::new(&plane, "shared-writers").await;
-    let kinds = ["sync", "async", "legacy"];
+    // A third answered in 6 s (every call): both writers look at the
+    // offer before either's POST lands.
+    let kinds = [
+        "sync",
+        "slow-sync",
+        "async",
+        "slow-async",
+        "legacy",
+        "slow-sync",
+    ];
     let mut named: Vec<(String, usize)> = (0..8)
-        .map(|i| (format!("{}-pair-{i}", kinds[i % 3]), 2))
+        .map(|i| (format!("{}-pair-{i}", kinds[i % 6]), 2))
         .collect();
-    named.extend((0..4).map(|i| (format!("{}-five-{i}", kinds[i % 3]), 5)));
+    named.extend((0..4).map(|i| (format!("{}-five-{i}", kinds[(i + 1) % 6]), 5)));
     named.extend((0..2).map(|i| (format!("jobnow-pair-{i}"), 2)));
     let resources: Vec<(String, String)> = named
         .iter()
@@ -267,12 +278,15 @@ pub async fn two_active_writers_with_shared_offers_one_post_per_target(plane: Pl
         "throttleRate": 0.1, "errorRate": 0.1, "dropAfterRate": 0.1
     }))
     .await;
-    let flags = ["--max-backoff-seconds", "4"];
+    let flags = crate::SLOW_AND_FAULTY;
     let started = Instant::now();
     let a = fx.operator(&plane, &flags);
-    for _ in 0..3 {
+    // The first b lives until its slow offers' POSTs are in flight (a
+    // list read of 6 s, then the POST), racing a the whole way; the next
+    // ones a second or three each.
+    for alive in [7_000..9_000, 1_000..3_000, 1_000..3_000] {
         let b = fx.operator(&plane, &flags);
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(800..3000))).await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(alive))).await;
         b.sigkill();
     }
     let b = fx.operator(&plane, &flags);
@@ -283,9 +297,12 @@ pub async fn two_active_writers_with_shared_offers_one_post_per_target(plane: Pl
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let phases = fx.phases().await;
-    let not_cancelled: Vec<_> = phases
-        .iter()
-        .filter(|(_, p)| **p != Some(Phase::Cancelled))
+    let not_cancelled: Vec<_> = fx
+        .statuses()
+        .await
+        .into_iter()
+        .filter(|(_, s)| s["phase"] != "Cancelled")
+        .map(|(name, s)| (name, s["phase"].clone(), condition(&s, "Ready").1))
         .collect();
     assert_eq!(
         fx.duplicate_posts(&targets).await,
