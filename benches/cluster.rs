@@ -151,9 +151,35 @@ fn main() {
     });
 }
 
+/// Counts writes to the targets' claims (Leases labelled
+/// `offercancel.dev/claim` in `ns`), as a watch reports them: every
+/// create, patch and delete is one event.
+fn count_claim_writes(
+    client: &kube::Client,
+    ns: &str,
+) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let leases: kube::Api<k8s_openapi::api::coordination::v1::Lease> =
+        kube::Api::namespaced(client.clone(), ns);
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = count.clone();
+    let config = watcher::Config::default().labels("offercancel.dev/claim");
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(leases, config));
+        while let Some(event) = events.next().await {
+            if let Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) = event {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    count
+}
+
 async fn run(plane: &envtest::ControlPlane, args: &Args) {
     let fx = Fixture::new(plane, "bench").await;
     let writes = WriteCounter::start(&fx.client, &fx.ns).await;
+    let claim_writes = count_claim_writes(&fx.client, &fx.ns);
     let share = args.faults / 3.0;
     fx.set_faults(serde_json::json!({
         "throttleRate": share, "errorRate": share, "dropAfterRate": share
@@ -193,6 +219,11 @@ async fn run(plane: &envtest::ControlPlane, args: &Args) {
         cpu,
     )
     .await;
+    let claims = claim_writes.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "| writes to the targets' claims (Leases) per target | {:.2} | — |",
+        claims as f64 / args.n.max(1) as f64
+    );
     operator.sigkill();
     fx.cleanup().await;
 }
