@@ -1313,6 +1313,22 @@ fn a_lost_answer_is_resent_only_while_the_claim_lets_us() {
 }
 
 #[test]
+fn a_follower_whose_claimant_let_go_sends_its_own_and_owns_it() {
+    let (mut w, _) = fresh_with_claim(Some(peer_claim("publish-1", None)), send_publish_1());
+    assert!(w.status.shared_cancel, "following");
+    w.claim = None;
+    let t = w.apply(Outcome::Targeted(send_publish_1()));
+    assert!(t.post);
+    assert!(!t.status.shared_cancel, "its own cancel now");
+    let t = w.apply(Outcome::Rejected {
+        reason: reason::FORBIDDEN,
+        message: "CPP cancel call answered HTTP 403".into(),
+        cancel_status: Some(403),
+    });
+    assert_eq!(t.claim, Some(ClaimWrite::Release), "and its own to let go");
+}
+
+#[test]
 fn a_failed_cancel_of_ours_lets_the_claim_go_and_a_follower_never_does() {
     let refused = OfferCancellation::test().in_doubt().observed();
     let t = transition(

@@ -189,6 +189,9 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus, how: Acqui
     }
     next.post_deadline = Some(Time(post_deadline(obs)));
     next.phase = Some(Phase::Pending);
+    // A follower whose claimant was refused (or went quiet) now sends its
+    // own: from here on the cancel is this resource's.
+    next.shared_cancel = false;
     next.attempts = next.attempts.saturating_add(1);
     next.http_status = None;
     next.operation_location = None;
