@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use kube::runtime::controller::Action;
+use offer_cancel_operator::claim::lease::claim_name;
 use offer_cancel_operator::crd::OfferCancellation;
 use offer_cancel_operator::decide::reason;
 use offer_cancel_operator::reconcile::reconcile;
@@ -36,6 +37,149 @@ fn condition<'a>(status: &'a serde_json::Value, kind: &str) -> &'a serde_json::V
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
         .unwrap_or_else(|| panic!("no {kind} in {status}"))
+}
+
+/// As [`run`], with these claims already held; returns what the Lease
+/// store saw and holds afterwards.
+async fn run_with_claims(
+    obj: OfferCancellation,
+    cpp: &MockServer,
+    held: Vec<serde_json::Value>,
+    calls: Vec<Call>,
+) -> (Vec<String>, Vec<serde_json::Value>) {
+    let (ctx, server) = context(&cpp.uri());
+    let leases = server.leases();
+    for lease in held {
+        let path = format!("{}{NS}/leases", common::leases::PREFIX);
+        leases.lock().unwrap().answer("POST", &path, lease);
+        leases.lock().unwrap().calls.clear();
+    }
+    let verifier = server.run(obj.clone(), calls);
+    tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(obj), ctx))
+        .await
+        .expect("reconcile hung")
+        .expect("reconcile failed");
+    tokio::time::timeout(Duration::from_secs(2), verifier)
+        .await
+        .expect("scenario not completed")
+        .expect("scenario panicked");
+    let leases = leases.lock().unwrap();
+    (leases.calls.clone(), leases.held())
+}
+
+/// Another resource's claim on contoso/contoso-offer, for publish-1, in
+/// flight for another minute.
+fn peer_claim_in_flight() -> serde_json::Value {
+    let now = jiff::Timestamp::now();
+    serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {
+            "name": claim_name("offer/contoso/contoso-offer"),
+            "labels": {"offercancel.dev/claim": "true"},
+            "annotations": {
+                "offercancel.dev/target": "offer/contoso/contoso-offer",
+                "offercancel.dev/operation": "publish-1",
+                "offercancel.dev/claimant": "team-b/their-cancel",
+                "offercancel.dev/claimant-uid": "uid-b",
+                "offercancel.dev/claimed-at": now.to_string(),
+                "offercancel.dev/in-flight-until": (now + jiff::SignedDuration::from_secs(60)).to_string(),
+            }
+        },
+        "spec": {}
+    })
+}
+
+#[tokio::test]
+async fn a_first_cancel_claims_its_target_before_the_intent_and_records_the_answer_there() {
+    let cpp = Conversation::SyncCancel.serve().await;
+    let calls = vec![
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
+        patch(|s| assert_eq!(s["phase"], "Pending")),
+        Call::Event(reason::CANCEL_REQUESTED),
+        patch(|s| assert_eq!(s["phase"], "Cancelled")),
+        Call::Event(reason::CANCELLED),
+    ];
+    let (seen, held) = run_with_claims(contoso(), &cpp, vec![], calls).await;
+    let name = claim_name("offer/contoso/contoso-offer");
+    assert_eq!(
+        seen,
+        [
+            format!("GET {name}"),
+            "POST ".to_string(),
+            format!("PATCH {name}")
+        ],
+        "read, created before the intent, then told the answer"
+    );
+    let annotations = &held[0]["metadata"]["annotations"];
+    assert_eq!(annotations["offercancel.dev/operation"], "publish-1");
+    assert_eq!(
+        annotations["offercancel.dev/claimant"],
+        "default/contoso-offer-cancel"
+    );
+    assert_eq!(annotations["offercancel.dev/answer"], "cancelled");
+}
+
+#[tokio::test]
+async fn another_resources_post_in_flight_is_waited_for_and_nothing_is_sent() {
+    let cpp = Conversation::Lists(serde_json::json!([
+        {"id": "publish-1", "submissionType": "publish", "status": "running"}
+    ]))
+    .serve()
+    .await;
+    let calls = vec![
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
+        patch(|s| {
+            assert_eq!(s["phase"], "Pending");
+            assert_eq!(s["sharedCancel"], true);
+            assert_eq!(s["targetOperation"]["id"], "publish-1");
+            assert!(s.get("requestedAt").is_none(), "no intent of its own");
+            let message = s["message"].as_str().unwrap_or_default();
+            assert!(!message.contains("team-b"), "{message}");
+        }),
+        Call::Event(reason::CANCEL_SHARED),
+    ];
+    let (seen, held) = run_with_claims(contoso(), &cpp, vec![peer_claim_in_flight()], calls).await;
+    assert_eq!(seen.len(), 1, "only read: {seen:?}");
+    assert_eq!(
+        held[0]["metadata"]["annotations"]["offercancel.dev/claimant"],
+        "team-b/their-cancel"
+    );
+}
+
+#[tokio::test]
+async fn a_claim_namespace_that_does_not_exist_is_an_error_in_status_never_a_loop() {
+    let cpp = Conversation::Lists(serde_json::json!([
+        {"id": "publish-1", "submissionType": "publish", "status": "running"}
+    ]))
+    .serve()
+    .await;
+    let (ctx, server) = context(&cpp.uri());
+    server.leases().lock().unwrap().no_namespace = true;
+    let calls = vec![
+        Call::GetSecret(Box::new(Some(token_secret("tok")))),
+        patch(|s| {
+            assert_eq!(s["phase"], "Pending");
+            assert!(
+                s.get("requestedAt").is_none(),
+                "no intent without the claim"
+            );
+            assert_eq!(
+                condition(s, "Reconciling")["reason"],
+                reason::TRANSIENT_ERROR
+            );
+            let message = s["message"].as_str().unwrap_or_default();
+            assert!(message.contains("claim"), "{message}");
+        }),
+        Call::Event(reason::TRANSIENT_ERROR),
+    ];
+    let obj = contoso();
+    let verifier = server.run(obj.clone(), calls);
+    let action = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(obj), ctx))
+        .await
+        .expect("reconcile hung")
+        .expect("reconcile failed");
+    verifier.await.expect("scenario");
+    assert_ne!(action, Action::requeue(Duration::ZERO), "backs off");
 }
 
 #[tokio::test]

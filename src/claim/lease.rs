@@ -26,16 +26,6 @@ pub enum ClaimError {
     Api(#[source] kube::Error),
 }
 
-impl ClaimError {
-    /// Metric label.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ClaimError::Lost => "lost",
-            ClaimError::Api(_) => "api",
-        }
-    }
-}
-
 /// Where claims are kept: the API server in the controller, nowhere in
 /// the one-shot CLI (one resource, one process: nothing to arbitrate).
 pub trait ClaimStore: Sync {
@@ -185,6 +175,11 @@ impl ClaimStore for LeaseClaims {
 
     async fn acquire(&self, key: &str, claim: &Claim, how: &Acquire) -> Result<Claim, ClaimError> {
         let name = claim_name(key);
+        let lost = match how {
+            // 404 to a create: the namespace is missing, nobody won.
+            Acquire::Create => is_taken,
+            Acquire::TakeOver { .. } => is_lost,
+        };
         let written = match how {
             Acquire::Create => {
                 let lease = lease(&name, key, claim);
@@ -210,7 +205,7 @@ impl ClaimStore for LeaseClaims {
                 version: lease.metadata.resource_version.unwrap_or_default(),
                 ..claim.clone()
             }),
-            Err(e) if is_lost(&e) => Err(ClaimError::Lost),
+            Err(e) if lost(&e) => Err(ClaimError::Lost),
             Err(e) => Err(ClaimError::Api(e)),
         }
     }
@@ -254,8 +249,13 @@ impl ClaimStore for LeaseClaims {
     }
 }
 
-/// A create that found the object (409 AlreadyExists), or a fenced write
-/// that found it moved on (409 Conflict) or gone (404).
+/// A create that found the object there (409 AlreadyExists).
+fn is_taken(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// A fenced write that found the object moved on (409 Conflict) or gone
+/// (404).
 fn is_lost(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if matches!(s.code, 404 | 409))
 }

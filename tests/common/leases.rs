@@ -18,6 +18,8 @@ pub struct Leases {
     version: u64,
     /// `METHOD name` of every call, in order.
     pub calls: Vec<String>,
+    /// The namespace does not exist: every create is 404.
+    pub no_namespace: bool,
 }
 
 fn respond(status: u16, body: &Value) -> Response<Body> {
@@ -85,6 +87,7 @@ impl Leases {
                 Some(o) => respond(200, o),
                 None => status(404, "NotFound"),
             },
+            ("POST", _) if self.no_namespace => status(404, "NotFound"),
             ("POST", _) => {
                 let name = body["metadata"]["name"]
                     .as_str()

@@ -292,6 +292,27 @@ impl ApiServerVerifier {
                     }
                 }
             }
+            // What follows the last scripted call: the claim told its
+            // answer, or let go, from the store of Leases; anything else
+            // is answered as a server gone away would (the scenario ended).
+            while let Ok(Some((request, send))) =
+                tokio::time::timeout(Duration::from_millis(300), self.0.next_request()).await
+            {
+                let method = request.method().as_str().to_string();
+                let path = request.uri().path().to_string();
+                if !leases::Leases::handles(&path) {
+                    send.send_response(json_response(503, &json!({"kind": "Status", "code": 503})));
+                    continue;
+                }
+                let body = request
+                    .into_body()
+                    .collect_bytes()
+                    .await
+                    .unwrap_or_default();
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let response = self.1.lock().unwrap().answer(&method, &path, body);
+                send.send_response(response);
+            }
             applied
         })
     }
