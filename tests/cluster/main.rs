@@ -3,6 +3,7 @@
 //! its own and counts what CPP received. Runs with `cargo test --test
 //! cluster`; without a control plane it fails and says how to get one.
 
+mod audit;
 mod claims;
 mod envtest;
 mod lag_proxy;
@@ -160,6 +161,11 @@ fn main() -> std::process::ExitCode {
             &plane,
             "twenty_resources_following_one_job_poll_it_once_a_minute",
             claims::twenty_resources_following_one_job_poll_it_once_a_minute,
+        ),
+        trial(
+            &plane,
+            "audit_a_deleted_claimants_failed_cancel_blocks_no_later_cancel",
+            audit::audit_a_deleted_claimants_failed_cancel_blocks_no_later_cancel,
         ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);

@@ -41,6 +41,7 @@ publishers:
       - {id: late-, cancel: tooLate}
       - {id: slow-sync-, cancel: sync, faults: {latencyMs: 6000}}
       - {id: slow-async-, cancel: async, location: migrated, pollsUntilDone: 1, faults: {latencyMs: 6000}}
+      - {id: failcancel-, cancel: async, location: migrated, secondsUntilDone: 8, result: failed, messages: ["The publish could not be stopped."]}
     jobTemplates:
       - {id: job-, cancel: running, pollsUntilDone: 1}
       - {id: jobnow-, cancel: immediate}
