@@ -65,3 +65,68 @@ pub async fn audit_a_deleted_claimants_failed_cancel_blocks_no_later_cancel(plan
     operator.sigkill();
     fx.cleanup().await;
 }
+
+/// Status GETs of configure job `target`, in arrival order (Unix ms).
+fn status_reads(requests: &[(i64, String, String)], target: &str) -> Vec<i64> {
+    let name = support::log_name(target);
+    requests
+        .iter()
+        .filter(|(_, e, t)| e == "job_status" && *t == name)
+        .map(|(at, _, _)| *at)
+        .collect()
+}
+
+/// A resource cancels a configure job; a second resource, with another
+/// principal's credentials (as a resource in another namespace has),
+/// follows the same job. "At most one status request per job per minute
+/// across everything that follows it": the job's status GETs, over the
+/// whole run, at least 55 s apart.
+pub async fn audit_followers_with_other_credentials_poll_a_job_once_a_minute(plane: Plane) {
+    let fx = Fixture::new(&plane, "audit-jobcreds").await;
+    support::add_reader_secret(&fx.client, &fx.ns).await;
+    let operator = fx.operator(&plane, &[]);
+    let job = "jobtwice-creds";
+    fx.api
+        .create(&Default::default(), &support::resource("a", job))
+        .await
+        .expect("create a");
+    let started = Instant::now();
+    while fx.posts(job).await == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "a sent no POST");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fx.api
+        .create(
+            &Default::default(),
+            &support::resource_using("b", job, "reader"),
+        )
+        .await
+        .expect("create b");
+    loop {
+        let reads = status_reads(&fx.requests().await, job);
+        let gaps: Vec<i64> = reads.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.iter().all(|g| *g >= 55_000),
+            "{} status GETs of the job within {:?}, ms apart: {gaps:?}",
+            reads.len(),
+            started.elapsed()
+        );
+        let open = fx
+            .phases()
+            .await
+            .values()
+            .filter(|p| !matches!(p, Some(Phase::Cancelled | Phase::Failed)))
+            .count();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "{open} still open"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(fx.posts(job).await, 1);
+    operator.sigkill();
+    fx.cleanup().await;
+}

@@ -167,6 +167,11 @@ fn main() -> std::process::ExitCode {
             "audit_a_deleted_claimants_failed_cancel_blocks_no_later_cancel",
             audit::audit_a_deleted_claimants_failed_cancel_blocks_no_later_cancel,
         ),
+        trial(
+            &plane,
+            "audit_followers_with_other_credentials_poll_a_job_once_a_minute",
+            audit::audit_followers_with_other_credentials_poll_a_job_once_a_minute,
+        ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
     drop(plane);
