@@ -4,7 +4,8 @@
 
 use crate::envtest::wait_phase;
 use crate::support::{self, Fixture};
-use crate::Plane;
+use crate::{Plane, own_plane};
+use futures::StreamExt;
 use kube::Api;
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use serde_json::Value;
@@ -61,6 +62,79 @@ pub async fn audit_a_deleted_claimants_failed_cancel_blocks_no_later_cancel(plan
         fx.posts(offer).await,
         2,
         "c sent a cancel of its own, not following a's failed one: {status}"
+    );
+    operator.sigkill();
+    fx.cleanup().await;
+}
+
+/// Applies `offers` in `ns` one by one, each once the one before has had
+/// its own cancel answered (status httpStatus set); apply → answer, in ms.
+/// (POST counts cannot tell whose POST arrived: refused ones count too.)
+async fn one_by_one_answered(fx: &Fixture, ns: &str, offers: &[String]) -> Vec<u128> {
+    let api: Api<OfferCancellation> = Api::namespaced(fx.client.clone(), ns);
+    let mut took = Vec::new();
+    for offer in offers {
+        api.create(&Default::default(), &support::resource(offer, offer))
+            .await
+            .expect("create");
+        let started = Instant::now();
+        loop {
+            let r = api.get(offer).await.expect("read");
+            let answered = r.status.as_ref().is_some_and(|s| {
+                s.http_status.is_some() || s.phase == Some(Phase::Cancelled)
+            });
+            if answered {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{ns}/{offer}: no answer within 60 s: {:?}",
+                r.status
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        took.push(started.elapsed().as_millis());
+    }
+    took
+}
+
+/// As tenants_without_credentials_delay_no_first_cancel, but the 300
+/// resources of namespace `noisy` hold credentials CPP lets read the
+/// offers and refuses to cancel them (403): "resources without working
+/// credentials, or refused ones, in another namespace cannot measurably
+/// delay a first cancel". The victim's apply → answer with that noise is
+/// at most a second worse than without it (the worst of 20 each).
+pub async fn audit_refused_tenants_delay_no_first_cancel(_shared: Plane) {
+    let plane = own_plane().await;
+    let fx = Fixture::cluster_wide(&plane).await;
+    support::namespace_with_secret(&fx.client, "victim", "s3cret").await;
+    support::namespace_with_secret(&fx.client, "noisy", "s3cret").await;
+    support::add_reader_secret(&fx.client, "noisy").await;
+    let operator = fx.operator(&plane, &[]);
+    let quiet: Vec<String> = (0..20).map(|i| format!("sync-quiet-{i}")).collect();
+    let baseline = one_by_one_answered(&fx, "victim", &quiet).await;
+    let offers: Vec<String> = (0..20).map(|i| format!("sync-refused-{i}")).collect();
+    let noisy: Api<OfferCancellation> = Api::namespaced(fx.client.clone(), "noisy");
+    let noise = futures::stream::iter(0..300)
+        .map(|i| {
+            let r = support::resource_using(&format!("noise-{i}"), &offers[i % 20], "reader");
+            let api = noisy.clone();
+            async move { api.create(&Default::default(), &r).await.expect("create") }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>();
+    let victim = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        one_by_one_answered(&fx, "victim", &offers).await
+    };
+    let (_, with_noise) = futures::join!(noise, victim);
+    let worst = |v: &[u128]| v.iter().copied().max().unwrap_or(0);
+    eprintln!("apply → answer, ms: baseline {baseline:?}; with 300 refused resources {with_noise:?}");
+    assert!(
+        worst(&with_noise) <= worst(&baseline) + 1_000,
+        "apply → answer with refused noise up to {} ms, without it {} ms: {with_noise:?}",
+        worst(&with_noise),
+        worst(&baseline)
     );
     operator.sigkill();
     fx.cleanup().await;

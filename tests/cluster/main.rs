@@ -169,6 +169,11 @@ fn main() -> std::process::ExitCode {
         ),
         trial(
             &plane,
+            "audit_refused_tenants_delay_no_first_cancel",
+            audit::audit_refused_tenants_delay_no_first_cancel,
+        ),
+        trial(
+            &plane,
             "audit_followers_with_other_credentials_poll_a_job_once_a_minute",
             audit::audit_followers_with_other_credentials_poll_a_job_once_a_minute,
         ),
