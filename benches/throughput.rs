@@ -132,6 +132,7 @@ fn subject(i: usize) -> Observed {
             uid: format!("uid-{i}"),
         },
         claim: None,
+        round_started: jiff::Timestamp::now(),
         now: jiff::Timestamp::now(),
     }
 }

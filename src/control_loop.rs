@@ -44,6 +44,7 @@ pub async fn run(
     let secrets = watch::secrets(client, namespace);
     tokio::spawn(mark_ready_when_synced(store.clone(), probes));
     let (wake, woken) = futures::channel::mpsc::unbounded();
+    ctx.claims.wake_through(wake.clone());
     let sweeping = tokio::spawn(sweep_and_count(store.clone(), ctx.clone(), wake));
     let claims_swept = tokio::spawn(sweep_claims(ctx.clone()));
     let cache = ctx.credentials.clone();

@@ -140,6 +140,11 @@ async fn reconcile_once(
         &mut report,
     )
     .await?;
+    if observed.follows_a_claim()
+        && let Some(target) = claim_key(&observed)
+    {
+        ctx.claims.wait_on(&target, key.clone());
+    }
     let streak = requeue.errors_in_row();
     ctx.errors_in_row.set(key, (streak > 0).then_some(streak));
     Ok(requeue_delay(
@@ -313,6 +318,7 @@ pub async fn step<W: StatusWriter, R: Report, C: ClaimStore>(
     report: &mut R,
 ) -> Result<Requeue, W::Error> {
     observed.now = Timestamp::now();
+    observed.round_started = observed.now;
     observed.post_budget = apis.post_budget();
     let mut edges = Edges {
         writer,

@@ -11,8 +11,11 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
-use std::collections::BTreeMap;
+use kube::runtime::reflector::ObjectRef;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+
+use crate::crd::OfferCancellation;
 
 use super::{Acquire, Claim, ClaimAnswer, Claimant};
 
@@ -99,6 +102,38 @@ pub fn claim_name(key: &str) -> String {
 pub struct LeaseClaims {
     api: Api<Lease>,
     field_manager: &'static str,
+    waiting: Waiting,
+}
+
+/// Who waits on a claim in this process, and how to wake them: the
+/// moment it is let go or told its answer, they look again (instead of at
+/// their next look, a second on), so a refusal costs the others one round
+/// trip. It only ever brings a look forward; nothing here keeps anyone
+/// waiting.
+#[derive(Default)]
+struct Waiting {
+    by_key: std::sync::Mutex<HashMap<String, HashSet<ObjectRef<OfferCancellation>>>>,
+    wake:
+        std::sync::OnceLock<futures::channel::mpsc::UnboundedSender<ObjectRef<OfferCancellation>>>,
+}
+
+impl Waiting {
+    fn add(&self, key: &str, who: ObjectRef<OfferCancellation>) {
+        let mut by_key = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        by_key.entry(key.to_string()).or_default().insert(who);
+    }
+
+    fn wake(&self, key: &str) {
+        let woken = {
+            let mut by_key = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+            by_key.remove(key).unwrap_or_default()
+        };
+        if let Some(wake) = self.wake.get() {
+            for who in woken {
+                let _ = wake.unbounded_send(who);
+            }
+        }
+    }
 }
 
 impl LeaseClaims {
@@ -106,7 +141,21 @@ impl LeaseClaims {
         LeaseClaims {
             api: Api::namespaced(client, namespace),
             field_manager,
+            waiting: Waiting::default(),
         }
+    }
+
+    /// Where waiters are woken (the control loop's queue); set once.
+    pub fn wake_through(
+        &self,
+        wake: futures::channel::mpsc::UnboundedSender<ObjectRef<OfferCancellation>>,
+    ) {
+        let _ = self.waiting.wake.set(wake);
+    }
+
+    /// `who` waits on the claim of target `key`.
+    pub fn wait_on(&self, key: &str, who: ObjectRef<OfferCancellation>) {
+        self.waiting.add(key, who);
     }
 
     /// Deletes claims whose window passed more than `ttl` ago: once it
@@ -129,7 +178,12 @@ impl LeaseClaims {
             let Some(claim) = read_claim(&lease) else {
                 continue;
             };
-            if claim.in_flight_until + ttl > now {
+            // A time no clock reaches (a hand-edited Lease) is never old.
+            let old = claim
+                .in_flight_until
+                .checked_add(ttl)
+                .is_ok_and(|t| t <= now);
+            if !old {
                 continue;
             }
             let name = lease.metadata.name.clone().unwrap_or_default();
@@ -245,7 +299,9 @@ impl ClaimStore for LeaseClaims {
         if claim.claimant.uid != me.uid {
             return Ok(());
         }
-        self.delete_at(&claim_name(key), &claim.version).await
+        self.delete_at(&claim_name(key), &claim.version).await?;
+        self.waiting.wake(key);
+        Ok(())
     }
 }
 

@@ -118,8 +118,23 @@ pub enum Verdict {
     Follow(ClaimAnswer),
 }
 
-/// The rule, for `me` about to cancel `operation` at `now`.
-pub fn verdict(claim: Option<&Claim>, me: &Claimant, operation: &str, now: Timestamp) -> Verdict {
+/// What the resource knows of the target's record when it asks for a
+/// verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    /// When the read of the record began: a claim whose window was still
+    /// open then may have had its POST take effect after the read.
+    pub read_at: Timestamp,
+    /// Whether the target's API lists a cancel as an operation of its own
+    /// (CPP does; a configure job's cancel shows only in the job). Where it
+    /// does, a record read after the window that shows the operation
+    /// running and no cancel says the claimant's cancel is over: its
+    /// answer binds no longer.
+    pub lists_cancels: bool,
+}
+
+/// The rule, for `me` about to cancel `operation` after reading `record`.
+pub fn verdict(claim: Option<&Claim>, me: &Claimant, operation: &str, record: Record) -> Verdict {
     let Some(claim) = claim else {
         return Verdict::Claim;
     };
@@ -129,13 +144,15 @@ pub fn verdict(claim: Option<&Claim>, me: &Claimant, operation: &str, now: Times
     if !me.uid.is_empty() && claim.claimant.uid == me.uid {
         return take_over;
     }
-    match &claim.answer {
-        Some(answer) if claim.operation == operation => Verdict::Follow(answer.clone()),
-        Some(_) => take_over,
-        None => match in_flight_for(claim, now) {
-            Some(left) => Verdict::Wait(left),
-            None => take_over,
-        },
+    let in_flight = in_flight_for(claim, record.read_at);
+    match (&claim.answer, in_flight) {
+        (Some(_), _) if claim.operation != operation => take_over,
+        (Some(answer @ ClaimAnswer::Accepted { .. }), None) if !record.lists_cancels => {
+            Verdict::Follow(answer.clone())
+        }
+        (Some(answer), Some(_)) => Verdict::Follow(answer.clone()),
+        (None, Some(left)) => Verdict::Wait(left),
+        (_, None) => take_over,
     }
 }
 
@@ -208,10 +225,18 @@ mod tests {
         }
     }
 
+    /// CPP's list, read at `secs`.
+    fn read(secs: i64) -> Record {
+        Record {
+            read_at: at(secs),
+            lists_cancels: true,
+        }
+    }
+
     #[test]
     fn an_unclaimed_target_is_claimed() {
         assert_eq!(
-            verdict(None, &resource("me"), "publish-1", at(0)),
+            verdict(None, &resource("me"), "publish-1", read(0)),
             Verdict::Claim
         );
     }
@@ -221,11 +246,11 @@ mod tests {
         let peer = claim("peer", "publish-1", None);
         let me = resource("me");
         assert_eq!(
-            verdict(Some(&peer), &me, "publish-1", at(10)),
+            verdict(Some(&peer), &me, "publish-1", read(10)),
             Verdict::Wait(Duration::from_secs(30))
         );
         assert_eq!(
-            verdict(Some(&peer), &me, "publish-2", at(39)),
+            verdict(Some(&peer), &me, "publish-2", read(39)),
             Verdict::Wait(Duration::from_secs(1)),
             "a CPP cancel stops whatever runs: another operation waits too"
         );
@@ -235,7 +260,7 @@ mod tests {
     fn an_unanswered_claim_past_its_window_is_taken_over() {
         let peer = claim("peer", "publish-1", None);
         assert_eq!(
-            verdict(Some(&peer), &resource("me"), "publish-1", at(40)),
+            verdict(Some(&peer), &resource("me"), "publish-1", read(40)),
             take_over()
         );
     }
@@ -247,12 +272,12 @@ mod tests {
         };
         let peer = claim("peer", "publish-1", Some(accepted.clone()));
         assert_eq!(
-            verdict(Some(&peer), &resource("me"), "publish-1", at(5)),
+            verdict(Some(&peer), &resource("me"), "publish-1", read(5)),
             Verdict::Follow(accepted)
         );
         let done = claim("peer", "publish-1", Some(ClaimAnswer::Cancelled));
         assert_eq!(
-            verdict(Some(&done), &resource("me"), "publish-1", at(500)),
+            verdict(Some(&done), &resource("me"), "publish-1", read(5)),
             Verdict::Follow(ClaimAnswer::Cancelled)
         );
     }
@@ -261,7 +286,7 @@ mod tests {
     fn a_peer_cancel_of_another_operation_never_counts() {
         let previous = claim("peer", "publish-1", Some(ClaimAnswer::Cancelled));
         assert_eq!(
-            verdict(Some(&previous), &resource("me"), "publish-2", at(5)),
+            verdict(Some(&previous), &resource("me"), "publish-2", read(5)),
             take_over()
         );
     }
@@ -270,8 +295,47 @@ mod tests {
     fn our_own_claim_is_renewed_never_waited_for() {
         let ours = claim("me", "publish-1", None);
         assert_eq!(
-            verdict(Some(&ours), &resource("me"), "publish-1", at(5)),
+            verdict(Some(&ours), &resource("me"), "publish-1", read(5)),
             take_over()
+        );
+    }
+
+    #[test]
+    fn past_its_window_an_answer_binds_only_where_the_record_cannot_show_the_cancel() {
+        let me = resource("me");
+        let accepted = ClaimAnswer::Accepted {
+            location: Some("/op".into()),
+        };
+        let peer = claim("peer", "publish-1", Some(accepted.clone()));
+        assert_eq!(
+            verdict(Some(&peer), &me, "publish-1", read(41)),
+            take_over(),
+            "CPP lists no cancel running beside the operation: that cancel is over"
+        );
+        let job = Record {
+            read_at: at(41),
+            lists_cancels: false,
+        };
+        assert_eq!(
+            verdict(Some(&peer), &me, "publish-1", job),
+            Verdict::Follow(accepted),
+            "a job's cancel shows only in the job: still followed"
+        );
+        let done = claim("peer", "publish-1", Some(ClaimAnswer::Cancelled));
+        assert_eq!(
+            verdict(Some(&done), &me, "publish-1", job),
+            take_over(),
+            "cancelled at once, yet still running: that cancel did not stop it"
+        );
+    }
+
+    #[test]
+    fn a_window_still_open_when_the_record_was_read_is_waited_for() {
+        let peer = claim("peer", "publish-1", None);
+        assert_eq!(
+            verdict(Some(&peer), &resource("me"), "publish-1", read(39)),
+            Verdict::Wait(Duration::from_secs(1)),
+            "read before the window ended: its POST may have acted after"
         );
     }
 

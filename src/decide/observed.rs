@@ -41,6 +41,9 @@ pub struct Observed {
     pub created: Option<Timestamp>,
     /// This resource as the claimant of its target.
     pub claimant: Claimant,
+    /// When this round's reads began (wall clock): the target's record
+    /// read in it is no older than this.
+    pub round_started: Timestamp,
     /// The target's claim as the API server had it when this round read
     /// it (`None`: unclaimed, or not read: the CLI, or a step that sends
     /// nothing): one cancel per target.
@@ -73,6 +76,7 @@ impl Observed {
             created: resource.metadata.creation_timestamp.as_ref().map(|t| t.0),
             claimant: Claimant::of(resource),
             claim: None,
+            round_started: now,
             now,
         }
     }
@@ -88,6 +92,7 @@ impl Observed {
             errors_in_row: self.errors_in_row,
             post_budget: self.post_budget,
             claim: self.claim.take(),
+            round_started: self.round_started,
             round_began: self.round_began,
             ..fresh
         };
@@ -107,6 +112,15 @@ impl Observed {
             .operation_id
             .as_deref()
             .or(followed.map(|t| t.id.as_str()))
+    }
+}
+
+impl Observed {
+    /// Whether this resource waits on another resource's claim of its
+    /// target (it follows a cancel not yet answered, or answered without a
+    /// location): the claim's release or answer is worth a look at once.
+    pub fn follows_a_claim(&self) -> bool {
+        self.status.shared_cancel && stage(&self.status) == Stage::Fresh
     }
 }
 
@@ -189,6 +203,8 @@ pub(super) struct Words {
     pub(super) followed: &'static str,
     /// The reason when the target ended otherwise than cancelled.
     pub(super) ended: &'static str,
+    /// Whether the API lists a cancel as an operation of its own.
+    pub(super) lists_cancels: bool,
 }
 
 pub(super) fn words(obs: &Observed) -> Words {
@@ -197,11 +213,13 @@ pub(super) fn words(obs: &Observed) -> Words {
             api: "the Product Ingestion API",
             followed: "the job",
             ended: reason::JOB_ALREADY_COMPLETED,
+            lists_cancels: false,
         },
         None => Words {
             api: "CPP",
             followed: "the cancel operation",
             ended: reason::OPERATION_ENDED,
+            lists_cancels: true,
         },
     }
 }

@@ -1177,6 +1177,7 @@ fn an_unanswered_claim_past_its_window_is_taken_over_fenced_on_its_version() {
     let mut w = fresh();
     w.claim = Some(peer_claim("publish-1", None));
     w.now = past_the_window();
+    w.round_started = w.now;
     let t = w.apply(Outcome::Targeted(send_publish_1()));
     assert!(
         t.post,
@@ -1201,6 +1202,47 @@ fn another_resources_accepted_cancel_of_the_same_operation_is_followed() {
     assert_eq!(t.status.phase, Some(Phase::Cancelling));
     assert_eq!(t.status.operation_location.as_deref(), Some("/op/7"));
     assert!(t.status.shared_cancel);
+}
+
+#[test]
+fn an_accepted_cancel_the_list_no_longer_shows_running_binds_no_one_past_its_window() {
+    // The claimant was deleted, or its cancel operation failed: CPP lists
+    // the publish running and no cancel beside it.
+    let accepted = ClaimAnswer::Accepted {
+        location: Some("/op/7".into()),
+    };
+    let mut w = fresh();
+    w.claim = Some(peer_claim("publish-1", Some(accepted)));
+    w.now = past_the_window() + jiff::SignedDuration::from_secs(12);
+    w.round_started = w.now;
+    let t = w.apply(Outcome::Targeted(send_publish_1()));
+    assert!(t.post, "the publish runs on, and nothing cancels it: send");
+}
+
+#[test]
+fn a_follower_whose_followed_cancel_failed_sends_its_own() {
+    let accepted = ClaimAnswer::Accepted {
+        location: Some("/op/7".into()),
+    };
+    let claim = peer_claim("publish-1", Some(accepted));
+    let (mut w, _) = fresh_with_claim(Some(claim), send_publish_1());
+    assert_eq!(w.status.phase, Some(Phase::Cancelling), "following /op/7");
+    let t = w.apply(polled("failed", OperationState::Failed));
+    assert_eq!(
+        t.status.phase,
+        Some(Phase::Pending),
+        "not Failed: nothing of its own failed"
+    );
+    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
+    let t = w.apply(Outcome::Targeted(send_publish_1()));
+    assert!(t.post, "the claim's cancel is over: its own goes");
+    assert!(matches!(
+        t.claim,
+        Some(ClaimWrite::Acquire {
+            how: claim::Acquire::TakeOver { .. },
+            ..
+        })
+    ));
 }
 
 #[test]

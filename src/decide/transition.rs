@@ -383,10 +383,10 @@ fn resend_unless_claimed(obs: &Observed, next: OfferCancellationStatus) -> Trans
         .as_ref()
         .map(|t| t.id.clone())
         .unwrap_or_default();
-    match claim::verdict(obs.claim.as_ref(), &obs.claimant, &operation, obs.now) {
+    match claim::verdict(obs.claim.as_ref(), &obs.claimant, &operation, record(obs)) {
         Verdict::Claim => intent_recorded(obs, next, Acquire::Create),
         Verdict::TakeOver { version } => intent_recorded(obs, next, Acquire::TakeOver { version }),
-        Verdict::Wait(left) => unchanged(obs, Requeue::After(left.min(PEER_WAIT))),
+        Verdict::Wait(_) => unchanged(obs, Requeue::After(PEER_WAIT)),
         Verdict::Follow(ClaimAnswer::Accepted {
             location: Some(location),
         }) => {
@@ -481,13 +481,21 @@ fn already_cancelled(
     cancelled(obs, next, reason::CANCEL_SHARED, message)
 }
 
+/// What this round knows of the target's record, for the claim's verdict.
+fn record(obs: &Observed) -> claim::Record {
+    claim::Record {
+        read_at: obs.round_started,
+        lists_cancels: words(obs).lists_cancels,
+    }
+}
+
 /// An operation to cancel: what the target's claim allows.
 fn send_unless_claimed(
     obs: &Observed,
     mut next: OfferCancellationStatus,
     target: crate::crd::TargetOperation,
 ) -> Transition {
-    match claim::verdict(obs.claim.as_ref(), &obs.claimant, &target.id, obs.now) {
+    match claim::verdict(obs.claim.as_ref(), &obs.claimant, &target.id, record(obs)) {
         Verdict::Claim => {
             next.target_operation = Some(target);
             intent_recorded(obs, next, Acquire::Create)
@@ -496,7 +504,20 @@ fn send_unless_claimed(
             next.target_operation = Some(target);
             intent_recorded(obs, next, Acquire::TakeOver { version })
         }
-        Verdict::Wait(left) => following(obs, next, target, left.min(PEER_WAIT)),
+        Verdict::Wait(_) => following(obs, next, target, PEER_WAIT),
+        Verdict::Follow(ClaimAnswer::Accepted {
+            location: Some(location),
+        }) if seen_failing(obs, &location) => {
+            let version = obs.claim.as_ref().map(|c| c.version.clone());
+            next.target_operation = Some(target);
+            intent_recorded(
+                obs,
+                next,
+                Acquire::TakeOver {
+                    version: version.unwrap_or_default(),
+                },
+            )
+        }
         Verdict::Follow(ClaimAnswer::Accepted {
             location: Some(location),
         }) => shared(obs, next, location, Some(target)),
@@ -775,6 +796,7 @@ fn followed_failed(
             reason::JOB_ALREADY_COMPLETED,
             format!("the job ended {raw}, not cancelled: {detail}"),
         ),
+        None if next.shared_cancel => followed_cancel_failed(obs, next, &detail),
         None => fail(
             obs,
             next,
@@ -782,6 +804,45 @@ fn followed_failed(
             format!("the cancel operation failed: {detail}"),
         ),
     }
+}
+
+/// Another resource's cancel, which this one followed, failed: its
+/// operation is not cancelled, and no POST of anyone's is in flight. It
+/// looks again as a fresh resource would, and sends its own while the
+/// operation runs (the claim pointing at that failed cancel binds it no
+/// longer: [`send_unless_claimed`]).
+fn followed_cancel_failed(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    detail: &str,
+) -> Transition {
+    let message = format!("the cancel this resource followed failed ({detail}); looking again");
+    next.phase = Some(Phase::Pending);
+    set_readiness(
+        obs,
+        &mut next,
+        Readiness::Working,
+        reason::CANCEL_SHARED,
+        &message,
+    );
+    Transition {
+        notice: notice(reason::CANCEL_SHARED, true, &message),
+        status: next,
+        requeue: Requeue::After(Duration::ZERO),
+        post: false,
+        progress: None,
+        claim: None,
+    }
+}
+
+/// Whether `location` is the cancel this resource followed and saw fail.
+fn seen_failing(obs: &Observed, location: &str) -> bool {
+    let status = &obs.status;
+    let failed = status
+        .operation_status
+        .as_deref()
+        .is_some_and(|s| OperationState::of(s) == OperationState::Failed);
+    failed && status.operation_location.as_deref() == Some(location)
 }
 
 /// The first error of a streak is written (and announced) once; the rest
