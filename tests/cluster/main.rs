@@ -3,7 +3,6 @@
 //! its own and counts what CPP received. Runs with `cargo test --test
 //! cluster`; without a control plane it fails and says how to get one.
 
-mod audit;
 mod claims;
 mod envtest;
 mod lag_proxy;
@@ -164,18 +163,8 @@ fn main() -> std::process::ExitCode {
         ),
         trial(
             &plane,
-            "audit_a_deleted_claimants_failed_cancel_blocks_no_later_cancel",
-            audit::audit_a_deleted_claimants_failed_cancel_blocks_no_later_cancel,
-        ),
-        trial(
-            &plane,
-            "audit_refused_tenants_delay_no_first_cancel",
-            audit::audit_refused_tenants_delay_no_first_cancel,
-        ),
-        trial(
-            &plane,
-            "audit_followers_with_other_credentials_poll_a_job_once_a_minute",
-            audit::audit_followers_with_other_credentials_poll_a_job_once_a_minute,
+            "a_deleted_claimants_failed_cancel_blocks_no_later_cancel",
+            claims::a_deleted_claimants_failed_cancel_blocks_no_later_cancel,
         ),
     ];
     let conclusion = libtest_mimic::run(&args, trials);
