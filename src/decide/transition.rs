@@ -540,23 +540,38 @@ fn following(
         target.type_.as_deref().unwrap_or("operation"),
         target.id
     );
-    next.phase = Some(Phase::Pending);
     next.shared_cancel = true;
     next.target_operation = Some(target);
+    let t = pending_shared(obs, next, &message, wait);
+    let changed = t.status != obs.status;
+    Transition {
+        notice: changed
+            .then(|| notice(reason::CANCEL_SHARED, false, &message))
+            .flatten(),
+        ..t
+    }
+}
+
+/// Pending, following another resource's cancel (`CancelShared`), to be
+/// looked at again after `wait`; no Event (the callers say when).
+fn pending_shared(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    message: &str,
+    wait: Duration,
+) -> Transition {
+    next.phase = Some(Phase::Pending);
     set_readiness(
         obs,
         &mut next,
         Readiness::Working,
         reason::CANCEL_SHARED,
-        &message,
+        message,
     );
-    let changed = next != obs.status;
     Transition {
-        notice: changed
-            .then(|| notice(reason::CANCEL_SHARED, false, &message))
-            .flatten(),
         status: next,
         requeue: Requeue::After(wait),
+        notice: None,
         post: false,
         progress: None,
         claim: None,
@@ -817,21 +832,10 @@ fn followed_cancel_failed(
     detail: &str,
 ) -> Transition {
     let message = format!("the cancel this resource followed failed ({detail}); looking again");
-    next.phase = Some(Phase::Pending);
-    set_readiness(
-        obs,
-        &mut next,
-        Readiness::Working,
-        reason::CANCEL_SHARED,
-        &message,
-    );
+    let t = pending_shared(obs, next, &message, Duration::ZERO);
     Transition {
         notice: notice(reason::CANCEL_SHARED, true, &message),
-        status: next,
-        requeue: Requeue::After(Duration::ZERO),
-        post: false,
-        progress: None,
-        claim: None,
+        ..t
     }
 }
 

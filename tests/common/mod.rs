@@ -143,6 +143,30 @@ fn json_response(status: u16, body: &Value) -> Response<Body> {
         .unwrap()
 }
 
+/// Answers a Lease call from the store of Leases, once RBAC is seen to
+/// grant it.
+async fn answer_lease(
+    leases: &std::sync::Mutex<leases::Leases>,
+    request: Request<Body>,
+    send: tower_test::mock::SendResponse<Response<Body>>,
+) {
+    let method = request.method().as_str().to_string();
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or("").to_string();
+    assert!(
+        rbac::required(&method, &path, &query).is_some(),
+        "{method} {path} is not granted by tests/common/rbac.rs"
+    );
+    let body = request
+        .into_body()
+        .collect_bytes()
+        .await
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let response = leases.lock().unwrap().answer(&method, &path, body);
+    send.send_response(response);
+}
+
 impl ApiServerVerifier {
     /// The Leases the operator wrote (its claims), to read after a run.
     pub fn leases(&self) -> Arc<std::sync::Mutex<leases::Leases>> {
@@ -168,20 +192,7 @@ impl ApiServerVerifier {
             if !leases::Leases::handles(&path) {
                 return (request, send);
             }
-            let method = request.method().as_str().to_string();
-            let query = request.uri().query().unwrap_or("").to_string();
-            assert!(
-                rbac::required(&method, &path, &query).is_some(),
-                "{method} {path} is not granted by tests/common/rbac.rs"
-            );
-            let body = request
-                .into_body()
-                .collect_bytes()
-                .await
-                .unwrap_or_default();
-            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let response = self.1.lock().unwrap().answer(&method, &path, body);
-            send.send_response(response);
+            answer_lease(&self.1, request, send).await;
         }
     }
 
@@ -298,20 +309,11 @@ impl ApiServerVerifier {
             while let Ok(Some((request, send))) =
                 tokio::time::timeout(Duration::from_millis(300), self.0.next_request()).await
             {
-                let method = request.method().as_str().to_string();
-                let path = request.uri().path().to_string();
-                if !leases::Leases::handles(&path) {
+                if !leases::Leases::handles(request.uri().path()) {
                     send.send_response(json_response(503, &json!({"kind": "Status", "code": 503})));
                     continue;
                 }
-                let body = request
-                    .into_body()
-                    .collect_bytes()
-                    .await
-                    .unwrap_or_default();
-                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let response = self.1.lock().unwrap().answer(&method, &path, body);
-                send.send_response(response);
+                answer_lease(&self.1, request, send).await;
             }
             applied
         })
