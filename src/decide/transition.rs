@@ -828,7 +828,7 @@ fn followed_failed(
 /// longer: [`send_unless_claimed`]).
 fn followed_cancel_failed(
     obs: &Observed,
-    mut next: OfferCancellationStatus,
+    next: OfferCancellationStatus,
     detail: &str,
 ) -> Transition {
     let message = format!("the cancel this resource followed failed ({detail}); looking again");
