@@ -53,6 +53,15 @@ pub const DEFAULT_POST_BUDGET: Duration = REQUEST_TIMEOUT;
 /// its sender gave up on it.
 pub const IN_FLIGHT_MARGIN: Duration = Duration::from_secs(10);
 
+/// How long an intent recorded without a `postDeadline` (by a release
+/// before 0.1.0) may still have its POST in flight, from `requestedAt`:
+/// such a POST waited for the rate limit and a token without a deadline of
+/// its own, and then for one request (`--request-timeout-seconds`, 30 s by
+/// default). Ten minutes covers any of those as configured in practice;
+/// waiting longer only delays settling a lost answer, sending sooner may
+/// send a second cancel.
+pub const EARLIER_RELEASE_POST_WINDOW: SignedDuration = SignedDuration::from_secs(600);
+
 // ---- Deciding about a target others also name ----
 
 /// A resource that finds nothing in progress, and the latest operation

@@ -445,3 +445,54 @@ fn the_job_example_is_a_valid_resource() {
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(shown.contains("result: Cancelling"), "{shown}");
 }
+
+/// A manifest saved with `kubectl get -o yaml` carries the status of that
+/// day; the CLI starts from the spec, as `kubectl apply` does, and says so.
+#[tokio::test]
+async fn a_saved_status_is_ignored_and_the_cancel_is_sent() {
+    let sim = default_simulator().await;
+    let posts = |stats: &serde_json::Value| {
+        stats["offers"]["contoso/sync-offer"]["cancelPosts"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    for saved in [
+        "status: {phase: Cancelled, httpStatus: 200, attempts: 1, message: cancelled long ago}",
+        "status: {phase: Failed, httpStatus: 400, attempts: 1, message: an old failure}",
+    ] {
+        let file = file_with(&format!(
+            "{}{saved}\n",
+            resource_yaml("contoso", "sync-offer")
+        ));
+        let url = sim.url();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["cancel", "-f"])
+            .arg(file.path())
+            .args(["--endpoint", &url, "--authority-host", &url])
+            .args(TOKEN);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{shown}");
+        assert!(shown.contains("result: Cancelled"), "{shown}");
+        assert!(!shown.contains("an old failure"), "{shown}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("status is ignored"),
+            "{shown}"
+        );
+        let stats: serde_json::Value = reqwest::get(format!("{}/_sim/stats", sim.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(posts(&stats), 1, "one POST: {stats}");
+        // Back to the scenario: a publish in progress, counters at zero.
+        reqwest::Client::new()
+            .post(format!("{}/_sim/reset", sim.url()))
+            .send()
+            .await
+            .unwrap();
+    }
+}

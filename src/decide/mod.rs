@@ -10,6 +10,7 @@
 //! - `model.rs`: the decision's words: steps, calls, outcomes,
 //!   transitions, condition types and reasons.
 //! - `observed.rs`: what the decision looks at, and what it reads there.
+//! - `rearm.rs`: what re-arms a Failed resource (the README's table).
 //! - `conditions.rs`: how a transition reads as conditions and an Event.
 //! - `transition.rs`: the table of transitions, one function per outcome.
 //! - here: `next_step`.
@@ -17,6 +18,7 @@
 mod conditions;
 mod model;
 mod observed;
+mod rearm;
 mod settle;
 mod target;
 #[cfg(test)]
@@ -36,10 +38,9 @@ pub use transition::transition;
 
 use crate::crd::OfferCancellationStatus;
 use crate::operation::OperationState;
-use observed::{
-    Stage, answer_may_still_come, cancel_accepted, expired, retry_requested, stage, stale,
-    timed_out,
-};
+use crate::fair::{Turn, Urgency};
+use observed::{Stage, answer_may_still_come, cancel_accepted, expired, stage, stale, timed_out};
+use rearm::rearmed;
 
 impl Observed {
     /// Whether the next step may lead to a cancel POST (a first one, a
@@ -48,10 +49,31 @@ impl Observed {
     pub fn needs_claim(&self) -> bool {
         matches!(next_step(self), Step::Call(Call::ReadTarget | Call::Settle))
     }
+
+    /// How urgent this resource's work is: a cancel not yet sent, or one
+    /// whose answer was lost (it may be sent again), goes before work on a
+    /// cancel the API has answered.
+    pub fn urgency(&self) -> Urgency {
+        match stage(&self.status) {
+            Stage::Fresh | Stage::InDoubt => Urgency::FirstCancel,
+            Stage::Failed if rearmed(self).is_some() => Urgency::FirstCancel,
+            _ => Urgency::Routine,
+        }
+    }
+
+    /// The turn this resource's work takes: its urgency, for its namespace.
+    pub fn turn(&self) -> Turn<'_> {
+        Turn {
+            urgency: self.urgency(),
+            tenant: &self.namespace,
+            since: self.round_began,
+        }
+    }
 }
 
 /// What to do next. Once the cancel was sent (Cancelling, Cancelled, Failed)
-/// no path leads back to a first cancel except an explicit retry of a Failed one.
+/// no path leads back to a first cancel except a retry of a Failed one that
+/// someone asked for ([`rearm`]).
 /// An intent without an answer is waited for while its POST may be in
 /// flight, and then settled from CPP's record, also past the timeout: only
 /// CPP's record tells a lost answer from a cancel that never happened.
@@ -70,7 +92,7 @@ pub(crate) fn next_step(obs: &Observed) -> Step {
         Stage::Fresh => send_if_valid(obs),
         Stage::InDoubt | Stage::Untracked => Step::Call(Call::Settle),
         Stage::Polling(location) => Step::Call(Call::Poll { location }),
-        Stage::Failed if retry_requested(obs) => retry(obs),
+        Stage::Failed if rearmed(obs).is_some() => retry(obs),
         Stage::Cancelled | Stage::Failed if stale(obs) => Step::Record(Outcome::Acknowledged),
         Stage::Cancelled | Stage::Failed => Step::Idle,
     }

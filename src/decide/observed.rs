@@ -11,8 +11,7 @@ use crate::crd::{
     OfferCancellation, OfferCancellationSpec, OfferCancellationStatus, Phase, RETRY_ANNOTATION,
     retry_request_token,
 };
-use crate::fair::{Turn, Urgency};
-use crate::timing::{DEFAULT_POST_BUDGET, IN_FLIGHT_MARGIN};
+use crate::timing::{DEFAULT_POST_BUDGET, EARLIER_RELEASE_POST_WINDOW, IN_FLIGHT_MARGIN};
 
 /// Everything the decision looks at: the resource as last read and as
 /// each transition since left it, and a clock that tests pin.
@@ -163,26 +162,6 @@ impl Observed {
     pub(crate) fn needs_credentials(&self) -> bool {
         stage(&self.status) != Stage::Cancelled
     }
-
-    /// How urgent this resource's work is: a cancel not yet sent, or one
-    /// whose answer was lost (it may be sent again), goes before work on a
-    /// cancel CPP has answered.
-    pub fn urgency(&self) -> Urgency {
-        match stage(&self.status) {
-            Stage::Fresh | Stage::InDoubt => Urgency::FirstCancel,
-            Stage::Failed if retry_requested(self) => Urgency::FirstCancel,
-            _ => Urgency::Routine,
-        }
-    }
-
-    /// The turn this resource's work takes: its urgency, for its namespace.
-    pub fn turn(&self) -> Turn<'_> {
-        Turn {
-            urgency: self.urgency(),
-            tenant: &self.namespace,
-            since: self.round_began,
-        }
-    }
 }
 
 /// The API accepted the cancel and it was followed: CPP's 202, or a job's
@@ -228,31 +207,27 @@ pub(super) fn stale(obs: &Observed) -> bool {
     obs.status.observed_generation != Some(obs.generation)
 }
 
-/// A Failed resource is tried again when its spec changed, its Secret
-/// changed, or the retry annotation has a value not yet answered.
-pub(super) fn retry_requested(obs: &Observed) -> bool {
-    let status = &obs.status;
-    let secret_changed = matches!(
-        (status.credentials_version.as_deref(), obs.credentials_version.as_deref()),
-        (Some(then), Some(now)) if then != now
-    );
-    stale(obs) || secret_changed || obs.retry_request != status.retry_request
-}
-
 /// While the POST after the recorded intent may still be in flight (its
 /// `postDeadline` plus [`IN_FLIGHT_MARGIN`] is ahead), how long until it
-/// no longer may. An intent without a `postDeadline` (written by an
-/// earlier release) is not waited for.
+/// no longer may.
 pub(super) fn answer_may_still_come(obs: &Observed) -> Option<Duration> {
     post_in_flight_for(&obs.status, obs.now)
 }
 
-/// [`answer_may_still_come`] for any status, at `now`.
+/// [`answer_may_still_come`] for any status, at `now`. An intent without a
+/// `postDeadline` was written by a release before 0.1.0, whose POST had
+/// no deadline of its own: it is waited for [`EARLIER_RELEASE_POST_WINDOW`]
+/// from `requestedAt`, the longest any such release could have kept it
+/// in flight.
 pub(super) fn post_in_flight_for(
     status: &OfferCancellationStatus,
     now: Timestamp,
 ) -> Option<Duration> {
-    let deadline = status.post_deadline.as_ref()?.0;
+    let deadline = match (&status.post_deadline, &status.requested_at) {
+        (Some(deadline), _) => deadline.0,
+        (None, Some(requested)) => requested.0.checked_add(EARLIER_RELEASE_POST_WINDOW).ok()?,
+        (None, None) => return None,
+    };
     let settled_from = deadline.checked_add(IN_FLIGHT_MARGIN).ok()?;
     let left = now.duration_until(settled_from);
     Duration::try_from(left).ok().filter(|d| !d.is_zero())

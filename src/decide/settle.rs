@@ -3,6 +3,7 @@
 
 use jiff::Timestamp;
 
+use crate::crd::TargetOperation;
 use crate::operation::{Operation, OperationState};
 use crate::timing::CLOCK_SKEW;
 
@@ -20,6 +21,10 @@ pub enum Settlement {
     NothingInProgress { latest: Option<Operation> },
     /// No cancel of ours, and the operation to cancel still runs.
     TargetRunning,
+    /// An intent that names no target (a release before the guards wrote
+    /// it): no cancel of ours, and this operation, created before the
+    /// intent, still runs. It is what the intent was for.
+    EarlierTargetRunning(TargetOperation),
     /// The operation this resource cancels ended cancelled.
     TargetCancelled { operation: String },
     /// The operation this resource cancels ended otherwise than cancelled
@@ -69,10 +74,31 @@ pub(crate) fn settle(
     }
     match target {
         Some(id) => by_target(operations, id),
-        // An intent recorded by an earlier release names no target.
-        None if operations.iter().any(Operation::is_running) => Settlement::TargetRunning,
-        None => Settlement::NothingInProgress {
-            latest: super::target::latest(operations, |_| true).cloned(),
+        None => by_earlier_target(operations, since),
+    }
+}
+
+/// An intent recorded by a release before the guards names no target: its
+/// POST was for whatever ran when it was sent, so only an operation
+/// created by then can be it (the latest such), and one created since, or
+/// whose creation time is not given, is never taken for it.
+fn by_earlier_target(operations: &[Operation], since: Option<Timestamp>) -> Settlement {
+    let earlier: Vec<Operation> = operations
+        .iter()
+        .filter(|op| op.created.zip(since).is_some_and(|(created, since)| created <= since))
+        .cloned()
+        .collect();
+    let Some(latest) = super::target::latest(&earlier, |_| true) else {
+        return Settlement::NothingInProgress { latest: None };
+    };
+    match (latest.is_running(), super::target::recorded(latest)) {
+        (true, Some(operation)) => Settlement::EarlierTargetRunning(operation),
+        (true, None) => Settlement::NothingInProgress { latest: None },
+        (false, _) => match by_target(&earlier, latest.id.as_deref().unwrap_or_default()) {
+            Settlement::TargetMissing { .. } => Settlement::NothingInProgress {
+                latest: Some(latest.clone()),
+            },
+            found => found,
         },
     }
 }

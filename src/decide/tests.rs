@@ -264,7 +264,7 @@ fn failed_retries_on_new_annotation_value_once() {
 }
 
 #[test]
-fn failed_retries_when_spec_or_secret_changes() {
+fn a_refused_credential_retries_when_the_secret_changes_not_when_the_spec_does() {
     let mut w = fresh();
     w.apply(crate::fixtures::intent());
     w.apply(Outcome::Rejected {
@@ -277,7 +277,28 @@ fn failed_retries_when_spec_or_secret_changes() {
     assert_eq!(w.step(), Step::Call(Call::ReadTarget));
     w.credentials_version = Some("100".into());
     w.generation = 2;
-    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
+    assert_eq!(
+        w.step(),
+        Step::Record(Outcome::Acknowledged),
+        "an edit that does not answer the failure only records its generation"
+    );
+}
+
+#[test]
+fn a_kept_nothing_to_cancel_is_not_rearmed_by_its_secret_or_an_unrelated_edit() {
+    let mut w = fresh();
+    w.apply(Outcome::Targeted(Targeting::NothingToCancel(None)));
+    assert_eq!(w.condition(condition::STALLED).1, reason::NOTHING_TO_CANCEL);
+    w.now = at(86_400 * 21);
+    w.credentials_version = Some("a label moved it".into());
+    assert_eq!(w.step(), Step::Idle);
+    w.spec.notification_emails = vec!["jondoe@contoso.com".into()];
+    w.generation = 2;
+    assert_eq!(w.step(), Step::Record(Outcome::Acknowledged));
+    w.apply(Outcome::Acknowledged);
+    assert_eq!(w.step(), Step::Idle);
+    w.retry_request = Some("1".into());
+    assert_eq!(w.step(), Step::Call(Call::ReadTarget), "the annotation asks");
 }
 
 #[test]
@@ -363,23 +384,144 @@ fn settle_adopts_a_cancel_created_since_the_intent_whatever_its_state() {
 #[test]
 fn settle_ignores_an_older_finished_cancel_and_reads_what_is_in_progress() {
     let old_cancel = listed("cancel", "completed", Some(-3600));
-    let still = [old_cancel.clone(), listed("publish", "Not Started", None)];
-    assert_eq!(settle_at_zero(&still), Settlement::TargetRunning);
-    let idle = [
-        old_cancel,
-        listed("publish", "canceled", None),
-        listed("goLive", "mystery", None),
-    ];
+    let still = [old_cancel.clone(), listed("publish", "Not Started", Some(-600))];
+    assert!(matches!(
+        settle_at_zero(&still),
+        Settlement::EarlierTargetRunning(op) if op.id == "publish-Not Started"
+    ));
+    let idle = [old_cancel, listed("publish", "canceled", Some(-600))];
     assert_eq!(
         settle_at_zero(&idle),
-        Settlement::NothingInProgress {
-            latest: Some(listed("goLive", "mystery", None))
+        Settlement::TargetCancelled {
+            operation: describe(&idle[1])
         }
     );
     assert_eq!(
         settle_at_zero(&[]),
         Settlement::NothingInProgress { latest: None }
     );
+}
+
+/// What a release before the guards (1d17ef8) wrote when it recorded its
+/// intent at [`crate::fixtures::T0`]: no `postDeadline`, no
+/// `targetOperation`, no `startedAt`, no `target`.
+const INTENT_BEFORE_THE_GUARDS: &str = r#"{
+  "phase": "Pending",
+  "conditions": [
+    {"type": "Ready", "status": "False", "reason": "CancelRequested",
+     "message": "sending the cancel request to CPP", "observedGeneration": 1,
+     "lastTransitionTime": "2026-11-25T10:00:00Z"},
+    {"type": "Reconciling", "status": "True", "reason": "CancelRequested",
+     "message": "sending the cancel request to CPP", "observedGeneration": 1,
+     "lastTransitionTime": "2026-11-25T10:00:00Z"},
+    {"type": "Stalled", "status": "False", "reason": "CancelRequested",
+     "message": "sending the cancel request to CPP", "observedGeneration": 1,
+     "lastTransitionTime": "2026-11-25T10:00:00Z"}
+  ],
+  "observedGeneration": 1,
+  "message": "sending the cancel request to CPP",
+  "requestedAt": "2026-11-25T10:00:00Z",
+  "attempts": 1,
+  "credentialsVersion": "100"
+}"#;
+
+/// What 0.1.0 (c44befc) wrote when it recorded its intent at T0.
+const INTENT_OF_0_1_0: &str = r#"{
+  "phase": "Pending",
+  "target": "contoso/contoso-offer",
+  "conditions": [
+    {"type": "Ready", "status": "False", "reason": "CancelRequested",
+     "message": "sending the cancel request to CPP", "observedGeneration": 1,
+     "lastTransitionTime": "2026-11-25T10:00:00Z"},
+    {"type": "Reconciling", "status": "True", "reason": "CancelRequested",
+     "message": "sending the cancel request to CPP", "observedGeneration": 1,
+     "lastTransitionTime": "2026-11-25T10:00:00Z"},
+    {"type": "Stalled", "status": "False", "reason": "CancelRequested",
+     "message": "sending the cancel request to CPP", "observedGeneration": 1,
+     "lastTransitionTime": "2026-11-25T10:00:00Z"}
+  ],
+  "observedGeneration": 1,
+  "message": "sending the cancel request to CPP",
+  "requestedAt": "2026-11-25T10:00:00Z",
+  "targetOperation": {"id": "publish-1", "type": "publish", "created": "2026-11-25T09:55:00Z"},
+  "startedAt": "2026-11-25T10:00:00Z",
+  "postDeadline": "2026-11-25T10:00:30Z",
+  "attempts": 1,
+  "credentialsVersion": "100"
+}"#;
+
+fn written_by_an_earlier_release(status: &str) -> Observed {
+    let mut w = fresh();
+    w.status = serde_json::from_str(status).expect("a status an earlier release wrote");
+    w
+}
+
+#[test]
+fn an_intent_from_before_the_guards_is_waited_for_as_long_as_its_post_could_take() {
+    let mut w = written_by_an_earlier_release(INTENT_BEFORE_THE_GUARDS);
+    for secs in [0, 31, 300, 609] {
+        w.now = at(secs);
+        assert!(matches!(w.step(), Step::Wait(_)), "at {secs}s: {:?}", w.step());
+        assert!(!w.needs_claim());
+    }
+    w.now = at(610);
+    assert_eq!(w.step(), Step::Call(Call::Settle));
+}
+
+#[test]
+fn an_intent_of_0_1_0_is_waited_for_until_its_post_deadline() {
+    let mut w = written_by_an_earlier_release(INTENT_OF_0_1_0);
+    w.now = at(39);
+    assert!(matches!(w.step(), Step::Wait(_)));
+    w.now = at(40);
+    assert_eq!(w.step(), Step::Call(Call::Settle));
+    let t = w.apply(Outcome::Settled(settle(
+        &[listed("publish", "canceled", Some(-300))],
+        Some(at(0)),
+        Some("publish-canceled"),
+        |id| format!("/ops/{id}"),
+    )));
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+}
+
+#[test]
+fn an_intent_from_before_the_guards_never_takes_a_publish_started_since() {
+    let mut old_publish = listed("publish", "canceled", Some(-300));
+    old_publish.id = Some("publish-old".into());
+    let new_publish = listed("publish", "running", Some(3600));
+    let unknown_age = listed("goLive", "running", None);
+    let ops = [old_publish.clone(), new_publish, unknown_age];
+    let mut w = written_by_an_earlier_release(INTENT_BEFORE_THE_GUARDS);
+    w.now = at(7200);
+    let found = settle(&ops, Some(at(0)), None, |id| format!("/ops/{id}"));
+    let t = w.apply(Outcome::Settled(found));
+    assert!(!t.post, "nothing is sent: {:?}", t.status);
+    assert_eq!(t.status.phase, Some(Phase::Cancelled));
+    assert!(t.status.message.unwrap().contains("publish-old"));
+
+    old_publish.status = "succeeded".into();
+    let ops = [old_publish, listed("publish", "running", Some(3600))];
+    let mut w = written_by_an_earlier_release(INTENT_BEFORE_THE_GUARDS);
+    w.now = at(7200);
+    let found = settle(&ops, Some(at(0)), None, |id| format!("/ops/{id}"));
+    let t = w.apply(Outcome::Settled(found));
+    assert!(!t.post, "the newer publish is never cancelled");
+    assert_eq!(w.condition(condition::STALLED).1, reason::OPERATION_ENDED);
+}
+
+#[test]
+fn an_intent_from_before_the_guards_is_resent_only_for_its_own_publish_and_records_it() {
+    let ops = [listed("publish", "running", Some(-300))];
+    let mut w = written_by_an_earlier_release(INTENT_BEFORE_THE_GUARDS);
+    w.now = at(700);
+    let found = settle(&ops, Some(at(0)), None, |id| format!("/ops/{id}"));
+    let t = w.apply(Outcome::Settled(found));
+    assert!(t.post, "its own publish still runs: {:?}", t.status);
+    assert_eq!(
+        t.status.target_operation.map(|op| op.id),
+        Some("publish-running".into())
+    );
+    assert_eq!(w.condition(condition::RECONCILING).1, reason::CANCEL_RESENT);
 }
 
 /// An earlier release's intent (no target), and the list shows nothing in
@@ -723,9 +865,13 @@ fn a_young_intent_is_waited_for_and_never_acted_on() {
 }
 
 #[test]
-fn an_intent_from_an_earlier_release_without_post_deadline_is_settled() {
+fn an_intent_without_post_deadline_is_waited_for_the_earlier_releases_window() {
     let mut w = OfferCancellation::test().in_doubt().observed();
     w.status.post_deadline = None;
+    assert!(matches!(w.step(), Step::Wait(_)), "its POST may be in flight");
+    w.now = at(609);
+    assert!(matches!(w.step(), Step::Wait(_)));
+    w.now = at(610);
     assert_eq!(w.step(), Step::Call(Call::Settle));
 }
 

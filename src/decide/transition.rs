@@ -12,6 +12,7 @@ use super::model::{
 use super::observed::{
     Observed, Stage, Words, cancel_accepted, deadline, expired, stage, timed_out, words,
 };
+use super::rearm::{Rearm, rearmed};
 use super::settle::Settlement;
 use super::target::{self, Targeting, describe};
 use crate::claim::{self, Acquire, Claim, ClaimAnswer, ClaimWrite, Verdict};
@@ -269,10 +270,11 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
     next.retry_request = obs.retry_request.clone();
     next.credentials_version = obs.credentials_version.clone();
     let api = words(obs).api;
+    let why = rearmed(obs).map_or("", Rearm::describe);
     let message = &if accepted {
-        format!("retrying: resuming the cancel {api} accepted earlier")
+        format!("retrying ({why}): resuming the cancel {api} accepted earlier")
     } else {
-        format!("retrying: checking {api}'s record for the earlier cancel request")
+        format!("retrying ({why}): checking {api}'s record for the earlier cancel request")
     };
     set_readiness(
         obs,
@@ -293,8 +295,17 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
 
 /// Applies what the operations list said, for an in-doubt POST or a 202
 /// without a location.
-fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> Transition {
+fn settled(obs: &Observed, mut next: OfferCancellationStatus, found: Settlement) -> Transition {
     let untracked = stage(&obs.status) == Stage::Untracked;
+    // An earlier release's intent names no target; the operation it was
+    // for, found in the list, is recorded before anything is resent.
+    let found = match found {
+        Settlement::EarlierTargetRunning(operation) => {
+            next.target_operation = Some(operation);
+            Settlement::TargetRunning
+        }
+        found => found,
+    };
     match found {
         Settlement::Follow { .. } | Settlement::TargetRunning
             if timed_out(obs) && !untracked =>
@@ -337,7 +348,9 @@ fn settled(obs: &Observed, next: OfferCancellationStatus, found: Settlement) -> 
             reason::EXPIRED,
             "the answer to the cancel was lost and the operation still runs, but spec.notAfter has passed: nothing is resent".into(),
         ),
-        Settlement::TargetRunning => resend_unless_claimed(obs, next),
+        Settlement::TargetRunning | Settlement::EarlierTargetRunning(_) => {
+            resend_unless_claimed(obs, next)
+        }
     }
 }
 

@@ -312,6 +312,12 @@ pub async fn run(args: Config) -> Result<Ending, Error> {
         to_stderr: args.output.is_some(),
         quiet: args.quiet,
     };
+    // A status in the file (saved with `kubectl get -o yaml`) tells what
+    // happened then, not what runs now: it is ignored, as `kubectl apply`
+    // does, so a saved Cancelled never stands in for a cancel.
+    if resource.status.take().is_some() && !args.quiet {
+        eprintln!("note: the file's status is ignored; the cancel starts from the spec");
+    }
     let target = target(&args, voice).await?;
     let (apis, creds) = (
         Apis::new(target.config, Arc::new(Unobserved))?,
