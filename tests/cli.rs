@@ -450,6 +450,7 @@ fn the_job_example_is_a_valid_resource() {
 /// day; the CLI starts from the spec, as `kubectl apply` does, and says so.
 #[tokio::test]
 async fn a_saved_status_is_ignored_and_the_cancel_is_sent() {
+    offer_cancel_operator::http::install_crypto_provider();
     let sim = default_simulator().await;
     let posts = |stats: &serde_json::Value| {
         stats["offers"]["contoso/sync-offer"]["cancelPosts"]

@@ -2,7 +2,9 @@
 # Every test tier, on a fresh machine: installs what the tests need
 # (Debian's etcd-server and openssl for the cluster suite, prometheus for
 # promtool, which checks and unit-tests the alerts) when missing, points
-# KUBEBUILDER_ASSETS at kube-apiserver and etcd, then runs `cargo test`.
+# KUBEBUILDER_ASSETS at kube-apiserver and etcd, builds the previous
+# release from git for the upgrade and rollback trials
+# (tests/build-previous-release.sh), then runs `cargo test`.
 # Extra arguments go to cargo test. A kube-apiserver comes from
 # KUBEBUILDER_ASSETS (e.g. `setup-envtest use -p path 1.24.x`),
 # KUBE_APISERVER, or the copy beside the checkout (../shared/envtest).
@@ -53,4 +55,11 @@ if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
   export KUBEBUILDER_ASSETS=$assets
 fi
 echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
+# The upgrade and rollback trials run the previous release beside this one.
+if [ -z "${OCO_PREVIOUS_RELEASE:-}" ]; then
+  echo "building the previous release (tests/cluster/previous-release) for the upgrade trials"
+  OCO_PREVIOUS_RELEASE=$(tests/build-previous-release.sh)
+  export OCO_PREVIOUS_RELEASE
+fi
+echo "OCO_PREVIOUS_RELEASE=$OCO_PREVIOUS_RELEASE"
 cargo test --locked --workspace "$@"

@@ -37,8 +37,8 @@ pub(crate) use target::{latest, target};
 pub use transition::transition;
 
 use crate::crd::OfferCancellationStatus;
-use crate::operation::OperationState;
 use crate::fair::{Turn, Urgency};
+use crate::operation::OperationState;
 use observed::{Stage, answer_may_still_come, cancel_accepted, expired, stage, stale, timed_out};
 use rearm::rearmed;
 

@@ -85,7 +85,11 @@ pub(crate) fn settle(
 fn by_earlier_target(operations: &[Operation], since: Option<Timestamp>) -> Settlement {
     let earlier: Vec<Operation> = operations
         .iter()
-        .filter(|op| op.created.zip(since).is_some_and(|(created, since)| created <= since))
+        .filter(|op| {
+            op.created
+                .zip(since)
+                .is_some_and(|(created, since)| created <= since)
+        })
         .cloned()
         .collect();
     let Some(latest) = super::target::latest(&earlier, |_| true) else {

@@ -298,7 +298,11 @@ fn a_kept_nothing_to_cancel_is_not_rearmed_by_its_secret_or_an_unrelated_edit() 
     w.apply(Outcome::Acknowledged);
     assert_eq!(w.step(), Step::Idle);
     w.retry_request = Some("1".into());
-    assert_eq!(w.step(), Step::Call(Call::ReadTarget), "the annotation asks");
+    assert_eq!(
+        w.step(),
+        Step::Call(Call::ReadTarget),
+        "the annotation asks"
+    );
 }
 
 #[test]
@@ -384,7 +388,10 @@ fn settle_adopts_a_cancel_created_since_the_intent_whatever_its_state() {
 #[test]
 fn settle_ignores_an_older_finished_cancel_and_reads_what_is_in_progress() {
     let old_cancel = listed("cancel", "completed", Some(-3600));
-    let still = [old_cancel.clone(), listed("publish", "Not Started", Some(-600))];
+    let still = [
+        old_cancel.clone(),
+        listed("publish", "Not Started", Some(-600)),
+    ];
     assert!(matches!(
         settle_at_zero(&still),
         Settlement::EarlierTargetRunning(op) if op.id == "publish-Not Started"
@@ -461,7 +468,11 @@ fn an_intent_from_before_the_guards_is_waited_for_as_long_as_its_post_could_take
     let mut w = written_by_an_earlier_release(INTENT_BEFORE_THE_GUARDS);
     for secs in [0, 31, 300, 609] {
         w.now = at(secs);
-        assert!(matches!(w.step(), Step::Wait(_)), "at {secs}s: {:?}", w.step());
+        assert!(
+            matches!(w.step(), Step::Wait(_)),
+            "at {secs}s: {:?}",
+            w.step()
+        );
         assert!(!w.needs_claim());
     }
     w.now = at(610);
@@ -868,7 +879,10 @@ fn a_young_intent_is_waited_for_and_never_acted_on() {
 fn an_intent_without_post_deadline_is_waited_for_the_earlier_releases_window() {
     let mut w = OfferCancellation::test().in_doubt().observed();
     w.status.post_deadline = None;
-    assert!(matches!(w.step(), Step::Wait(_)), "its POST may be in flight");
+    assert!(
+        matches!(w.step(), Step::Wait(_)),
+        "its POST may be in flight"
+    );
     w.now = at(609);
     assert!(matches!(w.step(), Step::Wait(_)));
     w.now = at(610);

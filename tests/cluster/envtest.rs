@@ -290,7 +290,7 @@ pub async fn install_crd(client: &Client, crd: Value, manager: &str) -> Result<(
 }
 
 /// The CRD this v1.24 server accepts: without its `oldSelf` rules.
-async fn install_envtest_crd(client: &Client) -> Result<(), String> {
+pub async fn install_envtest_crd(client: &Client) -> Result<(), String> {
     let mut crd = serde_json::to_value(OfferCancellation::crd()).map_err(|e| e.to_string())?;
     without_transition_rules(&mut crd);
     install_crd(client, crd, "envtest").await

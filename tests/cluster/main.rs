@@ -6,6 +6,7 @@
 mod claims;
 mod envtest;
 mod lag_proxy;
+mod releases;
 mod support;
 
 use envtest::{ControlPlane, wait_phase};
@@ -120,6 +121,29 @@ fn main() -> std::process::ExitCode {
             &plane,
             "a_flood_in_one_namespace_never_holds_back_another",
             a_flood_in_one_namespace_never_holds_back_another,
+        ),
+        trial(
+            &plane,
+            "a_kept_failure_is_rearmed_only_by_the_retry_annotation",
+            |plane| async move {
+                releases::a_kept_failure_is_rearmed_only_by_the_retry_annotation(&plane).await
+            },
+        ),
+        trial(
+            &plane,
+            "an_upgrade_with_cancels_in_flight_sends_one_post_per_target",
+            |_shared| async {
+                let plane = own_plane().await;
+                releases::cancels_in_flight_survive(&plane, releases::Change::Upgrade).await
+            },
+        ),
+        trial(
+            &plane,
+            "a_rollback_with_cancels_in_flight_sends_one_post_per_target",
+            |_shared| async {
+                let plane = own_plane().await;
+                releases::cancels_in_flight_survive(&plane, releases::Change::Rollback).await
+            },
         ),
         trial(
             &plane,

@@ -265,6 +265,18 @@ impl Fixture {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Operator {
+        let this_release = Path::new(env!("CARGO_BIN_EXE_offer-cancel-operator"));
+        self.operator_of(this_release, kubeconfig, extra, env)
+    }
+
+    /// The operator built from `binary` (this release, or another).
+    pub fn operator_of(
+        &self,
+        binary: &Path,
+        kubeconfig: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Operator {
         let n = std::fs::read_dir(&self.logs)
             .map(|d| d.count())
             .unwrap_or(0);
@@ -288,7 +300,7 @@ impl Fixture {
             &["--rate-limit-rps", "0"]
         };
         let jobs = format!("{url}/rp/product-ingestion");
-        let child = Command::new(env!("CARGO_BIN_EXE_offer-cancel-operator"))
+        let child = Command::new(binary)
             .arg("controller")
             .args(watch)
             .args(["--metrics-addr", "127.0.0.1:0"])
