@@ -11,6 +11,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::claim::Acquire;
+use crate::claim::lease::{ClaimError, ClaimStore};
 use crate::context::Context;
 use crate::crd::{OfferCancellation, Phase};
 use crate::health::Probes;
@@ -40,6 +42,7 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let namespace = ctx.config.namespace.as_deref();
+    claim_intents_in_flight(&ctx).await;
     let (store, resources) = watch::resources(client.clone(), namespace, ctx.metrics.clone());
     let secrets = watch::secrets(client, namespace);
     tokio::spawn(mark_ready_when_synced(store.clone(), probes));
@@ -77,6 +80,55 @@ pub async fn run(
     claims_swept.abort();
     metrics.leader.set(0);
     metrics.set_phases(by_phase(&[]));
+}
+
+/// Before the first reconcile: every intent whose POST may still be in
+/// flight holds its target's claim. One recorded by a release before the
+/// claims (an upgrade from 0.1.0 with a POST in flight) has none, and
+/// another resource on its target, which reads only the claim, would send
+/// beside it. A claim already there is left as it is. Best effort: a
+/// failure is logged, and the window it would have covered is short.
+async fn claim_intents_in_flight(ctx: &Context) {
+    use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+    let resource = ApiResource::erase::<OfferCancellation>(&());
+    let api: Api<DynamicObject> = match ctx.config.namespace.as_deref() {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &resource),
+        None => Api::all_with(ctx.client.clone(), &resource),
+    };
+    let listed = match api.list(&ListParams::default()).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::warn!(error = %e, "listing OfferCancellations for intents in flight failed");
+            return;
+        }
+    };
+    let now = jiff::Timestamp::now();
+    for resource in listed.items {
+        let Some(resource) = watch::readable(resource, &ctx.metrics) else {
+            continue;
+        };
+        let observed = crate::decide::Observed::of(&resource, None, 0, now);
+        let (Some(claim), Ok(target)) =
+            (observed.claim_of_intent_in_flight(), resource.spec.target())
+        else {
+            continue;
+        };
+        let (ns, name) = (resource.namespace(), resource.name_any());
+        let ns = ns.as_deref().unwrap_or_default();
+        match ctx
+            .claims
+            .acquire(&target.key(), &claim, &Acquire::Create)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(namespace = ns, name = %name, "an intent in flight now holds its target's claim")
+            }
+            Err(ClaimError::Lost) => {}
+            Err(e) => {
+                tracing::warn!(namespace = ns, name = %name, error = %e, "could not claim the target of an intent in flight")
+            }
+        }
+    }
 }
 
 /// Sets `probes.ready` once the resource cache has synced. The wait is

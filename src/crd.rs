@@ -49,6 +49,9 @@ pub(crate) const MAX_LOCATION_LEN: usize = 2048;
 pub(crate) const MAX_MESSAGE_LEN: usize = 1024;
 /// Longest retry-annotation value kept as is; longer ones are kept as a digest.
 const MAX_RETRY_REQUEST_LEN: usize = 128;
+/// How many answered values of the retry annotation status keeps besides
+/// the current one: enough for any revert GitOps makes.
+pub const MAX_EARLIER_RETRY_REQUESTS: usize = 8;
 const MAX_ID_LEN: usize = 128;
 const MAX_EMAIL_LEN: usize = 254;
 const MAX_EMAILS: usize = 20;
@@ -373,6 +376,12 @@ pub struct OfferCancellationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_RETRY_REQUEST_LEN))]
     pub retry_request: Option<String>,
+    /// Values of the offercancel.dev/retry annotation that earlier attempts
+    /// answered (the latest last; the current one is `retryRequest`): a
+    /// value put back asks for nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_EARLIER_RETRY_REQUESTS), inner(length(max = MAX_RETRY_REQUEST_LEN)))]
+    pub earlier_retry_requests: Vec<String>,
     /// resourceVersion of the credentials Secret the current attempt used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]

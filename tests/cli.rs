@@ -457,9 +457,17 @@ async fn a_saved_status_is_ignored_and_the_cancel_is_sent() {
             .as_u64()
             .unwrap_or(0)
     };
-    for saved in [
-        "status: {phase: Cancelled, httpStatus: 200, attempts: 1, message: cancelled long ago}",
-        "status: {phase: Failed, httpStatus: 400, attempts: 1, message: an old failure}",
+    for (saved, quiet) in [
+        (
+            "status: {phase: Cancelled, httpStatus: 200, attempts: 1, message: cancelled long ago}",
+            false,
+        ),
+        (
+            "status: {phase: Failed, httpStatus: 400, attempts: 1, message: an old failure}",
+            false,
+        ),
+        // A field this release does not know, a phase no release wrote.
+        ("status: {phase: Exploded, consecutiveErrors: 3}", true),
     ] {
         let file = file_with(&format!(
             "{}{saved}\n",
@@ -470,7 +478,8 @@ async fn a_saved_status_is_ignored_and_the_cancel_is_sent() {
         cmd.args(["cancel", "-f"])
             .arg(file.path())
             .args(["--endpoint", &url, "--authority-host", &url])
-            .args(TOKEN);
+            .args(TOKEN)
+            .args(if quiet { &["--quiet"][..] } else { &[] });
         let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
             .await
             .unwrap();

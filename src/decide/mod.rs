@@ -61,6 +61,27 @@ impl Observed {
         }
     }
 
+    /// The claim this resource's intent holds while its POST may still be
+    /// in flight, made from its status alone. Releases before the claims
+    /// (0.1.0 and earlier) recorded intents without one; every other
+    /// resource on the target reads the claim and no other status, so the
+    /// controller takes it for them at start-up, before any reconcile.
+    pub fn claim_of_intent_in_flight(&self) -> Option<crate::claim::Claim> {
+        if stage(&self.status) != Stage::InDoubt {
+            return None;
+        }
+        let window = answer_may_still_come(self)?;
+        let operation = self.status.target_operation.as_ref();
+        Some(crate::claim::Claim {
+            claimant: self.claimant.clone(),
+            operation: operation.map(|t| t.id.clone()).unwrap_or_default(),
+            claimed_at: self.status.requested_at.as_ref()?.0,
+            in_flight_until: self.now.checked_add(window).ok()?,
+            answer: None,
+            version: String::new(),
+        })
+    }
+
     /// The turn this resource's work takes: its urgency, for its namespace.
     pub fn turn(&self) -> Turn<'_> {
         Turn {
@@ -99,14 +120,14 @@ pub(crate) fn next_step(obs: &Observed) -> Step {
 }
 
 /// A retry never forgets a cancel CPP may have accepted: it resumes from
-/// the recorded location or the operations list, and POSTs anew only when
-/// the last attempt's answer ruled that out.
+/// the recorded location or the operations list, and starts over (a first
+/// cancel again) only when the last attempt's answer ruled that out.
 fn retry(obs: &Observed) -> Step {
     match (obs.spec.validate(), may_have_accepted(&obs.status)) {
         (Err(e), _) => Step::Record(Outcome::InvalidSpec(e.to_string())),
         (Ok(()), true) => Step::Record(Outcome::Resumed),
         (Ok(()), false) if expired(obs) => Step::Record(Outcome::Expired),
-        (Ok(()), false) => Step::Call(Call::ReadTarget),
+        (Ok(()), false) => Step::Record(Outcome::Restarted),
     }
 }
 

@@ -32,6 +32,9 @@ pub mod reason {
     pub const CANCEL_RESENT: &str = "CancelResent";
     /// A Failed resource resumes the cancel CPP had accepted.
     pub const RESUMING: &str = "Resuming";
+    /// A Failed resource was re-armed and starts a new attempt: the list
+    /// read, then a cancel, with every guard of a first one.
+    pub const RETRYING: &str = "Retrying";
     pub const CANCEL_FAILED: &str = "CancelFailed";
     /// Another resource's cancel of the same operation was in flight or
     /// accepted; this resource followed it instead of sending its own.
@@ -122,6 +125,11 @@ pub enum Outcome {
     CancelNotFound(Box<NotFound>),
     /// A retried Failed resource picks up the cancel CPP accepted before.
     Resumed,
+    /// A retried Failed resource starts over: it is a first cancel again
+    /// (Pending, no intent), so what happens on the way (a transient
+    /// error, a Secret missing) belongs to the new attempt, not to the
+    /// failure that was answered.
+    Restarted,
     /// What the operations list said.
     Settled(Settlement),
     /// The API's answer to the cancel POST, as its client read it:

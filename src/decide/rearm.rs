@@ -75,12 +75,15 @@ pub(super) fn rearmed(obs: &Observed) -> Option<Rearm> {
 }
 
 /// A value of the retry annotation that no attempt answered yet; its
-/// removal, or an empty value, asks for nothing (GitOps self-heal undoing
-/// a `kubectl annotate` must not retry).
+/// removal, an empty value, or a value answered before asks for nothing
+/// (GitOps self-heal undoing a `kubectl annotate` must not retry).
 fn new_retry_request(obs: &Observed) -> bool {
-    obs.retry_request
-        .as_deref()
-        .is_some_and(|v| !v.is_empty() && Some(v) != obs.status.retry_request.as_deref())
+    let status = &obs.status;
+    obs.retry_request.as_deref().is_some_and(|v| {
+        !v.is_empty()
+            && Some(v) != status.retry_request.as_deref()
+            && !status.earlier_retry_requests.iter().any(|e| e == v)
+    })
 }
 
 /// The reason the failure was recorded with (the Ready condition's).

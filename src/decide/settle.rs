@@ -80,15 +80,17 @@ pub(crate) fn settle(
 
 /// An intent recorded by a release before the guards names no target: its
 /// POST was for whatever ran when it was sent, so only an operation
-/// created by then can be it (the latest such), and one created since, or
-/// whose creation time is not given, is never taken for it.
+/// created by then can be it (the latest such). One created since, or
+/// whose creation time is not given, is never taken for it; nor is one
+/// created within [`CLOCK_SKEW`] before the intent, since CPP's clock may
+/// be that far behind ours and it may have started after.
 fn by_earlier_target(operations: &[Operation], since: Option<Timestamp>) -> Settlement {
     let earlier: Vec<Operation> = operations
         .iter()
         .filter(|op| {
             op.created
                 .zip(since)
-                .is_some_and(|(created, since)| created <= since)
+                .is_some_and(|(created, since)| created <= since - CLOCK_SKEW)
         })
         .cloned()
         .collect();

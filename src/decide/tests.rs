@@ -237,6 +237,22 @@ fn forbidden_is_terminal_and_never_reposted() {
     }
 }
 
+/// A re-armed Failed resource whose last answer ruled out an accepted
+/// cancel: it starts over (one write, nothing sent), then is a first
+/// cancel that reads the list.
+fn restarts_as_a_first_cancel(w: &mut Observed) {
+    assert_eq!(w.step(), Step::Record(Outcome::Restarted));
+    let t = w.apply(Outcome::Restarted);
+    assert!(!t.post);
+    assert_eq!(t.status.phase, Some(Phase::Pending));
+    assert_eq!(t.status.requested_at, None);
+    assert_eq!(
+        w.condition(condition::RECONCILING),
+        ("True".into(), reason::RETRYING.into())
+    );
+    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
+}
+
 #[test]
 fn failed_retries_on_new_annotation_value_once() {
     let mut w = fresh();
@@ -247,7 +263,7 @@ fn failed_retries_on_new_annotation_value_once() {
         cancel_status: Some(404),
     });
     w.retry_request = Some("1".into());
-    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
+    restarts_as_a_first_cancel(&mut w);
     let t = w.apply(crate::fixtures::intent());
     assert_eq!(t.status.attempts, 2);
     assert_eq!(t.status.http_status, None);
@@ -273,9 +289,9 @@ fn a_refused_credential_retries_when_the_secret_changes_not_when_the_spec_does()
         cancel_status: Some(401),
     });
     assert_eq!(w.step(), Step::Idle);
-    w.credentials_version = Some("101".into());
-    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
-    w.credentials_version = Some("100".into());
+    let mut rotated = w.clone();
+    rotated.credentials_version = Some("101".into());
+    restarts_as_a_first_cancel(&mut rotated);
     w.generation = 2;
     assert_eq!(
         w.step(),
@@ -298,11 +314,7 @@ fn a_kept_nothing_to_cancel_is_not_rearmed_by_its_secret_or_an_unrelated_edit() 
     w.apply(Outcome::Acknowledged);
     assert_eq!(w.step(), Step::Idle);
     w.retry_request = Some("1".into());
-    assert_eq!(
-        w.step(),
-        Step::Call(Call::ReadTarget),
-        "the annotation asks"
-    );
+    restarts_as_a_first_cancel(&mut w);
 }
 
 #[test]
@@ -649,7 +661,11 @@ fn retry_after_the_cancel_operation_itself_failed_posts_anew() {
     let mut w = polling("/op/1");
     w.apply(polled("failed", OperationState::Failed));
     w.retry_request = Some("1".into());
-    assert_eq!(w.step(), Step::Call(Call::ReadTarget));
+    restarts_as_a_first_cancel(&mut w);
+    assert_eq!(
+        w.status.operation_location, None,
+        "the failed cancel is not polled"
+    );
 }
 
 #[test]
@@ -844,11 +860,8 @@ fn retry_after_a_failed_cancel_found_in_the_list_posts_anew() {
     })));
     assert_eq!(t.status.phase, Some(Phase::Failed));
     w.retry_request = Some("1".into());
-    assert_eq!(
-        w.step(),
-        Step::Call(Call::ReadTarget),
-        "no endless resume of a failed cancel"
-    );
+    // No endless resume of a failed cancel: it starts over.
+    restarts_as_a_first_cancel(&mut w);
 }
 
 #[test]
@@ -1849,4 +1862,190 @@ fn a_job_another_resource_just_cancelled_is_cancelled_not_failed() {
         alone.condition(condition::STALLED).1,
         reason::JOB_ALREADY_COMPLETED
     );
+}
+
+// ---- A retry asked for, as the audit of issue 27 probed it ----
+
+#[test]
+fn putting_back_a_retry_value_answered_before_asks_for_nothing() {
+    let mut w = fresh();
+    w.retry_request = Some("2026-01-01".into());
+    w.apply(Outcome::Targeted(Targeting::NothingToCancel(None)));
+    assert_eq!(w.step(), Step::Idle, "Git's value is answered");
+    w.retry_request = Some("2026-11-25T10:05:00Z".into());
+    restarts_as_a_first_cancel(&mut w);
+    w.apply(Outcome::Targeted(Targeting::NothingToCancel(None)));
+    assert_eq!(w.step(), Step::Idle, "the click is answered");
+    w.now = at(86_400 * 21);
+    w.retry_request = Some("2026-01-01".into());
+    assert_eq!(w.step(), Step::Idle, "self-heal put Git's value back");
+    w.retry_request = None;
+    assert_eq!(w.step(), Step::Idle, "and removed it");
+    w.retry_request = Some("2026-12-24".into());
+    restarts_as_a_first_cancel(&mut w);
+}
+
+#[test]
+fn the_values_answered_before_are_bounded() {
+    let mut w = fresh();
+    w.apply(Outcome::Targeted(Targeting::NothingToCancel(None)));
+    for round in 0..20 {
+        w.retry_request = Some(format!("{round}"));
+        restarts_as_a_first_cancel(&mut w);
+        w.apply(Outcome::Targeted(Targeting::NothingToCancel(None)));
+    }
+    let earlier = &w.status.earlier_retry_requests;
+    assert_eq!(earlier.len(), crate::crd::MAX_EARLIER_RETRY_REQUESTS);
+    assert_eq!(earlier.last().map(String::as_str), Some("18"));
+    assert_eq!(w.status.retry_request.as_deref(), Some("19"));
+}
+
+#[test]
+fn a_transient_error_never_drops_a_retry_that_a_fix_asked_for() {
+    let mut w = fresh();
+    w.apply(crate::fixtures::intent());
+    w.apply(Outcome::Rejected {
+        reason: reason::UNAUTHORIZED,
+        message: "CPP cancel call answered HTTP 401".into(),
+        cancel_status: Some(401),
+    });
+    w.now = at(86_400);
+    w.credentials_version = Some("101".into());
+    restarts_as_a_first_cancel(&mut w);
+    w.apply(Outcome::Transient {
+        message: "HTTP 503".into(),
+        retry_after: None,
+    });
+    assert_eq!(
+        w.step(),
+        Step::Call(Call::ReadTarget),
+        "the attempt goes on"
+    );
+
+    let mut e = fresh();
+    e.spec.not_after = Some(Time(at(-10)));
+    e.apply(Outcome::Expired);
+    e.now = at(100);
+    e.generation = 2;
+    e.spec.not_after = Some(Time(at(3600)));
+    restarts_as_a_first_cancel(&mut e);
+    e.apply(Outcome::Transient {
+        message: "HTTP 503".into(),
+        retry_after: None,
+    });
+    assert_eq!(e.step(), Step::Call(Call::ReadTarget));
+}
+
+#[test]
+fn a_retry_that_finds_no_secret_waits_for_it_as_a_first_cancel() {
+    let mut w = fresh();
+    w.apply(Outcome::Targeted(Targeting::NothingToCancel(None)));
+    w.retry_request = Some("1".into());
+    restarts_as_a_first_cancel(&mut w);
+    w.credentials_version = None;
+    w.apply(Outcome::CredentialsUnavailable(
+        "Secret cpp not found".into(),
+    ));
+    assert_eq!(
+        w.status.phase,
+        Some(Phase::Pending),
+        "not a Failed one any more"
+    );
+    assert_eq!(
+        w.condition(condition::STALLED).1,
+        reason::CREDENTIALS_UNAVAILABLE
+    );
+    assert_eq!(
+        w.status.retry_request.as_deref(),
+        Some("1"),
+        "the ask was answered"
+    );
+}
+
+#[test]
+fn a_retry_says_what_rearmed_it() {
+    let mut w = fresh();
+    w.apply(Outcome::Targeted(Targeting::NothingToCancel(None)));
+    w.retry_request = Some("1".into());
+    let t = w.apply(Outcome::Restarted);
+    let message = t.status.message.unwrap_or_default();
+    assert!(message.contains("retry annotation"), "{message}");
+    assert_eq!(t.notice.map(|n| n.reason), Some(reason::RETRYING));
+}
+
+#[test]
+fn a_retry_that_meets_a_peer_post_in_flight_follows_it_not_in_doubt() {
+    let mut w = fresh();
+    w.apply(crate::fixtures::intent());
+    w.apply(Outcome::Rejected {
+        reason: reason::BAD_REQUEST,
+        message: "CPP cancel call answered HTTP 400".into(),
+        cancel_status: Some(400),
+    });
+    w.now = at(86_400 * 14);
+    w.round_started = w.now;
+    w.retry_request = Some("1".into());
+    restarts_as_a_first_cancel(&mut w);
+    w.claim = Some(Claim {
+        claimed_at: w.now,
+        in_flight_until: w.now + jiff::SignedDuration::from_secs(40),
+        ..peer_claim("publish-2", None)
+    });
+    let publish_2 = crate::crd::TargetOperation {
+        id: "publish-2".into(),
+        type_: Some("publish".into()),
+        created: None,
+    };
+    let t = w.apply(Outcome::Targeted(Targeting::Send(publish_2)));
+    assert!(!t.post, "the peer's POST is in flight: wait for it");
+    assert!(w.follows_a_claim(), "{:?}", w.status);
+    assert_ne!(w.step(), Step::Call(Call::Settle));
+}
+
+#[test]
+fn an_intent_from_before_the_guards_never_takes_a_publish_inside_the_clock_skew() {
+    let ops = [
+        listed("publish", "succeeded", Some(-3600)),
+        listed("publish", "running", Some(-30)),
+    ];
+    let found = settle(&ops, Some(at(0)), None, |id| format!("/ops/{id}"));
+    assert!(
+        !matches!(found, Settlement::EarlierTargetRunning(_)),
+        "it may have started after the intent: {found:?}"
+    );
+}
+
+#[test]
+fn an_intent_in_flight_from_an_earlier_release_gets_its_claim_at_start_up() {
+    let mut legacy = written_by_an_earlier_release(INTENT_BEFORE_THE_GUARDS);
+    legacy.now = at(30);
+    let claim = legacy.claim_of_intent_in_flight().expect("in flight");
+    assert_eq!(claim.claimant, legacy.claimant);
+    assert_eq!(
+        claim.operation, "",
+        "it names no operation: it holds the target"
+    );
+    assert_eq!(claim.claimed_at, at(0));
+    assert_eq!(claim.in_flight_until, at(610));
+    legacy.now = at(610);
+    assert_eq!(
+        legacy.claim_of_intent_in_flight(),
+        None,
+        "its window is over"
+    );
+
+    let mut of_0_1_0 = written_by_an_earlier_release(INTENT_OF_0_1_0);
+    of_0_1_0.now = at(5);
+    let claim = of_0_1_0.claim_of_intent_in_flight().expect("in flight");
+    assert_eq!(claim.operation, "publish-1");
+    assert_eq!(claim.in_flight_until, at(40));
+
+    for settled in [
+        OfferCancellation::test(),
+        OfferCancellation::test().polling("/op"),
+        OfferCancellation::test().cancelled(),
+        OfferCancellation::test().refused(400),
+    ] {
+        assert_eq!(settled.observed().claim_of_intent_in_flight(), None);
+    }
 }

@@ -16,7 +16,7 @@ use super::rearm::{Rearm, rearmed};
 use super::settle::Settlement;
 use super::target::{self, Targeting, describe};
 use crate::claim::{self, Acquire, Claim, ClaimAnswer, ClaimWrite, Verdict};
-use crate::crd::{OfferCancellationStatus, Phase};
+use crate::crd::{MAX_EARLIER_RETRY_REQUESTS, OfferCancellationStatus, Phase};
 use crate::operation::{CancelOutcome, Operation, OperationState, PolledOperation};
 use crate::timing::{CREDENTIALS_RETRY, IN_FLIGHT_MARGIN, PEER_WAIT, SHARE_WINDOW, UNTRACKED_LOOK};
 
@@ -56,6 +56,7 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         ),
         CancelNotFound(found) => not_found(obs, next, *found),
         Resumed => resumed(obs, next),
+        Restarted => restarted(obs, next),
         Settled(settlement) => settled(obs, next, settlement),
         Answered(CancelOutcome::Cancelled) => Transition {
             claim: Some(ClaimWrite::Answer(ClaimAnswer::Cancelled)),
@@ -138,7 +139,7 @@ fn fail(
     next.phase = Some(Phase::Failed);
     next.completed_at = Some(Time(obs.now));
     // Remember what this attempt answered, so only a new value retries.
-    next.retry_request = obs.retry_request.clone();
+    answer_retry_request(obs, &mut next);
     next.credentials_version = obs.credentials_version.clone().or(next.credentials_version);
     set_readiness(obs, &mut next, Readiness::Failed, why, &message);
     // A cancel of ours that failed holds the target no longer: a refusal
@@ -198,7 +199,7 @@ fn intent_recorded(obs: &Observed, mut next: OfferCancellationStatus, how: Acqui
     next.operation_location = None;
     next.operation_status = None;
     next.completed_at = None;
-    next.retry_request = obs.retry_request.clone();
+    answer_retry_request(obs, &mut next);
     next.credentials_version = obs.credentials_version.clone();
     let (why, message) = if resend {
         (
@@ -267,7 +268,7 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
     next.completed_at = None;
     next.operation_status = None;
     next.started_at = Some(Time(obs.now));
-    next.retry_request = obs.retry_request.clone();
+    answer_retry_request(obs, &mut next);
     next.credentials_version = obs.credentials_version.clone();
     let api = words(obs).api;
     let why = rearmed(obs).map_or("", Rearm::describe);
@@ -291,6 +292,63 @@ fn resumed(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
         progress: None,
         claim: None,
     }
+}
+
+/// A retried Failed resource whose last answer ruled out an accepted
+/// cancel starts over as a first cancel: Pending without an intent, the
+/// last attempt's answer cleared, the ask answered. From here on it is a
+/// first cancel with every guard (the list read, the claim, the intent).
+fn restarted(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
+    next.phase = Some(Phase::Pending);
+    next.requested_at = None;
+    next.post_deadline = None;
+    next.target_operation = None;
+    next.shared_cancel = false;
+    next.http_status = None;
+    next.operation_location = None;
+    next.operation_status = None;
+    next.completed_at = None;
+    next.started_at = Some(Time(obs.now));
+    answer_retry_request(obs, &mut next);
+    next.credentials_version = obs.credentials_version.clone();
+    let why = rearmed(obs).map_or("", Rearm::describe);
+    let message = &format!(
+        "retrying ({why}): reading {}'s record before a new cancel",
+        words(obs).api
+    );
+    set_readiness(
+        obs,
+        &mut next,
+        Readiness::Working,
+        reason::RETRYING,
+        message,
+    );
+    Transition {
+        status: next,
+        requeue: Requeue::After(Duration::ZERO),
+        notice: notice(reason::RETRYING, false, message),
+        post: false,
+        progress: None,
+        claim: None,
+    }
+}
+
+/// Records that this attempt answers the retry annotation's value, and
+/// keeps the values answered before it (the last few): putting one of
+/// them back (GitOps self-heal undoing `kubectl annotate` or the Argo CD
+/// retry action) asks for nothing.
+fn answer_retry_request(obs: &Observed, next: &mut OfferCancellationStatus) {
+    if next.retry_request == obs.retry_request {
+        return;
+    }
+    if let Some(previous) = next.retry_request.take() {
+        let earlier = &mut next.earlier_retry_requests;
+        earlier.retain(|v| *v != previous);
+        earlier.push(previous);
+        let excess = earlier.len().saturating_sub(MAX_EARLIER_RETRY_REQUESTS);
+        earlier.drain(..excess);
+    }
+    next.retry_request = obs.retry_request.clone();
 }
 
 /// Applies what the operations list said, for an in-doubt POST or a 202

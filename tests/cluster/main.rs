@@ -131,6 +131,11 @@ fn main() -> std::process::ExitCode {
         ),
         trial(
             &plane,
+            "intents_from_before_the_guards_are_read_conservatively",
+            |plane| async move { releases::intents_from_before_the_guards(&plane).await },
+        ),
+        trial(
+            &plane,
             "an_upgrade_with_cancels_in_flight_sends_one_post_per_target",
             |_shared| async {
                 let plane = own_plane().await;

@@ -108,23 +108,28 @@ async fn install_crd_of(fx: &Fixture, binary: &Path) {
         .expect("the previous CRD");
 }
 
+/// How long a slow offer's cancel takes to answer: longer than the kill,
+/// the CRD and the other release's start together.
+const SLOW_ANSWER_MS: u64 = 12_000;
+
 fn start(fx: &Fixture, plane: &ControlPlane, binary: &Path) -> Operator {
-    // Slow answers take 6 s; each release gives a POST 15 s.
+    // Each release gives a POST longer than a slow answer takes.
     fx.operator_of(
         binary,
         plane.kubeconfig(false),
-        &["--request-timeout-seconds", "15"],
+        &["--request-timeout-seconds", "20"],
         &[],
     )
 }
 
 /// One release records its intents and sends its POSTs (answers slow on
 /// some offers, lost on others) and is SIGKILLed while they are in
-/// flight; a new publish starts where an answer was lost; the other
-/// release takes over on the same resources, its CRD applied over the
-/// first's. Then the first runs again (rolling back or forward once
-/// more). Counted: one POST per target, the new publishes run, every
-/// resource ends as CPP shows.
+/// flight, a second resource on each slow offer waiting on the first's
+/// POST; a new publish starts where an answer was lost; the other release
+/// takes over on the same resources, its CRD applied over the first's.
+/// Then the first runs again (rolling back or forward once more).
+/// Counted: one POST per target, the new publishes run, every resource
+/// ends as CPP shows.
 pub async fn cancels_in_flight_survive(plane: &ControlPlane, change: Change) {
     let previous = previous_release();
     let (first, second) = match change {
@@ -134,10 +139,14 @@ pub async fn cancels_in_flight_survive(plane: &ControlPlane, change: Change) {
     let fx = Fixture::new(plane, &format!("{change:?}").to_lowercase()).await;
     install_crd_of(&fx, &first).await;
     let slow: Vec<String> = (0..4)
-        .map(|i| format!("slow-sync-{i}"))
-        .chain((0..2).map(|i| format!("slow-async-{i}")))
+        .map(|i| format!("sync-slow-{i}"))
+        .chain((0..2).map(|i| format!("async-slow-{i}")))
         .collect();
     let lost: Vec<String> = (0..3).map(|i| format!("sync-lost-{i}")).collect();
+    for offer in &slow {
+        let faults = json!({"latencyMs": SLOW_ANSWER_MS, "cancelOnly": true, "offer": format!("contoso/{offer}")});
+        fx.set_faults(faults).await;
+    }
     for offer in &lost {
         let faults =
             json!({"dropAfterRate": 1.0, "cancelOnly": true, "offer": format!("contoso/{offer}")});
@@ -147,9 +156,16 @@ pub async fn cancels_in_flight_survive(plane: &ControlPlane, change: Change) {
     let operator = start(&fx, plane, &first);
     fx.create_all(&all, 8).await;
     wait_every_post_sent(&fx, &all).await;
+    // A second resource on each slow offer, its first one's POST in flight.
+    let twins: Vec<(String, String)> = slow
+        .iter()
+        .map(|o| (format!("twin-{o}"), o.clone()))
+        .collect();
+    fx.create_pairs(&twins, 8).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     operator.sigkill();
 
-    for offer in &lost {
+    for offer in slow.iter().chain(&lost) {
         fx.set_faults(json!({"offer": format!("contoso/{offer}")}))
             .await;
     }
@@ -162,19 +178,10 @@ pub async fn cancels_in_flight_survive(plane: &ControlPlane, change: Change) {
     let phases = fx.wait_all_ended(Duration::from_secs(120)).await;
     operator.sigkill();
     let statuses = fx.statuses().await;
-    for offer in &slow {
-        assert_eq!(
-            statuses[offer]["phase"], "Cancelled",
-            "{offer}: {}",
-            statuses[offer]
-        );
-    }
-    for offer in &lost {
-        assert_eq!(
-            statuses[offer]["phase"], "Cancelled",
-            "{offer}: {}",
-            statuses[offer]
-        );
+    let twin_names = twins.iter().map(|(name, _)| name);
+    for name in all.iter().chain(twin_names) {
+        let status = &statuses[name];
+        assert_eq!(status["phase"], "Cancelled", "{name}: {status}");
     }
 
     // And back once more: the first release reads what the second wrote.
@@ -201,22 +208,29 @@ pub async fn cancels_in_flight_survive(plane: &ControlPlane, change: Change) {
     fx.cleanup().await;
 }
 
-/// Until the simulator has received a cancel POST for every offer: then
-/// the slow ones are in flight, the lost ones answered into the void.
+/// Until a cancel POST for every offer has reached the simulator (by its
+/// request log, which counts arrivals: its stats count a slow POST only
+/// once answered). Then the slow ones are in flight, the lost ones
+/// answered into the void.
 async fn wait_every_post_sent(fx: &Fixture, offers: &[String]) {
     let started = Instant::now();
     loop {
-        let stats = fx.stats().await;
+        let requests = fx.requests().await;
         let missing: Vec<&String> = offers
             .iter()
-            .filter(|o| crate::support::target_stats(&stats, o)["cancelPosts"].as_u64() != Some(1))
+            .filter(|o| {
+                let target = format!("contoso/{o}");
+                !requests
+                    .iter()
+                    .any(|(_, endpoint, t)| endpoint == "cancel" && *t == target)
+            })
             .collect();
         if missing.is_empty() {
             return;
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "no single POST yet for {missing:?}: {stats}"
+            "no POST yet for {missing:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -235,4 +249,98 @@ async fn wait_observed_generation(fx: &Fixture, name: &str, generation: i64) {
 
 fn reason(status: &Value) -> String {
     crate::stalled_reason(status)
+}
+
+/// What a build before the guards (up to 1d17ef8) wrote with its intent,
+/// `seconds_ago`: no `postDeadline`, no `targetOperation`, no `startedAt`.
+fn intent_before_the_guards(seconds_ago: i64) -> Value {
+    let at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(seconds_ago);
+    let at = jiff::Timestamp::from_second(at.as_second()).expect("a time");
+    let condition = |kind: &str, on: &str| {
+        json!({"type": kind, "status": on, "reason": "CancelRequested",
+               "message": "sending the cancel request to CPP", "observedGeneration": 1,
+               "lastTransitionTime": at.to_string()})
+    };
+    json!({"status": {
+        "phase": "Pending",
+        "conditions": [condition("Ready", "False"), condition("Reconciling", "True"),
+                       condition("Stalled", "False")],
+        "observedGeneration": 1,
+        "message": "sending the cancel request to CPP",
+        "requestedAt": at.to_string(),
+        "attempts": 1
+    }})
+}
+
+/// Builds before the guards recorded intents this release must read
+/// conservatively. One's POST is still in flight (its answer slow) when
+/// this release starts, almost ten minutes after the intent: no second
+/// POST. Another's POST took effect but its answer was lost, and a new
+/// publish started since: it is never taken for the intent's target.
+pub async fn intents_from_before_the_guards(plane: &ControlPlane) {
+    let fx = Fixture::new(plane, "preguards").await;
+    let (in_flight, lost) = ("idle-pre-flight", "idle-pre-lost");
+    let slow =
+        json!({"latencyMs": 6000, "cancelOnly": true, "offer": format!("contoso/{in_flight}")});
+    fx.set_faults(slow).await;
+    // The publishes the old intents were for: running twenty minutes.
+    for offer in [in_flight, lost] {
+        fx.start_publish_created(offer, 1200).await;
+        fx.create_all(&[offer.to_string()], 1).await;
+    }
+    let write = |name: &'static str, status: Value| {
+        let api = fx.api.clone();
+        async move {
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+                .await
+                .expect("write the old status")
+        }
+    };
+    write(in_flight, intent_before_the_guards(595)).await;
+    write(lost, intent_before_the_guards(900)).await;
+    // The old build's POSTs: one answered into the void, one in flight.
+    let token = fx.cpp_token().await;
+    let post = |offer: &'static str| {
+        let (url, token) = (fx.sim.url(), token.clone());
+        async move {
+            reqwest::Client::new()
+                .post(format!(
+                    "{url}/api/publishers/contoso/offers/{offer}/cancel?api-version=2017-10-31"
+                ))
+                .bearer_auth(token)
+                .send()
+                .await
+                .map(|r| r.status())
+        }
+    };
+    assert_eq!(post(lost).await.ok(), Some(reqwest::StatusCode::OK));
+    let new_publish = fx.start_publish(lost).await;
+    let slow_post = tokio::spawn(post(in_flight));
+    wait_every_post_sent(&fx, &[in_flight.to_string(), lost.to_string()]).await;
+
+    let operator = fx.operator(plane, &[]);
+    fx.wait_all_ended(Duration::from_secs(90)).await;
+    operator.sigkill();
+    let answered = slow_post.await.expect("the slow POST").ok();
+    assert_eq!(
+        answered,
+        Some(reqwest::StatusCode::OK),
+        "the old POST's answer"
+    );
+    let statuses = fx.statuses().await;
+    assert_eq!(fx.posts(in_flight).await, 1, "{}", statuses[in_flight]);
+    assert_eq!(fx.posts(lost).await, 1, "{}", statuses[lost]);
+    assert_eq!(
+        statuses[in_flight]["phase"], "Cancelled",
+        "{}",
+        statuses[in_flight]
+    );
+    assert_eq!(statuses[lost]["phase"], "Cancelled", "{}", statuses[lost]);
+    let running = (new_publish, "running".to_string());
+    assert!(
+        fx.operations(lost).await.contains(&running),
+        "the publish started since was cancelled: {}",
+        statuses[lost]
+    );
+    fx.cleanup().await;
 }

@@ -173,9 +173,17 @@ impl Fixture {
 
     /// Starts a new publish on `offer`; returns its id.
     pub async fn start_publish(&self, offer: &str) -> String {
+        self.start_publish_created(offer, 0).await
+    }
+
+    /// Starts a new publish on `offer`, listed as created `seconds_ago`.
+    pub async fn start_publish_created(&self, offer: &str, seconds_ago: u64) -> String {
+        let request = serde_json::json!({
+            "offer": format!("contoso/{offer}"), "createdSecondsAgo": seconds_ago
+        });
         let answer: Value = reqwest::Client::new()
             .post(format!("{}/_sim/publish", self.sim.url()))
-            .json(&serde_json::json!({"offer": format!("contoso/{offer}")}))
+            .json(&request)
             .send()
             .await
             .expect("start a publish")
@@ -185,10 +193,9 @@ impl Fixture {
         answer["id"].as_str().expect("publish id").to_string()
     }
 
-    /// The offer's operations list as CPP shows it: (id, status) pairs.
-    pub async fn operations(&self, offer: &str) -> Vec<(String, String)> {
-        let c = reqwest::Client::new();
-        let token: Value = c
+    /// A CPP token for the trials' principal, as the operator would get it.
+    pub async fn cpp_token(&self) -> String {
+        let token: Value = reqwest::Client::new()
             .post(format!("{}/t/oauth2/token", self.sim.url()))
             .form(&[
                 ("grant_type", "client_credentials"),
@@ -202,13 +209,21 @@ impl Fixture {
             .json()
             .await
             .expect("token json");
+        token["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The offer's operations list as CPP shows it: (id, status) pairs.
+    pub async fn operations(&self, offer: &str) -> Vec<(String, String)> {
         let url = format!(
             "{}/api/publishers/contoso/offers/{offer}/submissions/?api-version=2017-10-31",
             self.sim.url()
         );
-        let list: Value = c
+        let list: Value = reqwest::Client::new()
             .get(url)
-            .bearer_auth(token["access_token"].as_str().unwrap_or_default())
+            .bearer_auth(self.cpp_token().await)
             .send()
             .await
             .expect("list")

@@ -129,7 +129,21 @@ pub fn router(state: Shared) -> Router {
         .route("/_sim/publish", post(start_publish))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(worked_to_the_end))
         .with_state(state)
+}
+
+/// A request the service received is worked through to its end even when
+/// its sender goes away meanwhile (a client SIGKILLed with its POST in
+/// flight): a real service does not undo a cancel because its caller
+/// left, while a handler future here would be dropped with the connection.
+async fn worked_to_the_end(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    tokio::spawn(next.run(request))
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 fn lock(state: &Shared) -> std::sync::MutexGuard<'_, SimState> {
@@ -374,17 +388,26 @@ async fn set_faults(State(state): State<Shared>, body: Bytes) -> Response {
 /// Body: `{"offer": "publisher/offer"}`. Answers `{"id": ...}` of the new
 /// publish, which runs until a cancel stops it.
 async fn start_publish(State(state): State<Shared>, body: Bytes) -> Response {
-    let offer = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
+    let request = serde_json::from_slice::<serde_json::Value>(&body).ok();
+    let offer = request
+        .as_ref()
         .and_then(|v| v["offer"].as_str().map(str::to_string));
-    let Some(offer) = offer else {
+    // How long ago it started (a test's clock for an operation older than
+    // a recorded intent); at most a year.
+    let age = request
+        .as_ref()
+        .map(|v| &v["createdSecondsAgo"])
+        .filter(|v| !v.is_null())
+        .map(|v| v.as_u64().filter(|s| *s <= 366 * 86_400));
+    let (Some(offer), None | Some(Some(_))) = (offer, age) else {
         return respond(Reply::error(
             400,
             "BadRequest",
-            "body must be {\"offer\": \"publisher/offer\"}",
+            "body must be {\"offer\": \"publisher/offer\"} with an optional \"createdSecondsAgo\" of at most a year",
         ));
     };
-    match lock(&state).start_publish(&offer) {
+    let age = std::time::Duration::from_secs(age.flatten().unwrap_or(0));
+    match lock(&state).start_publish(&offer, age) {
         Ok(id) => axum::Json(serde_json::json!({ "id": id })).into_response(),
         Err(message) => respond(Reply::error(404, "NotFound", &message)),
     }

@@ -137,7 +137,7 @@ impl OfferState {
 
     /// A new publish starts (a test's doing): the one before, if still
     /// running, is taken as having succeeded, and stays in the list.
-    fn start_publish(&mut self) -> String {
+    fn start_publish(&mut self, created: jiff::Timestamp) -> String {
         let n = self.earlier.len() + usize::from(self.target.is_some()) + 1;
         if let Some(mut before) = self.target.take() {
             if before.running() {
@@ -150,7 +150,7 @@ impl OfferState {
             id: id.clone(),
             kind: "publish".into(),
             status: "running",
-            created: jiff::Timestamp::now(),
+            created,
         });
         id
     }
@@ -245,8 +245,12 @@ impl SimState {
 
     /// Starts a new publish on an offer (`"publisher/offer"`, made from its
     /// template on first use); returns the new operation's id.
-    pub fn start_publish(&mut self, offer: &str) -> Result<String, String> {
-        Ok(self.offer_mut(offer)?.start_publish())
+    /// A new publish on `offer`, created `age` ago (zero: now).
+    pub fn start_publish(&mut self, offer: &str, age: Duration) -> Result<String, String> {
+        let created = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::try_from(age).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        Ok(self.offer_mut(offer)?.start_publish(created))
     }
 
     /// An offer by `"publisher/offer"`, made from its template on first use.

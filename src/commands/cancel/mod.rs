@@ -151,10 +151,12 @@ impl Ending {
 
 /// The file's resource (or, with `--job-id` and no file, one built from
 /// the flags), with the targets and guards the flags set, checked.
-fn read_resource(args: &Config) -> Result<OfferCancellation, Error> {
-    let (mut resource, shown) = match &args.file {
+/// The resource the flags and file name, and whether the file held a
+/// status (which is dropped).
+fn read_resource(args: &Config) -> Result<(OfferCancellation, bool), Error> {
+    let ((mut resource, had_status), shown) = match &args.file {
         Some(file) => (parse_file(file)?, file.display().to_string()),
-        None => (from_flags(), "the flags".to_string()),
+        None => ((from_flags(), false), "the flags".to_string()),
     };
     if let Some(job_id) = &args.job_id {
         aim_at_job(&mut resource.spec, job_id);
@@ -172,7 +174,7 @@ fn read_resource(args: &Config) -> Result<OfferCancellation, Error> {
             path: shown,
             source,
         })?;
-    Ok(resource)
+    Ok((resource, had_status))
 }
 
 /// `--job-id`: the job is the target, in place of the file's offer.
@@ -208,33 +210,53 @@ fn from_flags() -> OfferCancellation {
 }
 
 /// An OfferCancellation file, as `kubectl apply` with strict field
-/// validation reads it: a misspelt field is an error.
-fn parse_file(file: &std::path::Path) -> Result<OfferCancellation, Error> {
+/// validation reads it: a misspelt field is an error. Its `status` (a
+/// manifest saved with `kubectl get -o yaml`) is dropped unread, as
+/// `kubectl apply` drops it, whatever it holds; says whether there was one.
+fn parse_file(file: &std::path::Path) -> Result<(OfferCancellation, bool), Error> {
     let shown = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
         path: shown.clone(),
         source,
     })?;
     let mut unknown = Vec::new();
-    let resource: OfferCancellation =
-        serde_ignored::deserialize(serde_yaml::Deserializer::from_str(&text), |field| {
-            // The type's derive fills these two from the type itself.
-            let field = field.to_string();
-            if !matches!(field.as_str(), "apiVersion" | "kind") {
-                unknown.push(field);
-            }
-        })
-        .map_err(|source| Error::Parse {
-            path: shown.clone(),
-            source,
-        })?;
+    let mut note = |field: serde_ignored::Path| {
+        // The type's derive fills these two from the type itself.
+        let field = field.to_string();
+        if !matches!(field.as_str(), "apiVersion" | "kind") {
+            unknown.push(field);
+        }
+    };
+    let parse_error = |source| Error::Parse {
+        path: shown.clone(),
+        source,
+    };
+    let (resource, had_status): (OfferCancellation, bool) = match without_status(&text) {
+        // Read from the text, so an error names its line and column.
+        None => (
+            serde_ignored::deserialize(serde_yaml::Deserializer::from_str(&text), &mut note)
+                .map_err(parse_error)?,
+            false,
+        ),
+        Some(value) => (
+            serde_ignored::deserialize(value, &mut note).map_err(parse_error)?,
+            true,
+        ),
+    };
     if !unknown.is_empty() {
         return Err(Error::UnknownFields {
             path: shown,
             fields: unknown,
         });
     }
-    Ok(resource)
+    Ok((resource, had_status))
+}
+
+/// The document without its `status`, when it is a mapping that has one.
+fn without_status(text: &str) -> Option<serde_yaml::Value> {
+    let mut value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    value.as_mapping_mut()?.remove("status")?;
+    Some(value)
 }
 
 /// Where the cancel goes, and as whom.
@@ -305,7 +327,7 @@ pub async fn run_and_exit(config: Config) -> std::process::ExitCode {
 /// Runs the one-shot cancel as the flags say, prints its result (and the
 /// resource, with `-o`), and tells how it ended.
 pub async fn run(args: Config) -> Result<Ending, Error> {
-    let mut resource = read_resource(&args)?;
+    let (mut resource, had_status) = read_resource(&args)?;
     // A file has no generation; the API server would have started at 1.
     resource.metadata.generation.get_or_insert(1);
     let voice = Voice {
@@ -313,9 +335,10 @@ pub async fn run(args: Config) -> Result<Ending, Error> {
         quiet: args.quiet,
     };
     // A status in the file (saved with `kubectl get -o yaml`) tells what
-    // happened then, not what runs now: it is ignored, as `kubectl apply`
-    // does, so a saved Cancelled never stands in for a cancel.
-    if resource.status.take().is_some() && !args.quiet {
+    // happened then, not what runs now: it was dropped, as `kubectl apply`
+    // drops it, so a saved Cancelled never stands in for a cancel. Said
+    // even with --quiet: it is why the run may differ from the file.
+    if had_status {
         eprintln!("note: the file's status is ignored; the cancel starts from the spec");
     }
     let target = target(&args, voice).await?;
