@@ -25,7 +25,12 @@ fn resource_yaml(publisher: &str, offer: &str) -> String {
 }
 
 async fn cancel(sim: &simulator::Running, publisher: &str, offer: &str, extra: &[&str]) -> Output {
-    let file = file_with(&resource_yaml(publisher, offer));
+    cancel_file(sim, &resource_yaml(publisher, offer), extra).await
+}
+
+/// `cancel -f` of a file holding `text`, against the simulator.
+async fn cancel_file(sim: &simulator::Running, text: &str, extra: &[&str]) -> Output {
+    let file = file_with(text);
     let url = sim.url();
     let mut cmd = Command::new(BIN);
     cmd.args(["cancel", "-f"])
@@ -469,20 +474,9 @@ async fn a_saved_status_is_ignored_and_the_cancel_is_sent() {
         // A field this release does not know, a phase no release wrote.
         ("status: {phase: Exploded, consecutiveErrors: 3}", true),
     ] {
-        let file = file_with(&format!(
-            "{}{saved}\n",
-            resource_yaml("contoso", "sync-offer")
-        ));
-        let url = sim.url();
-        let mut cmd = Command::new(BIN);
-        cmd.args(["cancel", "-f"])
-            .arg(file.path())
-            .args(["--endpoint", &url, "--authority-host", &url])
-            .args(TOKEN)
-            .args(if quiet { &["--quiet"][..] } else { &[] });
-        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-            .await
-            .unwrap();
+        let saved = format!("{}{saved}\n", resource_yaml("contoso", "sync-offer"));
+        let quiet: &[&str] = if quiet { &["--quiet"] } else { &[] };
+        let out = cancel_file(&sim, &saved, &[TOKEN.as_slice(), quiet].concat()).await;
         let shown = text(&out);
         assert_eq!(out.status.code(), Some(0), "{shown}");
         assert!(shown.contains("result: Cancelled"), "{shown}");
