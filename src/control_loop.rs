@@ -11,10 +11,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::claim::Acquire;
+use crate::claim::adoption;
 use crate::claim::lease::{ClaimError, ClaimStore};
 use crate::context::Context;
 use crate::crd::{OfferCancellation, Phase};
+use crate::decide::Observed;
 use crate::health::Probes;
 use crate::metrics::ErrorLabels;
 use crate::reconcile::{self, Error};
@@ -86,8 +87,12 @@ pub async fn run(
 /// flight holds its target's claim. One recorded by a release before the
 /// claims (an upgrade from 0.1.0 with a POST in flight) has none, and
 /// another resource on its target, which reads only the claim, would send
-/// beside it. A claim already there is left as it is. Best effort: a
-/// failure is logged, and the window it would have covered is short.
+/// beside it. A claim whose window is open is left as it is; a stale one
+/// (left before a rollback) is taken over. Each candidate is read again
+/// right before its claim is written, so a list read a moment ago never
+/// holds a target for a POST another writer has since seen answered.
+/// Best effort: a failure is logged, and the window it would have covered
+/// is short.
 async fn claim_intents_in_flight(ctx: &Context) {
     use kube::api::{Api, ApiResource, DynamicObject, ListParams};
     let resource = ApiResource::erase::<OfferCancellation>(&());
@@ -103,35 +108,52 @@ async fn claim_intents_in_flight(ctx: &Context) {
         }
     };
     let now = jiff::Timestamp::now();
-    for resource in listed.items {
-        let Some(resource) = watch::readable(resource, &ctx.metrics) else {
+    for object in listed.items {
+        let Some(listed) = watch::readable(object, &ctx.metrics) else {
             continue;
         };
-        let observed = crate::decide::Observed::of(&resource, None, 0, now);
-        let (Some(claim), Ok(target)) =
-            (observed.claim_of_intent_in_flight(), resource.spec.target())
-        else {
-            continue;
-        };
-        let (ns, name) = (resource.namespace(), resource.name_any());
-        let ns = ns.as_deref().unwrap_or_default();
-        match ctx
-            .claims
-            .acquire(&target.key(), &claim, &Acquire::Create)
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(namespace = ns, name = %name, "an intent in flight now holds its target's claim")
-            }
-            Err(ClaimError::Lost) => {}
-            Err(e) => {
-                tracing::warn!(namespace = ns, name = %name, error = %e, "could not claim the target of an intent in flight")
-            }
+        let observed = Observed::of(&listed, None, 0, now);
+        if observed.claim_of_intent_in_flight().is_some() {
+            claim_for_intent(ctx, &listed).await;
         }
     }
 }
 
-/// Sets `probes.ready` once the resource cache has synced. The wait is
+/// Writes the claim of one intent in flight, from a fresh read of it.
+async fn claim_for_intent(ctx: &Context, listed: &OfferCancellation) {
+    let (ns, name) = (listed.namespace().unwrap_or_default(), listed.name_any());
+    let warn = |what: &str, e: &dyn std::fmt::Display| {
+        tracing::warn!(namespace = %ns, name = %name, error = %e, "{what}");
+    };
+    let api: kube::Api<OfferCancellation> = kube::Api::namespaced(ctx.client.clone(), &ns);
+    let fresh = match api.get(&name).await {
+        Ok(fresh) => fresh,
+        Err(e) => return warn("reading an intent in flight again failed", &e),
+    };
+    let now = jiff::Timestamp::now();
+    let observed = Observed::of(&fresh, None, 0, now);
+    let (Some(claim), Ok(target)) = (observed.claim_of_intent_in_flight(), fresh.spec.target())
+    else {
+        return;
+    };
+    let key = target.key();
+    let held = match ctx.claims.read(&key).await {
+        Ok(held) => held,
+        Err(e) => return warn("reading the claim of an intent in flight failed", &e),
+    };
+    let Some(how) = adoption(held.as_ref(), now) else {
+        return;
+    };
+    match ctx.claims.acquire(&key, &claim, &how).await {
+        Ok(_) => {
+            tracing::info!(namespace = %ns, name = %name, "an intent in flight now holds its target's claim")
+        }
+        Err(ClaimError::Lost) => {}
+        Err(e) => warn("could not claim the target of an intent in flight", &e),
+    }
+}
+
+/// Sets `probes.ready` once the resource cache has synced./// Sets `probes.ready` once the resource cache has synced. The wait is
 /// re-armed every second: with several waiters on the store, this one was
 /// seen never to be woken (kube-runtime 5's DelayedInit wakes one waiter),
 /// while a fresh wait after the sync returns at once.

@@ -191,9 +191,44 @@ pub fn cancelled_since(
     })
 }
 
+/// How an intent whose POST may still be in flight, found at start-up
+/// without its claim (a release before the claims recorded it), takes its
+/// target's claim: none there, create it; one whose window is still open
+/// (its own, or another resource's POST that may be in flight) is left as
+/// it is; one whose window passed says nothing of this POST (a claim left
+/// by a run of this release before a rollback, say) and is taken over,
+/// fenced on its version.
+pub fn adoption(claim: Option<&Claim>, now: Timestamp) -> Option<Acquire> {
+    match claim {
+        None => Some(Acquire::Create),
+        Some(c) if in_flight_for(c, now).is_some() => None,
+        Some(c) => Some(Acquire::TakeOver {
+            version: c.version.clone(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_intent_in_flight_takes_a_stale_claim_over_and_leaves_a_live_one() {
+        assert_eq!(adoption(None, at(0)), Some(Acquire::Create));
+        let live = claim("other", "publish-1", None);
+        assert_eq!(
+            adoption(Some(&live), at(39)),
+            None,
+            "its POST may be in flight"
+        );
+        let answered_long_ago = claim("other", "publish-0", Some(ClaimAnswer::Cancelled));
+        assert_eq!(
+            adoption(Some(&answered_long_ago), at(40)),
+            Some(Acquire::TakeOver {
+                version: "7".into()
+            })
+        );
+    }
 
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + secs).expect("time")

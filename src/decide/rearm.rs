@@ -26,6 +26,9 @@ pub enum Rearm {
     TimeoutMoved,
     /// The spec changed, and the failure was that the spec was invalid.
     SpecChanged,
+    /// A retry an earlier release began and left Failed in the middle
+    /// (a transient error, or a Secret missing, on its way): it goes on.
+    Unfinished,
 }
 
 impl Rearm {
@@ -37,6 +40,7 @@ impl Rearm {
             Rearm::NotAfterMoved => "spec.notAfter moved later",
             Rearm::TimeoutMoved => "spec.timeoutSeconds moved later",
             Rearm::SpecChanged => "the spec changed",
+            Rearm::Unfinished => "a retry an earlier release began was unfinished",
         }
     }
 }
@@ -48,6 +52,12 @@ const CREDENTIALS_FAILURES: [&str; 4] = [
     reason::UNAUTHORIZED,
     reason::FORBIDDEN,
 ];
+
+/// Reasons no failure is recorded with: a Failed resource that shows one
+/// is a retry in the middle, as 0.1.0 left its retries (it kept them
+/// Failed through a transient error or a missing Secret). This release
+/// starts a retry over as Pending, so never writes them on a Failed one.
+const NOT_A_FAILURE: [&str; 2] = [reason::TRANSIENT_ERROR, reason::CREDENTIALS_UNAVAILABLE];
 
 /// Whether, and why, a Failed resource is tried again. Nothing else
 /// re-arms it: not a label, not another annotation, not the retry
@@ -62,6 +72,9 @@ pub(super) fn rearmed(obs: &Observed) -> Option<Rearm> {
         return Some(Rearm::RetryAnnotation);
     }
     let failure = failure_reason(&obs.status)?;
+    if NOT_A_FAILURE.contains(&failure) {
+        return Some(Rearm::Unfinished);
+    }
     let spec_changed = stale(obs);
     match failure {
         r if CREDENTIALS_FAILURES.contains(&r) && secret_changed(obs) => {
@@ -148,6 +161,14 @@ mod tests {
     use crate::fixtures::{at, intent};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+    /// The credentials failures this release records (it never leaves a
+    /// Failed resource `CredentialsUnavailable`: see `NOT_A_FAILURE`).
+    const RECORDED_CREDENTIALS_FAILURES: [&str; 3] = [
+        reason::CREDENTIALS_REJECTED,
+        reason::UNAUTHORIZED,
+        reason::FORBIDDEN,
+    ];
+
     const TARGET_FAILURES: [&str; 12] = [
         reason::NOTHING_TO_CANCEL,
         reason::OPERATION_ENDED,
@@ -198,7 +219,10 @@ mod tests {
 
     #[test]
     fn a_new_retry_annotation_value_rearms_any_failure() {
-        for why in TARGET_FAILURES.into_iter().chain(CREDENTIALS_FAILURES) {
+        for why in TARGET_FAILURES
+            .into_iter()
+            .chain(RECORDED_CREDENTIALS_FAILURES)
+        {
             let mut obs = failed(why, None);
             obs.retry_request = Some("1".into());
             assert_eq!(rearmed(&obs), Some(Rearm::RetryAnnotation), "{why}");
@@ -210,7 +234,10 @@ mod tests {
 
     #[test]
     fn removing_or_emptying_or_repeating_the_retry_annotation_never_rearms() {
-        for why in TARGET_FAILURES.into_iter().chain(CREDENTIALS_FAILURES) {
+        for why in TARGET_FAILURES
+            .into_iter()
+            .chain(RECORDED_CREDENTIALS_FAILURES)
+        {
             let mut obs = failed(why, Some("1"));
             assert_eq!(rearmed(&obs), None, "{why}: the value answered");
             obs.retry_request = None;
@@ -222,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_secret_change_rearms_a_credentials_failure_only() {
-        for why in CREDENTIALS_FAILURES {
+        for why in RECORDED_CREDENTIALS_FAILURES {
             let mut obs = failed(why, None);
             obs.credentials_version = Some("101".into());
             assert_eq!(rearmed(&obs), Some(Rearm::CredentialsChanged), "{why}");
@@ -242,17 +269,25 @@ mod tests {
 
     #[test]
     fn a_secret_that_appears_rearms_a_failure_that_could_not_read_it() {
-        let mut obs = failed(reason::CREDENTIALS_UNAVAILABLE, None);
+        let mut obs = failed(reason::CREDENTIALS_REJECTED, None);
         obs.status.credentials_version = None;
         obs.credentials_version = Some("7".into());
         assert_eq!(rearmed(&obs), Some(Rearm::CredentialsChanged));
     }
 
     #[test]
+    fn a_failed_resource_showing_no_failure_is_a_retry_left_unfinished() {
+        for left in NOT_A_FAILURE {
+            let obs = failed(left, None);
+            assert_eq!(rearmed(&obs), Some(Rearm::Unfinished), "{left}");
+        }
+    }
+
+    #[test]
     fn an_unrelated_spec_edit_never_rearms() {
         for why in TARGET_FAILURES
             .into_iter()
-            .chain(CREDENTIALS_FAILURES)
+            .chain(RECORDED_CREDENTIALS_FAILURES)
             .chain([reason::EXPIRED, reason::TIMEOUT])
         {
             let mut obs = edited(failed(why, None));

@@ -25,6 +25,10 @@ pub enum Settlement {
     /// it): no cancel of ours, and this operation, created before the
     /// intent, still runs. It is what the intent was for.
     EarlierTargetRunning(TargetOperation),
+    /// An intent that names no target, and the list cannot tell which
+    /// operation it was for (one started within the clock skew of it, or
+    /// one without an id or a creation time): nothing is taken for it.
+    EarlierTargetUnknown,
     /// The operation this resource cancels ended cancelled.
     TargetCancelled { operation: String },
     /// The operation this resource cancels ended otherwise than cancelled
@@ -80,18 +84,21 @@ pub(crate) fn settle(
 
 /// An intent recorded by a release before the guards names no target: its
 /// POST was for whatever ran when it was sent, so only an operation
-/// created by then can be it (the latest such). One created since, or
-/// whose creation time is not given, is never taken for it; nor is one
-/// created within [`CLOCK_SKEW`] before the intent, since CPP's clock may
-/// be that far behind ours and it may have started after.
+/// created by then can be it (the latest such), and one created since is
+/// never taken for it. CPP's clock may be [`CLOCK_SKEW`] off ours, so an
+/// operation created within that of the intent, or one without a creation
+/// time, may be either: then nothing can be told, and nothing is taken.
 fn by_earlier_target(operations: &[Operation], since: Option<Timestamp>) -> Settlement {
-    let earlier: Vec<Operation> = operations
-        .iter()
-        .filter(|op| {
-            op.created
-                .zip(since)
-                .is_some_and(|(created, since)| created <= since - CLOCK_SKEW)
-        })
+    let Some(since) = since else {
+        return Settlement::EarlierTargetUnknown;
+    };
+    let (before, after) = (since - CLOCK_SKEW, since + CLOCK_SKEW);
+    let listed = || operations.iter().filter(|op| !op.is_cancel());
+    if listed().any(|op| op.created.is_none_or(|c| c > before && c <= after)) {
+        return Settlement::EarlierTargetUnknown;
+    }
+    let earlier: Vec<Operation> = listed()
+        .filter(|op| op.created.is_some_and(|c| c <= before))
         .cloned()
         .collect();
     let Some(latest) = super::target::latest(&earlier, |_| true) else {
@@ -99,11 +106,9 @@ fn by_earlier_target(operations: &[Operation], since: Option<Timestamp>) -> Sett
     };
     match (latest.is_running(), super::target::recorded(latest)) {
         (true, Some(operation)) => Settlement::EarlierTargetRunning(operation),
-        (true, None) => Settlement::NothingInProgress { latest: None },
+        (true, None) => Settlement::EarlierTargetUnknown,
         (false, _) => match by_target(&earlier, latest.id.as_deref().unwrap_or_default()) {
-            Settlement::TargetMissing { .. } => Settlement::NothingInProgress {
-                latest: Some(latest.clone()),
-            },
+            Settlement::TargetMissing { .. } => Settlement::EarlierTargetUnknown,
             found => found,
         },
     }

@@ -512,8 +512,7 @@ fn an_intent_from_before_the_guards_never_takes_a_publish_started_since() {
     let mut old_publish = listed("publish", "canceled", Some(-300));
     old_publish.id = Some("publish-old".into());
     let new_publish = listed("publish", "running", Some(3600));
-    let unknown_age = listed("goLive", "running", None);
-    let ops = [old_publish.clone(), new_publish, unknown_age];
+    let ops = [old_publish.clone(), new_publish];
     let mut w = written_by_an_earlier_release(INTENT_BEFORE_THE_GUARDS);
     w.now = at(7200);
     let found = settle(&ops, Some(at(0)), None, |id| format!("/ops/{id}"));
@@ -2009,9 +2008,34 @@ fn an_intent_from_before_the_guards_never_takes_a_publish_inside_the_clock_skew(
         listed("publish", "running", Some(-30)),
     ];
     let found = settle(&ops, Some(at(0)), None, |id| format!("/ops/{id}"));
-    assert!(
-        !matches!(found, Settlement::EarlierTargetRunning(_)),
-        "it may have started after the intent: {found:?}"
+    assert_eq!(
+        found,
+        Settlement::EarlierTargetUnknown,
+        "it may have started after"
+    );
+    let undated = [listed("publish", "running", None)];
+    let found = settle(&undated, Some(at(0)), None, |id| format!("/ops/{id}"));
+    assert_eq!(found, Settlement::EarlierTargetUnknown);
+}
+
+/// The second audit's probe: the publish the intent was for started a
+/// minute before it (inside the skew), an older one was cancelled long
+/// ago. Neither may be taken for it: nothing sent, and never Cancelled.
+#[test]
+fn an_intent_from_before_the_guards_never_ends_cancelled_by_an_older_publish() {
+    let mut w = written_by_an_earlier_release(INTENT_BEFORE_THE_GUARDS);
+    w.now = at(700);
+    let ops = [
+        listed("publish", "canceled", Some(-86_400)),
+        listed("publish", "running", Some(-60)),
+    ];
+    let found = settle(&ops, Some(at(0)), None, |id| format!("/ops/{id}"));
+    let t = w.apply(Outcome::Settled(found));
+    assert!(!t.post);
+    assert_eq!(t.status.phase, Some(Phase::Failed));
+    assert_eq!(
+        w.condition(condition::STALLED).1,
+        reason::OPERATION_NOT_FOUND
     );
 }
 
@@ -2047,5 +2071,36 @@ fn an_intent_in_flight_from_an_earlier_release_gets_its_claim_at_start_up() {
         OfferCancellation::test().refused(400),
     ] {
         assert_eq!(settled.observed().claim_of_intent_in_flight(), None);
+    }
+}
+
+/// What 0.1.0 left when a retry it began met a transient error: Failed,
+/// its conditions `TransientError`, "will retry". This release goes on
+/// with it, as 0.1.0 would have.
+#[test]
+fn a_retry_0_1_0_left_in_the_middle_goes_on() {
+    for (reason_left, message) in [
+        (
+            reason::TRANSIENT_ERROR,
+            "transient error, will retry: HTTP 503",
+        ),
+        (reason::CREDENTIALS_UNAVAILABLE, "Secret cpp not found"),
+    ] {
+        let mut w = fresh();
+        w.apply(Outcome::Targeted(Targeting::NothingToCancel(None)));
+        for c in &mut w.status.conditions {
+            c.reason = reason_left.into();
+            c.message = message.into();
+        }
+        restarts_as_a_first_cancel(&mut w);
+        assert!(
+            w.status
+                .message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("unfinished"),
+            "{:?}",
+            w.status.message
+        );
     }
 }

@@ -379,6 +379,15 @@ fn settled(obs: &Observed, mut next: OfferCancellationStatus, found: Settlement)
             format!("the answer to the cancel request was lost; {operation} has ended cancelled"),
         ),
         Settlement::NothingInProgress { latest } => nothing_left(obs, next, latest, untracked),
+        Settlement::EarlierTargetUnknown => fail(
+            obs,
+            next,
+            reason::OPERATION_NOT_FOUND,
+            format!(
+                "the answer to a cancel requested by a release before 0.1.0 was lost, and its intent names no operation; {}'s list cannot tell which one it was for (one started within two minutes of it, or one without a start time or an id): nothing was sent (to cancel one, apply an OfferCancellation naming it in spec.operationId)",
+                words(obs).api
+            ),
+        ),
         Settlement::TargetMissing { id } => fail(
             obs,
             next,
