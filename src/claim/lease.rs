@@ -85,6 +85,7 @@ const CLAIMANT_UID: &str = "offercancel.dev/claimant-uid";
 const CLAIMED_AT: &str = "offercancel.dev/claimed-at";
 const IN_FLIGHT_UNTIL: &str = "offercancel.dev/in-flight-until";
 const ANSWER: &str = "offercancel.dev/answer";
+const ANSWERED_AT: &str = "offercancel.dev/answered-at";
 const LOCATION: &str = "offercancel.dev/location";
 
 /// The claim's object name: `oc-` and 40 hex digits of the key's SHA-256
@@ -277,6 +278,9 @@ impl ClaimStore for LeaseClaims {
         };
         annotations.insert(ANSWER.into(), word.into());
         annotations.insert(LOCATION.into(), location.into());
+        // Written with the answer: the others read the target's record
+        // from then on to see what it did.
+        annotations.insert(ANSWERED_AT.into(), Timestamp::now().to_string().into());
         let patch = serde_json::json!({
             "metadata": {"resourceVersion": claim.version, "annotations": annotations},
         });
@@ -341,6 +345,9 @@ fn lease(name: &str, key: &str, claim: &Claim) -> Lease {
         if let Some(location) = location {
             annotations.insert(LOCATION.into(), location);
         }
+        if let Some(at) = claim.answered_at {
+            annotations.insert(ANSWERED_AT.into(), at.to_string());
+        }
     }
     let window = claim.in_flight_until.duration_since(claim.claimed_at);
     Lease {
@@ -368,6 +375,9 @@ fn lease(name: &str, key: &str, claim: &Claim) -> Lease {
 fn clear_answer(patch: &mut serde_json::Value, claim: &Claim) {
     if claim.answer.is_none() {
         patch["metadata"]["annotations"][ANSWER] = serde_json::Value::Null;
+    }
+    if claim.answered_at.is_none() {
+        patch["metadata"]["annotations"][ANSWERED_AT] = serde_json::Value::Null;
     }
     let has_location = matches!(
         &claim.answer,
@@ -401,6 +411,7 @@ fn read_claim(lease: &Lease) -> Option<Claim> {
         operation: get(OPERATION)?.to_string(),
         claimed_at: time(CLAIMED_AT)?,
         in_flight_until: time(IN_FLIGHT_UNTIL)?,
+        answered_at: answer.as_ref().and(time(ANSWERED_AT)),
         answer,
         version: lease.metadata.resource_version.clone().unwrap_or_default(),
     })
@@ -425,6 +436,7 @@ fn unreadable(lease: &Lease) -> Claim {
         claimed_at: Timestamp::UNIX_EPOCH,
         in_flight_until: Timestamp::UNIX_EPOCH,
         answer: None,
+        answered_at: None,
         version: lease.metadata.resource_version.clone().unwrap_or_default(),
     }
 }
@@ -444,6 +456,7 @@ mod tests {
             claimed_at: "2026-12-01T10:00:00Z".parse().expect("time"),
             in_flight_until: "2026-12-01T10:00:40Z".parse().expect("time"),
             answer,
+            answered_at: None,
             version: "12".into(),
         }
     }
@@ -465,7 +478,10 @@ mod tests {
             }),
         ] {
             let c = claim(answer);
-            assert_eq!(read_claim(&as_stored(&c)), Some(c));
+            assert_eq!(read_claim(&as_stored(&c)), Some(c.clone()));
+            let answered_at = c.answer.as_ref().map(|_| c.claimed_at);
+            let timed = Claim { answered_at, ..c };
+            assert_eq!(read_claim(&as_stored(&timed)), Some(timed));
         }
     }
 
@@ -500,6 +516,7 @@ mod tests {
         let mut patch = serde_json::to_value(as_stored(&c)).expect("json");
         clear_answer(&mut patch, &c);
         assert!(patch["metadata"]["annotations"][ANSWER].is_null());
+        assert!(patch["metadata"]["annotations"][ANSWERED_AT].is_null());
         assert!(
             patch["metadata"]["annotations"]
                 .as_object()

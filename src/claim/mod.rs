@@ -62,6 +62,10 @@ pub struct Claim {
     /// The claimant's POST is answered or abandoned by then.
     pub in_flight_until: Timestamp,
     pub answer: Option<ClaimAnswer>,
+    /// When the answer was written onto the claim (`None`: unanswered, or
+    /// answered by a release that did not record it): what the answer did
+    /// shows in the target's record from then on.
+    pub answered_at: Option<Timestamp>,
     /// The object's resourceVersion: a take-over is fenced on it. Empty
     /// for a claim not yet written.
     pub version: String,
@@ -163,14 +167,25 @@ fn in_flight_for(claim: &Claim, now: Timestamp) -> Option<Duration> {
 }
 
 /// When the target's record must have been read for [`verdict`] to be
-/// sound: after the window of another resource's unanswered claim that it
-/// may take over (a record read before that window ended may not show
-/// what its POST did). `None`: any recent read will do.
+/// sound: after another resource's answered claim was answered (a record
+/// read before may still show the operation running, and past the window
+/// that would take the claim over and send again: a configure job's status
+/// read is shared for a minute), or, for its unanswered claim, after the
+/// window that it may take over (a record read before that window ended
+/// may not show what its POST did). An answer whose time is not recorded
+/// asks for a read begun now. `None`: any recent read will do.
 pub fn read_after(claim: Option<&Claim>, me: &Claimant, now: Timestamp) -> Option<Timestamp> {
     let claim = claim?;
     let theirs = me.uid.is_empty() || claim.claimant.uid != me.uid;
-    let over = in_flight_for(claim, now).is_none();
-    (theirs && claim.answer.is_none() && over).then_some(claim.in_flight_until)
+    if !theirs {
+        return None;
+    }
+    match claim.answer {
+        Some(_) => Some(claim.answered_at.unwrap_or(now)),
+        None => in_flight_for(claim, now)
+            .is_none()
+            .then_some(claim.in_flight_until),
+    }
 }
 
 /// Whether `claim` says another resource asked to cancel `operation` at
@@ -250,6 +265,7 @@ mod tests {
             claimed_at: at(0),
             in_flight_until: at(40),
             answer,
+            answered_at: None,
             version: "7".into(),
         }
     }
@@ -384,11 +400,35 @@ mod tests {
             "still waited for"
         );
         assert_eq!(read_after(Some(&peer), &me, at(41)), Some(at(40)));
-        let answered = claim("peer", "publish-1", Some(ClaimAnswer::Cancelled));
-        assert_eq!(read_after(Some(&answered), &me, at(41)), None);
         let ours = claim("me", "publish-1", None);
         assert_eq!(read_after(Some(&ours), &me, at(41)), None);
         assert_eq!(read_after(None, &me, at(41)), None);
+    }
+
+    /// Seen in the two-writers trial: a job's status read a few seconds
+    /// before another resource's cancel was answered is shared for a
+    /// minute; read past the claim's window it showed the job running,
+    /// and the follower took the claim over and sent a second cancel.
+    #[test]
+    fn a_follower_reads_the_record_after_the_answer_it_follows() {
+        let me = resource("me");
+        let answered = Claim {
+            answered_at: Some(at(12)),
+            ..claim("peer", "publish-1", Some(ClaimAnswer::Cancelled))
+        };
+        assert_eq!(read_after(Some(&answered), &me, at(41)), Some(at(12)));
+        assert_eq!(read_after(Some(&answered), &me, at(5)), Some(at(12)));
+        let untimed = claim("peer", "publish-1", Some(ClaimAnswer::Cancelled));
+        assert_eq!(
+            read_after(Some(&untimed), &me, at(41)),
+            Some(at(41)),
+            "an answer of the release before: a read begun now"
+        );
+        let ours = Claim {
+            answered_at: Some(at(12)),
+            ..claim("me", "publish-1", Some(ClaimAnswer::Cancelled))
+        };
+        assert_eq!(read_after(Some(&ours), &me, at(41)), None);
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl Observed {
             claimed_at: self.status.requested_at.as_ref()?.0,
             in_flight_until: self.now.checked_add(window).ok()?,
             answer: None,
+            answered_at: None,
             version: String::new(),
         })
     }

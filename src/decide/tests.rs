@@ -1267,6 +1267,7 @@ fn peer_claim(operation: &str, answer: Option<ClaimAnswer>) -> Claim {
         claimed_at: at(0),
         in_flight_until: past_the_window(),
         answer,
+        answered_at: None,
         version: "41".into(),
     }
 }

@@ -236,6 +236,7 @@ fn held_for_the_post(obs: &Observed, intent: &OfferCancellationStatus) -> Claim 
         claimed_at: obs.now,
         in_flight_until: deadline.checked_add(IN_FLIGHT_MARGIN).unwrap_or(deadline),
         answer: None,
+        answered_at: None,
         version: String::new(),
     }
 }
