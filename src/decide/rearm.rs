@@ -45,9 +45,10 @@ impl Rearm {
     }
 }
 
-/// Failures that a change of the Secret can answer.
-const CREDENTIALS_FAILURES: [&str; 4] = [
-    reason::CREDENTIALS_UNAVAILABLE,
+/// Failures that a change of the Secret can answer. (A Secret that could
+/// not be read at all leaves a first cancel Pending, not Failed; 0.1.0's
+/// Failed `CredentialsUnavailable` is a retry left unfinished, below.)
+const CREDENTIALS_FAILURES: [&str; 3] = [
     reason::CREDENTIALS_REJECTED,
     reason::UNAUTHORIZED,
     reason::FORBIDDEN,
@@ -161,14 +162,6 @@ mod tests {
     use crate::fixtures::{at, intent};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-    /// The credentials failures this release records (it never leaves a
-    /// Failed resource `CredentialsUnavailable`: see `NOT_A_FAILURE`).
-    const RECORDED_CREDENTIALS_FAILURES: [&str; 3] = [
-        reason::CREDENTIALS_REJECTED,
-        reason::UNAUTHORIZED,
-        reason::FORBIDDEN,
-    ];
-
     const TARGET_FAILURES: [&str; 12] = [
         reason::NOTHING_TO_CANCEL,
         reason::OPERATION_ENDED,
@@ -219,10 +212,7 @@ mod tests {
 
     #[test]
     fn a_new_retry_annotation_value_rearms_any_failure() {
-        for why in TARGET_FAILURES
-            .into_iter()
-            .chain(RECORDED_CREDENTIALS_FAILURES)
-        {
+        for why in TARGET_FAILURES.into_iter().chain(CREDENTIALS_FAILURES) {
             let mut obs = failed(why, None);
             obs.retry_request = Some("1".into());
             assert_eq!(rearmed(&obs), Some(Rearm::RetryAnnotation), "{why}");
@@ -234,10 +224,7 @@ mod tests {
 
     #[test]
     fn removing_or_emptying_or_repeating_the_retry_annotation_never_rearms() {
-        for why in TARGET_FAILURES
-            .into_iter()
-            .chain(RECORDED_CREDENTIALS_FAILURES)
-        {
+        for why in TARGET_FAILURES.into_iter().chain(CREDENTIALS_FAILURES) {
             let mut obs = failed(why, Some("1"));
             assert_eq!(rearmed(&obs), None, "{why}: the value answered");
             obs.retry_request = None;
@@ -249,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_secret_change_rearms_a_credentials_failure_only() {
-        for why in RECORDED_CREDENTIALS_FAILURES {
+        for why in CREDENTIALS_FAILURES {
             let mut obs = failed(why, None);
             obs.credentials_version = Some("101".into());
             assert_eq!(rearmed(&obs), Some(Rearm::CredentialsChanged), "{why}");
@@ -287,7 +274,7 @@ mod tests {
     fn an_unrelated_spec_edit_never_rearms() {
         for why in TARGET_FAILURES
             .into_iter()
-            .chain(RECORDED_CREDENTIALS_FAILURES)
+            .chain(CREDENTIALS_FAILURES)
             .chain([reason::EXPIRED, reason::TIMEOUT])
         {
             let mut obs = edited(failed(why, None));
