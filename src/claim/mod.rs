@@ -149,12 +149,22 @@ pub fn verdict(claim: Option<&Claim>, me: &Claimant, operation: &str, record: Re
         return take_over;
     }
     let in_flight = in_flight_for(claim, record.read_at);
+    // A record read before the answer was written may not show what the
+    // answered cancel did: it never takes the claim over. Without the
+    // answer's time (a claim of the release before), the window's end
+    // bounds it.
+    let read_before_the_answer =
+        record.read_at < claim.answered_at.unwrap_or(claim.in_flight_until);
     match (&claim.answer, in_flight) {
         (Some(_), _) if claim.operation != operation => take_over,
-        (Some(answer @ ClaimAnswer::Accepted { .. }), None) if !record.lists_cancels => {
-            Verdict::Follow(answer.clone())
-        }
+        // Where the API lists no cancel of its own (a configure job), its
+        // answer is the record: followed past the window too. (A job's
+        // status read is shared for a minute, so one taken before a
+        // cancel was answered `cancelled` still shows the job running:
+        // taken as the record, it sent a second cancel.)
+        (Some(answer), None) if !record.lists_cancels => Verdict::Follow(answer.clone()),
         (Some(answer), Some(_)) => Verdict::Follow(answer.clone()),
+        (Some(answer), None) if read_before_the_answer => Verdict::Follow(answer.clone()),
         (None, Some(left)) => Verdict::Wait(left),
         (_, None) => take_over,
     }
@@ -167,25 +177,14 @@ fn in_flight_for(claim: &Claim, now: Timestamp) -> Option<Duration> {
 }
 
 /// When the target's record must have been read for [`verdict`] to be
-/// sound: after another resource's answered claim was answered (a record
-/// read before may still show the operation running, and past the window
-/// that would take the claim over and send again: a configure job's status
-/// read is shared for a minute), or, for its unanswered claim, after the
-/// window that it may take over (a record read before that window ended
-/// may not show what its POST did). An answer whose time is not recorded
-/// asks for a read begun now. `None`: any recent read will do.
+/// sound: after the window of another resource's unanswered claim that it
+/// may take over (a record read before that window ended may not show
+/// what its POST did). `None`: any recent read will do.
 pub fn read_after(claim: Option<&Claim>, me: &Claimant, now: Timestamp) -> Option<Timestamp> {
     let claim = claim?;
     let theirs = me.uid.is_empty() || claim.claimant.uid != me.uid;
-    if !theirs {
-        return None;
-    }
-    match claim.answer {
-        Some(_) => Some(claim.answered_at.unwrap_or(now)),
-        None => in_flight_for(claim, now)
-            .is_none()
-            .then_some(claim.in_flight_until),
-    }
+    let over = in_flight_for(claim, now).is_none();
+    (theirs && claim.answer.is_none() && over).then_some(claim.in_flight_until)
 }
 
 /// Whether `claim` says another resource asked to cancel `operation` at
@@ -375,8 +374,13 @@ mod tests {
         let done = claim("peer", "publish-1", Some(ClaimAnswer::Cancelled));
         assert_eq!(
             verdict(Some(&done), &me, "publish-1", job),
+            Verdict::Follow(ClaimAnswer::Cancelled),
+            "a job read as running may be a shared read from before the answer"
+        );
+        assert_eq!(
+            verdict(Some(&done), &me, "publish-1", read(41)),
             take_over(),
-            "cancelled at once, yet still running: that cancel did not stop it"
+            "CPP, read now: cancelled at once, yet still running"
         );
     }
 
@@ -400,35 +404,58 @@ mod tests {
             "still waited for"
         );
         assert_eq!(read_after(Some(&peer), &me, at(41)), Some(at(40)));
+        let answered = claim("peer", "publish-1", Some(ClaimAnswer::Cancelled));
+        assert_eq!(read_after(Some(&answered), &me, at(41)), None);
         let ours = claim("me", "publish-1", None);
         assert_eq!(read_after(Some(&ours), &me, at(41)), None);
         assert_eq!(read_after(None, &me, at(41)), None);
     }
 
     /// Seen in the two-writers trial: a job's status read a few seconds
-    /// before another resource's cancel was answered is shared for a
-    /// minute; read past the claim's window it showed the job running,
+    /// before another resource's cancel was answered `cancelled` is shared
+    /// for a minute; past the claim's window it showed the job running,
     /// and the follower took the claim over and sent a second cancel.
     #[test]
-    fn a_follower_reads_the_record_after_the_answer_it_follows() {
+    fn a_jobs_answered_cancel_is_followed_past_its_window() {
+        let me = resource("me");
+        let job = Record {
+            read_at: at(41),
+            lists_cancels: false,
+        };
+        for answer in [
+            ClaimAnswer::Cancelled,
+            ClaimAnswer::Accepted { location: None },
+        ] {
+            let answered = claim("peer", "job-1", Some(answer.clone()));
+            assert_eq!(
+                verdict(Some(&answered), &me, "job-1", job),
+                Verdict::Follow(answer)
+            );
+        }
+    }
+
+    #[test]
+    fn a_read_older_than_the_answer_never_takes_an_answered_claim_over() {
         let me = resource("me");
         let answered = Claim {
-            answered_at: Some(at(12)),
+            answered_at: Some(at(42)),
             ..claim("peer", "publish-1", Some(ClaimAnswer::Cancelled))
         };
-        assert_eq!(read_after(Some(&answered), &me, at(41)), Some(at(12)));
-        assert_eq!(read_after(Some(&answered), &me, at(5)), Some(at(12)));
+        assert_eq!(
+            verdict(Some(&answered), &me, "publish-1", read(41)),
+            Verdict::Follow(ClaimAnswer::Cancelled),
+            "read before the answer: it still follows"
+        );
+        assert_eq!(
+            verdict(Some(&answered), &me, "publish-1", read(43)),
+            take_over(),
+            "read after the answer, past the window: the list decides"
+        );
         let untimed = claim("peer", "publish-1", Some(ClaimAnswer::Cancelled));
         assert_eq!(
-            read_after(Some(&untimed), &me, at(41)),
-            Some(at(41)),
-            "an answer of the release before: a read begun now"
+            verdict(Some(&untimed), &me, "publish-1", read(40)),
+            take_over()
         );
-        let ours = Claim {
-            answered_at: Some(at(12)),
-            ..claim("me", "publish-1", Some(ClaimAnswer::Cancelled))
-        };
-        assert_eq!(read_after(Some(&ours), &me, at(41)), None);
     }
 
     #[test]
