@@ -958,7 +958,11 @@ async fn two_active_writers_one_post_per_offer(plane: Plane) {
     .await;
     let a = fx.operator(&plane, &SLOW_AND_FAULTY);
     let b = fx.operator(&plane, &SLOW_AND_FAULTY);
-    let offers = offers_some_slow("w", 300);
+    let n = std::env::var("OCO_WRITERS_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let offers = offers_some_slow("w", n);
     let started = std::time::Instant::now();
     fx.create_all(&offers, 32).await;
     each_cancelled_once(&fx, &offers, Duration::from_secs(420)).await;
