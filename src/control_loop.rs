@@ -153,7 +153,7 @@ async fn claim_for_intent(ctx: &Context, listed: &OfferCancellation) {
     }
 }
 
-/// Sets `probes.ready` once the resource cache has synced./// Sets `probes.ready` once the resource cache has synced. The wait is
+/// Sets `probes.ready` once the resource cache has synced. The wait is
 /// re-armed every second: with several waiters on the store, this one was
 /// seen never to be woken (kube-runtime 5's DelayedInit wakes one waiter),
 /// while a fresh wait after the sync returns at once.
