@@ -3,13 +3,29 @@
 //! out of the operator's image: the operator reaches it only through its
 //! default `simulator` cargo feature. See the operator's README for the
 //! `/_sim` endpoints and `docs/cpp-api.md` for the API it follows.
+//!
+//! Tokens come from Azure AD's v1 endpoint (`POST /{tenant}/oauth2/token`,
+//! a client secret and a `resource`) or Entra ID's v2.0 one (`POST
+//! /{tenant}/oauth2/v2.0/token`, a `scope` and a client assertion signed
+//! by one of the principal's `certificates` or issued for one of its
+//! `federatedCredentials`, or a secret): see [`entra`] and [`assertion`].
+//! Either endpoint's token is taken alike by the CPP and Product Ingestion
+//! routes.
 
+pub mod assertion;
+pub mod entra;
 pub mod job;
 pub mod jobs;
+pub mod jwks;
 pub mod log;
 pub mod reply;
 pub mod scenario;
 pub mod state;
+
+/// Keys and signed assertions for the tests, shared with tests/.
+#[cfg(test)]
+#[path = "../tests/support/keys.rs"]
+mod test_keys;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -23,7 +39,7 @@ use std::sync::{Arc, Mutex};
 
 use reply::Reply;
 use scenario::Faults;
-pub use scenario::Scenario;
+pub use scenario::{FederatedCredential, Issuer, Principal, Scenario};
 use state::{Fault, SimState};
 
 type Shared = Arc<Mutex<SimState>>;
@@ -99,6 +115,7 @@ pub async fn serve(
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/token", post(token))
+        .route("/{tenant}/oauth2/v2.0/token", post(token_v2))
         .route("/api/publishers/{p}/offers/{o}/cancel", post(cancel))
         .route(
             "/api/publishers/{p}/offers/{o}/operations/{id}",
@@ -234,6 +251,30 @@ fn dropped_connection() -> Response {
 async fn token(State(state): State<Shared>, Path(tenant): Path<String>, body: Bytes) -> Response {
     let form: HashMap<String, String> = form_urlencoded_pairs(&body);
     answer(&state, "token", None, |s| s.issue_token(&tenant, &form)).await
+}
+
+/// As [`answer`], with one step more: a federated assertion's issuer keys
+/// are fetched between the dice and the answer, with the state unlocked.
+async fn token_v2(
+    State(state): State<Shared>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form: HashMap<String, String> = form_urlencoded_pairs(&body);
+    let (rolled, issuer) = {
+        let mut state = lock(&state);
+        state.log.record("token", None);
+        let rolled = state.roll_faults(None, false);
+        (rolled, state.issuer_to_fetch(&tenant, &form))
+    };
+    // A request a fault answers in place never reached the service, nor
+    // would Entra have fetched anything for it.
+    let reached = matches!(rolled.1, None | Some(Fault::DropAfter));
+    let keys = match issuer {
+        Some(issuer) if reached => Some(jwks::fetch(&issuer).await),
+        _ => None,
+    };
+    deliver(&state, rolled, |s| s.issue_token_v2(&tenant, &form, keys)).await
 }
 
 fn form_urlencoded_pairs(body: &[u8]) -> HashMap<String, String> {

@@ -15,7 +15,8 @@ pub struct Received {
     pub seq: u64,
     /// Unix milliseconds.
     pub at_ms: i64,
-    /// `cancel`, `operation`, `submissions` or `token`.
+    /// `cancel`, `operation`, `submissions`, `token` (v1 or v2.0),
+    /// `job_cancel` or `job_status`.
     pub endpoint: &'static str,
     /// `publisher/offer`, when the path names one.
     pub offer: Option<String>,

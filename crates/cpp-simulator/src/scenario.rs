@@ -20,6 +20,10 @@ pub struct Scenario {
     /// `$version`s the Product Ingestion routes accept.
     #[serde(default = "default_job_api_versions")]
     pub job_api_versions: Vec<String>,
+    /// Where OIDC issuers' signing keys are found, for principals'
+    /// federated credentials.
+    #[serde(default)]
+    pub issuers: Vec<Issuer>,
     #[serde(default)]
     pub principals: Vec<Principal>,
     /// Static bearer tokens that never expire.
@@ -56,13 +60,26 @@ pub const PRODUCT_INGESTION_PATH: &str = "rp/product-ingestion";
 /// A job of the default scenario whose cancel takes two status polls.
 pub const DEFAULT_JOB_ID: &str = "9f1c0e2a-1b2c-4d5e-8f90-123456789abc";
 
-/// An Azure AD service principal and the publishers it was added to.
+/// An Azure AD service principal, its credentials, and the publishers it
+/// was added to. It signs in with any of its credentials: its secret (v1
+/// and v2.0 token endpoints), a certificate or a federated credential
+/// (v2.0 client assertions).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Principal {
     pub tenant_id: String,
     pub client_id: String,
-    pub client_secret: String,
+    /// None: the principal has no secret, and every secret is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// PEM certificates (public part only) whose keys may sign its client
+    /// assertions; an assertion names one by its `x5t#S256` header.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
+    /// Tokens of other issuers (a Kubernetes ServiceAccount's) it accepts
+    /// as client assertions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federated_credentials: Vec<FederatedCredential>,
     #[serde(default)]
     pub publishers: Vec<String>,
     /// May read its publishers' offers and jobs (the operations list, an
@@ -70,6 +87,72 @@ pub struct Principal {
     /// sends is answered 403 (and still counted in `cancelPosts`).
     #[serde(default)]
     pub read_only: bool,
+}
+
+/// A federated identity credential: a token of `issuer` for `subject`,
+/// with one of `audiences` in its `aud`, signs the principal in.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FederatedCredential {
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default = "default_federated_audiences")]
+    pub audiences: Vec<String>,
+}
+
+/// The audience Entra ID documents for federated credentials.
+pub const DEFAULT_FEDERATED_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+fn default_federated_audiences() -> Vec<String> {
+    vec![DEFAULT_FEDERATED_AUDIENCE.to_string()]
+}
+
+/// An OIDC issuer and where its signing keys are (Entra ID would find
+/// them by discovery; the simulator is told).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Issuer {
+    /// The `iss` of its tokens.
+    pub issuer: String,
+    /// Its JWKS, fetched over http(s) with no credentials.
+    pub jwks_uri: String,
+    /// A PEM bundle trusted (alone) for an https `jwksUri`; read at each
+    /// fetch, so it may be written after the scenario is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+impl Issuer {
+    fn validate(&self) -> Result<(), String> {
+        let scheme = url::Url::parse(&self.jwks_uri).map(|u| u.scheme().to_string());
+        match scheme.as_deref() {
+            Ok("http" | "https") => Ok(()),
+            _ => Err(format!(
+                "issuer {}: jwksUri must be an http(s) URL",
+                self.issuer
+            )),
+        }
+    }
+}
+
+impl Principal {
+    /// Every certificate is a PEM X.509 certificate with an RSA key. The
+    /// error names the principal, never the PEM.
+    fn validate(&self) -> Result<(), String> {
+        for (i, pem) in self.certificates.iter().enumerate() {
+            crate::assertion::Certificate::parse(pem)
+                .map_err(|e| format!("principal {}: certificates[{i}]: {e}", self.client_id))?;
+        }
+        for f in &self.federated_credentials {
+            if f.issuer.is_empty() || f.subject.is_empty() || f.audiences.is_empty() {
+                return Err(format!(
+                    "principal {}: a federated credential needs an issuer, a subject and an audience",
+                    self.client_id
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -326,6 +409,7 @@ impl Scenario {
             token_lifetime_seconds: default_token_lifetime(),
             api_versions: default_api_versions(),
             job_api_versions: default_job_api_versions(),
+            issuers: vec![],
             principals: vec![],
             tokens: vec![],
             publishers: vec![],
@@ -350,6 +434,8 @@ impl Scenario {
 
     pub fn validate(&self) -> Result<(), String> {
         self.faults.validate()?;
+        self.issuers.iter().try_for_each(Issuer::validate)?;
+        self.principals.iter().try_for_each(Principal::validate)?;
         for p in &self.publishers {
             for j in p.jobs.iter().chain(&p.job_templates) {
                 j.faults
@@ -425,6 +511,60 @@ mod tests {
         let default = Scenario::default_scenario();
         assert!(default.principals.iter().all(|p| !p.read_only));
         assert!(default.tokens.iter().all(|t| !t.read_only));
+    }
+
+    #[test]
+    fn credentials_issuers_and_their_defaults_load_from_yaml() {
+        let key = crate::test_keys::TestKey::generate(1);
+        let cert = key.cert_pem.replace('\n', "\n      ");
+        let s = Scenario::from_yaml(&format!(
+            "issuers:\n\
+             - issuer: https://kubernetes.default.svc\n\
+             \x20 jwksUri: https://127.0.0.1:16443/openid/v1/jwks\n\
+             \x20 caFile: /tmp/x/apiserver.crt\n\
+             principals:\n\
+             - tenantId: t\n\
+             \x20 clientId: c\n\
+             \x20 certificates:\n\
+             \x20 - |\n      {cert}\n\
+             \x20 federatedCredentials:\n\
+             \x20 - issuer: https://kubernetes.default.svc\n\
+             \x20   subject: system:serviceaccount:team-a:offercancel\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.issuers[0].ca_file.as_deref(),
+            Some("/tmp/x/apiserver.crt")
+        );
+        let p = &s.principals[0];
+        assert_eq!(p.client_secret, None);
+        assert_eq!(p.certificates.len(), 1);
+        assert_eq!(
+            p.federated_credentials[0].audiences,
+            [DEFAULT_FEDERATED_AUDIENCE]
+        );
+    }
+
+    #[test]
+    fn a_bad_certificate_or_jwks_uri_is_refused_naming_its_owner() {
+        let err = Scenario::from_yaml(
+            "principals: [{tenantId: t, clientId: the-client, certificates: [\"-----BEGIN CERTIFICATE-----\\nc2VjcmV0\\n-----END CERTIFICATE-----\"]}]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("the-client"), "{err}");
+        assert!(!err.contains("c2VjcmV0"), "the PEM is not quoted: {err}");
+        for uri in ["file:///etc/jwks", "not a url"] {
+            let err = Scenario::from_yaml(&format!(
+                "issuers: [{{issuer: https://i, jwksUri: \"{uri}\"}}]"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("https://i") && err.contains("jwksUri"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -189,6 +189,8 @@ pub struct SimState {
     /// Requests refused because their token was issued for the other API.
     pub(crate) wrong_audience: u64,
     tokens_issued: u64,
+    /// v2.0 token requests refused (a bad assertion, client or scope).
+    pub(crate) assertions_refused: u64,
     faults_injected: u64,
     next_op: u64,
     rng: fastrand::Rng,
@@ -208,6 +210,7 @@ impl SimState {
             stats: HashMap::new(),
             wrong_audience: 0,
             tokens_issued: 0,
+            assertions_refused: 0,
             faults_injected: 0,
             next_op: 0,
             log: Default::default(),
@@ -237,6 +240,7 @@ impl SimState {
         self.stats.clear();
         self.wrong_audience = 0;
         self.tokens_issued = 0;
+        self.assertions_refused = 0;
         self.faults_injected = 0;
         self.next_op = 0;
         self.log.clear();
@@ -278,6 +282,7 @@ impl SimState {
             "offers": self.stats,
             "jobs": jobs,
             "tokensIssued": self.tokens_issued,
+            "assertionsRefused": self.assertions_refused,
             "faultsInjected": self.faults_injected,
             "wrongAudience": self.wrong_audience,
         })
@@ -356,28 +361,15 @@ impl SimState {
             r if r == GRAPH_RESOURCE.trim_end_matches('/') => Audience::Graph,
             _ => return aad_error(400, "invalid_resource"),
         };
-        let Some(index) = self
-            .scenario
-            .principals
-            .iter()
-            .position(|p| p.tenant_id == tenant && p.client_id == field("client_id"))
-        else {
+        let Some(index) = self.principal_index(tenant, field("client_id")) else {
             return aad_error(400, "unauthorized_client");
         };
-        if self.scenario.principals[index].client_secret != field("client_secret") {
+        // A principal with no secret refuses every one.
+        let secret = self.scenario.principals[index].client_secret.as_deref();
+        if secret != Some(field("client_secret")) {
             return aad_error(401, "invalid_client");
         }
-        self.tokens_issued += 1;
-        let token = format!("sim-{:016x}{:016x}", self.rng.u64(..), self.rng.u64(..));
-        let lifetime = self.scenario.token_lifetime_seconds;
-        self.tokens.insert(
-            token.clone(),
-            (
-                index,
-                Instant::now() + Duration::from_secs(lifetime),
-                audience,
-            ),
-        );
+        let (token, lifetime) = self.register_token(index, audience);
         Reply::json(
             200,
             json!({
@@ -387,6 +379,27 @@ impl SimState {
                 "access_token": token,
             }),
         )
+    }
+
+    /// The principal `client_id` of `tenant`, by its index.
+    pub(crate) fn principal_index(&self, tenant: &str, client_id: &str) -> Option<usize> {
+        self.scenario
+            .principals
+            .iter()
+            .position(|p| p.tenant_id == tenant && p.client_id == client_id)
+    }
+
+    /// A new token of principal `index` for `audience`, counted; with its
+    /// lifetime in seconds. The v1 and v2.0 endpoints share it, so every
+    /// API takes their tokens alike.
+    pub(crate) fn register_token(&mut self, index: usize, audience: Audience) -> (String, u64) {
+        self.tokens_issued += 1;
+        let token = format!("sim-{:016x}{:016x}", self.rng.u64(..), self.rng.u64(..));
+        let lifetime = self.scenario.token_lifetime_seconds;
+        let expires = Instant::now() + Duration::from_secs(lifetime);
+        self.tokens
+            .insert(token.clone(), (index, expires, audience));
+        (token, lifetime)
     }
 
     /// Who calls, if the token is one this service knows and still valid,

@@ -314,6 +314,7 @@ fn segment() -> impl Strategy<Value = String> {
         Just("operations".to_string()),
         Just("submissions".to_string()),
         Just("oauth2".to_string()),
+        Just("v2.0".to_string()),
         Just("token".to_string()),
         Just("_sim".to_string()),
         Just("..".to_string()),

@@ -1,0 +1,4 @@
+//! Helpers shared by the HTTP tests.
+
+pub mod keys;
+pub mod tls;
