@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cpp::CppClient;
-use crate::http::{ClientConfig, RequestObserver, Transport};
+use crate::http::{ClientConfig, RequestObserver, ServiceAccountTokens, Transport};
 use crate::ingestion::JobClient;
 
 /// CPP's client and Product Ingestion's, side by side.
@@ -17,12 +17,31 @@ pub struct Apis {
 }
 
 impl Apis {
-    /// Clients whose requests `observer` hears of.
+    /// Clients whose requests `observer` hears of. Workload identity
+    /// needs [`Apis::with_service_accounts`].
     pub fn new(
         config: ClientConfig,
         observer: Arc<dyn RequestObserver>,
     ) -> Result<Self, reqwest::Error> {
-        let transport = Arc::new(Transport::new(&config, observer)?);
+        Self::build(config, observer, None)
+    }
+
+    /// As [`Apis::new`], with `service_accounts` issuing the ServiceAccount
+    /// tokens workload identity exchanges.
+    pub fn with_service_accounts(
+        config: ClientConfig,
+        observer: Arc<dyn RequestObserver>,
+        service_accounts: Arc<dyn ServiceAccountTokens>,
+    ) -> Result<Self, reqwest::Error> {
+        Self::build(config, observer, Some(service_accounts))
+    }
+
+    fn build(
+        config: ClientConfig,
+        observer: Arc<dyn RequestObserver>,
+        service_accounts: Option<Arc<dyn ServiceAccountTokens>>,
+    ) -> Result<Self, reqwest::Error> {
+        let transport = Arc::new(Transport::new(&config, observer, service_accounts)?);
         Ok(Apis {
             cpp: CppClient::new(transport.clone(), config.endpoint),
             jobs: JobClient::new(transport.clone(), config.product_ingestion_endpoint),

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::commands::{self, cancel, controller};
-use crate::http::{ClientConfig, Credentials};
+use crate::http::{ClientCertificate, ClientConfig, Credentials, Proof};
 use crate::{context, telemetry, timing};
+use std::sync::Arc;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -267,6 +268,25 @@ pub struct CancelArgs {
     /// Client secret of the service principal.
     #[arg(long, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
+    /// PEM file with the service principal's certificate and its private
+    /// key, signing a client assertion instead of a client secret.
+    #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH", conflicts_with_all = ["client_secret", "federated_token_file"])]
+    pub client_certificate: Option<PathBuf>,
+    /// Password of an encrypted private key in --client-certificate.
+    #[arg(
+        long,
+        env = "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        hide_env_values = true
+    )]
+    pub client_certificate_password: Option<String>,
+    /// A federated token (workload identity), read at each exchange: the
+    /// file the Azure Workload Identity webhook mounts.
+    #[arg(
+        long,
+        env = "AZURE_FEDERATED_TOKEN_FILE",
+        conflicts_with = "client_secret"
+    )]
+    pub federated_token_file: Option<PathBuf>,
 }
 
 impl CancelArgs {
@@ -290,22 +310,48 @@ impl CancelArgs {
         }
     }
 
-    /// A token, else a service principal; `None` when neither is whole.
-    fn credentials(&self) -> Option<Credentials> {
+    /// A token, else a service principal with a client secret, a
+    /// certificate or a federated token file.
+    fn credentials(&self) -> Result<Credentials, String> {
         if let Some(token) = &self.token {
-            return Some(Credentials::Token(SecretString::from(token.clone())));
+            return Ok(Credentials::Token(SecretString::from(token.clone())));
         }
-        match (&self.tenant_id, &self.client_id, &self.client_secret) {
-            (Some(t), Some(c), Some(s)) => Some(Credentials::ClientSecret {
-                tenant_id: t.clone(),
-                client_id: c.clone(),
+        let (Some(tenant_id), Some(client_id)) = (&self.tenant_id, &self.client_id) else {
+            return Err(NO_CREDENTIALS.into());
+        };
+        let (tenant_id, client_id, scope) = (tenant_id.clone(), client_id.clone(), "cli".into());
+        let proof = if let Some(s) = &self.client_secret {
+            return Ok(Credentials::ClientSecret {
+                tenant_id,
+                client_id,
                 client_secret: SecretString::from(s.clone()),
-                scope: "cli".into(),
-            }),
-            _ => None,
-        }
+                scope,
+            });
+        } else if let Some(path) = &self.client_certificate {
+            Proof::Certificate(Arc::new(self.certificate(path)?))
+        } else if let Some(path) = &self.federated_token_file {
+            Proof::TokenFile(path.clone())
+        } else {
+            return Err(NO_CREDENTIALS.into());
+        };
+        Ok(Credentials::Assertion {
+            tenant_id,
+            client_id,
+            proof,
+            scope,
+        })
+    }
+
+    fn certificate(&self, path: &std::path::Path) -> Result<ClientCertificate, String> {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("--client-certificate {}: {}", path.display(), e.kind()))?;
+        let password = self.client_certificate_password.as_deref();
+        ClientCertificate::from_pem(&pem, password)
+            .map_err(|e| format!("--client-certificate {}: {e}", path.display()))
     }
 }
+
+const NO_CREDENTIALS: &str = "no credentials: pass --token, or --tenant-id and --client-id with one of --client-secret, --client-certificate or --federated-token-file (or their environment variables)";
 
 #[cfg(feature = "simulator")]
 #[derive(Debug, Args)]
@@ -383,7 +429,35 @@ mod tests {
         let plain = cancel_config(&["-o", "json", "--token", "t"]);
         assert!(plain.wait, "waiting is the default");
         assert_eq!(plain.output, Some(cancel::Output::Json));
-        assert!(matches!(plain.credentials, Some(Credentials::Token(_))));
+        assert!(matches!(plain.credentials, Ok(Credentials::Token(_))));
+        let federated = cancel_config(&[
+            "--tenant-id",
+            "t",
+            "--client-id",
+            "c",
+            "--federated-token-file",
+            "/var/run/secrets/azure/tokens/azure-identity-token",
+        ]);
+        assert!(matches!(
+            federated.credentials,
+            Ok(Credentials::Assertion {
+                proof: Proof::TokenFile(_),
+                ..
+            })
+        ));
+        let unreadable = cancel_config(&[
+            "--tenant-id",
+            "t",
+            "--client-id",
+            "c",
+            "--client-certificate",
+            "/nonexistent/cert.pem",
+        ]);
+        let refused = unreadable.credentials.unwrap_err();
+        assert!(
+            refused.contains("--client-certificate /nonexistent/cert.pem"),
+            "{refused}"
+        );
         assert!(!cancel_config(&["--no-wait"]).wait);
         assert!(cancel_config(&["--wait"]).wait, "the deprecated alias");
     }

@@ -1,17 +1,26 @@
-//! Reading CPP credentials out of a Kubernetes Secret. Error texts name the
-//! Secret and its keys, never a value.
+//! Reading the target API's credentials out of a Kubernetes Secret: a
+//! bearer token, or an Entra ID app with a client secret, a client
+//! certificate, or workload identity (a token for one of the namespace's
+//! own ServiceAccounts). Error texts name the Secret and its keys, never
+//! a value.
 
 use k8s_openapi::api::core::v1::Secret;
 use secrecy::SecretString;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::http::Credentials;
+use crate::http::{CertificateError, ClientCertificate, Credentials, Proof};
 
 pub(crate) const TOKEN_KEY: &str = "token";
 pub(crate) const TENANT_KEY: &str = "tenantId";
 pub(crate) const CLIENT_ID_KEY: &str = "clientId";
 pub(crate) const CLIENT_SECRET_KEY: &str = "clientSecret";
+pub(crate) const CLIENT_CERTIFICATE_KEY: &str = "clientCertificate";
+pub(crate) const CLIENT_CERTIFICATE_PASSWORD_KEY: &str = "clientCertificatePassword";
+pub(crate) const WORKLOAD_IDENTITY_KEY: &str = "workloadIdentity";
+pub(crate) const SERVICE_ACCOUNT_KEY: &str = "serviceAccountName";
+/// The ServiceAccount workload identity uses unless the Secret names one.
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "offercancel";
 
 /// Why a Secret yields no credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,11 +28,31 @@ pub enum CredentialsError {
     #[error("Secret {name} not found in this namespace")]
     NotFound { name: String },
     #[error(
-        "Secret {name} has neither key {TOKEN_KEY} nor keys {TENANT_KEY}, {CLIENT_ID_KEY} and {CLIENT_SECRET_KEY}"
+        "Secret {name} has neither key {TOKEN_KEY} nor keys {TENANT_KEY} and {CLIENT_ID_KEY} with one of {CLIENT_SECRET_KEY}, {CLIENT_CERTIFICATE_KEY} or {WORKLOAD_IDENTITY_KEY}: \"true\""
     )]
     MissingKeys { name: String },
     #[error("Secret {name}: key {key} is empty or not UTF-8 text")]
     BadValue { name: String, key: &'static str },
+    #[error("Secret {name}: keys {0} and {1} name two ways to sign in; keep one", .pair.0, .pair.1)]
+    TwoWays {
+        name: String,
+        pair: (&'static str, &'static str),
+    },
+    #[error("Secret {name}: key {WORKLOAD_IDENTITY_KEY} must be \"true\" or \"false\"")]
+    BadSwitch { name: String },
+    #[error("Secret {name}: key {SERVICE_ACCOUNT_KEY} is not a ServiceAccount name")]
+    BadServiceAccount { name: String },
+    #[error("Secret {name}: key {CLIENT_CERTIFICATE_KEY} {why}")]
+    BadCertificate { name: String, why: CertificateError },
+}
+
+impl CredentialsError {
+    /// Whether the Secret's credentials are there but refused (a
+    /// certificate that cannot be used): a failure, where a Secret missing
+    /// or incomplete is waited for.
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, CredentialsError::BadCertificate { .. })
+    }
 }
 
 /// What a round may call an API with: the credentials, why the Secret
@@ -49,27 +78,105 @@ fn value(
     }
 }
 
-/// `token`, else `tenantId` + `clientId` + `clientSecret`.
-pub(crate) fn from_secret(secret: &Secret, name: &str) -> Result<Credentials, CredentialsError> {
-    if let Some(token) = value(secret, name, TOKEN_KEY)? {
+/// `token`, else `tenantId` + `clientId` with exactly one of
+/// `clientSecret`, `clientCertificate` or `workloadIdentity: "true"`. The
+/// Secret is `namespace`'s: a ServiceAccount it names is of that namespace.
+pub(crate) fn from_secret(
+    secret: &Secret,
+    namespace: &str,
+    name: &str,
+) -> Result<Credentials, CredentialsError> {
+    let read = |key| value(secret, name, key);
+    if let Some(token) = read(TOKEN_KEY)? {
         return Ok(Credentials::Token(SecretString::from(token)));
     }
-    let tenant = value(secret, name, TENANT_KEY)?;
-    let client = value(secret, name, CLIENT_ID_KEY)?;
+    let missing = || CredentialsError::MissingKeys { name: name.into() };
+    let tenant_id = read(TENANT_KEY)?.ok_or_else(missing)?;
+    let client_id = read(CLIENT_ID_KEY)?.ok_or_else(missing)?;
+    let scope = format!("{namespace}/{name}");
+    let proof = match way_to_sign_in(secret, name)? {
+        Way::Secret(s) => {
+            return Ok(Credentials::ClientSecret {
+                tenant_id,
+                client_id,
+                client_secret: SecretString::from(s),
+                scope,
+            });
+        }
+        Way::Certificate(pem) => {
+            let password = read(CLIENT_CERTIFICATE_PASSWORD_KEY)?;
+            let certificate = ClientCertificate::from_pem(pem.as_bytes(), password.as_deref())
+                .map_err(|why| CredentialsError::BadCertificate {
+                    name: name.into(),
+                    why,
+                })?;
+            Proof::Certificate(Arc::new(certificate))
+        }
+        Way::WorkloadIdentity => Proof::ServiceAccount {
+            namespace: namespace.into(),
+            name: service_account(secret, name)?,
+        },
+    };
+    Ok(Credentials::Assertion {
+        tenant_id,
+        client_id,
+        proof,
+        scope,
+    })
+}
+
+/// How an Entra ID app signs in.
+enum Way {
+    Secret(String),
+    Certificate(String),
+    WorkloadIdentity,
+}
+
+/// The one way the Secret names: two are refused, since either choice
+/// could be the wrong one.
+fn way_to_sign_in(secret: &Secret, name: &str) -> Result<Way, CredentialsError> {
+    let workload_identity = match value(secret, name, WORKLOAD_IDENTITY_KEY)?.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(CredentialsError::BadSwitch { name: name.into() }),
+    };
     let client_secret = value(secret, name, CLIENT_SECRET_KEY)?;
-    match (tenant, client, client_secret) {
-        (Some(tenant_id), Some(client_id), Some(s)) => Ok(Credentials::ClientSecret {
-            tenant_id,
-            client_id,
-            client_secret: SecretString::from(s),
-            scope: format!(
-                "{}/{name}",
-                secret.metadata.namespace.as_deref().unwrap_or_default()
-            ),
-        }),
-        _ => Err(CredentialsError::MissingKeys {
-            name: name.to_string(),
-        }),
+    let certificate = value(secret, name, CLIENT_CERTIFICATE_KEY)?;
+    let two = |pair| CredentialsError::TwoWays {
+        name: name.into(),
+        pair,
+    };
+    match (client_secret, certificate, workload_identity) {
+        (Some(_), Some(_), _) => Err(two((CLIENT_SECRET_KEY, CLIENT_CERTIFICATE_KEY))),
+        (Some(_), None, true) => Err(two((CLIENT_SECRET_KEY, WORKLOAD_IDENTITY_KEY))),
+        (None, Some(_), true) => Err(two((CLIENT_CERTIFICATE_KEY, WORKLOAD_IDENTITY_KEY))),
+        (Some(s), None, false) => Ok(Way::Secret(s)),
+        (None, Some(pem), false) => Ok(Way::Certificate(pem)),
+        (None, None, true) => Ok(Way::WorkloadIdentity),
+        (None, None, false) => Err(CredentialsError::MissingKeys { name: name.into() }),
+    }
+}
+
+/// `serviceAccountName`, else [`DEFAULT_SERVICE_ACCOUNT`]; a DNS-1123
+/// subdomain, as the API server requires.
+fn service_account(secret: &Secret, name: &str) -> Result<String, CredentialsError> {
+    let Some(account) = value(secret, name, SERVICE_ACCOUNT_KEY)? else {
+        return Ok(DEFAULT_SERVICE_ACCOUNT.into());
+    };
+    let valid = account.len() <= 253
+        && account.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if valid {
+        Ok(account)
+    } else {
+        Err(CredentialsError::BadServiceAccount { name: name.into() })
     }
 }
 
@@ -105,7 +212,7 @@ pub(crate) async fn read(
     let reading = match api.get_opt(name).await? {
         Some(secret) => SecretReading {
             version: secret.metadata.resource_version.clone(),
-            credentials: from_secret(&secret, name),
+            credentials: from_secret(&secret, ns, name),
         },
         None => SecretReading {
             version: None,
@@ -244,7 +351,7 @@ mod tests {
     #[test]
     fn token_wins_and_is_trimmed() {
         let s = secret(&[("token", b"abc\n"), ("tenantId", b"t")]);
-        let Credentials::Token(t) = from_secret(&s, "cpp").unwrap() else {
+        let Credentials::Token(t) = from_secret(&s, "ns", "cpp").unwrap() else {
             panic!("expected a token");
         };
         assert_eq!(secrecy::ExposeSecret::expose_secret(&t), "abc");
@@ -258,21 +365,125 @@ mod tests {
             ("clientSecret", b"s"),
         ]);
         assert!(matches!(
-            from_secret(&s, "cpp"),
+            from_secret(&s, "ns", "cpp"),
             Ok(Credentials::ClientSecret { .. })
         ));
         let s = secret(&[("tenantId", b"t"), ("clientId", b"c")]);
         assert_eq!(
-            from_secret(&s, "cpp").unwrap_err(),
+            from_secret(&s, "ns", "cpp").unwrap_err(),
             CredentialsError::MissingKeys { name: "cpp".into() }
         );
-        assert!(from_secret(&Secret::default(), "cpp").is_err());
+        assert!(from_secret(&Secret::default(), "ns", "cpp").is_err());
+    }
+
+    #[test]
+    fn workload_identity_names_a_service_account_of_the_secrets_own_namespace() {
+        let s = secret(&[
+            ("tenantId", b"t"),
+            ("clientId", b"c"),
+            ("workloadIdentity", b"true\n"),
+        ]);
+        let Ok(Credentials::Assertion { proof, scope, .. }) = from_secret(&s, "team-a", "cpp")
+        else {
+            panic!("workload identity");
+        };
+        assert_eq!(scope, "team-a/cpp");
+        assert_eq!(
+            proof.subject().as_deref(),
+            Some("system:serviceaccount:team-a:offercancel"),
+            "the default ServiceAccount"
+        );
+        let named = secret(&[
+            ("tenantId", b"t"),
+            ("clientId", b"c"),
+            ("workloadIdentity", b"true"),
+            ("serviceAccountName", b"publisher"),
+        ]);
+        let Ok(Credentials::Assertion { proof, .. }) = from_secret(&named, "team-b", "cpp") else {
+            panic!("workload identity");
+        };
+        assert_eq!(
+            proof.subject().as_deref(),
+            Some("system:serviceaccount:team-b:publisher")
+        );
+    }
+
+    #[test]
+    fn a_secret_naming_two_ways_or_an_odd_switch_is_refused() {
+        type Pairs<'a> = &'a [(&'a str, &'a [u8])];
+        let cases: [(Pairs, &str); 4] = [
+            (
+                &[
+                    ("tenantId", b"t"),
+                    ("clientId", b"c"),
+                    ("clientSecret", b"s"),
+                    ("workloadIdentity", b"true"),
+                ],
+                "two ways",
+            ),
+            (
+                &[
+                    ("tenantId", b"t"),
+                    ("clientId", b"c"),
+                    ("clientSecret", b"s"),
+                    ("clientCertificate", b"pem"),
+                ],
+                "two ways",
+            ),
+            (
+                &[
+                    ("tenantId", b"t"),
+                    ("clientId", b"c"),
+                    ("workloadIdentity", b"yes"),
+                ],
+                "\"true\" or \"false\"",
+            ),
+            (
+                &[
+                    ("tenantId", b"t"),
+                    ("clientId", b"c"),
+                    ("workloadIdentity", b"true"),
+                    ("serviceAccountName", b"Not/A/Name"),
+                ],
+                "not a ServiceAccount name",
+            ),
+        ];
+        for (pairs, expected) in cases {
+            let err = from_secret(&secret(pairs), "ns", "cpp").unwrap_err();
+            assert!(err.to_string().contains(expected), "{err}");
+            assert!(!err.is_rejection(), "{err}: waited for, not a failure");
+        }
+        let off = secret(&[
+            ("tenantId", b"t"),
+            ("clientId", b"c"),
+            ("workloadIdentity", b"false"),
+        ]);
+        assert!(matches!(
+            from_secret(&off, "ns", "cpp"),
+            Err(CredentialsError::MissingKeys { .. })
+        ));
+    }
+
+    #[test]
+    fn an_unusable_certificate_is_a_rejection_naming_the_key_not_its_content() {
+        let s = secret(&[
+            ("tenantId", b"t"),
+            ("clientId", b"c"),
+            ("clientCertificate", b"-----BEGIN CERTIFICATE-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END CERTIFICATE-----\n"),
+        ]);
+        let err = from_secret(&s, "ns", "cpp").unwrap_err();
+        assert!(err.is_rejection());
+        let text = err.to_string();
+        assert!(
+            text.contains("clientCertificate") && !text.contains("c2VjcmV0"),
+            "{text}"
+        );
     }
 
     #[test]
     fn bad_values_are_named_but_never_shown() {
         let s = secret(&[("token", &[0xff, 0xfe, b's', b'3', b'c'])]);
-        let err = from_secret(&s, "cpp").unwrap_err().to_string();
+        let err = from_secret(&s, "ns", "cpp").unwrap_err().to_string();
         assert!(err.contains("token") && !err.contains("s3c"), "{err}");
     }
 }

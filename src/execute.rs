@@ -65,7 +65,16 @@ fn reach<'a>(
     let unavailable = |why: String| Box::new(Outcome::CredentialsUnavailable(why));
     let creds = credentials
         .ok_or_else(|| unavailable("the Secret was not read".into()))?
-        .map_err(|e| unavailable(e.to_string()))?;
+        .map_err(|e| match e.is_rejection() {
+            // A certificate that cannot be used is a failure, as Entra's
+            // refusal of it would be: the Secret's change re-arms it.
+            true => Box::new(Outcome::Rejected {
+                reason: reason::CREDENTIALS_REJECTED,
+                message: e.to_string(),
+                cancel_status: None,
+            }),
+            false => unavailable(e.to_string()),
+        })?;
     let target = observed
         .spec
         .target()
@@ -305,6 +314,15 @@ async fn settle_from_list(
 /// a terminal one: the one place errors become reasons.
 fn error_outcome(e: &ApiError, during_cancel: bool) -> Outcome {
     let message = e.to_string();
+    // A ServiceAccount missing, or no permission to ask for its token, is
+    // waited for like a missing Secret. Not once an intent is recorded:
+    // then the cancel was not sent, and that must be recorded.
+    if let ApiError::Auth(auth) = e
+        && auth.is_unavailable()
+        && !during_cancel
+    {
+        return Outcome::ServiceAccountUnavailable(message);
+    }
     if let RetryClass::Transient { retry_after } = e.retry_class() {
         return Outcome::Transient {
             message,

@@ -8,6 +8,8 @@
 //! OfferCancellation::test().polling("/op").with_timeout(60).observed()
 //! ```
 
+pub mod certificate;
+
 use crate::crd::{OfferCancellation, SecretRef};
 use crate::decide::{Observed, Outcome, Transition, transition};
 use crate::operation::CancelOutcome;

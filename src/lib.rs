@@ -31,7 +31,9 @@
 //!   - [`status`]: the one status writer.
 //!   - [`context`]: what every reconcile shares.
 //!   - [`gate`]: the reconcile workers, in [`fair`]'s order.
-//!   - [`credentials`]: what a Secret yields, and its cache.
+//!   - [`credentials`]: what a Secret yields, and its cache;
+//!     [`workload_identity`]: a namespace's ServiceAccount tokens
+//!     (TokenRequest).
 //!   - `events`, `watch` (private): Events for transitions; what is watched
 //!     and kept.
 //!   - [`control_loop`]: watches and the reconcile loop; [`health`]:
@@ -72,3 +74,4 @@ pub mod telemetry;
 pub mod text;
 pub mod timing;
 mod watch;
+pub mod workload_identity;

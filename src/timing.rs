@@ -20,6 +20,10 @@ pub const ERROR_REQUEUE: Duration = Duration::from_secs(30);
 /// a reconcile at once, so this only covers a missed watch event.
 pub const CREDENTIALS_RETRY: Duration = Duration::from_secs(300);
 
+/// While workload identity's ServiceAccount is missing (or its token
+/// refused): no watch reports its creation, so it is asked for again.
+pub const SERVICE_ACCOUNT_RETRY: Duration = Duration::from_secs(30);
+
 /// While another resource's POST to the same target may be in flight, or
 /// was answered without a location to follow: its answer is one POST
 /// away, and the list read again shows what it did.

@@ -14,6 +14,7 @@ use crate::health::{self, Probes};
 use crate::http::ClientConfig;
 use crate::metrics::Metrics;
 use crate::timing::{SHUTDOWN_GRACE, STANDBY_CHECK};
+use crate::workload_identity::TokenRequests;
 
 /// What the controller runs with.
 #[derive(Debug, Clone)]
@@ -94,7 +95,12 @@ pub fn claim_namespace(flag: Option<&str>, lease: Option<&str>, watched: Option<
 pub async fn run(config: Config) -> Result<(), Error> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
-    let apis = Arc::new(Apis::new(config.client, metrics.clone())?);
+    let service_accounts = Arc::new(TokenRequests::new(client.clone()));
+    let apis = Arc::new(Apis::with_service_accounts(
+        config.client,
+        metrics.clone(),
+        service_accounts,
+    )?);
     let probes = Arc::new(Probes::new(metrics.clone()));
     let addr = config.metrics_addr;
     let listener = tokio::net::TcpListener::bind(addr)

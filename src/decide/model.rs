@@ -117,6 +117,10 @@ pub(crate) enum Call {
 pub enum Outcome {
     InvalidSpec(String),
     CredentialsUnavailable(String),
+    /// Workload identity's ServiceAccount is missing, or its token may not
+    /// be asked for. Nothing watches ServiceAccounts (that would take the
+    /// right to list every one), so it is asked again sooner than a Secret.
+    ServiceAccountUnavailable(String),
     /// What the operations list said before the first cancel request.
     Targeted(Targeting),
     /// Past `spec.notAfter`: nothing is sent.

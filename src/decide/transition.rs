@@ -18,7 +18,10 @@ use super::target::{self, Targeting, describe};
 use crate::claim::{self, Acquire, Claim, ClaimAnswer, ClaimWrite, Verdict};
 use crate::crd::{MAX_EARLIER_RETRY_REQUESTS, OfferCancellationStatus, Phase};
 use crate::operation::{CancelOutcome, Operation, OperationState, PolledOperation};
-use crate::timing::{CREDENTIALS_RETRY, IN_FLIGHT_MARGIN, PEER_WAIT, SHARE_WINDOW, UNTRACKED_LOOK};
+use crate::timing::{
+    CREDENTIALS_RETRY, IN_FLIGHT_MARGIN, PEER_WAIT, SERVICE_ACCOUNT_RETRY, SHARE_WINDOW,
+    UNTRACKED_LOOK,
+};
 
 /// Waits `wanted`, but wakes at the deadline so a timeout fires on time.
 fn wait_until_deadline(obs: &Observed, wanted: Duration) -> Duration {
@@ -46,7 +49,12 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         .map(|t| crate::text::clip(&t.to_string(), 300));
     match outcome {
         InvalidSpec(message) => fail(obs, next, reason::INVALID_SPEC, message),
-        CredentialsUnavailable(message) => credentials_unavailable(obs, next, message),
+        CredentialsUnavailable(message) => {
+            credentials_unavailable(obs, next, message, CREDENTIALS_RETRY)
+        }
+        ServiceAccountUnavailable(message) => {
+            credentials_unavailable(obs, next, message, SERVICE_ACCOUNT_RETRY)
+        }
         Targeted(found) => targeted(obs, next, found),
         Expired => fail(
             obs,
@@ -159,6 +167,7 @@ fn credentials_unavailable(
     obs: &Observed,
     mut next: OfferCancellationStatus,
     message: String,
+    retry: std::time::Duration,
 ) -> Transition {
     next.phase.get_or_insert(Phase::Pending);
     set_readiness(
@@ -170,7 +179,7 @@ fn credentials_unavailable(
     );
     Transition {
         status: next,
-        requeue: Requeue::After(CREDENTIALS_RETRY),
+        requeue: Requeue::After(retry),
         notice: None,
         post: false,
         progress: None,

@@ -1,6 +1,10 @@
 //! Credentials and Entra ID (Azure AD) tokens, one per API audience. Secrets live in `SecretString`, whose
 //! `Debug` prints `[REDACTED]`, and no error here carries a secret or the
 //! token endpoint's free-text answer (it holds trace ids and timestamps).
+//!
+//! A client secret is exchanged at the v1 endpoint (`resource=`), a client
+//! assertion ([`Proof`]) at the v2.0 one (`scope={resource}/.default`).
+//! Token requests wait for the rate limit like every other request.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -9,9 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+use super::assertion::{CertificateError, Proof, ServiceAccountTokenError, ServiceAccountTokens};
+use super::budget::Budget;
 use super::{
     Endpoint, RequestObserver, RetryClass, classify_request_error, classify_status, read_limited,
 };
+use crate::fair::Turn;
 
 /// Which API a token is for: a token is requested, cached and sent for
 /// one audience only, so a Graph token never reaches CPP, nor the reverse.
@@ -29,6 +36,14 @@ impl Audience {
         match self {
             Audience::Cpp => "https://cloudpartner.azure.com",
             Audience::Graph => "https://graph.microsoft.com/",
+        }
+    }
+
+    /// The `scope` of the v2.0 client-credentials grant.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Audience::Cpp => "https://cloudpartner.azure.com/.default",
+            Audience::Graph => "https://graph.microsoft.com/.default",
         }
     }
 }
@@ -50,19 +65,88 @@ pub enum Credentials {
         /// same client secret: one namespace never borrows another's token.
         scope: String,
     },
+    /// An Entra ID app that proves itself with a client assertion: a
+    /// namespace's ServiceAccount token, or a certificate.
+    Assertion {
+        tenant_id: String,
+        client_id: String,
+        proof: Proof,
+        /// As for a client secret: `namespace/secret`.
+        scope: String,
+    },
 }
 
 impl Credentials {
     /// Whether a 401 may be cured by fetching a fresh token.
     pub fn can_refresh(&self) -> bool {
-        matches!(self, Credentials::ClientSecret { .. })
+        !matches!(self, Credentials::Token(_))
+    }
+
+    /// Who these credentials are, for keys and digests: the scope, tenant,
+    /// client and what proves them (a secret only by `hash`, a keyed hash).
+    pub(crate) fn identity(&self, hash: impl Fn(&str) -> u64) -> Identity {
+        match self {
+            Credentials::Token(token) => Identity {
+                proof: ProofKey::Token(hash(token.expose_secret())),
+                ..Identity::default()
+            },
+            Credentials::ClientSecret {
+                tenant_id,
+                client_id,
+                client_secret,
+                scope,
+            } => Identity {
+                scope: scope.clone(),
+                tenant: tenant_id.clone(),
+                client: client_id.clone(),
+                proof: ProofKey::Secret(hash(client_secret.expose_secret())),
+            },
+            Credentials::Assertion {
+                tenant_id,
+                client_id,
+                proof,
+                scope,
+            } => Identity {
+                scope: scope.clone(),
+                tenant: tenant_id.clone(),
+                client: client_id.clone(),
+                proof: match proof {
+                    Proof::ServiceAccount { namespace, name } => {
+                        ProofKey::ServiceAccount(namespace.clone(), name.clone())
+                    }
+                    Proof::TokenFile(path) => ProofKey::TokenFile(path.clone()),
+                    Proof::Certificate(c) => ProofKey::Certificate(c.thumbprint().to_string()),
+                },
+            },
+        }
     }
 }
 
-/// One cached token's owner and audience: scope, tenant, client, a keyed
-/// hash of the client secret (the key is random per process, so the hash
-/// says nothing about the secret outside it), and the API it is for.
-type SlotKey = (String, String, String, u64, Audience);
+/// Who credentials are: see [`Credentials::identity`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Identity {
+    scope: String,
+    tenant: String,
+    client: String,
+    proof: ProofKey,
+}
+
+/// What proves an identity, as a cache key: never a secret in the clear.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+enum ProofKey {
+    #[default]
+    None,
+    Token(u64),
+    Secret(u64),
+    ServiceAccount(String, String),
+    TokenFile(std::path::PathBuf),
+    Certificate(String),
+}
+
+/// One cached token's owner and the API it is for. The owner's scope
+/// begins with its namespace, and a ServiceAccount proof names it again:
+/// one namespace never reaches another's slot.
+type SlotKey = (Identity, Audience);
 
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -73,14 +157,25 @@ pub enum AuthError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("token request rejected with HTTP {status}{}", code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
-    Rejected { status: u16, code: Option<String> },
+    #[error("token request rejected with HTTP {status}{}{}", code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default(), hint.as_ref().map(|h| format!(": {h}")).unwrap_or_default())]
+    Rejected {
+        status: u16,
+        code: Option<String>,
+        /// What to do about it, when the answer says (see [`hint`]).
+        hint: Option<String>,
+    },
     #[error("token answer unreadable: {0}")]
     Malformed(String),
     #[error("tenantId cannot be used in the token URL")]
     BadTenant,
     #[error("the token given in the Secret was issued for another API, not {}; it is not sent", wanted.resource())]
     WrongAudience { wanted: Audience },
+    #[error("key clientCertificate: {0}")]
+    Certificate(#[from] CertificateError),
+    #[error(transparent)]
+    ServiceAccount(#[from] ServiceAccountTokenError),
+    #[error("federated token file {path}: {detail}")]
+    TokenFile { path: String, detail: String },
 }
 
 impl AuthError {
@@ -88,10 +183,23 @@ impl AuthError {
         match self {
             AuthError::Request { source, .. } => classify_request_error(source),
             AuthError::Rejected { status, .. } => classify_status(*status, None),
-            AuthError::Malformed(_) | AuthError::BadTenant | AuthError::WrongAudience { .. } => {
-                RetryClass::Terminal
+            AuthError::ServiceAccount(e) if e.is_transient() => {
+                RetryClass::Transient { retry_after: None }
             }
+            AuthError::Malformed(_)
+            | AuthError::BadTenant
+            | AuthError::WrongAudience { .. }
+            | AuthError::Certificate(_)
+            | AuthError::ServiceAccount(_)
+            | AuthError::TokenFile { .. } => RetryClass::Terminal,
         }
+    }
+
+    /// Whether what is missing is outside the credentials themselves (the
+    /// ServiceAccount, or the operator's permission to ask for its token):
+    /// it is waited for, not a final failure.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, AuthError::ServiceAccount(e) if !e.is_transient())
     }
 }
 
@@ -105,6 +213,8 @@ struct TokenAnswer {
 #[derive(Deserialize)]
 struct TokenErrorAnswer {
     error: Option<String>,
+    #[serde(default)]
+    error_codes: Vec<u64>,
 }
 
 #[derive(Clone)]
@@ -115,6 +225,8 @@ struct CachedToken {
 
 type Slot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
 
+use super::assertion::TOKEN_EXCHANGE_AUDIENCE;
+
 /// Fetches tokens and caches one per principal until shortly before expiry.
 /// Concurrent callers for one principal wait for a single fetch.
 pub(crate) struct TokenSource {
@@ -124,16 +236,29 @@ pub(crate) struct TokenSource {
     /// Keys the client-secret hash in [`SlotKey`].
     hasher: std::collections::hash_map::RandomState,
     observer: Arc<dyn RequestObserver>,
+    budget: Option<Arc<Budget>>,
+    service_accounts: Option<Arc<dyn ServiceAccountTokens>>,
+    request_timeout: Duration,
 }
 
 /// Past this many cached principals, slots whose token has expired go.
 const MAX_SLOTS: usize = 1024;
+
+/// Where token requests go besides the HTTP client: the rate limit they
+/// wait for, who issues ServiceAccount tokens, and how long a request may
+/// take.
+pub(crate) struct TokenSourceParts {
+    pub budget: Option<Arc<Budget>>,
+    pub service_accounts: Option<Arc<dyn ServiceAccountTokens>>,
+    pub request_timeout: Duration,
+}
 
 impl TokenSource {
     pub(crate) fn new(
         http: reqwest::Client,
         authority: reqwest::Url,
         observer: Arc<dyn RequestObserver>,
+        parts: TokenSourceParts,
     ) -> Self {
         TokenSource {
             http,
@@ -141,45 +266,28 @@ impl TokenSource {
             slots: Mutex::default(),
             hasher: std::collections::hash_map::RandomState::new(),
             observer,
+            budget: parts.budget,
+            service_accounts: parts.service_accounts,
+            request_timeout: parts.request_timeout,
         }
     }
 
-    /// A token for these credentials, from the cache when it is still fresh.
+    /// A token for these credentials, from the cache when it is still
+    /// fresh; a fetch waits for `turn`'s slot of the rate limit.
     pub(crate) async fn token(
         &self,
         creds: &Credentials,
         audience: Audience,
+        turn: Turn<'_>,
     ) -> Result<SecretString, AuthError> {
-        match creds {
-            Credentials::Token(token) => given_token_for(token, audience),
-            Credentials::ClientSecret {
-                tenant_id,
-                client_id,
-                client_secret,
-                scope,
-            } => {
-                let key = self.key(scope, tenant_id, client_id, client_secret, audience);
-                let principal = Principal {
-                    tenant_id,
-                    client_id,
-                    client_secret,
-                    audience,
-                };
-                self.principal_token(self.slot(key), principal).await
-            }
+        if let Credentials::Token(token) = creds {
+            return given_token_for(token, audience);
         }
-    }
-
-    async fn principal_token(
-        &self,
-        slot: Slot,
-        principal: Principal<'_>,
-    ) -> Result<SecretString, AuthError> {
-        let mut cached = slot.lock().await;
+        let mut cached = self.slot(self.key(creds, audience)).lock_owned().await;
         if let Some(c) = cached.as_ref().filter(|c| Instant::now() < c.refresh_at) {
             return Ok(c.token.clone());
         }
-        let fresh = self.fetch(principal).await?;
+        let fresh = self.fetch(creds, audience, turn).await?;
         let token = fresh.token.clone();
         *cached = Some(fresh);
         Ok(token)
@@ -187,29 +295,14 @@ impl TokenSource {
 
     /// Drops the cached token, after its API answered 401 to it.
     pub(crate) async fn forget(&self, creds: &Credentials, audience: Audience) {
-        if let Credentials::ClientSecret {
-            tenant_id,
-            client_id,
-            client_secret,
-            scope,
-        } = creds
-        {
-            let key = self.key(scope, tenant_id, client_id, client_secret, audience);
-            *self.slot(key).lock().await = None;
+        if creds.can_refresh() {
+            *self.slot(self.key(creds, audience)).lock().await = None;
         }
     }
 
-    fn key(
-        &self,
-        scope: &str,
-        tenant: &str,
-        client: &str,
-        secret: &SecretString,
-        audience: Audience,
-    ) -> SlotKey {
+    fn key(&self, creds: &Credentials, audience: Audience) -> SlotKey {
         use std::hash::BuildHasher;
-        let secret = self.hasher.hash_one(secret.expose_secret());
-        (scope.into(), tenant.into(), client.into(), secret, audience)
+        (creds.identity(|s| self.hasher.hash_one(s)), audience)
     }
 
     fn slot(&self, key: SlotKey) -> Slot {
@@ -225,35 +318,124 @@ impl TokenSource {
         slots.entry(key).or_default().clone()
     }
 
-    fn token_url(&self, tenant_id: &str) -> Result<reqwest::Url, AuthError> {
-        let mut url = self.authority.clone();
-        url.path_segments_mut()
-            .map_err(|_| AuthError::BadTenant)?
-            .pop_if_empty()
-            .push(tenant_id)
-            .push("oauth2")
-            .push("token");
-        Ok(url)
-    }
-
-    async fn fetch(&self, principal: Principal<'_>) -> Result<CachedToken, AuthError> {
-        let tenant_id = principal.tenant_id;
+    /// `{authority}/{tenant}/oauth2/token` (v1) or `…/oauth2/v2.0/token`.
+    fn token_url(&self, tenant_id: &str, v2: bool) -> Result<reqwest::Url, AuthError> {
         if tenant_id.is_empty() || tenant_id == "." || tenant_id == ".." {
             return Err(AuthError::BadTenant);
         }
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", principal.client_id),
-            ("client_secret", principal.client_secret.expose_secret()),
-            ("resource", principal.audience.resource()),
-        ];
+        let mut url = self.authority.clone();
+        let mut path = url.path_segments_mut().map_err(|_| AuthError::BadTenant)?;
+        path.pop_if_empty().push(tenant_id).push("oauth2");
+        if v2 {
+            path.push("v2.0");
+        }
+        path.push("token");
+        drop(path);
+        Ok(url)
+    }
+
+    /// Asks Entra ID for a token: the client secret at the v1 endpoint, a
+    /// client assertion at the v2.0 one.
+    async fn fetch(
+        &self,
+        creds: &Credentials,
+        audience: Audience,
+        turn: Turn<'_>,
+    ) -> Result<CachedToken, AuthError> {
+        let (url, form, hint) = match creds {
+            Credentials::Token(_) => return Err(AuthError::Malformed("not a principal".into())),
+            Credentials::ClientSecret {
+                tenant_id,
+                client_id,
+                client_secret,
+                ..
+            } => {
+                let form = vec![
+                    ("grant_type", "client_credentials".to_string()),
+                    ("client_id", client_id.clone()),
+                    ("client_secret", client_secret.expose_secret().to_string()),
+                    ("resource", audience.resource().to_string()),
+                ];
+                (self.token_url(tenant_id, false)?, form, Hint::default())
+            }
+            Credentials::Assertion {
+                tenant_id,
+                client_id,
+                proof,
+                ..
+            } => {
+                let url = self.token_url(tenant_id, true)?;
+                let assertion = self.assertion(proof, client_id, &url, turn).await?;
+                let form = vec![
+                    ("grant_type", "client_credentials".to_string()),
+                    ("client_id", client_id.clone()),
+                    ("client_assertion_type", JWT_BEARER.to_string()),
+                    ("client_assertion", assertion.expose_secret().to_string()),
+                    ("scope", audience.scope().to_string()),
+                ];
+                let hint = Hint {
+                    client: client_id.clone(),
+                    subject: proof.subject(),
+                };
+                (url, form, hint)
+            }
+        };
+        self.wait_for_slot(turn).await;
+        self.exchange(url, &form, &hint).await
+    }
+
+    /// The client assertion `proof` gives: a ServiceAccount token asked
+    /// for now (only when the Entra token needs renewing), a federated
+    /// token file read now, or a fresh certificate-signed JWT.
+    async fn assertion(
+        &self,
+        proof: &Proof,
+        client_id: &str,
+        token_url: &reqwest::Url,
+        turn: Turn<'_>,
+    ) -> Result<SecretString, AuthError> {
+        match proof {
+            Proof::Certificate(certificate) => {
+                Ok(certificate.assertion(client_id, token_url.as_str(), jiff::Timestamp::now())?)
+            }
+            Proof::TokenFile(path) => read_token_file(path),
+            Proof::ServiceAccount { namespace, name } => {
+                let issuer = self
+                    .service_accounts
+                    .as_ref()
+                    .ok_or(ServiceAccountTokenError::NoApiServer)?;
+                self.wait_for_slot(turn).await;
+                let asked = issuer.token(namespace, name);
+                match tokio::time::timeout(self.request_timeout, asked).await {
+                    Ok(answer) => Ok(answer?),
+                    Err(_) => Err(ServiceAccountTokenError::Unreachable {
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                        detail: "timed out".into(),
+                    }
+                    .into()),
+                }
+            }
+        }
+    }
+
+    async fn wait_for_slot(&self, turn: Turn<'_>) {
+        if let Some(budget) = &self.budget {
+            let waiting = Instant::now();
+            budget.slot(turn).await;
+            self.observer.waited(turn.urgency, waiting.elapsed());
+        }
+    }
+
+    /// POSTs `form` to the token endpoint and reads the token it gives.
+    async fn exchange(
+        &self,
+        url: reqwest::Url,
+        form: &[(&str, String)],
+        hint: &Hint,
+    ) -> Result<CachedToken, AuthError> {
         let started = Instant::now();
-        let sent = self
-            .http
-            .post(self.token_url(tenant_id)?)
-            .form(&form)
-            .send()
-            .await;
+        let sent = self.http.post(url).form(form).send().await;
         let code = sent.as_ref().ok().map(|r| r.status().as_u16());
         self.observer
             .observe(Endpoint::Token, code, started.elapsed());
@@ -263,23 +445,76 @@ impl TokenSource {
             .await
             .map_err(|e| AuthError::Malformed(e.to_string()))?;
         if status != 200 {
-            let code = serde_json::from_slice::<TokenErrorAnswer>(&body)
-                .ok()
-                .and_then(|e| e.error)
-                .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()));
-            return Err(AuthError::Rejected { status, code });
+            return Err(rejection(status, &body, hint));
         }
         cached_token(&body)
     }
 }
 
-/// Whose token [`TokenSource::fetch`] asks for, and for which API.
-#[derive(Clone, Copy)]
-struct Principal<'a> {
-    tenant_id: &'a str,
-    client_id: &'a str,
-    client_secret: &'a SecretString,
-    audience: Audience,
+/// `client_assertion_type` of a JWT client assertion.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// What a refusal's message may add: the client, and the subject an Entra
+/// federated credential must name.
+#[derive(Default)]
+struct Hint {
+    client: String,
+    subject: Option<String>,
+}
+
+/// The token endpoint's refusal. Only its `error` word and AADSTS numbers
+/// are read: the free text carries trace ids and timestamps.
+fn rejection(status: u16, body: &[u8], hint: &Hint) -> AuthError {
+    let answer = serde_json::from_slice::<TokenErrorAnswer>(body).ok();
+    let aadsts = answer.as_ref().and_then(|a| a.error_codes.first().copied());
+    let code = answer
+        .and_then(|a| a.error)
+        .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_graphic()))
+        .map(|c| match aadsts {
+            Some(n) => format!("{c}, AADSTS{n}"),
+            None => c,
+        });
+    AuthError::Rejected {
+        status,
+        code,
+        hint: aadsts.and_then(|n| what_to_do(n, hint)),
+    }
+}
+
+/// What a user can do about an AADSTS refusal of a client assertion.
+fn what_to_do(aadsts: u64, hint: &Hint) -> Option<String> {
+    let client = &hint.client;
+    let federated = |what: &str| match &hint.subject {
+        Some(subject) => format!(
+            "app {client} has no federated credential {what}; it needs one with subject {subject}, \
+             audience {TOKEN_EXCHANGE_AUDIENCE} and this cluster's service-account issuer"
+        ),
+        None => format!("app {client} has no federated credential {what}"),
+    };
+    Some(match aadsts {
+        70021 => federated("matching the token's issuer, subject and audience"),
+        700211 => federated("for this cluster's service-account issuer"),
+        700212 => federated("for audience api://AzureADTokenExchange"),
+        700016 => format!("no app {client} in this tenant"),
+        700024 => "the client assertion is not within its valid time range (clocks?)".into(),
+        700027 => format!(
+            "app {client} has no valid certificate with this thumbprint: upload the certificate, \
+             or renew an expired one"
+        ),
+        _ => return None,
+    })
+}
+
+fn read_token_file(path: &std::path::Path) -> Result<SecretString, AuthError> {
+    let failed = |detail: String| AuthError::TokenFile {
+        path: path.display().to_string(),
+        detail,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| failed(e.kind().to_string()))?;
+    match text.trim() {
+        "" => Err(failed("empty".into())),
+        token => Ok(SecretString::from(token.to_string())),
+    }
 }
 
 /// A token given as is goes to the target's API, unless it says itself
@@ -377,12 +612,88 @@ mod tests {
             reqwest::Client::new(),
             reqwest::Url::parse("https://login.example/base").unwrap(),
             Arc::new(super::super::Unobserved),
+            TokenSourceParts {
+                budget: None,
+                service_accounts: None,
+                request_timeout: Duration::from_secs(1),
+            },
         );
-        let url = source.token_url("a/b?c").unwrap();
+        let url = source.token_url("a/b?c", false).unwrap();
         assert_eq!(
             url.as_str(),
             "https://login.example/base/a%2Fb%3Fc/oauth2/token"
         );
+        let v2 = source.token_url("t", true).unwrap();
+        assert_eq!(
+            v2.as_str(),
+            "https://login.example/base/t/oauth2/v2.0/token"
+        );
+        assert!(source.token_url("..", true).is_err());
+    }
+
+    fn workload_identity(namespace: &str) -> Credentials {
+        Credentials::Assertion {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            proof: Proof::ServiceAccount {
+                namespace: namespace.into(),
+                name: "offercancel".into(),
+            },
+            scope: format!("{namespace}/cpp"),
+        }
+    }
+
+    #[test]
+    fn cache_keys_keep_every_namespace_and_audience_apart() {
+        let hash = |s: &str| s.len() as u64;
+        let a = workload_identity("team-a").identity(hash);
+        let b = workload_identity("team-b").identity(hash);
+        assert_ne!(a, b, "same tenant, client and ServiceAccount name");
+        assert_eq!(a, workload_identity("team-a").identity(hash));
+        let (ka, kg) = ((a.clone(), Audience::Cpp), (a, Audience::Graph));
+        assert_ne!(ka, kg, "a Graph token is never a CPP token");
+        let secret = |scope: &str| Credentials::ClientSecret {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            client_secret: SecretString::from("s"),
+            scope: scope.into(),
+        };
+        assert_ne!(
+            secret("team-a/cpp").identity(hash),
+            secret("team-b/cpp").identity(hash)
+        );
+    }
+
+    #[test]
+    fn an_entra_refusal_keeps_only_its_code_and_says_what_to_do() {
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS70021: No match. Trace ID: 99","error_codes":[70021]}"#;
+        let hint = Hint {
+            client: "app-1".into(),
+            subject: Some("system:serviceaccount:team-b:offercancel".into()),
+        };
+        let text = rejection(400, body, &hint).to_string();
+        assert!(text.contains("invalid_client, AADSTS70021"), "{text}");
+        assert!(
+            text.contains("subject system:serviceaccount:team-b:offercancel"),
+            "{text}"
+        );
+        assert!(!text.contains("Trace ID"), "{text}");
+        let unknown = rejection(
+            400,
+            br#"{"error":"invalid_request","error_codes":[1]}"#,
+            &hint,
+        );
+        assert_eq!(
+            unknown.to_string(),
+            "token request rejected with HTTP 400 (invalid_request, AADSTS1)"
+        );
+        let hostile = rejection(
+            400,
+            br#"{"error":"bad word
+newline","error_codes":[70021]}"#,
+            &hint,
+        );
+        assert!(!hostile.to_string().contains("newline"));
     }
 
     fn jwt(aud: &str) -> SecretString {

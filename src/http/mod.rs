@@ -4,6 +4,7 @@
 //! through. The CPP client and the Product Ingestion client are peers on
 //! top of it; neither knows the other.
 
+mod assertion;
 mod auth;
 mod budget;
 mod location;
@@ -17,8 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-use auth::TokenSource;
+pub use assertion::{
+    CertificateError, ClientCertificate, Proof, ServiceAccountTokenError, ServiceAccountTokens,
+    TOKEN_EXCHANGE_AUDIENCE,
+};
 pub use auth::{Audience, AuthError, Credentials};
+use auth::{TokenSource, TokenSourceParts};
 use budget::Budget;
 pub use location::LocationError;
 pub(crate) use location::resolve_location;
@@ -281,15 +286,18 @@ impl ClientConfig {
 pub(crate) struct Transport {
     http: reqwest::Client,
     tokens: TokenSource,
-    budget: Option<Budget>,
+    budget: Option<Arc<Budget>>,
     observer: Arc<dyn RequestObserver>,
     request_timeout: Duration,
 }
 
 impl Transport {
+    /// `service_accounts` issues the ServiceAccount tokens of workload
+    /// identity; without it, such credentials get no token.
     pub(crate) fn new(
         config: &ClientConfig,
         observer: Arc<dyn RequestObserver>,
+        service_accounts: Option<Arc<dyn ServiceAccountTokens>>,
     ) -> Result<Self, reqwest::Error> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -300,11 +308,17 @@ impl Transport {
             .user_agent(concat!("offer-cancel-operator/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let authority = config.authority_host.clone();
+        let budget = config
+            .rate_limit
+            .map(|(rps, burst)| Arc::new(Budget::new(rps, burst)));
+        let parts = TokenSourceParts {
+            budget: budget.clone(),
+            service_accounts,
+            request_timeout: config.request_timeout,
+        };
         Ok(Transport {
-            tokens: TokenSource::new(http.clone(), authority, observer.clone()),
-            budget: config
-                .rate_limit
-                .map(|(rps, burst)| Budget::new(rps, burst)),
+            tokens: TokenSource::new(http.clone(), authority, observer.clone(), parts),
+            budget,
             http,
             observer,
             request_timeout: config.request_timeout,
@@ -352,7 +366,7 @@ impl Transport {
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<Received, ApiError> {
         let audience = endpoint.audience();
-        let token = self.token(creds, audience).await?;
+        let token = self.token(creds, audience, turn).await?;
         let answer = self
             .send_once(endpoint, turn, build(token.expose_secret()))
             .await?;
@@ -360,7 +374,7 @@ impl Transport {
             return Ok(answer);
         }
         self.tokens.forget(creds, audience).await;
-        let token = self.token(creds, audience).await?;
+        let token = self.token(creds, audience, turn).await?;
         self.send_once(endpoint, turn, build(token.expose_secret()))
             .await
     }
@@ -369,8 +383,9 @@ impl Transport {
         &self,
         creds: &Credentials,
         audience: Audience,
+        turn: Turn<'_>,
     ) -> Result<SecretString, ApiError> {
-        Ok(self.tokens.token(creds, audience).await?)
+        Ok(self.tokens.token(creds, audience, turn).await?)
     }
 
     /// One request, once the rate limit grants `turn` its slot (see

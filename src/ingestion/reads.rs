@@ -6,7 +6,6 @@
 //! themselves been given this job's status by the API recently: a
 //! namespace learns nothing of a job through another's access.
 
-use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
@@ -105,20 +104,8 @@ impl StatusReads {
 
     /// Who is asking, as a keyed digest: never the secret itself.
     fn digest(&self, creds: &Credentials) -> u64 {
-        match creds {
-            Credentials::Token(token) => self.hasher.hash_one(("token", token.expose_secret())),
-            Credentials::ClientSecret {
-                tenant_id,
-                client_id,
-                client_secret,
-                scope,
-            } => self.hasher.hash_one((
-                scope.as_str(),
-                tenant_id.as_str(),
-                client_id.as_str(),
-                client_secret.expose_secret(),
-            )),
-        }
+        self.hasher
+            .hash_one(creds.identity(|s| self.hasher.hash_one(s)))
     }
 }
 

@@ -154,6 +154,17 @@ impl ControlPlane {
         })
     }
 
+    /// The API server's serving certificate (self-signed, for 127.0.0.1).
+    pub fn serving_certificate(&self) -> PathBuf {
+        self.dir.path().join("pki").join("apiserver.crt")
+    }
+
+    /// Where the API server serves the keys it signs ServiceAccount tokens
+    /// with (`/openid/v1/jwks`).
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/openid/v1/jwks", self.url)
+    }
+
     /// A client with cluster-admin rights.
     pub async fn admin_client(&self) -> Client {
         Client::try_from(self.admin.clone()).expect("kube client")

@@ -4,6 +4,7 @@
 //! cluster`; without a control plane it fails and says how to get one.
 
 mod claims;
+mod credentials;
 mod envtest;
 mod lag_proxy;
 mod releases;
@@ -29,6 +30,22 @@ fn main() -> std::process::ExitCode {
         }
     };
     let trials = vec![
+        trial(
+            &plane,
+            "workload_identity_uses_only_the_namespaces_own_service_account",
+            |plane| async move {
+                credentials::workload_identity_uses_only_the_namespaces_own_service_account(&plane)
+                    .await
+            },
+        ),
+        trial(
+            &plane,
+            "certificate_credentials_cancel_and_an_expired_one_is_refused",
+            |plane| async move {
+                credentials::certificate_credentials_cancel_and_an_expired_one_is_refused(&plane)
+                    .await
+            },
+        ),
         trial(&plane, "one_post_with_a_lagging_watch", lagging_watch),
         trial(&plane, "burst_one_post_per_offer", burst),
         trial(

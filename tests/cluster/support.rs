@@ -48,6 +48,26 @@ publishers:
       - {id: jobtwice-, cancel: running, pollsUntilDone: 2}
 "#;
 
+/// A scenario being changed for one trial's namespace `ns`.
+pub struct ScenarioYaml {
+    pub ns: String,
+    pub value: serde_yaml::Value,
+}
+
+impl ScenarioYaml {
+    /// Appends to the top-level list `key` (`principals`, `issuers`).
+    pub fn push(&mut self, key: &str, item: serde_json::Value) {
+        let item = serde_yaml::to_value(item).expect("yaml value");
+        let list = self
+            .value
+            .as_mapping_mut()
+            .expect("scenario mapping")
+            .entry(key.into())
+            .or_insert_with(|| serde_yaml::Value::Sequence(vec![]));
+        list.as_sequence_mut().expect("a list").push(item);
+    }
+}
+
 /// One trial's world.
 pub struct Fixture {
     /// The namespace the operator watches; empty: all of them.
@@ -107,10 +127,26 @@ impl Drop for Fixture {
 
 impl Fixture {
     pub async fn new(plane: &ControlPlane, name: &str) -> Fixture {
+        Self::with_scenario(plane, name, |_| {}).await
+    }
+
+    /// As [`Fixture::new`], with the simulator's scenario (YAML, from
+    /// [`SCENARIO`]) changed by `change`, which is told the namespace.
+    pub async fn with_scenario(
+        plane: &ControlPlane,
+        name: &str,
+        change: impl FnOnce(&mut ScenarioYaml),
+    ) -> Fixture {
         let client = plane.admin_client().await;
         let ns = format!("{name}-{:x}", fastrand::u32(..));
         namespace_with_secret(&client, &ns, "s3cret").await;
-        let scenario = Scenario::from_yaml(SCENARIO).expect("scenario");
+        let mut yaml = ScenarioYaml {
+            ns: ns.clone(),
+            value: serde_yaml::from_str(SCENARIO).expect("scenario yaml"),
+        };
+        change(&mut yaml);
+        let text = serde_yaml::to_string(&yaml.value).expect("scenario yaml");
+        let scenario = Scenario::from_yaml(&text).expect("scenario");
         let sim = simulator::spawn(scenario, "127.0.0.1:0")
             .await
             .expect("simulator");
@@ -531,7 +567,7 @@ pub async fn add_reader_secret(client: &Client, ns: &str) {
 }
 
 /// Secret `name` holding `data`, in the existing namespace `ns`.
-async fn add_secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
+pub async fn add_secret(client: &Client, ns: &str, name: &str, data: &[(&str, &str)]) {
     let mut secret = Secret::default();
     secret.metadata.name = Some(name.into());
     let data = data.iter().map(|(k, v)| (k.to_string(), v.to_string()));

@@ -36,6 +36,9 @@ pub const WATCHED: &[Access] = &[
     access("", "secrets", "watch"),
     // events.rs: one Event per notice, never updated.
     access("events.k8s.io", "events", "create"),
+    // workload_identity.rs: TokenRequest for the ServiceAccount a Secret
+    // names, in the resource's own namespace (workload identity).
+    access("", "serviceaccounts/token", "create"),
 ];
 
 /// Leases in the operator's own namespace: leader election

@@ -34,8 +34,9 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// Where the APIs and Entra ID are, and how to talk to them.
     pub client: ClientConfig,
-    /// `None` when no flag named any: an error, unless simulated.
-    pub credentials: Option<Credentials>,
+    /// What the flags name, or why they name none that can be used (an
+    /// error, unless simulated).
+    pub credentials: Result<Credentials, String>,
     /// Wait until the cancel ends; else return once it was accepted.
     pub wait: bool,
     /// Print only the result.
@@ -88,10 +89,8 @@ pub enum Error {
         #[source]
         source: crate::crd::SpecError,
     },
-    #[error(
-        "no credentials: pass --token, or --tenant-id, --client-id and --client-secret (or their environment variables)"
-    )]
-    NoCredentials,
+    #[error("{0}")]
+    Credentials(String),
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
     #[cfg(feature = "simulator")]
@@ -277,7 +276,7 @@ async fn target(args: &Config, voice: Voice) -> Result<Target, Error> {
     }
     Ok(Target {
         config: args.client.clone(),
-        credentials: args.credentials.clone().ok_or(Error::NoCredentials)?,
+        credentials: args.credentials.clone().map_err(Error::Credentials)?,
         #[cfg(feature = "simulator")]
         _simulator: None,
     })
