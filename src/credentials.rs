@@ -42,6 +42,10 @@ pub enum CredentialsError {
     BadSwitch { name: String },
     #[error("Secret {name}: key {SERVICE_ACCOUNT_KEY} is not a ServiceAccount name")]
     BadServiceAccount { name: String },
+    #[error(
+        "Secret {name}: key {SERVICE_ACCOUNT_KEY} is set, but {WORKLOAD_IDENTITY_KEY} is not \"true\""
+    )]
+    ServiceAccountWithoutWorkloadIdentity { name: String },
     #[error("Secret {name}: key {CLIENT_CERTIFICATE_KEY} {why}")]
     BadCertificate { name: String, why: CertificateError },
 }
@@ -88,6 +92,20 @@ pub(crate) fn from_secret(
 ) -> Result<Credentials, CredentialsError> {
     let read = |key| value(secret, name, key);
     if let Some(token) = read(TOKEN_KEY)? {
+        // A token left beside another way would win without a word: a
+        // move to workload identity must not keep using the old token.
+        for other in [
+            CLIENT_SECRET_KEY,
+            CLIENT_CERTIFICATE_KEY,
+            WORKLOAD_IDENTITY_KEY,
+        ] {
+            if read(other)?.is_some_and(|v| other != WORKLOAD_IDENTITY_KEY || v != "false") {
+                return Err(CredentialsError::TwoWays {
+                    name: name.into(),
+                    pair: (TOKEN_KEY, other),
+                });
+            }
+        }
         return Ok(Credentials::Token(SecretString::from(token)));
     }
     let missing = || CredentialsError::MissingKeys { name: name.into() };
@@ -146,6 +164,9 @@ fn way_to_sign_in(secret: &Secret, name: &str) -> Result<Way, CredentialsError> 
         name: name.into(),
         pair,
     };
+    if !workload_identity && value(secret, name, SERVICE_ACCOUNT_KEY)?.is_some() {
+        return Err(CredentialsError::ServiceAccountWithoutWorkloadIdentity { name: name.into() });
+    }
     match (client_secret, certificate, workload_identity) {
         (Some(_), Some(_), _) => Err(two((CLIENT_SECRET_KEY, CLIENT_CERTIFICATE_KEY))),
         (Some(_), None, true) => Err(two((CLIENT_SECRET_KEY, WORKLOAD_IDENTITY_KEY))),
@@ -180,6 +201,20 @@ fn service_account(secret: &Secret, name: &str) -> Result<String, CredentialsErr
     }
 }
 
+/// [`from_secret`] on a blocking thread: decrypting a certificate's key
+/// derives it from the password (bounded, but up to a second).
+async fn parsed_off_the_runtime(
+    secret: Secret,
+    ns: &str,
+    name: &str,
+) -> Result<Credentials, CredentialsError> {
+    let (ns, name) = (ns.to_string(), name.to_string());
+    let missing = CredentialsError::MissingKeys { name: name.clone() };
+    tokio::task::spawn_blocking(move || from_secret(&secret, &ns, &name))
+        .await
+        .unwrap_or(Err(missing))
+}
+
 /// What a resource's Secret yields: credentials or why not, and the
 /// Secret's resourceVersion (none when it does not exist).
 #[derive(Debug, Clone)]
@@ -212,7 +247,7 @@ pub(crate) async fn read(
     let reading = match api.get_opt(name).await? {
         Some(secret) => SecretReading {
             version: secret.metadata.resource_version.clone(),
-            credentials: from_secret(&secret, ns, name),
+            credentials: parsed_off_the_runtime(secret, ns, name).await,
         },
         None => SecretReading {
             version: None,
@@ -453,6 +488,28 @@ mod tests {
             assert!(err.to_string().contains(expected), "{err}");
             assert!(!err.is_rejection(), "{err}: waited for, not a failure");
         }
+        for other in [
+            ("clientSecret", &b"s"[..]),
+            ("clientCertificate", b"pem"),
+            ("workloadIdentity", b"true"),
+        ] {
+            let both = secret(&[("token", b"static"), other]);
+            let err = from_secret(&both, "ns", "cpp").unwrap_err();
+            assert!(
+                matches!(err, CredentialsError::TwoWays { .. }),
+                "{other:?}: {err}"
+            );
+        }
+        let stray = secret(&[
+            ("tenantId", b"t"),
+            ("clientId", b"c"),
+            ("clientSecret", b"s"),
+            ("serviceAccountName", b"publisher"),
+        ]);
+        assert!(matches!(
+            from_secret(&stray, "ns", "cpp"),
+            Err(CredentialsError::ServiceAccountWithoutWorkloadIdentity { .. })
+        ));
         let off = secret(&[
             ("tenantId", b"t"),
             ("clientId", b"c"),

@@ -315,11 +315,11 @@ async fn settle_from_list(
 fn error_outcome(e: &ApiError, during_cancel: bool) -> Outcome {
     let message = e.to_string();
     // A ServiceAccount missing, or no permission to ask for its token, is
-    // waited for like a missing Secret. Not once an intent is recorded:
-    // then the cancel was not sent, and that must be recorded.
+    // waited for like a missing Secret, also at the POST: nothing was sent
+    // (there was no token), and the intent stays, to be settled and sent
+    // once it is there, as when the Secret goes missing then.
     if let ApiError::Auth(auth) = e
         && auth.is_unavailable()
-        && !during_cancel
     {
         return Outcome::ServiceAccountUnavailable(message);
     }
@@ -359,5 +359,33 @@ fn error_reason(e: &ApiError) -> &'static str {
         ApiError::Location(_) => reason::INVALID_LOCATION,
         ApiError::Malformed { .. } => reason::MALFORMED_RESPONSE,
         ApiError::Request { .. } | ApiError::BadEndpoint => reason::REJECTED,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{AuthError, ServiceAccountTokenError};
+
+    fn service_account_missing() -> ApiError {
+        ApiError::Auth(AuthError::ServiceAccount(
+            ServiceAccountTokenError::NotFound {
+                namespace: "team-a".into(),
+                name: "offercancel".into(),
+            },
+        ))
+    }
+
+    #[test]
+    fn a_missing_service_account_is_waited_for_also_at_the_post() {
+        for during_cancel in [false, true] {
+            assert!(
+                matches!(
+                    error_outcome(&service_account_missing(), during_cancel),
+                    Outcome::ServiceAccountUnavailable(m) if m.contains("team-a/offercancel")
+                ),
+                "during_cancel {during_cancel}"
+            );
+        }
     }
 }

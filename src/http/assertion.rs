@@ -23,6 +23,9 @@ pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// How long a certificate assertion is valid: Entra asks for at most 10 min.
 const ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
 
+/// The clock skew Entra ID allows when it checks times.
+const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
 /// What proves the app's identity to Entra ID, instead of a client secret.
 #[derive(Clone, Debug)]
 pub enum Proof {
@@ -127,7 +130,17 @@ pub enum CertificateError {
     NeedsPassword,
     #[error("its private key cannot be decrypted with clientCertificatePassword")]
     WrongPassword,
-    #[error("its private key is not an RSA key (Entra ID signs assertions with RSA)")]
+    #[error(
+        "its private key's encryption is not supported (use PBES2: openssl pkcs8 -topk8 -v2 aes-256-cbc)"
+    )]
+    UnsupportedEncryption,
+    #[error(
+        "its private key's encryption asks for more work than allowed (PBKDF2 up to 1,000,000 iterations; scrypt up to 64 MiB)"
+    )]
+    ExcessiveEncryption,
+    #[error(
+        "its private key is not an RSA key of 2048 to 8192 bits (Entra ID signs assertions with RSA)"
+    )]
     NotRsa,
     #[error("its private key does not belong to its certificate")]
     KeyMismatch,
@@ -187,11 +200,14 @@ impl ClientCertificate {
     }
 
     /// Refused when it is not valid at `now`: Entra would refuse it too.
+    /// A certificate issued moments ago is taken (Entra allows five
+    /// minutes of clock skew), so a clock a little behind the issuer's
+    /// does not fail a fresh one.
     pub fn valid_at(&self, now: Timestamp) -> Result<(), CertificateError> {
         if now >= self.not_after {
             return Err(CertificateError::Expired(self.not_after));
         }
-        if now < self.not_before {
+        if now + CLOCK_SKEW < self.not_before {
             return Err(CertificateError::NotYetValid(self.not_before));
         }
         Ok(())
@@ -237,12 +253,45 @@ fn rsa_private_key(
             let password = password.ok_or(CertificateError::NeedsPassword)?;
             let encrypted = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der)
                 .map_err(|_| CertificateError::BadPem)?;
+            bounded(&encrypted.encryption_algorithm)?;
             let plain = encrypted
                 .decrypt(password)
                 .map_err(|_| CertificateError::WrongPassword)?;
             pkcs8_rsa_key(plain.as_bytes())
         }
     }
+}
+
+/// Most PBKDF2 iterations an encrypted key may ask for (openssl's default
+/// is 2,048; OWASP asks for 600,000 with SHA-256).
+const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
+/// Most memory scrypt may take for a key (128·N·r bytes): 64 MiB.
+const MAX_SCRYPT_MEMORY: u128 = 64 << 20;
+/// Most scrypt work (N·r·p) a key may ask for: twice openssl's default
+/// (N 16384, r 8, p 16).
+const MAX_SCRYPT_WORK: u128 = 1 << 22;
+
+/// Refuses key derivation beyond the bounds above before any is done:
+/// its parameters come from the Secret, and unbounded ones would hold a
+/// worker for hours or abort the process on allocation.
+fn bounded(scheme: &pkcs8::pkcs5::EncryptionScheme) -> Result<(), CertificateError> {
+    use pkcs8::pkcs5::{EncryptionScheme, pbes2::Kdf};
+    let EncryptionScheme::Pbes2(parameters) = scheme else {
+        return Err(CertificateError::UnsupportedEncryption);
+    };
+    let within = match &parameters.kdf {
+        Kdf::Pbkdf2(p) => p.iteration_count <= MAX_PBKDF2_ITERATIONS,
+        Kdf::Scrypt(p) => {
+            let (n, r) = (u128::from(p.cost_parameter), u128::from(p.block_size));
+            let work = n * r * u128::from(p.parallelization);
+            128 * n * r <= MAX_SCRYPT_MEMORY && work <= MAX_SCRYPT_WORK
+        }
+        // pkcs5 may learn other functions: none is allowed unbounded.
+        _ => return Err(CertificateError::UnsupportedEncryption),
+    };
+    within
+        .then_some(())
+        .ok_or(CertificateError::ExcessiveEncryption)
 }
 
 /// The PKCS#1 key inside a PKCS#8 one, when it is RSA.
@@ -298,6 +347,58 @@ mod tests {
         );
         let cert = ClientCertificate::from_pem(encrypted.as_bytes(), Some("pa55")).unwrap();
         assert_eq!(cert.thumbprint(), made.thumbprint);
+    }
+
+    /// An encrypted key as openssl writes one, with the key derivation
+    /// its `-iter` (PBKDF2) or `-scrypt_N` asks for.
+    fn encrypted_with(made: &certificate::Made, kdf: &[&str]) -> String {
+        certificate::with_encrypted_key_using(made, "pa55", kdf)
+    }
+
+    #[test]
+    fn a_hostile_key_derivation_is_refused_before_any_is_done() {
+        // ExcessiveEncryption, not a key or WrongPassword: nothing was
+        // derived (the parameters are read before any decryption).
+        let made = certificate::made(certificate::Validity::Current);
+        for kdf in [
+            &["-v2", "aes-256-cbc", "-iter", "1000001"][..],
+            &[
+                "-v2",
+                "aes-256-cbc",
+                "-scrypt",
+                // 16 MiB (openssl refuses much more), but 4.3 M units of work.
+                "-scrypt_N",
+                "16384",
+                "-scrypt_r",
+                "8",
+                "-scrypt_p",
+                "33",
+            ][..],
+        ] {
+            let pem = encrypted_with(&made, kdf);
+            assert_eq!(
+                ClientCertificate::from_pem(pem.as_bytes(), Some("pa55")).unwrap_err(),
+                CertificateError::ExcessiveEncryption,
+                "{kdf:?}"
+            );
+        }
+        let fine = encrypted_with(&made, &["-v2", "aes-256-cbc", "-scrypt"]);
+        assert!(ClientCertificate::from_pem(fine.as_bytes(), Some("pa55")).is_ok());
+    }
+
+    #[test]
+    fn a_certificate_issued_moments_ago_is_valid_for_a_clock_a_little_behind() {
+        let made = certificate::made(certificate::Validity::Current);
+        let cert = ClientCertificate::from_pem(made.pem.as_bytes(), None).unwrap();
+        let issued = cert.not_before;
+        assert!(
+            cert.valid_at(issued - jiff::SignedDuration::from_mins(4))
+                .is_ok()
+        );
+        assert!(matches!(
+            cert.valid_at(issued - jiff::SignedDuration::from_mins(6)),
+            Err(CertificateError::NotYetValid(_))
+        ));
     }
 
     #[test]

@@ -228,6 +228,8 @@ pub struct Certificate {
     pub thumbprint: String,
     /// Its RSA key, PKCS#1 RSAPublicKey DER.
     pub public_key: Vec<u8>,
+    /// Its notBefore, Unix seconds.
+    pub not_before: i64,
     /// Its notAfter, Unix seconds.
     pub not_after: i64,
 }
@@ -253,6 +255,7 @@ impl Certificate {
         Ok(Certificate {
             thumbprint: URL_SAFE_NO_PAD.encode(digest.as_ref()),
             public_key: spki.subject_public_key.data.to_vec(),
+            not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
         })
     }
@@ -329,6 +332,14 @@ pub fn verify_certificate(
                  (the simulator matches certificates by x5t#S256 only)."
             ))
         })?;
+    // Entra refuses a key credential outside its dates (with its usual
+    // five minutes of skew before the start).
+    if now + 300 < cert.not_before {
+        return Err(EntraError::signature(format!(
+            "Client assertion failed signature validation: the key used is not yet valid \
+             (certificate x5t#S256 '{named}' of app '{client_id}')."
+        )));
+    }
     if cert.not_after < now {
         return Err(EntraError::signature(format!(
             "Client assertion failed signature validation: the key used is expired \
@@ -660,8 +671,22 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_before_its_not_before_is_700027_not_yet_valid() {
+        let earlier = now() - 86_400;
+        let raw = cert_assertion(&client_claims(CLIENT, TENANT, HOST, earlier));
+        let e = check(&raw, &IssuerKeys::Unknown, earlier).unwrap_err();
+        assert_eq!(
+            (e.status, e.error, e.code),
+            (401, "invalid_client", 700_027)
+        );
+        assert!(e.description.contains("not yet valid"), "{e}");
+    }
+
+    #[test]
     fn an_assertion_outside_its_time_range_is_700024_with_five_minutes_skew() {
-        let at = now();
+        // An hour into the certificate's day, so only the assertion's
+        // own times are out of range.
+        let at = now() + 3600;
         let raw = cert_assertion(&client_claims(CLIENT, TENANT, HOST, at));
         // exp is at + 600; nbf at.
         check(&raw, &IssuerKeys::Unknown, at + 600 + 299).unwrap();
