@@ -256,7 +256,7 @@ pub struct CancelArgs {
         long,
         env = "CPP_TOKEN",
         hide_env_values = true,
-        conflicts_with = "client_secret"
+        conflicts_with_all = ["client_secret", "client_certificate", "federated_token_file"]
     )]
     pub token: Option<String>,
     /// Azure AD tenant of the service principal.

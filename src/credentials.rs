@@ -46,6 +46,12 @@ pub enum CredentialsError {
         "Secret {name}: key {SERVICE_ACCOUNT_KEY} is set, but {WORKLOAD_IDENTITY_KEY} is not \"true\""
     )]
     ServiceAccountWithoutWorkloadIdentity { name: String },
+    #[error(
+        "Secret {name}: key {CLIENT_CERTIFICATE_PASSWORD_KEY} is set, but {CLIENT_CERTIFICATE_KEY} is not"
+    )]
+    PasswordWithoutCertificate { name: String },
+    #[error("Secret {name}: its credentials could not be read")]
+    Unreadable { name: String },
     #[error("Secret {name}: key {CLIENT_CERTIFICATE_KEY} {why}")]
     BadCertificate { name: String, why: CertificateError },
 }
@@ -55,7 +61,10 @@ impl CredentialsError {
     /// certificate that cannot be used): a failure, where a Secret missing
     /// or incomplete is waited for.
     pub fn is_rejection(&self) -> bool {
-        matches!(self, CredentialsError::BadCertificate { .. })
+        matches!(
+            self,
+            CredentialsError::BadCertificate { .. } | CredentialsError::Unreadable { .. }
+        )
     }
 }
 
@@ -94,11 +103,14 @@ pub(crate) fn from_secret(
     if let Some(token) = read(TOKEN_KEY)? {
         // A token left beside another way would win without a word: a
         // move to workload identity must not keep using the old token.
-        for other in [
+        let others = [
             CLIENT_SECRET_KEY,
             CLIENT_CERTIFICATE_KEY,
             WORKLOAD_IDENTITY_KEY,
-        ] {
+            SERVICE_ACCOUNT_KEY,
+            CLIENT_CERTIFICATE_PASSWORD_KEY,
+        ];
+        for other in others {
             if read(other)?.is_some_and(|v| other != WORKLOAD_IDENTITY_KEY || v != "false") {
                 return Err(CredentialsError::TwoWays {
                     name: name.into(),
@@ -167,6 +179,9 @@ fn way_to_sign_in(secret: &Secret, name: &str) -> Result<Way, CredentialsError> 
     if !workload_identity && value(secret, name, SERVICE_ACCOUNT_KEY)?.is_some() {
         return Err(CredentialsError::ServiceAccountWithoutWorkloadIdentity { name: name.into() });
     }
+    if certificate.is_none() && value(secret, name, CLIENT_CERTIFICATE_PASSWORD_KEY)?.is_some() {
+        return Err(CredentialsError::PasswordWithoutCertificate { name: name.into() });
+    }
     match (client_secret, certificate, workload_identity) {
         (Some(_), Some(_), _) => Err(two((CLIENT_SECRET_KEY, CLIENT_CERTIFICATE_KEY))),
         (Some(_), None, true) => Err(two((CLIENT_SECRET_KEY, WORKLOAD_IDENTITY_KEY))),
@@ -209,10 +224,14 @@ async fn parsed_off_the_runtime(
     name: &str,
 ) -> Result<Credentials, CredentialsError> {
     let (ns, name) = (ns.to_string(), name.to_string());
-    let missing = CredentialsError::MissingKeys { name: name.clone() };
-    tokio::task::spawn_blocking(move || from_secret(&secret, &ns, &name))
-        .await
-        .unwrap_or(Err(missing))
+    let unreadable = CredentialsError::Unreadable { name: name.clone() };
+    match tokio::task::spawn_blocking(move || from_secret(&secret, &ns, &name)).await {
+        Ok(credentials) => credentials,
+        Err(e) => {
+            tracing::error!(error = %e, "reading a Secret's credentials failed");
+            Err(unreadable)
+        }
+    }
 }
 
 /// What a resource's Secret yields: credentials or why not, and the
@@ -268,12 +287,23 @@ pub struct CredentialsCache {
     inner: Mutex<Inner>,
 }
 
+/// How many epochs the Secrets share: a change bumps its Secret's
+/// bucket's, so churn elsewhere seldom keeps a slow read (a certificate's
+/// key derivation) from being kept, and the table never grows.
+const EPOCH_BUCKETS: usize = 32;
+
 #[derive(Default)]
 struct Inner {
-    /// Bumped by every change the Secret watch reports, of any Secret: a
-    /// read that began before a change is not stored.
-    epoch: u64,
+    /// Bumped by every change the Secret watch reports, of a Secret of
+    /// that bucket: a read that began before a change is not stored.
+    epochs: [u64; EPOCH_BUCKETS],
     values: HashMap<(String, String), SecretReading>,
+}
+
+fn bucket(ns: &str, name: &str) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let hashed = BuildHasherDefault::<DefaultHasher>::default().hash_one((ns, name));
+    (hashed % EPOCH_BUCKETS as u64) as usize
 }
 
 impl CredentialsCache {
@@ -285,14 +315,17 @@ impl CredentialsCache {
     pub fn get(&self, ns: &str, name: &str) -> (u64, Option<SecretReading>) {
         let inner = self.inner();
         let key = (ns.to_string(), name.to_string());
-        (inner.epoch, inner.values.get(&key).cloned())
+        (
+            inner.epochs[bucket(ns, name)],
+            inner.values.get(&key).cloned(),
+        )
     }
 
     /// Stores what a read found, unless a Secret changed since `epoch` (the
     /// read may have raced with the change).
     pub fn put(&self, ns: &str, name: &str, epoch: u64, value: SecretReading) {
         let mut inner = self.inner();
-        if inner.epoch == epoch {
+        if inner.epochs[bucket(ns, name)] == epoch {
             inner
                 .values
                 .insert((ns.to_string(), name.to_string()), value);
@@ -302,7 +335,7 @@ impl CredentialsCache {
     /// The Secret was added, changed or deleted.
     pub fn invalidate(&self, ns: &str, name: &str) {
         let mut inner = self.inner();
-        inner.epoch += 1;
+        inner.epochs[bucket(ns, name)] += 1;
         inner.values.remove(&(ns.to_string(), name.to_string()));
     }
 
@@ -372,6 +405,19 @@ mod tests {
         cache.put("ns", "gone", epoch, resolved("2"));
         cache.retain(&std::collections::HashSet::new());
         assert_eq!(held(&cache), 0, "no resource refers to it any more");
+    }
+
+    #[test]
+    fn a_change_to_another_secret_seldom_keeps_a_read_from_being_kept() {
+        let cache = CredentialsCache::default();
+        let (epoch, _) = cache.get("ns", "cpp");
+        let elsewhere = (0..)
+            .map(|i| format!("other-{i}"))
+            .find(|n| bucket("ns", n) != bucket("ns", "cpp"))
+            .unwrap();
+        cache.invalidate("ns", &elsewhere);
+        cache.put("ns", "cpp", epoch, resolved("1"));
+        assert!(cache.get("ns", "cpp").1.is_some());
     }
 
     #[test]
@@ -509,6 +555,21 @@ mod tests {
         assert!(matches!(
             from_secret(&stray, "ns", "cpp"),
             Err(CredentialsError::ServiceAccountWithoutWorkloadIdentity { .. })
+        ));
+        let beside_token = secret(&[("token", b"static"), ("serviceAccountName", b"sa")]);
+        assert!(matches!(
+            from_secret(&beside_token, "ns", "cpp"),
+            Err(CredentialsError::TwoWays { .. })
+        ));
+        let password_alone = secret(&[
+            ("tenantId", b"t"),
+            ("clientId", b"c"),
+            ("clientSecret", b"s"),
+            ("clientCertificatePassword", b"p"),
+        ]);
+        assert!(matches!(
+            from_secret(&password_alone, "ns", "cpp"),
+            Err(CredentialsError::PasswordWithoutCertificate { .. })
         ));
         let off = secret(&[
             ("tenantId", b"t"),

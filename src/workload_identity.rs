@@ -68,7 +68,9 @@ fn refusal(namespace: &str, name: &str, e: &kube::Error) -> ServiceAccountTokenE
         kube::Error::Api(status) if status.code == 404 => {
             ServiceAccountTokenError::NotFound { namespace, name }
         }
-        kube::Error::Api(status) if matches!(status.code, 401 | 403) => {
+        // Any other refusal (400, 401, 422) is waited on, Stalled with its
+        // code, not retried as if the API server could not be reached.
+        kube::Error::Api(status) if (400..500).contains(&status.code) => {
             ServiceAccountTokenError::Refused {
                 namespace,
                 name,

@@ -218,8 +218,8 @@ async fn an_entra_refusal_names_the_subject_the_federated_credential_needs() {
     Mock::given(path(V2_TOKEN_PATH))
         .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
             "error": "invalid_client",
-            "error_description": "AADSTS70021: No matching federated identity record found for presented assertion. Trace ID: 1234",
-            "error_codes": [70021]
+            "error_description": "AADSTS700213: No matching federated identity record found for presented assertion subject 'system:serviceaccount:team-b:offercancel'. Trace ID: 1234",
+            "error_codes": [700213]
         })))
         .mount(&server)
         .await;
@@ -234,7 +234,7 @@ async fn an_entra_refusal_names_the_subject_the_federated_credential_needs() {
         .await
         .unwrap_err();
     let text = format!("{err} {err:?}");
-    assert!(text.contains("AADSTS70021"), "{text}");
+    assert!(text.contains("AADSTS700213"), "{text}");
     assert!(
         text.contains("system:serviceaccount:team-b:offercancel"),
         "{text}"
@@ -355,4 +355,85 @@ async fn an_expired_certificate_is_refused_before_anything_is_sent() {
         "{err:?}"
     );
     assert!(err.to_string().contains("clientCertificate"), "{err}");
+}
+
+#[tokio::test]
+async fn a_federated_token_file_is_read_at_each_exchange() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("azure-identity-token");
+    let creds = Credentials::Assertion {
+        tenant_id: "tenant-1".into(),
+        client_id: "app-1".into(),
+        proof: Proof::TokenFile(file.clone()),
+        scope: "cli".into(),
+    };
+    // One client: its Entra token lives a second, so the second cancel
+    // exchanges again, with what the file holds by then (the webhook
+    // rotates it).
+    let c = client(&server, Arc::new(FakeApiServer::default()));
+    for (round, content) in ["first-federated-token", "rotated-federated-token"]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(&file, format!("{content}\n")).unwrap();
+        Mock::given(path(V2_TOKEN_PATH))
+            .and(form_is(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "app-1"),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", content),
+                ("scope", "https://cloudpartner.azure.com/.default"),
+            ]))
+            .respond_with(token_answer(&format!("token-{round}"), 1))
+            .expect(1)
+            .mount(&server)
+            .await;
+        cancel_accepted_with(&server, &format!("token-{round}")).await;
+        c.cancel(OFFER, "", &creds, Turn::any()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+}
+
+/// Hears how often, and for which urgency, a request waited for the rate
+/// limit.
+#[derive(Default)]
+struct Waits(Mutex<Vec<offer_cancel_operator::fair::Urgency>>);
+
+impl offer_cancel_operator::http::RequestObserver for Waits {
+    fn observe(&self, _: offer_cancel_operator::http::Endpoint, _: Option<u16>, _: Duration) {}
+
+    fn waited(&self, urgency: offer_cancel_operator::fair::Urgency, _: Duration) {
+        self.0.lock().unwrap().push(urgency);
+    }
+}
+
+#[tokio::test]
+async fn the_token_request_and_the_exchange_wait_for_the_rate_limit_in_the_callers_turn() {
+    use offer_cancel_operator::fair::Urgency;
+    use std::num::NonZeroU32;
+    let server = MockServer::start().await;
+    Mock::given(path(V2_TOKEN_PATH))
+        .respond_with(token_answer("cpp-token", 3599))
+        .mount(&server)
+        .await;
+    cancel_accepted_with(&server, "cpp-token").await;
+    let url: reqwest::Url = server.uri().parse().unwrap();
+    let mut config = ClientConfig::new(url.clone(), url);
+    let rate = NonZeroU32::new(1000).unwrap();
+    config.rate_limit = Some((rate, NonZeroU32::new(1).unwrap()));
+    let waits = Arc::new(Waits::default());
+    let c = Apis::with_service_accounts(config, waits.clone(), Arc::new(FakeApiServer::default()))
+        .unwrap()
+        .cpp;
+    let creds = workload_identity("team-a", "offercancel");
+    c.cancel(OFFER, "", &creds, Turn::now(Urgency::FirstCancel, "team-a"))
+        .await
+        .unwrap();
+    let seen = waits.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [Urgency::FirstCancel; 3],
+        "the exchange, the TokenRequest and the POST each waited, as a first cancel"
+    );
 }

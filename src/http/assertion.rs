@@ -71,7 +71,8 @@ pub enum ServiceAccountTokenError {
     )]
     NotFound { namespace: String, name: String },
     #[error(
-        "the API server refused a token for ServiceAccount {namespace}/{name} (HTTP {status}): the operator needs serviceaccounts/token create in {namespace}"
+        "the API server refused a token for ServiceAccount {namespace}/{name} (HTTP {status}){}",
+        if *status == 403 { format!(": the operator needs serviceaccounts/token create in {namespace}") } else { String::new() }
     )]
     Refused {
         namespace: String,
@@ -139,9 +140,11 @@ pub enum CertificateError {
     )]
     ExcessiveEncryption,
     #[error(
-        "its private key is not an RSA key of 2048 to 8192 bits (Entra ID signs assertions with RSA)"
+        "its private key is not an RSA key of 2048 to 4096 bits (Entra ID signs assertions with RSA)"
     )]
     NotRsa,
+    #[error("its private key could not sign the assertion")]
+    Signing,
     #[error("its private key does not belong to its certificate")]
     KeyMismatch,
     #[error("its certificate expired at {0}")]
@@ -236,7 +239,7 @@ impl ClientCertificate {
         });
         jsonwebtoken::encode(&header, &claims, &self.key)
             .map(SecretString::from)
-            .map_err(|_| CertificateError::NotRsa)
+            .map_err(|_| CertificateError::Signing)
     }
 }
 

@@ -342,6 +342,9 @@ impl TokenSource {
         audience: Audience,
         turn: Turn<'_>,
     ) -> Result<CachedToken, AuthError> {
+        // The exchange's slot first: an assertion made before a long wait
+        // for the rate limit could be stale by the time it is sent.
+        self.wait_for_slot(turn).await;
         let (url, form, hint) = match creds {
             Credentials::Token(_) => return Err(AuthError::Malformed("not a principal".into())),
             Credentials::ClientSecret {
@@ -356,7 +359,11 @@ impl TokenSource {
                     ("client_secret", client_secret.expose_secret().to_string()),
                     ("resource", audience.resource().to_string()),
                 ];
-                (self.token_url(tenant_id, false)?, form, Hint::default())
+                let hint = Hint {
+                    client: client_id.clone(),
+                    kind: ProofKind::Secret,
+                };
+                (self.token_url(tenant_id, false)?, form, hint)
             }
             Credentials::Assertion {
                 tenant_id,
@@ -375,12 +382,15 @@ impl TokenSource {
                 ];
                 let hint = Hint {
                     client: client_id.clone(),
-                    subject: proof.subject(),
+                    kind: match proof {
+                        Proof::ServiceAccount { .. } => ProofKind::Federated(proof.subject()),
+                        Proof::TokenFile(_) => ProofKind::Federated(None),
+                        Proof::Certificate(_) => ProofKind::Certificate,
+                    },
                 };
                 (url, form, hint)
             }
         };
-        self.wait_for_slot(turn).await;
         self.exchange(url, &form, &hint).await
     }
 
@@ -454,12 +464,19 @@ impl TokenSource {
 /// `client_assertion_type` of a JWT client assertion.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// What a refusal's message may add: the client, and the subject an Entra
-/// federated credential must name.
-#[derive(Default)]
+/// What a refusal's message may add: the client, and how it proved
+/// itself.
 struct Hint {
     client: String,
-    subject: Option<String>,
+    kind: ProofKind,
+}
+
+enum ProofKind {
+    Secret,
+    Certificate,
+    /// A federated token; a ServiceAccount's names the subject an Entra
+    /// federated credential must have.
+    Federated(Option<String>),
 }
 
 /// The token endpoint's refusal. Only its `error` word and AADSTS numbers
@@ -481,26 +498,38 @@ fn rejection(status: u16, body: &[u8], hint: &Hint) -> AuthError {
     }
 }
 
-/// What a user can do about an AADSTS refusal of a client assertion.
+/// What a user can do about an AADSTS refusal. (Entra's own text is not
+/// kept: it carries trace ids and timestamps.)
 fn what_to_do(aadsts: u64, hint: &Hint) -> Option<String> {
     let client = &hint.client;
-    let federated = |what: &str| match &hint.subject {
-        Some(subject) => format!(
+    let federated = |what: &str| match &hint.kind {
+        ProofKind::Federated(Some(subject)) => format!(
             "app {client} has no federated credential {what}; it needs one with subject {subject}, \
              audience {TOKEN_EXCHANGE_AUDIENCE} and this cluster's service-account issuer"
         ),
-        None => format!("app {client} has no federated credential {what}"),
+        _ => format!("app {client} has no federated credential {what}"),
     };
-    Some(match aadsts {
-        70021 => federated("matching the token's issuer, subject and audience"),
-        700211 => federated("for this cluster's service-account issuer"),
-        700212 => federated("for audience api://AzureADTokenExchange"),
-        700016 => format!("no app {client} in this tenant"),
-        700024 => "the client assertion is not within its valid time range (clocks?)".into(),
-        700027 => format!(
+    Some(match (aadsts, &hint.kind) {
+        // 70021 was Entra's answer before 700213; 7002138: only the case differs.
+        (70021 | 700213, _) => federated("for this subject"),
+        (7002138, _) => federated("for this subject (one differs only in letter case)"),
+        (700211, _) => federated("for this cluster's service-account issuer"),
+        (700212, _) => federated("for audience api://AzureADTokenExchange"),
+        (700016, _) => format!("no app {client} in this tenant"),
+        (700024, _) => "the client assertion is not within its valid time range (clocks?)".into(),
+        (50166, _) => {
+            "Entra ID could not read the service-account issuer's keys: is the cluster's OIDC \
+             issuer public?"
+                .into()
+        }
+        (700027, ProofKind::Certificate) => format!(
             "app {client} has no valid certificate with this thumbprint: upload the certificate, \
              or renew an expired one"
         ),
+        (700027, ProofKind::Federated(_)) => {
+            "the token's signature does not verify with the issuer's published keys".into()
+        }
+        (7000215, ProofKind::Secret) => format!("the client secret of app {client} is not valid"),
         _ => return None,
     })
 }
@@ -666,13 +695,13 @@ mod tests {
 
     #[test]
     fn an_entra_refusal_keeps_only_its_code_and_says_what_to_do() {
-        let body = br#"{"error":"invalid_client","error_description":"AADSTS70021: No match. Trace ID: 99","error_codes":[70021]}"#;
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS700213: No match. Trace ID: 99","error_codes":[700213]}"#;
         let hint = Hint {
             client: "app-1".into(),
-            subject: Some("system:serviceaccount:team-b:offercancel".into()),
+            kind: ProofKind::Federated(Some("system:serviceaccount:team-b:offercancel".into())),
         };
         let text = rejection(400, body, &hint).to_string();
-        assert!(text.contains("invalid_client, AADSTS70021"), "{text}");
+        assert!(text.contains("invalid_client, AADSTS700213"), "{text}");
         assert!(
             text.contains("subject system:serviceaccount:team-b:offercancel"),
             "{text}"

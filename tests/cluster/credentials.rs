@@ -153,7 +153,7 @@ pub async fn workload_identity_uses_only_the_namespaces_own_service_account(plan
     let message = message_of(&borrowed);
     let subject = format!("system:serviceaccount:{ns}:offercancel");
     assert!(
-        message.contains("AADSTS70021") && message.contains(&subject),
+        message.contains("AADSTS700213") && message.contains(&subject),
         "the refusal names the subject the app would need: {message}"
     );
     assert_eq!(fx.posts("sync-wi-borrowed").await, 0);

@@ -495,7 +495,9 @@ fn check_federated_signature(assertion: &Assertion<'_>, keys: &[Jwk]) -> Result<
 }
 
 /// A credential of the issuer with one of its audiences in `aud`
-/// (AADSTS700212 if none) and the assertion's subject (AADSTS70021).
+/// (AADSTS700212 if none) and the assertion's subject: AADSTS700213 if
+/// none, AADSTS7002138 when one differs only in letter case (as Entra
+/// answers today; its older answer was AADSTS70021).
 fn match_credential(claims: &Claims, of_issuer: &[&FederatedCredential]) -> Result<(), EntraError> {
     let for_audience: Vec<&&FederatedCredential> = of_issuer
         .iter()
@@ -514,11 +516,21 @@ fn match_credential(claims: &Claims, of_issuer: &[&FederatedCredential]) -> Resu
     if for_audience.iter().any(|c| c.subject == subject) {
         return Ok(());
     }
+    let only_case = for_audience
+        .iter()
+        .any(|c| c.subject.eq_ignore_ascii_case(subject));
     Err(EntraError::client(
-        70_021,
+        if only_case { 7_002_138 } else { 700_213 },
         format!(
-            "No matching federated identity record found for presented assertion. Assertion \
-             Issuer: '{}'. Assertion Subject: '{subject}'. Assertion Audience: '{}'.",
+            "No matching federated identity record found for presented assertion subject \
+             '{subject}'{}. Please check your federated identity credential Subject, Audience \
+             and Issuer against the presented assertion. Assertion Issuer: '{}'. Assertion \
+             Audience: '{}'.",
+            if only_case {
+                " (the subject differs only in letter case)"
+            } else {
+                ""
+            },
             claims.iss.as_deref().unwrap_or(""),
             claims.aud_text()
         ),
@@ -740,16 +752,23 @@ mod tests {
     }
 
     #[test]
-    fn a_federated_subject_of_another_namespace_is_70021_naming_it() {
+    fn a_federated_subject_of_another_namespace_is_700213_naming_it() {
         let other = "system:serviceaccount:team-b:offercancel";
         let claims = service_account_claims(K8S, other, "api://AzureADTokenExchange", now());
         let e = check(&sa_token(Some("k1"), &claims), &jwks("k1"), now()).unwrap_err();
-        assert_eq!((e.status, e.error, e.code), (400, "invalid_client", 70_021));
+        assert_eq!(
+            (e.status, e.error, e.code),
+            (400, "invalid_client", 700_213)
+        );
         assert!(
             e.description
-                .contains(&format!("Assertion Subject: '{other}'")),
+                .contains(&format!("assertion subject '{other}'")),
             "{e}"
         );
+        let shouted = SA.to_uppercase();
+        let claims = service_account_claims(K8S, &shouted, "api://AzureADTokenExchange", now());
+        let e = check(&sa_token(Some("k1"), &claims), &jwks("k1"), now()).unwrap_err();
+        assert_eq!(e.code, 7_002_138, "{e}");
         assert!(
             e.description
                 .contains(&format!("Assertion Issuer: '{K8S}'")),

@@ -184,12 +184,12 @@ async fn a_federated_assertion_verified_against_the_issuers_jwks_gets_a_graph_to
     let (status, body) = ask(&c, &url, "federated-client", GRAPH_SCOPE, &sign(K8S, other)).await;
     assert_eq!(
         (status, &body["error_codes"]),
-        (400, &json!([70_021])),
+        (400, &json!([700_213])),
         "{body}"
     );
     let description = body["error_description"].as_str().unwrap();
     assert!(
-        description.starts_with("AADSTS70021:") && description.contains(other),
+        description.starts_with("AADSTS700213:") && description.contains(other),
         "{description}"
     );
 
