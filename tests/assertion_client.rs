@@ -84,6 +84,29 @@ fn workload_identity(namespace: &str, account: &str) -> Credentials {
     }
 }
 
+/// The v2.0 form the operator must send for app-1's CPP token, with
+/// `assertion`, exactly.
+fn v2_form_for_cpp(assertion: &str) -> FormIs {
+    form_is(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", "app-1"),
+        ("client_assertion_type", JWT_BEARER),
+        ("client_assertion", assertion),
+        ("scope", "https://cloudpartner.azure.com/.default"),
+    ])
+}
+
+/// app-1 signing in with `made`'s certificate.
+fn certificate_credentials(made: &certificate::Made) -> Credentials {
+    let cert = ClientCertificate::from_pem(made.pem.as_bytes(), None).unwrap();
+    Credentials::Assertion {
+        tenant_id: "tenant-1".into(),
+        client_id: "app-1".into(),
+        proof: Proof::Certificate(Arc::new(cert)),
+        scope: "team-a/cpp".into(),
+    }
+}
+
 /// Matches a form body whose fields are exactly `fields`.
 struct FormIs(BTreeMap<String, String>);
 
@@ -128,13 +151,7 @@ async fn workload_identity_exchanges_the_namespaces_service_account_token_once()
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(V2_TOKEN_PATH))
-        .and(form_is(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "app-1"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", "sa-token-team-a-offercancel"),
-            ("scope", "https://cloudpartner.azure.com/.default"),
-        ]))
+        .and(v2_form_for_cpp("sa-token-team-a-offercancel"))
         .respond_with(token_answer("cpp-token", 3599))
         .expect(1)
         .mount(&server)
@@ -183,13 +200,7 @@ async fn no_namespace_reaches_another_namespaces_token() {
     for ns in ["team-a", "team-b"] {
         let assertion = format!("sa-token-{ns}-offercancel");
         Mock::given(path(V2_TOKEN_PATH))
-            .and(form_is(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", "app-1"),
-                ("client_assertion_type", JWT_BEARER),
-                ("client_assertion", assertion.as_str()),
-                ("scope", "https://cloudpartner.azure.com/.default"),
-            ]))
+            .and(v2_form_for_cpp(&assertion))
             .respond_with(token_answer(&format!("token-of-{ns}"), 3599))
             .expect(1)
             .mount(&server)
@@ -319,13 +330,7 @@ async fn a_certificate_signs_an_assertion_its_public_key_verifies() {
         .mount(&server)
         .await;
     cancel_accepted_with(&server, "cert-token").await;
-    let cert = ClientCertificate::from_pem(made.pem.as_bytes(), None).unwrap();
-    let creds = Credentials::Assertion {
-        tenant_id: "tenant-1".into(),
-        client_id: "app-1".into(),
-        proof: Proof::Certificate(Arc::new(cert)),
-        scope: "team-a/cpp".into(),
-    };
+    let creds = certificate_credentials(&made);
     let c = client(&server, Arc::new(FakeApiServer::default()));
     c.cancel(OFFER, "", &creds, Turn::any()).await.unwrap();
 }
@@ -339,13 +344,7 @@ async fn an_expired_certificate_is_refused_before_anything_is_sent() {
         .mount(&server)
         .await;
     let made = certificate::made(Validity::Expired);
-    let cert = ClientCertificate::from_pem(made.pem.as_bytes(), None).unwrap();
-    let creds = Credentials::Assertion {
-        tenant_id: "tenant-1".into(),
-        client_id: "app-1".into(),
-        proof: Proof::Certificate(Arc::new(cert)),
-        scope: "team-a/cpp".into(),
-    };
+    let creds = certificate_credentials(&made);
     let err = client(&server, Arc::new(FakeApiServer::default()))
         .cancel(OFFER, "", &creds, Turn::any())
         .await
@@ -378,13 +377,7 @@ async fn a_federated_token_file_is_read_at_each_exchange() {
     {
         std::fs::write(&file, format!("{content}\n")).unwrap();
         Mock::given(path(V2_TOKEN_PATH))
-            .and(form_is(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", "app-1"),
-                ("client_assertion_type", JWT_BEARER),
-                ("client_assertion", content),
-                ("scope", "https://cloudpartner.azure.com/.default"),
-            ]))
+            .and(v2_form_for_cpp(content))
             .respond_with(token_answer(&format!("token-{round}"), 1))
             .expect(1)
             .mount(&server)

@@ -430,11 +430,7 @@ impl TokenSource {
     }
 
     async fn wait_for_slot(&self, turn: Turn<'_>) {
-        if let Some(budget) = &self.budget {
-            let waiting = Instant::now();
-            budget.slot(turn).await;
-            self.observer.waited(turn.urgency, waiting.elapsed());
-        }
+        super::budget::wait_for_slot(self.budget.as_deref(), turn, self.observer.as_ref()).await;
     }
 
     /// POSTs `form` to the token endpoint and reads the token it gives.

@@ -119,6 +119,21 @@ fn queue(lanes: &mut Lanes<oneshot::Sender<()>>, w: Waiting) {
     lanes.push(turn, w.grant);
 }
 
+/// Waits for `turn`'s slot of `budget` (none: no limit), and tells
+/// `observer` how long it waited: every request to the APIs and to
+/// Entra ID, and every TokenRequest, goes through here.
+pub(crate) async fn wait_for_slot(
+    budget: Option<&Budget>,
+    turn: Turn<'_>,
+    observer: &dyn super::RequestObserver,
+) {
+    if let Some(budget) = budget {
+        let waiting = tokio::time::Instant::now();
+        budget.slot(turn).await;
+        observer.waited(turn.urgency, waiting.elapsed());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

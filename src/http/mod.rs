@@ -396,11 +396,7 @@ impl Transport {
         turn: Turn<'_>,
         request: reqwest::RequestBuilder,
     ) -> Result<Received, ApiError> {
-        if let Some(budget) = &self.budget {
-            let waiting = Instant::now();
-            budget.slot(turn).await;
-            self.observer.waited(turn.urgency, waiting.elapsed());
-        }
+        budget::wait_for_slot(self.budget.as_deref(), turn, self.observer.as_ref()).await;
         let started = Instant::now();
         let result = request.send().await;
         let code = result.as_ref().ok().map(|r| r.status().as_u16());

@@ -27,14 +27,7 @@ async fn issuer_keys_readable_anonymously(client: &kube::Client) {
                       "name": "system:unauthenticated"}]
     }))
     .expect("binding");
-    match Api::<ClusterRoleBinding>::all(client.clone())
-        .create(&PostParams::default(), &binding)
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => panic!("binding for anonymous issuer discovery: {e}"),
-    }
+    support::create_unless_there(&Api::<ClusterRoleBinding>::all(client.clone()), &binding).await;
 }
 
 async fn service_account(client: &kube::Client, ns: &str, name: &str) {

@@ -803,13 +803,18 @@ pub async fn bind_role(client: &Client, ns: &str, role: &str, user: &str) {
 pub async fn ensure_namespace(client: &Client, ns: &str) {
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(ns.to_string());
-    match Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-    {
+    create_unless_there(&Api::<Namespace>::all(client.clone()), &namespace).await;
+}
+
+/// Creates `object` through `api`, unless one of its name exists.
+pub async fn create_unless_there<K>(api: &Api<K>, object: &K)
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), object).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => panic!("create namespace {ns}: {e}"),
+        Err(e) => panic!("create {:?}: {e}", object.meta().name),
     }
 }
 

@@ -15,6 +15,19 @@ const K8S: &str = "https://kubernetes.default.svc";
 const SA: &str = "system:serviceaccount:team-a:offercancel";
 const JWT_BEARER: &str = cpp_simulator::assertion::JWT_BEARER;
 
+/// `federated-client`, trusting [`SA`]'s tokens from each of `issuers`.
+fn federated_principal(issuers: &[&str]) -> Principal {
+    let mut p = principal("federated-client");
+    for issuer in issuers {
+        p.federated_credentials.push(FederatedCredential {
+            issuer: issuer.to_string(),
+            subject: SA.into(),
+            audiences: vec!["api://AzureADTokenExchange".into()],
+        });
+    }
+    p
+}
+
 fn principal(client_id: &str) -> Principal {
     Principal {
         tenant_id: DEFAULT_TENANT.into(),
@@ -155,15 +168,9 @@ async fn a_federated_assertion_verified_against_the_issuers_jwks_gets_a_graph_to
         jwks_uri: "http://127.0.0.1:9/jwks".into(),
         ca_file: None,
     });
-    let mut p = principal("federated-client");
-    for issuer in [K8S, "https://down.example"] {
-        p.federated_credentials.push(FederatedCredential {
-            issuer: issuer.into(),
-            subject: SA.into(),
-            audiences: vec!["api://AzureADTokenExchange".into()],
-        });
-    }
-    scenario.principals.push(p);
+    scenario
+        .principals
+        .push(federated_principal(&[K8S, "https://down.example"]));
     let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
     let (url, c) = (sim.url(), client());
     let sign = |issuer: &str, subject: &str| {
@@ -272,15 +279,9 @@ async fn an_https_jwks_is_trusted_through_the_issuers_ca_file_only() {
             ca_file,
         });
     }
-    let mut p = principal("federated-client");
-    for issuer in [K8S, "https://no-ca.example"] {
-        p.federated_credentials.push(FederatedCredential {
-            issuer: issuer.into(),
-            subject: SA.into(),
-            audiences: vec!["api://AzureADTokenExchange".into()],
-        });
-    }
-    scenario.principals.push(p);
+    scenario
+        .principals
+        .push(federated_principal(&[K8S, "https://no-ca.example"]));
     let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
     let (url, c) = (sim.url(), client());
     let sign = |issuer: &str| {
