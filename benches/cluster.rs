@@ -9,6 +9,15 @@
 //!   cargo bench --locked --bench cluster -- --rps 10     # the default CPP rate limit
 //!   cargo bench --locked --bench cluster -- --flood 2000 --probes 20
 //!   cargo bench --locked --bench cluster -- --n 10000 --jobs 0.5  # half configure jobs
+//!   cargo bench --locked --bench cluster -- --n 10000 --audit     # API server audit log on
+//!
+//! A plain run first runs the floor (`--no-baseline` skips it): a bare
+//! kube-rs controller (this benchmark's own binary, run as a child with
+//! `--floor-controller`: a watch, and one status write per resource of the
+//! same kind as the operator's, `--floor-patch apply|merge`) against the
+//! same API server, with its own resources created at the same rate; the
+//! operator's figures are printed beside it as ratios. Each side's API
+//! server and etcd CPU is read from `/proc` over its run.
 //!
 //! The flood probe: N async resources applied at once in one namespace
 //! (rate limit on, 10/s unless `--rps` says otherwise), then, one at a
@@ -24,6 +33,11 @@ mod envtest;
 #[allow(dead_code)]
 #[path = "../tests/cluster/support.rs"]
 mod support;
+
+#[path = "cluster/floor.rs"]
+mod floor;
+#[path = "cluster/stages.rs"]
+mod stages;
 
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use std::collections::BTreeMap;
@@ -47,6 +61,15 @@ struct Args {
     /// instead of an offer (half of them cancelled at once, half followed
     /// to their end).
     jobs: f64,
+    /// Run the floor controller first.
+    baseline: bool,
+    /// The floor's status write: `apply` (server-side apply, as the
+    /// operator) or `merge` (a merge patch with a resourceVersion).
+    floor_patch: String,
+    /// The API server writes an audit log of every request.
+    audit: bool,
+    /// Only the floor's run.
+    floor_only: bool,
 }
 
 fn args() -> Args {
@@ -59,18 +82,32 @@ fn args() -> Args {
         probes: 20,
         concurrency: 0,
         jobs: 0.0,
+        baseline: true,
+        floor_patch: "apply".into(),
+        audit: false,
+        floor_only: false,
     };
     let given: Vec<String> = std::env::args().collect();
+    args.baseline = !given.iter().any(|a| a == "--no-baseline");
+    args.audit = given.iter().any(|a| a == "--audit");
+    args.floor_only = given.iter().any(|a| a == "--floor-only");
     for pair in given.windows(2) {
         match pair[0].as_str() {
             "--n" => args.n = pair[1].parse().unwrap_or(args.n),
-            "--rate" => args.rate = pair[1].parse().unwrap_or(args.rate),
+            "--rate" => args.rate = pair[1].parse().unwrap_or(args.rate).max(0.1),
             "--faults" => args.faults = pair[1].parse().unwrap_or(args.faults),
             "--rps" => args.rps = pair[1].parse().unwrap_or(args.rps),
             "--flood" => args.flood = pair[1].parse().unwrap_or(args.flood),
             "--probes" => args.probes = pair[1].parse().unwrap_or(args.probes),
             "--concurrency" => args.concurrency = pair[1].parse().unwrap_or(args.concurrency),
             "--jobs" => args.jobs = pair[1].parse().unwrap_or(args.jobs).clamp(0.0, 1.0),
+            "--floor-patch" => {
+                args.floor_patch = match pair[1].as_str() {
+                    "merge" => "merge".into(),
+                    "apply" => "apply".into(),
+                    other => panic!("--floor-patch is apply or merge, not {other:?}"),
+                }
+            }
             _ => {}
         }
     }
@@ -135,7 +172,12 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 
 fn main() {
     let args = args();
-    let plane = envtest::ControlPlane::start().unwrap_or_else(|e| panic!("{e}"));
+    let given: Vec<String> = std::env::args().collect();
+    if let Some(at) = given.iter().position(|a| a == "--floor-controller") {
+        let ns = given.get(at + 1).cloned().unwrap_or_default();
+        return floor::run(&ns, &args.floor_patch);
+    }
+    let plane = envtest::ControlPlane::start_audited(args.audit).unwrap_or_else(|e| panic!("{e}"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -177,6 +219,17 @@ fn count_claim_writes(
 }
 
 async fn run(plane: &envtest::ControlPlane, args: &Args) {
+    let floor = if args.baseline {
+        Some(floor::measure(plane, args).await)
+    } else {
+        None
+    };
+    if args.floor_only {
+        if let Some(floor) = &floor {
+            floor::compare(Some(floor), None, &[]);
+        }
+        return;
+    }
     let fx = Fixture::new(plane, "bench").await;
     let writes = WriteCounter::start(&fx.client, &fx.ns).await;
     let claim_writes = count_claim_writes(&fx.client, &fx.ns);
@@ -187,13 +240,18 @@ async fn run(plane: &envtest::ControlPlane, args: &Args) {
     .await;
     let rps = args.rps.to_string();
     let concurrency = args.concurrency.to_string();
-    let mut flags = vec!["--rate-limit-rps", &rps];
+    let metrics_addr = format!("127.0.0.1:{}", stages::free_port());
+    let mut flags = vec!["--rate-limit-rps", &rps, "--metrics-addr", &metrics_addr];
     if args.concurrency > 0 {
         flags.extend(["--concurrency", &concurrency]);
     }
     let operator = fx.operator(plane, &flags);
     let pid = operator.child.id();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let tenth = Duration::from_secs_f64(args.n as f64 / args.rate / 10.0);
+    let scraping = tokio::spawn(stages::scrape_by_tenth(metrics_addr.clone(), tenth));
+    let plane_before = stages::plane_cpu(plane);
+    let requests_before = stages::plane_requests(&fx.client).await;
     let offers: Vec<String> = (0..args.n).map(|i| offer(i, args.jobs)).collect();
     println!(
         "creating {} OfferCancellations at {}/s ({:.0}% configure jobs; offers 40% sync, 40% async, 20% non-migrated Location), {:.0}% API faults, rate limit {}",
@@ -209,6 +267,10 @@ async fn run(plane: &envtest::ControlPlane, args: &Args) {
     let settled = last_create.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (hwm_kib, cpu) = usage(pid);
+    let plane_cpu = stages::plane_cpu(plane).since(plane_before);
+    let requests_after = stages::plane_requests(&fx.client).await;
+    let mut snapshots = scraping.await.unwrap_or_default();
+    snapshots.extend(stages::scrape(&metrics_addr).await);
     report(
         &fx,
         &offers,
@@ -224,6 +286,23 @@ async fn run(plane: &envtest::ControlPlane, args: &Args) {
         "| writes to the targets' claims (Leases) per target | {:.2} | — |",
         claims as f64 / args.n.max(1) as f64
     );
+    stages::print(&snapshots);
+    stages::print_requests("the operator", &requests_before, &requests_after, args.n);
+    let ours = floor::Side {
+        p50_ms: 0,
+        p99_ms: 0,
+        max_ms: 0,
+        rss_kib: hwm_kib,
+        cpu_s: cpu,
+        plane: plane_cpu,
+        writes: writes.counts().values().map(|c| u64::from(*c)).sum(),
+        n: args.n,
+    }
+    .with_latencies(floor::latencies(&writes.first_writes(), &created));
+    let posted = floor::post_latencies(&fx, &offers, &created).await;
+    if floor.is_some() {
+        floor::compare(floor.as_ref(), Some(&ours), &posted);
+    }
     operator.sigkill();
     fx.cleanup().await;
 }

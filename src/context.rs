@@ -60,6 +60,9 @@ pub struct Context {
     /// Transient errors in a row: they drive the backoff, and only the
     /// first of a streak is written to status.
     pub(crate) errors_in_row: PerResource<u32>,
+    /// When the watch brought a resource not yet reconciled: the start of
+    /// its first cancel's clock (`metrics::Stage::Queued`).
+    pub(crate) first_seen: PerResource<std::time::Instant>,
     /// One cancel per target: the claims, kept by the API server.
     pub(crate) claims: LeaseClaims,
     /// Reconcile workers: a pool for first cancels and one for routine
@@ -81,6 +84,7 @@ impl Context {
             credentials: Arc::default(),
             written: PerResource::default(),
             errors_in_row: PerResource::default(),
+            first_seen: PerResource::default(),
         }
     }
 }
@@ -113,6 +117,11 @@ impl<T: Clone> PerResource<T> {
             Some(v) => self.map().insert(key, v),
             None => self.map().remove(&key),
         };
+    }
+
+    /// Sets the value unless one is there.
+    pub(crate) fn set_if_absent(&self, key: ObjectRef<OfferCancellation>, value: T) {
+        self.map().entry(key).or_insert(value);
     }
 
     /// Keeps the entries `keep` says yes to.

@@ -16,6 +16,7 @@ use crate::claim::lease::{ClaimError, ClaimStore};
 use crate::context::Context;
 use crate::crd::{OfferCancellation, Phase};
 use crate::decide::Observed;
+use crate::fair::Urgency;
 use crate::health::Probes;
 use crate::metrics::ErrorLabels;
 use crate::reconcile::{self, Error};
@@ -54,6 +55,18 @@ pub async fn run(
     let cache = ctx.credentials.clone();
     ctx.metrics.leader.set(1);
     let metrics = ctx.metrics.clone();
+    let stamped = ctx.clone();
+    let resources = resources.inspect(move |event| {
+        // A resource with no status yet starts its first cancel's clock.
+        if let Ok(resource) = event
+            && resource.status.is_none()
+        {
+            let key = ObjectRef::from_obj(resource);
+            stamped
+                .first_seen
+                .set_if_absent(key, std::time::Instant::now());
+        }
+    });
     Controller::for_stream(resources, store.clone())
         .watches_stream(secrets, move |secret| {
             // Any touch (add, change, delete) drops what was read before.
@@ -203,6 +216,13 @@ async fn sweep_and_count(
                 .is_some_and(|v| v.as_deref() != Some(ours.as_str()))
         });
         ctx.errors_in_row.retain(|k, _| cached.contains_key(k));
+        // A clock runs while the resource's first cancel is still to go.
+        let now = jiff::Timestamp::now();
+        ctx.first_seen.retain(|k, _| {
+            store
+                .get(k)
+                .is_some_and(|r| Observed::of(&r, None, 0, now).urgency() == Urgency::FirstCancel)
+        });
         let secrets = resources
             .iter()
             .map(|r| {

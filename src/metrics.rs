@@ -69,6 +69,115 @@ pub(crate) struct ErrorLabels {
     pub error: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct StageLabels {
+    pub stage: &'static str,
+}
+
+/// The stages of a round that sends a cancel (a first cancel, a resend
+/// after a lost answer, a retry asked for), in order. Each is timed from
+/// the end of the one before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The watch event that brought a new resource → the reconcile of the
+    /// round that sends its cancel began (earlier rounds that did not send,
+    /// and their backoff, fall here).
+    Queued = 0,
+    /// → a worker was free (`gate`).
+    Gate,
+    /// → the resource, its Secret and the target's claim were read.
+    Reads,
+    /// → the target's API said what runs (the operations list, the job).
+    TargetRead,
+    /// → the claim was held and the intent written (and its Event).
+    Intent,
+    /// → the target's API answered the cancel (a rate-limit slot and a
+    /// token included, as for `TargetRead`).
+    Post,
+    /// → the answer was written (status, its Event, then the claim).
+    Answer,
+}
+
+impl Stage {
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Queued => "queued",
+            Stage::Gate => "gate",
+            Stage::Reads => "reads",
+            Stage::TargetRead => "target_read",
+            Stage::Intent => "intent",
+            Stage::Post => "post",
+            Stage::Answer => "answer",
+        }
+    }
+}
+
+/// Times one round's stages; what it measured is counted only if the
+/// round reached [`Stage::Answer`] (its intent was written and the cancel
+/// went to the target's API), and then also the whole, from the clock's
+/// start. A fixed array: a reconcile waiting at the gate holds it inline.
+#[derive(Debug)]
+pub struct StageClock {
+    began: std::time::Instant,
+    last: std::time::Instant,
+    marks: [Option<Duration>; STAGES.len()],
+}
+
+const STAGES: [Stage; 7] = [
+    Stage::Queued,
+    Stage::Gate,
+    Stage::Reads,
+    Stage::TargetRead,
+    Stage::Intent,
+    Stage::Post,
+    Stage::Answer,
+];
+
+impl StageClock {
+    /// A clock running since `began` (the watch event, when known).
+    pub fn since(began: std::time::Instant) -> StageClock {
+        StageClock {
+            began,
+            last: began,
+            marks: [None; STAGES.len()],
+        }
+    }
+
+    /// `stage` ended now.
+    pub fn mark(&mut self, stage: Stage) {
+        let now = std::time::Instant::now();
+        self.marks[stage as usize] = Some(now.saturating_duration_since(self.last));
+        self.last = now;
+    }
+
+    /// Counts the stages, once the answer of a cancel is written.
+    pub fn count(&self, metrics: &Metrics) {
+        for (stage, took) in STAGES.iter().zip(self.marks) {
+            let Some(took) = took else { continue };
+            metrics
+                .first_cancel_stages
+                .get_or_create(&StageLabels {
+                    stage: stage.label(),
+                })
+                .observe(took.as_secs_f64());
+        }
+        metrics.first_cancel_duration.observe(
+            self.last
+                .saturating_duration_since(self.began)
+                .as_secs_f64(),
+        );
+    }
+}
+
+/// Fine enough below a second to see a stage of a few milliseconds, wide
+/// enough for a backlog of minutes.
+fn stage_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+        10.0, 30.0, 60.0, 300.0,
+    ])
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new([
         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -88,6 +197,10 @@ pub struct Metrics {
     pub(crate) cpp_requests: Family<RequestLabels, Counter>,
     pub(crate) cpp_request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     pub(crate) rate_limit_wait: Family<UrgencyLabels, Histogram, fn() -> Histogram>,
+    /// Rounds that sent a cancel, stage by stage ([`Stage`]).
+    pub(crate) first_cancel_stages: Family<StageLabels, Histogram, fn() -> Histogram>,
+    /// The same rounds, from the watch event to the answer written.
+    pub(crate) first_cancel_duration: Histogram,
     pub in_flight: Gauge,
     pub token_fetches: Counter,
     /// Reconciles handed a cached copy older than our own last write.
@@ -111,6 +224,8 @@ impl Default for Metrics {
             cpp_requests: Family::default(),
             cpp_request_duration: Family::new_with_constructor(latency_histogram),
             rate_limit_wait: Family::new_with_constructor(latency_histogram),
+            first_cancel_stages: Family::new_with_constructor(stage_histogram),
+            first_cancel_duration: stage_histogram(),
             in_flight: Gauge::default(),
             token_fetches: Counter::default(),
             stale_reads: Counter::default(),
@@ -146,6 +261,16 @@ impl Metrics {
             "reconcile_duration_seconds",
             "Time spent in one reconciliation",
             self.reconcile_duration.clone(),
+        );
+        r.register(
+            "first_cancel_stage_seconds",
+            "Rounds that sent a cancel (first, resent after a lost answer, or retried), by stage: queued (watch event to the sending round's reconcile), gate (waiting for a worker), reads (resource, Secret, claim), target_read (operations list or job), intent (claim, intent and its Event written), post (the cancel answered), answer (answer, its Event and the claim written)",
+            self.first_cancel_stages.clone(),
+        );
+        r.register(
+            "first_cancel_seconds",
+            "Rounds that sent a cancel, from the watch event that brought the resource (the round's reconcile when the operator started after it) to the answer written",
+            self.first_cancel_duration.clone(),
         );
         r.register(
             "cancellations_ended",
@@ -292,6 +417,56 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
+    }
+
+    #[test]
+    fn a_round_that_sent_a_cancel_is_counted_stage_by_stage_and_whole() {
+        let m = Metrics::default();
+        let began = std::time::Instant::now() - Duration::from_millis(300);
+        let mut clock = StageClock::since(began);
+        for stage in [
+            Stage::Queued,
+            Stage::Gate,
+            Stage::Reads,
+            Stage::TargetRead,
+            Stage::Intent,
+            Stage::Post,
+            Stage::Answer,
+        ] {
+            clock.mark(stage);
+        }
+        clock.count(&m);
+        let text = m.encode();
+        for stage in [
+            "queued",
+            "gate",
+            "reads",
+            "target_read",
+            "intent",
+            "post",
+            "answer",
+        ] {
+            let line =
+                format!("offercancel_first_cancel_stage_seconds_count{{stage=\"{stage}\"}} 1");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        // The queued stage holds the 300 ms since the watch event.
+        assert!(
+            text.contains(
+                r#"offercancel_first_cancel_stage_seconds_bucket{le="0.25",stage="queued"} 0"#
+            ) || text.contains(
+                r#"offercancel_first_cancel_stage_seconds_bucket{stage="queued",le="0.25"} 0"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("offercancel_first_cancel_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("offercancel_first_cancel_seconds_bucket{le=\"0.25\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
 use crate::credentials::{self, SecretReading, Yield};
 use crate::decide::{Notice, Observed, Outcome, Requeue, Step, Transition, next_step, transition};
 use crate::execute::{execute, send_cancel};
-use crate::metrics::{Metrics, OutcomeLabels, ReconcileResult};
+use crate::metrics::{Metrics, OutcomeLabels, ReconcileResult, Stage, StageClock};
 use crate::status::{KubeStatus, StatusWriter, WriteError};
 use crate::timing::CONFLICT_REQUEUE;
 
@@ -72,19 +72,30 @@ impl Error {
 /// first cancel is still to go waits only for other first cancels.
 pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result<Action, Error> {
     let observed = Observed::of(&obj, None, 0, Timestamp::now());
+    // Kept until the round that sends is counted (or the sweep finds the
+    // resource gone or past its first cancel): a first round that does not
+    // send (an error, a claim held by another) leaves the clock running.
+    let seen = ctx.first_seen.get(&ObjectRef::from_obj(obj.as_ref()));
+    let mut clock = StageClock::since(seen.unwrap_or_else(std::time::Instant::now));
+    if seen.is_some() {
+        clock.mark(Stage::Queued);
+    }
     let _worker = ctx.gate.enter(observed.turn()).await;
+    clock.mark(Stage::Gate);
     drop(observed);
     // Boxed: a reconcile waiting at the gate keeps only this small future.
-    let wait = Box::pin(next_look(obj, ctx.clone())).await?;
+    let wait = Box::pin(next_look(obj, ctx.clone(), clock)).await?;
     Ok(wait.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// One reconcile, timed and counted, every log line inside carrying the
 /// resource's namespace and name; returns when to look again (`None`:
-/// only on a change).
+/// only on a change). `clock` times the stages of a round that sends a
+/// cancel.
 pub async fn next_look(
     obj: Arc<OfferCancellation>,
     ctx: Arc<Context>,
+    clock: StageClock,
 ) -> Result<Option<Duration>, Error> {
     use tracing::Instrument;
     let started = Instant::now();
@@ -93,7 +104,7 @@ pub async fn next_look(
         namespace = obj.namespace().unwrap_or_default(),
         name = obj.name_any()
     );
-    let result = reconcile_once(obj, &ctx).instrument(span).await;
+    let result = reconcile_once(obj, &ctx, clock).instrument(span).await;
     let took = started.elapsed().as_secs_f64();
     ctx.metrics.reconcile_duration.observe(took);
     let ended = match &result {
@@ -118,6 +129,7 @@ pub async fn next_look(
 async fn reconcile_once(
     obj: Arc<OfferCancellation>,
     ctx: &Context,
+    mut clock: StageClock,
 ) -> Result<Option<Duration>, Error> {
     let Some(current) = read_current(obj, ctx).await? else {
         return Ok(None);
@@ -128,8 +140,13 @@ async fn reconcile_once(
     let secret = read_secret(&current, &observed, ctx).await?;
     observed.credentials_version = secret.as_ref().and_then(|s| s.version.clone());
     observed.claim = read_claim(&observed, ctx).await?;
+    clock.mark(Stage::Reads);
     let mut writer = KubeStatus::new(ctx, &current);
-    let mut report = Announce { ctx, obj: &current };
+    let mut report = Announce {
+        ctx,
+        obj: &current,
+        clock,
+    };
     let creds = secret.as_ref().and_then(SecretReading::yielded);
     let requeue = step(
         &ctx.apis,
@@ -253,16 +270,29 @@ pub trait Report {
         before: &OfferCancellationStatus,
         t: &Transition,
     ) -> impl Future<Output = ()> + Send;
+
+    /// A round that sends a cancel finished `stage`.
+    fn reached(&mut self, _stage: Stage) {}
 }
 
 /// The controller's report of a changed status: a log line, the count of
-/// a final outcome, and the transition's Event.
+/// a final outcome, and the transition's Event; and the stages of a round
+/// that sent a cancel.
 struct Announce<'a> {
     ctx: &'a Context,
     obj: &'a OfferCancellation,
+    clock: StageClock,
 }
 
 impl Report for Announce<'_> {
+    fn reached(&mut self, stage: Stage) {
+        self.clock.mark(stage);
+        if stage == Stage::Answer {
+            self.clock.count(&self.ctx.metrics);
+            self.ctx.first_seen.set(ObjectRef::from_obj(self.obj), None);
+        }
+    }
+
     async fn transitioned(&mut self, before: &OfferCancellationStatus, t: &Transition) {
         if &t.status == before {
             return;
@@ -331,12 +361,17 @@ pub async fn step<W: StatusWriter, R: Report, C: ClaimStore>(
         Step::Record(outcome) => return Ok(write(observed, &mut edges, outcome).await?.requeue),
         Step::Call(call) => execute(apis, call, observed, credentials).await,
     };
+    edges.report.reached(Stage::TargetRead);
     let t = record_answer(observed, &mut edges, answer).await?;
     if !t.post {
         return Ok(t.requeue);
     }
+    edges.report.reached(Stage::Intent);
     let answer = send_cancel(apis, observed, credentials).await;
-    Ok(record_answer(observed, &mut edges, answer).await?.requeue)
+    edges.report.reached(Stage::Post);
+    let requeue = record_answer(observed, &mut edges, answer).await?.requeue;
+    edges.report.reached(Stage::Answer);
+    Ok(requeue)
 }
 
 /// Where a round's transitions go: the target's claim (held before an

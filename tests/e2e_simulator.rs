@@ -50,9 +50,13 @@ async fn drive(fake: &FakeApi, ctx: &Arc<Context>, limit: Duration) -> OfferCanc
     let run = async {
         loop {
             let obj = fake.object();
-            let wait = next_look(Arc::new(obj.clone()), ctx.clone())
-                .await
-                .expect("reconcile failed");
+            let wait = next_look(
+                Arc::new(obj.clone()),
+                ctx.clone(),
+                offer_cancel_operator::metrics::StageClock::since(std::time::Instant::now()),
+            )
+            .await
+            .expect("reconcile failed");
             let phase = obj.status.as_ref().and_then(|s| s.phase);
             if wait.is_none() && matches!(phase, Some(Phase::Cancelled | Phase::Failed)) {
                 return fake.object();

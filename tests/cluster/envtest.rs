@@ -98,8 +98,22 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// What the API server's audit log records (every request, at Metadata
+/// level), for the benchmark's runs with auditing on.
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+rules:
+- level: Metadata
+";
+
 impl ControlPlane {
     pub fn start() -> Result<ControlPlane, String> {
+        Self::start_audited(false)
+    }
+
+    /// With `audit`, the API server writes an audit log of every request
+    /// (Metadata level) to `audit.log` in its folder.
+    pub fn start_audited(audit: bool) -> Result<ControlPlane, String> {
         let dir = tempfile::Builder::new()
             .prefix("oco-envtest-")
             .tempdir()
@@ -141,6 +155,16 @@ impl ControlPlane {
             "--service-cluster-ip-range=10.96.0.0/16".into(),
             "--feature-gates=CustomResourceValidationExpressions=true".into(),
         ];
+        let mut args = args.to_vec();
+        if audit {
+            let policy = path.join("audit-policy.yaml");
+            std::fs::write(&policy, AUDIT_POLICY).map_err(|e| e.to_string())?;
+            args.push(format!("--audit-policy-file={}", policy.display()));
+            args.push(format!(
+                "--audit-log-path={}",
+                path.join("audit.log").display()
+            ));
+        }
         children.push(spawn(&apiserver, &args, &path.join("kube-apiserver.log"))?);
         let url = format!("https://127.0.0.1:{port}");
         let mut admin = kube::Config::new(url.parse().map_err(|e| format!("{e}"))?);
@@ -152,6 +176,14 @@ impl ControlPlane {
             admin,
             children,
         })
+    }
+
+    /// The process ids of etcd and kube-apiserver (the cluster benchmark
+    /// reads their CPU).
+    #[allow(dead_code)]
+    pub fn pids(&self) -> (u32, u32) {
+        let pid = |i: usize| self.children.get(i).map(Child::id).unwrap_or(0);
+        (pid(0), pid(1))
     }
 
     /// The API server's serving certificate (self-signed, for 127.0.0.1).

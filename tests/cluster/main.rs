@@ -213,9 +213,47 @@ fn main() -> std::process::ExitCode {
             claims::a_deleted_claimants_failed_cancel_blocks_no_later_cancel,
         ),
     ];
+    let trials = match only_named(trials) {
+        Ok(trials) => trials,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let conclusion = libtest_mimic::run(&args, trials);
     drop(plane);
     conclusion.exit_code()
+}
+
+/// The trials `OCO_TRIALS` names (comma-separated parts of names), all
+/// without it: CI repeats several in one run, on one control plane, two at
+/// a time as the whole suite runs. A part that names no trial is an error,
+/// never a smaller run.
+fn only_named(trials: Vec<Trial>) -> Result<Vec<Trial>, String> {
+    let Ok(wanted) = std::env::var("OCO_TRIALS") else {
+        return Ok(trials);
+    };
+    let wanted: Vec<&str> = wanted
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .collect();
+    if wanted.is_empty() {
+        return Err("OCO_TRIALS is set but names no trial".into());
+    }
+    if let Some(unknown) = wanted
+        .iter()
+        .find(|w| !trials.iter().any(|t| t.name().contains(*w)))
+    {
+        return Err(format!("OCO_TRIALS names {unknown:?}, which no trial has"));
+    }
+    let all = trials.len();
+    let named: Vec<Trial> = trials
+        .into_iter()
+        .filter(|t| wanted.iter().any(|w| t.name().contains(w)))
+        .collect();
+    eprintln!("running {} of {all} trials (OCO_TRIALS)", named.len());
+    Ok(named)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -315,10 +353,35 @@ async fn lagging_watch(plane: Plane) {
 async fn burst(plane: Plane) {
     let fx = Fixture::new(&plane, "burst").await;
     let writes = support::WriteCounter::start(&fx.client, &fx.ns).await;
-    let operator = fx.operator(&plane, &[]);
+    let metrics = support::free_address();
+    let operator = fx.operator(&plane, &["--metrics-addr", &metrics]);
     let offers = mixed_offers("b", 501);
     fx.create_all(&offers, 32).await;
     each_cancelled_once(&fx, &offers, Duration::from_secs(240)).await;
+    // One POST each, so one first cancel timed each, in every stage: from
+    // the watch event that brought it (the operator ran before the
+    // creates) to its answer written.
+    let text = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .expect("the operator's /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let n = offers.len();
+    for stage in [
+        "queued",
+        "gate",
+        "reads",
+        "target_read",
+        "intent",
+        "post",
+        "answer",
+    ] {
+        let line = format!("offercancel_first_cancel_stage_seconds_count{{stage=\"{stage}\"}} {n}");
+        assert!(text.contains(&line), "{line} not in /metrics");
+    }
+    let whole = format!("offercancel_first_cancel_seconds_count {n}");
+    assert!(text.contains(&whole), "{whole} not in /metrics");
     // Without faults: intent, answer, end; a synchronous cancel: two. (At
     // least two each also shows the counter saw the writes.)
     let counts = writes.counts();

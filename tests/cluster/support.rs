@@ -351,10 +351,15 @@ impl Fixture {
             &["--rate-limit-rps", "0"]
         };
         let jobs = format!("{url}/rp/product-ingestion");
+        let any_metrics_port: &[&str] = if extra.contains(&"--metrics-addr") {
+            &[]
+        } else {
+            &["--metrics-addr", "127.0.0.1:0"]
+        };
         let child = Command::new(binary)
             .arg("controller")
             .args(watch)
-            .args(["--metrics-addr", "127.0.0.1:0"])
+            .args(any_metrics_port)
             .args(no_rate_limit)
             .args(["--endpoint", &url, "--authority-host", &url])
             .args(["--product-ingestion-endpoint", &jobs])
@@ -709,6 +714,13 @@ pub fn most_in_one_second(requests: &[(i64, String, String)]) -> usize {
     most
 }
 
+/// A loopback address with a port free now (for an operator's /metrics).
+pub fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("its address").port();
+    format!("127.0.0.1:{port}")
+}
+
 /// The operator as a child process.
 pub struct Operator {
     pub child: Child,
@@ -963,6 +975,10 @@ pub async fn create_raw(client: &Client, ns: &str, object: Value) {
 /// server reports them on a watch (every change is one event).
 pub struct WriteCounter {
     counts: std::sync::Arc<std::sync::Mutex<BTreeMap<String, u32>>>,
+    /// When the watch saw each resource's first write (Unix ms; the
+    /// cluster benchmark's latency to a first write).
+    #[allow(dead_code)]
+    first: std::sync::Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -976,7 +992,8 @@ impl WriteCounter {
         let resource = ApiResource::erase::<OfferCancellation>(&());
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
         let counts = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-        let seen = counts.clone();
+        let first_writes = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let (seen, first_seen) = (counts.clone(), first_writes.clone());
         let params = WatchParams::default().timeout(290);
         let first = api.watch(&params, "0").await.expect("watch the resources");
         let task = tokio::spawn(async move {
@@ -987,6 +1004,9 @@ impl WriteCounter {
                     let object = match event {
                         WatchEvent::Modified(o) => {
                             let name = o.metadata.name.clone().unwrap_or_default();
+                            let at = jiff::Timestamp::now().as_millisecond().max(0) as u64;
+                            let mut first = first_seen.lock().unwrap_or_else(|p| p.into_inner());
+                            first.entry(name.clone()).or_insert(at);
                             let mut counts = seen.lock().unwrap_or_else(|p| p.into_inner());
                             *counts.entry(name).or_insert(0) += 1;
                             o
@@ -1009,7 +1029,17 @@ impl WriteCounter {
                 };
             }
         });
-        WriteCounter { counts, task }
+        WriteCounter {
+            counts,
+            first: first_writes,
+            task,
+        }
+    }
+
+    /// When the watch saw each resource's first write, Unix ms.
+    #[allow(dead_code)]
+    pub fn first_writes(&self) -> BTreeMap<String, u64> {
+        self.first.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Writes per resource so far.
