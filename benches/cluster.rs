@@ -341,15 +341,8 @@ async fn report(
 ) {
     let stats = fx.stats().await;
     let n = offers.len() as f64;
-    let mut latencies: Vec<u64> = offers
-        .iter()
-        .filter_map(|o| {
-            let posted = support::target_stats(&stats, o)["firstCancelPostMs"].as_u64()?;
-            Some(posted.saturating_sub(*created.get(o)?))
-        })
-        .collect();
+    let latencies = floor::post_latencies(fx, offers, created).await;
     let by_tenth = latency_by_tenth(offers, created, &stats);
-    latencies.sort_unstable();
     let counted = [
         "cancelPosts",
         "operationGets",

@@ -99,6 +99,17 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage, in order.
+    pub const ALL: [Stage; 7] = [
+        Stage::Queued,
+        Stage::Gate,
+        Stage::Reads,
+        Stage::TargetRead,
+        Stage::Intent,
+        Stage::Post,
+        Stage::Answer,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Stage::Queued => "queued",
@@ -120,18 +131,8 @@ impl Stage {
 pub struct StageClock {
     began: std::time::Instant,
     last: std::time::Instant,
-    marks: [Option<Duration>; STAGES.len()],
+    marks: [Option<Duration>; Stage::ALL.len()],
 }
-
-const STAGES: [Stage; 7] = [
-    Stage::Queued,
-    Stage::Gate,
-    Stage::Reads,
-    Stage::TargetRead,
-    Stage::Intent,
-    Stage::Post,
-    Stage::Answer,
-];
 
 impl StageClock {
     /// A clock running since `began` (the watch event, when known).
@@ -139,7 +140,7 @@ impl StageClock {
         StageClock {
             began,
             last: began,
-            marks: [None; STAGES.len()],
+            marks: [None; Stage::ALL.len()],
         }
     }
 
@@ -152,7 +153,7 @@ impl StageClock {
 
     /// Counts the stages, once the answer of a cancel is written.
     pub fn count(&self, metrics: &Metrics) {
-        for (stage, took) in STAGES.iter().zip(self.marks) {
+        for (stage, took) in Stage::ALL.iter().zip(self.marks) {
             let Some(took) = took else { continue };
             metrics
                 .first_cancel_stages
@@ -424,28 +425,12 @@ mod tests {
         let m = Metrics::default();
         let began = std::time::Instant::now() - Duration::from_millis(300);
         let mut clock = StageClock::since(began);
-        for stage in [
-            Stage::Queued,
-            Stage::Gate,
-            Stage::Reads,
-            Stage::TargetRead,
-            Stage::Intent,
-            Stage::Post,
-            Stage::Answer,
-        ] {
+        for stage in Stage::ALL {
             clock.mark(stage);
         }
         clock.count(&m);
         let text = m.encode();
-        for stage in [
-            "queued",
-            "gate",
-            "reads",
-            "target_read",
-            "intent",
-            "post",
-            "answer",
-        ] {
+        for stage in Stage::ALL.map(Stage::label) {
             let line =
                 format!("offercancel_first_cancel_stage_seconds_count{{stage=\"{stage}\"}} 1");
             assert!(text.contains(&line), "{line} in {text}");

@@ -11,16 +11,6 @@ use std::time::Duration;
 /// Cumulative bucket counts per stage: (upper bound in seconds, count).
 pub type Snapshot = BTreeMap<String, Vec<(f64, u64)>>;
 
-const STAGES: [&str; 7] = [
-    "queued",
-    "gate",
-    "reads",
-    "target_read",
-    "intent",
-    "post",
-    "answer",
-];
-
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -49,12 +39,7 @@ pub async fn scrape(addr: &str) -> Option<Snapshot> {
         let Some((labels, count)) = rest.split_once("} ") else {
             continue;
         };
-        let label = |key: &str| {
-            labels.split(',').find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                (k == key).then(|| v.trim_matches('"').to_string())
-            })
-        };
+        let label = |key: &str| label(labels, key);
         let stage = match name {
             "offercancel_first_cancel_stage_seconds_bucket" => label("stage"),
             "offercancel_first_cancel_seconds_bucket" => Some("total".to_string()),
@@ -68,6 +53,14 @@ pub async fn scrape(addr: &str) -> Option<Snapshot> {
         snapshot.entry(stage).or_default().push((le, count));
     }
     Some(snapshot)
+}
+
+/// The value of label `key` in a Prometheus label set `a="x",b="y"`.
+fn label(labels: &str, key: &str) -> Option<String> {
+    labels.split(',').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| v.trim_matches('"').to_string())
+    })
 }
 
 /// Ten snapshots, one at the end of each tenth of the creation period (a
@@ -134,7 +127,8 @@ pub fn print(snapshots: &[Snapshot]) {
     );
     println!("| --- | --- | --- | --- |");
     let none = Vec::new();
-    for stage in STAGES.iter().copied().chain(["total"]) {
+    let stages = offer_cancel_operator::metrics::Stage::ALL.map(|s| s.label());
+    for stage in stages.into_iter().chain(["total"]) {
         let at = |s: &Snapshot| s.get(stage).cloned().unwrap_or_default();
         let whole = at(last);
         let mut tenths = Vec::new();
@@ -198,12 +192,7 @@ pub async fn plane_requests(client: &kube::Client) -> BTreeMap<String, f64> {
         let Some((labels, count)) = rest.split_once("} ") else {
             continue;
         };
-        let label = |key: &str| {
-            labels.split(',').find_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                (k == key).then(|| v.trim_matches('"').to_string())
-            })
-        };
+        let label = |key: &str| label(labels, key);
         let subresource = label("subresource").filter(|s| !s.is_empty());
         let resource = match subresource {
             Some(sub) => format!("{}/{sub}", label("resource").unwrap_or_default()),

@@ -368,15 +368,7 @@ async fn burst(plane: Plane) {
         .await
         .expect("metrics text");
     let n = offers.len();
-    for stage in [
-        "queued",
-        "gate",
-        "reads",
-        "target_read",
-        "intent",
-        "post",
-        "answer",
-    ] {
+    for stage in offer_cancel_operator::metrics::Stage::ALL.map(|s| s.label()) {
         let line = format!("offercancel_first_cancel_stage_seconds_count{{stage=\"{stage}\"}} {n}");
         assert!(text.contains(&line), "{line} not in /metrics");
     }
