@@ -270,7 +270,7 @@ impl Metrics {
         );
         r.register(
             "first_cancel_seconds",
-            "Rounds that sent a cancel, from the watch event that brought the resource (the round's reconcile when the operator started after it) to the answer written",
+            "Rounds that sent a cancel, from the watch event that brought the resource (or the start-up list that showed it, when the operator started later) to the answer written",
             self.first_cancel_duration.clone(),
         );
         r.register(
