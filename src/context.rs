@@ -124,6 +124,11 @@ impl<T: Clone> PerResource<T> {
         self.map().entry(key).or_insert(value);
     }
 
+    /// The resources something is kept for.
+    pub(crate) fn keys(&self) -> Vec<ObjectRef<OfferCancellation>> {
+        self.map().keys().cloned().collect()
+    }
+
     /// Keeps the entries `keep` says yes to.
     pub(crate) fn retain(&self, keep: impl Fn(&ObjectRef<OfferCancellation>, &T) -> bool) {
         self.map().retain(|k, v| keep(k, v));

@@ -216,13 +216,20 @@ async fn sweep_and_count(
                 .is_some_and(|v| v.as_deref() != Some(ours.as_str()))
         });
         ctx.errors_in_row.retain(|k, _| cached.contains_key(k));
-        // A clock runs while the resource's first cancel is still to go.
+        // A clock runs while the resource's first cancel is still to go;
+        // decided outside the map's lock, which reconciles also take.
         let now = jiff::Timestamp::now();
-        ctx.first_seen.retain(|k, _| {
-            store
-                .get(k)
-                .is_some_and(|r| Observed::of(&r, None, 0, now).urgency() == Urgency::FirstCancel)
-        });
+        let waiting: std::collections::HashSet<_> = ctx
+            .first_seen
+            .keys()
+            .into_iter()
+            .filter(|k| {
+                store.get(k).is_some_and(|r| {
+                    Observed::of(&r, None, 0, now).urgency() == Urgency::FirstCancel
+                })
+            })
+            .collect();
+        ctx.first_seen.retain(|k, _| waiting.contains(k));
         let secrets = resources
             .iter()
             .map(|r| {

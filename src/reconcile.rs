@@ -287,9 +287,11 @@ struct Announce<'a> {
 impl Report for Announce<'_> {
     fn reached(&mut self, stage: Stage) {
         self.clock.mark(stage);
-        if stage == Stage::Answer {
-            self.clock.count(&self.ctx.metrics);
-            self.ctx.first_seen.set(ObjectRef::from_obj(self.obj), None);
+        match stage {
+            // Sent: a later round (a resend) starts a clock of its own.
+            Stage::Post => self.ctx.first_seen.set(ObjectRef::from_obj(self.obj), None),
+            Stage::Answer => self.clock.count(&self.ctx.metrics),
+            _ => {}
         }
     }
 
