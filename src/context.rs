@@ -12,8 +12,8 @@ use crate::claim::lease::LeaseClaims;
 use crate::crd::OfferCancellation;
 use crate::credentials::CredentialsCache;
 use crate::events::EventPublisher;
-use crate::gate::Gate;
 use crate::metrics::Metrics;
+use crate::scheduling::gate::Gate;
 
 /// The one field manager for everything the operator writes.
 pub(crate) const FIELD_MANAGER: &str = "offer-cancel-operator";

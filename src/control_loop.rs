@@ -16,10 +16,10 @@ use crate::claim::lease::{ClaimError, ClaimStore};
 use crate::context::Context;
 use crate::crd::{OfferCancellation, Phase};
 use crate::decide::Observed;
-use crate::fair::Urgency;
 use crate::health::Probes;
 use crate::metrics::ErrorLabels;
 use crate::reconcile::{self, Error};
+use crate::scheduling::fair::Urgency;
 use crate::timing::{CLAIM_SWEEP_EVERY, CLAIM_TTL, ERROR_REQUEUE, STATUS_GRACE, SWEEP_EVERY};
 use crate::watch;
 

@@ -262,10 +262,6 @@ impl Target<'_> {
             Target::Job { job_id, .. } => format!("job/{}", job_id.to_ascii_lowercase()),
         }
     }
-
-    pub fn is_job(&self) -> bool {
-        matches!(self, Target::Job { .. })
-    }
 }
 
 impl std::fmt::Display for Target<'_> {

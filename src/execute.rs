@@ -15,10 +15,10 @@ use crate::decide::{
     Call, ListAfterNotFound, NotFound, Observed, Outcome, latest, reason, reason_for_status,
     settle, target,
 };
-use crate::fair::Turn;
 use crate::http::{ApiError, Credentials, Endpoint, RetryClass};
 use crate::ingestion::{JobClient, JobRef};
 use crate::operation::{CancelOutcome, Operation, PolledOperation};
+use crate::scheduling::fair::Turn;
 
 /// The call `call` names, to the API of the resource's target, and what
 /// its answer means.

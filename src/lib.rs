@@ -10,15 +10,16 @@
 //! - Words every layer uses:
 //!   - [`crd`]: the `OfferCancellation` resource and its target.
 //!   - [`operation`]: what an API says of an operation or a job.
-//!   - [`fair`]: who goes next when work waits (first cancels, then
-//!     namespaces in turn).
+//!   - [`scheduling`]: who goes next when work waits (first cancels,
+//!     then namespaces in turn): the reconcile workers' gate and the
+//!     request budget both follow its order.
 //!   - [`text`]: bounded strings; [`timing`]: every requeue and wait.
 //! - Deciding and talking (neither knows the other):
 //!   - [`claim`]: one cancel per target: the claim the API server
 //!     arbitrates, its pure rules, and the one place it is read and
 //!     written (Leases).
 //!   - [`decide`]: the pure decision (what next, and what status follows).
-//!   - [`http`]: what both clients share (HTTP, rate limit, tokens per
+//!   - [`http`]: what both clients share (HTTP, tokens per
 //!     audience, Location rules, retry classes).
 //!   - [`cpp`]: the Cloud Partner Portal client; [`ingestion`]: the
 //!     Product Ingestion client, its peer.
@@ -30,7 +31,6 @@
 //!     its answer means.
 //!   - [`status`]: the one status writer.
 //!   - [`context`]: what every reconcile shares.
-//!   - [`gate`]: the reconcile workers, in [`fair`]'s order.
 //!   - [`credentials`]: what a Secret yields, and its cache;
 //!     [`workload_identity`]: a namespace's ServiceAccount tokens
 //!     (TokenRequest).
@@ -59,16 +59,15 @@ pub mod credentials;
 pub mod decide;
 mod events;
 pub mod execute;
-pub mod fair;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
-pub mod gate;
 pub mod health;
 pub mod http;
 pub mod ingestion;
 pub mod metrics;
 pub mod operation;
 pub mod reconcile;
+pub mod scheduling;
 pub mod status;
 pub mod telemetry;
 pub mod text;

@@ -4,8 +4,8 @@
 
 use prometheus_client::encoding::EncodeLabelSet;
 
-use crate::fair::Urgency;
 use crate::http::{Endpoint, RequestObserver};
+use crate::scheduling::fair::Urgency;
 use prometheus_client::metrics::{
     counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
 };

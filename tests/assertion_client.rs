@@ -5,13 +5,13 @@
 use futures::future::BoxFuture;
 use offer_cancel_operator::apis::Apis;
 use offer_cancel_operator::cpp::{CppClient, OfferRef};
-use offer_cancel_operator::fair::Turn;
 use offer_cancel_operator::fixtures::certificate::{self, Validity};
 use offer_cancel_operator::http::{
     ApiError, AuthError, ClientCertificate, ClientConfig, Credentials, Proof,
     ServiceAccountTokenError, ServiceAccountTokens,
 };
 use offer_cancel_operator::metrics::Metrics;
+use offer_cancel_operator::scheduling::fair::Turn;
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -391,19 +391,19 @@ async fn a_federated_token_file_is_read_at_each_exchange() {
 /// Hears how often, and for which urgency, a request waited for the rate
 /// limit.
 #[derive(Default)]
-struct Waits(Mutex<Vec<offer_cancel_operator::fair::Urgency>>);
+struct Waits(Mutex<Vec<offer_cancel_operator::scheduling::fair::Urgency>>);
 
 impl offer_cancel_operator::http::RequestObserver for Waits {
     fn observe(&self, _: offer_cancel_operator::http::Endpoint, _: Option<u16>, _: Duration) {}
 
-    fn waited(&self, urgency: offer_cancel_operator::fair::Urgency, _: Duration) {
+    fn waited(&self, urgency: offer_cancel_operator::scheduling::fair::Urgency, _: Duration) {
         self.0.lock().unwrap().push(urgency);
     }
 }
 
 #[tokio::test]
 async fn the_token_request_and_the_exchange_wait_for_the_rate_limit_in_the_callers_turn() {
-    use offer_cancel_operator::fair::Urgency;
+    use offer_cancel_operator::scheduling::fair::Urgency;
     use std::num::NonZeroU32;
     let server = MockServer::start().await;
     Mock::given(path(V2_TOKEN_PATH))

@@ -2,11 +2,11 @@
 
 use offer_cancel_operator::apis::Apis;
 use offer_cancel_operator::cpp::{CppClient, OfferRef};
-use offer_cancel_operator::fair::Turn;
 use offer_cancel_operator::http::{ApiError, ClientConfig, Credentials, RetryClass};
 use offer_cancel_operator::metrics::Metrics;
 use offer_cancel_operator::operation::CancelOutcome;
 use offer_cancel_operator::operation::OperationState;
+use offer_cancel_operator::scheduling::fair::Turn;
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,11 +4,11 @@
 
 use offer_cancel_operator::apis::Apis;
 use offer_cancel_operator::cpp::OfferRef;
-use offer_cancel_operator::fair::Turn;
 use offer_cancel_operator::http::{ApiError, ClientConfig, Credentials, Endpoint, RetryClass};
 use offer_cancel_operator::ingestion::JobRef;
 use offer_cancel_operator::metrics::Metrics;
 use offer_cancel_operator::operation::{CancelOutcome, OperationState};
+use offer_cancel_operator::scheduling::fair::Turn;
 use secrecy::SecretString;
 use serde_json::json;
 use std::sync::Arc;

@@ -9,12 +9,12 @@ use reqwest::Url;
 use reqwest::header::LOCATION;
 use std::sync::Arc;
 
-use crate::fair::Turn;
 use crate::http::{
     ApiError, Credentials, Endpoint, Transport, checked_location, header_text, resolve_location,
     retry_after,
 };
 use crate::operation::{CancelOutcome, Operation, PolledOperation};
+use crate::scheduling::fair::Turn;
 
 /// Which offer a call is about.
 #[derive(Debug, Clone, Copy)]

@@ -37,8 +37,8 @@ pub(crate) use target::{latest, target};
 pub use transition::transition;
 
 use crate::crd::OfferCancellationStatus;
-use crate::fair::{Turn, Urgency};
 use crate::operation::OperationState;
+use crate::scheduling::fair::{Turn, Urgency};
 use observed::{Stage, answer_may_still_come, cancel_accepted, expired, stage, stale, timed_out};
 use rearm::rearmed;
 

@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::assertion::{CertificateError, Proof, ServiceAccountTokenError, ServiceAccountTokens};
-use super::budget::Budget;
 use super::{
     Endpoint, RequestObserver, RetryClass, classify_request_error, classify_status, read_limited,
 };
-use crate::fair::Turn;
+use crate::scheduling::budget::Budget;
+use crate::scheduling::fair::Turn;
 
 /// Which API a token is for: a token is requested, cached and sent for
 /// one audience only, so a Graph token never reaches CPP, nor the reverse.
@@ -430,7 +430,7 @@ impl TokenSource {
     }
 
     async fn wait_for_slot(&self, turn: Turn<'_>) {
-        super::budget::wait_for_slot(self.budget.as_deref(), turn, self.observer.as_ref()).await;
+        super::wait_for_slot(self.budget.as_deref(), turn, self.observer.as_ref()).await;
     }
 
     /// POSTs `form` to the token endpoint and reads the token it gives.

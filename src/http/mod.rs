@@ -6,7 +6,6 @@
 
 mod assertion;
 mod auth;
-mod budget;
 mod location;
 pub(crate) mod wire;
 
@@ -18,18 +17,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+use crate::scheduling::budget::Budget;
 pub use assertion::{
     CertificateError, ClientCertificate, Proof, ServiceAccountTokenError, ServiceAccountTokens,
     TOKEN_EXCHANGE_AUDIENCE,
 };
 pub use auth::{Audience, AuthError, Credentials};
 use auth::{TokenSource, TokenSourceParts};
-use budget::Budget;
 pub use location::LocationError;
 pub(crate) use location::resolve_location;
 pub use wire::ErrorBody;
 
-use crate::fair::{Turn, Urgency};
+use crate::scheduling::fair::{Turn, Urgency};
 
 /// Largest body read from an API or Entra ID; a larger one is an error.
 const MAX_BODY: usize = 1 << 20;
@@ -104,6 +103,21 @@ pub struct Unobserved;
 
 impl RequestObserver for Unobserved {
     fn observe(&self, _: Endpoint, _: Option<u16>, _: Duration) {}
+}
+
+/// Waits for `turn`'s slot of `budget` (none: no limit), and tells
+/// `observer` how long it waited: every request to the APIs and to
+/// Entra ID, and every TokenRequest, goes through here.
+pub(crate) async fn wait_for_slot(
+    budget: Option<&Budget>,
+    turn: Turn<'_>,
+    observer: &dyn RequestObserver,
+) {
+    if let Some(budget) = budget {
+        let waiting = tokio::time::Instant::now();
+        budget.slot(turn).await;
+        observer.waited(turn.urgency, waiting.elapsed());
+    }
 }
 
 /// Whether an error may go away by itself.
@@ -396,7 +410,7 @@ impl Transport {
         turn: Turn<'_>,
         request: reqwest::RequestBuilder,
     ) -> Result<Received, ApiError> {
-        budget::wait_for_slot(self.budget.as_deref(), turn, self.observer.as_ref()).await;
+        wait_for_slot(self.budget.as_deref(), turn, self.observer.as_ref()).await;
         let started = Instant::now();
         let result = request.send().await;
         let code = result.as_ref().ok().map(|r| r.status().as_u16());

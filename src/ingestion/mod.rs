@@ -10,11 +10,11 @@ mod wire;
 use reqwest::Url;
 use std::sync::Arc;
 
-use crate::fair::Turn;
 use crate::http::{
     ApiError, Credentials, Endpoint, Transport, checked_location, resolve_location, retry_after,
 };
 use crate::operation::{CancelOutcome, Operation, OperationState, PolledOperation};
+use crate::scheduling::fair::Turn;
 
 /// Which job a call is about.
 #[derive(Debug, Clone, Copy)]

@@ -1,7 +1,7 @@
 //! Who goes next when work has to wait: a first cancel before routine work
 //! (polls, follow-up reads), namespaces round-robin within each urgency,
 //! oldest first within one namespace. Used twice: for reconcile workers
-//! (`gate`) and for the API request budget (`http::budget`). Pure: the clock
+//! (`gate`) and for the API request budget (`budget`). Pure: the clock
 //! is passed in, so tests pin it.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -78,10 +78,6 @@ impl<T> Default for RoundRobin<T> {
 }
 
 impl<T> RoundRobin<T> {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

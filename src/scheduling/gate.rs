@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
-use crate::fair::{RoundRobin, Turn, Urgency};
+use crate::scheduling::fair::{RoundRobin, Turn, Urgency};
 
 /// The two pools of reconcile workers.
 pub struct Gate {

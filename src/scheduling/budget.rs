@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::fair::{Lanes, Turn};
+use crate::scheduling::fair::{Lanes, Turn};
 use crate::timing::ROUTINE_PATIENCE;
 
 /// How much wider than `1 / rps` slots are spaced (10%): the margin for
@@ -30,7 +30,7 @@ pub struct Budget {
 /// A request waiting for its slot.
 struct Waiting {
     tenant: String,
-    urgency: crate::fair::Urgency,
+    urgency: crate::scheduling::fair::Urgency,
     since: Instant,
     grant: oneshot::Sender<()>,
 }
@@ -119,25 +119,10 @@ fn queue(lanes: &mut Lanes<oneshot::Sender<()>>, w: Waiting) {
     lanes.push(turn, w.grant);
 }
 
-/// Waits for `turn`'s slot of `budget` (none: no limit), and tells
-/// `observer` how long it waited: every request to the APIs and to
-/// Entra ID, and every TokenRequest, goes through here.
-pub(crate) async fn wait_for_slot(
-    budget: Option<&Budget>,
-    turn: Turn<'_>,
-    observer: &dyn super::RequestObserver,
-) {
-    if let Some(budget) = budget {
-        let waiting = tokio::time::Instant::now();
-        budget.slot(turn).await;
-        observer.waited(turn.urgency, waiting.elapsed());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fair::Urgency;
+    use crate::scheduling::fair::Urgency;
 
     #[tokio::test]
     async fn a_first_cancel_takes_the_next_slot_before_polls_queued_earlier() {
