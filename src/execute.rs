@@ -1,10 +1,12 @@
-//! The call a step names, made to the target's API, and what its answer
-//! means to the decision: the one place where answers and errors of
-//! either API become [`Outcome`]s. Both APIs answer in
-//! [`crate::operation`]'s words; only the errors differ (CPP answers a
-//! late cancel 404, Product Ingestion 400).
+//! The call a step names, made to the target's API, and what the API
+//! said ([`Said`]): a thin adapter. It picks the client for the target,
+//! classifies a failure, and (the one thing it does unasked) reads the
+//! target's record once after a cancel refused the way its API refuses
+//! one that came too late. What any of it means is
+//! [`crate::decide::meaning`]'s to say.
 
 use jiff::Timestamp;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::apis::Apis;
@@ -12,73 +14,68 @@ use crate::cpp::{CppClient, OfferRef};
 use crate::crd::Target;
 use crate::credentials::Yield;
 use crate::decide::{
-    Call, ListAfterNotFound, NotFound, Observed, Outcome, latest, reason, reason_for_status,
-    settle, target,
+    Call, Failure, FailureClass, Listing, NotAsked, Observed, Refusal, Refused, Request, Said,
 };
 use crate::http::{ApiError, Credentials, Endpoint, RetryClass};
 use crate::ingestion::{JobClient, JobRef};
 use crate::operation::{CancelOutcome, Operation, PolledOperation};
 use crate::scheduling::fair::Turn;
 
-/// The call `call` names, to the API of the resource's target, and what
-/// its answer means.
+/// The call `call` names, to the API of the resource's target.
 pub(crate) async fn execute(
     apis: &Apis,
     call: Call,
     observed: &Observed,
     credentials: Yield<'_>,
-) -> Outcome {
+) -> Said {
     let (api, creds) = match reach(apis, observed, credentials) {
         Ok(reached) => reached,
-        Err(outcome) => return *outcome,
+        Err(why) => return Said::NotAsked(why),
     };
+    let turn = observed.turn();
     match call {
-        Call::ReadTarget => read_target(&api, observed, creds).await,
-        Call::Settle => settle_from_list(&api, observed, creds).await,
-        Call::Poll { location } => poll(&api, &location, creds, observed.turn()).await,
+        Call::ReadTarget => {
+            let after =
+                crate::claim::read_after(observed.claim.as_ref(), &observed.claimant, observed.now);
+            Said::Target(api.listing(creds, turn, after).await)
+        }
+        Call::Settle => Said::Record(api.listing(creds, turn, Some(Timestamp::now())).await),
+        Call::Poll { location } => Said::Poll(
+            api.poll(&location, creds, turn)
+                .await
+                .map_err(|e| failure(&e, Request::Poll)),
+        ),
     }
 }
 
-/// The cancel POST, to the API of the resource's target, and what its
-/// answer means. Only ever sent after a transition that recorded the
-/// intent (`Transition::post`), once that intent is durable; abandoned at
-/// the intent's `postDeadline`.
-pub(crate) async fn send_cancel(
-    apis: &Apis,
-    observed: &Observed,
-    credentials: Yield<'_>,
-) -> Outcome {
+/// The cancel POST, to the API of the resource's target. Only ever sent
+/// after a transition that recorded the intent (`Transition::post`), once
+/// that intent is durable; abandoned at the intent's `postDeadline`.
+pub(crate) async fn send_cancel(apis: &Apis, observed: &Observed, credentials: Yield<'_>) -> Said {
     let (api, creds) = match reach(apis, observed, credentials) {
         Ok(reached) => reached,
-        Err(outcome) => return *outcome,
+        Err(why) => return Said::NotAsked(why),
     };
-    within_post_deadline(observed, post_cancel(&api, observed, creds)).await
+    Said::Cancel(within_post_deadline(observed, post_cancel(&api, observed, creds)).await)
 }
 
-/// The target's API and the credentials for it; or, when either is
-/// missing, what that means to the decision.
+/// The target's API and the credentials for it; or why neither can be
+/// had.
 fn reach<'a>(
     apis: &'a Apis,
     observed: &'a Observed,
     credentials: Yield<'a>,
-) -> Result<(TargetApi<'a>, &'a Credentials), Box<Outcome>> {
-    let unavailable = |why: String| Box::new(Outcome::CredentialsUnavailable(why));
+) -> Result<(TargetApi<'a>, &'a Credentials), NotAsked> {
     let creds = credentials
-        .ok_or_else(|| unavailable("the Secret was not read".into()))?
+        .ok_or_else(|| NotAsked::NoCredentials("the Secret was not read".into()))?
         .map_err(|e| match e.is_rejection() {
-            // A certificate that cannot be used is a failure, as Entra's
-            // refusal of it would be: the Secret's change re-arms it.
-            true => Box::new(Outcome::Rejected {
-                reason: reason::CREDENTIALS_REJECTED,
-                message: e.to_string(),
-                cancel_status: None,
-            }),
-            false => unavailable(e.to_string()),
+            true => NotAsked::UnusableCredentials(e.to_string()),
+            false => NotAsked::NoCredentials(e.to_string()),
         })?;
     let target = observed
         .spec
         .target()
-        .map_err(|e| Box::new(Outcome::InvalidSpec(e.to_string())))?;
+        .map_err(|e| NotAsked::NoTarget(e.to_string()))?;
     Ok((TargetApi::of(apis, target), creds))
 }
 
@@ -157,16 +154,26 @@ impl<'a> TargetApi<'a> {
         }
     }
 
-    /// The operation the cancel is for, when the spec names one: CPP's
-    /// `operationId`, or the job itself.
-    fn wanted<'s>(&self, observed: &'s Observed) -> Option<&'s str>
-    where
-        'a: 's,
-    {
-        match self {
-            TargetApi::Offer(..) => observed.operation_named(),
-            TargetApi::Job(_, job) => Some(job.job_id),
-        }
+    /// The target's record, with where each operation is polled.
+    async fn listing(
+        &self,
+        creds: &Credentials,
+        turn: Turn<'_>,
+        after: Option<Timestamp>,
+    ) -> Result<Listing, Failure> {
+        let operations = self
+            .operations(creds, turn, after)
+            .await
+            .map_err(|e| failure(&e, Request::Record))?;
+        let locations = operations
+            .iter()
+            .filter_map(|op| op.id.as_deref())
+            .map(|id| (id.to_string(), self.locate(id)))
+            .collect::<BTreeMap<_, _>>();
+        Ok(Listing {
+            operations,
+            locations,
+        })
     }
 
     /// Where an operation of the list is polled.
@@ -178,14 +185,24 @@ impl<'a> TargetApi<'a> {
             TargetApi::Job(jobs, job) => jobs.status_location(*job).unwrap_or_default(),
         }
     }
+
+    /// Whether the API refused the cancel the way it refuses one that came
+    /// too late (docs/cpp-api.md, docs/product-ingestion-api.md): its
+    /// record then says why.
+    fn refused_late(&self, e: &ApiError) -> bool {
+        match self {
+            TargetApi::Offer(..) => e.http_status() == Some(404),
+            TargetApi::Job(..) => e.http_status() == Some(400),
+        }
+    }
 }
 
 /// The POST, abandoned at the intent's `postDeadline`: another writer
 /// takes an unanswered intent for a lost answer only after it.
 async fn within_post_deadline(
     observed: &Observed,
-    post: impl std::future::Future<Output = Outcome>,
-) -> Outcome {
+    post: impl std::future::Future<Output = Result<CancelOutcome, Refused>>,
+) -> Result<CancelOutcome, Refused> {
     let left = observed
         .status
         .post_deadline
@@ -193,172 +210,77 @@ async fn within_post_deadline(
         .map(|d| Timestamp::now().duration_until(d.0))
         .and_then(|left| Duration::try_from(left).ok())
         .unwrap_or(Duration::ZERO);
+    let abandoned = || Refused {
+        failure: Failure {
+            class: FailureClass::Transient { retry_after: None },
+            message: "the cancel request was abandoned at its postDeadline".into(),
+        },
+        then: None,
+    };
     tokio::time::timeout(left, post)
         .await
-        .unwrap_or_else(|_| Outcome::Transient {
-            message: "the cancel request was abandoned at its postDeadline".into(),
-            retry_after: None,
-        })
+        .unwrap_or_else(|_| Err(abandoned()))
 }
 
-/// What the cancel is for, read before any intent: the read also proves
-/// the credentials, so a credentials problem never leaves an intent behind.
-async fn read_target(api: &TargetApi<'_>, observed: &Observed, creds: &Credentials) -> Outcome {
-    let after = crate::claim::read_after(observed.claim.as_ref(), &observed.claimant, observed.now);
-    match api.operations(creds, observed.turn(), after).await {
-        Ok(operations) => {
-            let wanted = api.wanted(observed);
-            Outcome::Targeted(target(&operations, wanted, |id| api.locate(id)))
-        }
-        Err(e) => error_outcome(&e, false),
-    }
-}
-
-async fn post_cancel(api: &TargetApi<'_>, observed: &Observed, creds: &Credentials) -> Outcome {
-    match api.cancel(observed, creds).await {
-        Ok(answer) => Outcome::Answered(answer),
-        Err(e) => match (api, e.http_status()) {
-            (TargetApi::Offer(..), Some(404)) => explain_not_found(api, observed, creds, &e).await,
-            (TargetApi::Job(..), Some(400)) => explain_refusal(api, observed, creds, &e).await,
-            _ => error_outcome(&e, true),
-        },
-    }
-}
-
-/// A 404 to CPP's cancel: what the offer's operations list shows. If the
-/// list cannot be read either, the 404 stands as it is.
-async fn explain_not_found(
+/// The cancel; refused as too late, the target's record read once right
+/// after it.
+async fn post_cancel(
     api: &TargetApi<'_>,
     observed: &Observed,
     creds: &Credentials,
-    refused: &ApiError,
-) -> Outcome {
-    let message = refused.to_string();
-    let list = match api
-        .operations(creds, observed.turn(), Some(Timestamp::now()))
-        .await
-    {
-        Ok(operations) => shown_after_not_found(api, observed, &operations),
-        Err(e) if e.http_status() == Some(404) => ListAfterNotFound::OfferMissing,
-        Err(_) => ListAfterNotFound::Unread,
+) -> Result<CancelOutcome, Refused> {
+    let e = match api.cancel(observed, creds).await {
+        Ok(answer) => return Ok(answer),
+        Err(e) => e,
     };
-    Outcome::CancelNotFound(Box::new(NotFound { message, list }))
-}
-
-/// What the offer's operations list shows after a 404 to the cancel: a
-/// cancel since the intent, or what became of the recorded operation.
-fn shown_after_not_found(
-    api: &TargetApi<'_>,
-    observed: &Observed,
-    operations: &[Operation],
-) -> ListAfterNotFound {
-    let since = observed.status.requested_at.as_ref().map(|t| t.0);
-    let target = observed.status.target_operation.as_ref();
-    let target = target.map(|t| t.id.as_str());
-    ListAfterNotFound::Shows {
-        settlement: Some(settle(operations, since, target, |id| api.locate(id))),
-        latest: latest(operations, |_| true).cloned(),
-    }
-}
-
-/// A 400 to a job's cancel ("job has already completed", or "far enough
-/// along"): the job's status, read once, says how it ended. If it cannot
-/// be read, the 400 stands as it is.
-async fn explain_refusal(
-    api: &TargetApi<'_>,
-    observed: &Observed,
-    creds: &Credentials,
-    refused: &ApiError,
-) -> Outcome {
-    let fresh = Some(Timestamp::now());
-    let Ok(operations) = api.operations(creds, observed.turn(), fresh).await else {
-        return error_outcome(refused, true);
+    let then = match api.refused_late(&e) {
+        true => Some(
+            api.listing(creds, observed.turn(), Some(Timestamp::now()))
+                .await,
+        ),
+        false => None,
     };
-    let since = observed.status.requested_at.as_ref().map(|t| t.0);
-    let wanted = api.wanted(observed);
-    Outcome::CancelRefused {
-        message: refused.to_string(),
-        settlement: settle(&operations, since, wanted, |id| api.locate(id)),
-    }
+    Err(Refused {
+        failure: failure(&e, Request::Cancel),
+        then,
+    })
 }
 
-async fn poll(api: &TargetApi<'_>, location: &str, creds: &Credentials, turn: Turn<'_>) -> Outcome {
-    match api.poll(location, creds, turn).await {
-        Ok(answer) => Outcome::Polled(answer),
-        Err(e) => error_outcome(&e, false),
-    }
-}
-
-/// The API's own record, as it is now, settles a cancel whose answer is
-/// unknown.
-async fn settle_from_list(
-    api: &TargetApi<'_>,
-    observed: &Observed,
-    creds: &Credentials,
-) -> Outcome {
-    match api
-        .operations(creds, observed.turn(), Some(Timestamp::now()))
-        .await
-    {
-        Ok(operations) => {
-            let since = observed.status.requested_at.as_ref().map(|t| t.0);
-            let target = observed.status.target_operation.as_ref();
-            let target = target.map(|t| t.id.as_str());
-            Outcome::Settled(settle(&operations, since, target, |id| api.locate(id)))
-        }
-        Err(e) => error_outcome(&e, false),
-    }
-}
-
-/// What a client error means to the decision, and the condition reason of
-/// a terminal one: the one place errors become reasons.
-fn error_outcome(e: &ApiError, during_cancel: bool) -> Outcome {
+/// A client error, classified; `asked`: what the call was, for a status
+/// the target's API answered.
+fn failure(e: &ApiError, asked: Request) -> Failure {
     let message = e.to_string();
-    // A ServiceAccount missing, or no permission to ask for its token, is
-    // waited for like a missing Secret, also at the POST: nothing was sent
-    // (there was no token), and the intent stays, to be settled and sent
-    // once it is there, as when the Secret goes missing then.
-    if let ApiError::Auth(auth) = e
-        && auth.is_unavailable()
-    {
-        return Outcome::ServiceAccountUnavailable(message);
-    }
-    if let RetryClass::Transient { retry_after } = e.retry_class() {
-        return Outcome::Transient {
-            message,
-            retry_after,
-        };
-    }
-    Outcome::Rejected {
-        reason: error_reason(e),
-        message,
-        cancel_status: e.http_status().filter(|_| during_cancel),
-    }
+    let class = match (e, e.retry_class()) {
+        (ApiError::Auth(auth), _) if auth.is_unavailable() => FailureClass::SourceUnavailable,
+        (_, RetryClass::Transient { retry_after }) => FailureClass::Transient { retry_after },
+        (_, RetryClass::Terminal) => FailureClass::Terminal(refusal(e, asked)),
+    };
+    Failure { class, message }
 }
 
-/// The condition reason of a terminal error.
-fn error_reason(e: &ApiError) -> &'static str {
-    use Endpoint::{JobCancel, JobStatus, Submissions};
+/// What a terminal error was.
+fn refusal(e: &ApiError, asked: Request) -> Refusal {
     match e {
         ApiError::Rejected {
-            endpoint: Submissions,
-            status: 404,
-            ..
-        } => reason::OFFER_NOT_FOUND,
-        ApiError::Rejected {
-            endpoint: JobCancel | JobStatus,
-            status,
-            ..
-        } => match status {
-            404 => reason::JOB_NOT_FOUND,
-            401 | 403 => reason::FORBIDDEN,
-            other => reason_for_status(*other),
+            endpoint, status, ..
+        } => Refusal::Answered {
+            status: *status,
+            to: request_of(*endpoint).unwrap_or(asked),
         },
-        ApiError::Rejected { status, .. } => reason_for_status(*status),
-        ApiError::Auth(_) => reason::CREDENTIALS_REJECTED,
-        ApiError::Location(_) => reason::INVALID_LOCATION,
-        ApiError::Malformed { .. } => reason::MALFORMED_RESPONSE,
-        ApiError::Request { .. } | ApiError::BadEndpoint => reason::REJECTED,
+        ApiError::Auth(_) => Refusal::Credentials,
+        ApiError::Location(_) => Refusal::Location,
+        ApiError::Malformed { .. } => Refusal::Malformed,
+        ApiError::Request { .. } | ApiError::BadEndpoint => Refusal::Unsent,
+    }
+}
+
+/// Which of the target API's requests an endpoint serves.
+fn request_of(endpoint: Endpoint) -> Option<Request> {
+    match endpoint {
+        Endpoint::Submissions | Endpoint::JobStatus => Some(Request::Record),
+        Endpoint::Cancel | Endpoint::JobCancel => Some(Request::Cancel),
+        Endpoint::Operation => Some(Request::Poll),
+        Endpoint::Token => None,
     }
 }
 
@@ -377,15 +299,11 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_service_account_is_waited_for_also_at_the_post() {
-        for during_cancel in [false, true] {
-            assert!(
-                matches!(
-                    error_outcome(&service_account_missing(), during_cancel),
-                    Outcome::ServiceAccountUnavailable(m) if m.contains("team-a/offercancel")
-                ),
-                "during_cancel {during_cancel}"
-            );
+    fn a_missing_service_account_is_a_source_unavailable_also_at_the_post() {
+        for asked in [Request::Record, Request::Cancel] {
+            let f = failure(&service_account_missing(), asked);
+            assert_eq!(f.class, FailureClass::SourceUnavailable, "{asked:?}");
+            assert!(f.message.contains("team-a/offercancel"), "{}", f.message);
         }
     }
 }

@@ -29,7 +29,9 @@ use crate::claim::{Claim, ClaimWrite};
 use crate::context::{Context, PerResource};
 use crate::crd::{OfferCancellation, OfferCancellationStatus, Phase};
 use crate::credentials::{self, SecretReading, Yield};
-use crate::decide::{Notice, Observed, Outcome, Requeue, Step, Transition, next_step, transition};
+use crate::decide::{
+    Notice, Observed, Outcome, Requeue, Step, Transition, meaning, next_step, transition,
+};
 use crate::execute::{execute, send_cancel};
 use crate::metrics::{Metrics, OutcomeLabels, ReconcileResult, Stage, StageClock};
 use crate::status::{KubeStatus, StatusWriter, WriteError};
@@ -361,7 +363,7 @@ pub async fn step<W: StatusWriter, R: Report, C: ClaimStore>(
         Step::Idle => return Ok(Requeue::Never),
         Step::Wait(wait) => return Ok(Requeue::After(wait)),
         Step::Record(outcome) => return Ok(write(observed, &mut edges, outcome).await?.requeue),
-        Step::Call(call) => execute(apis, call, observed, credentials).await,
+        Step::Call(call) => meaning(observed, execute(apis, call, observed, credentials).await),
     };
     edges.report.reached(Stage::TargetRead);
     let t = record_answer(observed, &mut edges, answer).await?;
@@ -369,7 +371,7 @@ pub async fn step<W: StatusWriter, R: Report, C: ClaimStore>(
         return Ok(t.requeue);
     }
     edges.report.reached(Stage::Intent);
-    let answer = send_cancel(apis, observed, credentials).await;
+    let answer = meaning(observed, send_cancel(apis, observed, credentials).await);
     edges.report.reached(Stage::Post);
     let requeue = record_answer(observed, &mut edges, answer).await?.requeue;
     edges.report.reached(Stage::Answer);

@@ -7,15 +7,20 @@
 //! this list):
 //! - `target.rs`: what the operations list says a first cancel is for.
 //! - `settle.rs`: what the operations list says of a cancel in doubt.
-//! - `model.rs`: the decision's words: steps, calls, outcomes,
-//!   transitions, condition types and reasons.
+//! - `model.rs`: the decision's words: steps, calls, what the API said,
+//!   outcomes, transitions, condition types and reasons.
 //! - `observed.rs`: what the decision looks at, and what it reads there.
+//! - `words.rs`: the target's words, one per kind: whose API answers, and
+//!   how it says what the other says otherwise.
+//! - `meaning.rs`: what the target's API said ([`Said`]) means: the one
+//!   place answers and failures become [`Outcome`]s.
 //! - `rearm.rs`: what re-arms a Failed resource (the README's table).
 //! - `conditions.rs`: how a transition reads as conditions and an Event.
 //! - `transition.rs`: the table of transitions, one function per outcome.
 //! - here: `next_step`.
 
 mod conditions;
+mod meaning;
 mod model;
 mod observed;
 mod rearm;
@@ -24,16 +29,19 @@ mod target;
 #[cfg(test)]
 mod tests;
 mod transition;
+mod words;
 
-pub(crate) use model::{Call, Step, reason_for_status};
+pub use meaning::meaning;
+#[cfg(any(test, feature = "fixtures"))]
+pub(crate) use model::reason_for_status;
+pub(crate) use model::{Call, Step};
 pub use model::{
-    ListAfterNotFound, NotFound, Notice, Outcome, Requeue, Transition, condition, reason,
+    Failure, FailureClass, ListAfterNotFound, Listing, NotAsked, NotFound, Notice, Outcome,
+    Refusal, Refused, Request, Requeue, Said, Transition, condition, reason,
 };
 pub use observed::Observed;
 pub use settle::Settlement;
-pub(crate) use settle::settle;
 pub use target::Targeting;
-pub(crate) use target::{latest, target};
 pub use transition::transition;
 
 use crate::crd::OfferCancellationStatus;

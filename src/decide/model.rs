@@ -1,15 +1,17 @@
-//! The decision's words: what to do next ([`Step`], [`Call`]), what
-//! happened ([`Outcome`]), and what follows ([`Transition`], [`Requeue`],
-//! [`Notice`]), with the condition types and reasons status uses. Types
-//! only: the files that decide import them from here.
+//! The decision's words: what to do next ([`Step`], [`Call`]), what the
+//! target's API said to it ([`Said`]), what that means ([`Outcome`]), and
+//! what follows ([`Transition`], [`Requeue`], [`Notice`]), with the
+//! condition types and reasons status uses. Types only: the files that
+//! decide import them from here.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::settle::Settlement;
 use super::target::Targeting;
 use crate::claim::ClaimWrite;
 use crate::crd::OfferCancellationStatus;
-use crate::operation::{CancelOutcome, PolledOperation};
+use crate::operation::{CancelOutcome, Operation, PolledOperation};
 
 /// Condition types, following kstatus.
 pub mod condition {
@@ -112,7 +114,114 @@ pub(crate) enum Call {
     Poll { location: String },
 }
 
-/// What happened, as the executor reports it.
+/// What the target's API said to the call a step named (or to the cancel
+/// POST after an intent), as the executor reports it: nothing in here is
+/// interpreted yet. [`super::meaning`] alone says what it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Said {
+    /// Nothing was asked: the credentials or the target were missing.
+    NotAsked(NotAsked),
+    /// The target's record, read to find what the cancel is for
+    /// ([`Call::ReadTarget`]).
+    Target(Result<Listing, Failure>),
+    /// The target's record, read to settle a cancel whose answer is
+    /// unknown ([`Call::Settle`]).
+    Record(Result<Listing, Failure>),
+    /// One poll of what the cancel follows ([`Call::Poll`]).
+    Poll(Result<PolledOperation, Failure>),
+    /// The answer to the cancel POST.
+    Cancel(Result<CancelOutcome, Refused>),
+}
+
+/// Why nothing was asked of the target's API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotAsked {
+    /// The Secret was not read, or yields nothing usable yet.
+    NoCredentials(String),
+    /// The Secret yields credentials that can never be used (a
+    /// certificate that does not parse, say): as good as refused.
+    UnusableCredentials(String),
+    /// The spec names no valid target.
+    NoTarget(String),
+}
+
+/// The target's record: the offer's operations list, or a job's status as
+/// a one-entry list, with where each operation is polled.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listing {
+    pub operations: Vec<Operation>,
+    /// Where each listed operation (by id) is polled.
+    pub locations: BTreeMap<String, String>,
+}
+
+impl Listing {
+    /// Where operation `id` is polled (empty when the API gave no way to:
+    /// an empty location fails as such, in status).
+    pub fn location(&self, id: &str) -> String {
+        self.locations.get(id).cloned().unwrap_or_default()
+    }
+}
+
+/// A cancel POST that did not get an answer in [`CancelOutcome`]'s words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub failure: Failure,
+    /// When the API refused the cancel the way it refuses one that came
+    /// too late (CPP's 404, a job's 400), the target's record, read once
+    /// right after.
+    pub then: Option<Result<Listing, Failure>>,
+}
+
+/// A call that failed, classified by the executor; its words are the
+/// error's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub class: FailureClass,
+    /// The error, in words (no secret in it: the clients' errors carry
+    /// none).
+    pub message: String,
+}
+
+/// What kind of failure a call met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// What a token is asked from is not there (workload identity's
+    /// ServiceAccount missing, or the right to ask for its token): nothing
+    /// was sent.
+    SourceUnavailable,
+    /// May go away by itself.
+    Transient { retry_after: Option<Duration> },
+    /// Will not go away by itself.
+    Terminal(Refusal),
+}
+
+/// What a terminal failure was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The target's API answered this HTTP status to that request.
+    Answered { status: u16, to: Request },
+    /// Entra ID refused the credentials.
+    Credentials,
+    /// A `Location` that may not be followed.
+    Location,
+    /// An answer that could not be read.
+    Malformed,
+    /// The request could not be made (a bad endpoint, say).
+    Unsent,
+}
+
+/// Which of the target API's requests a status answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// The target's record: the offer's operations list, the job's status.
+    Record,
+    Cancel,
+    /// CPP's cancel operation (a job is polled at its status: `Record`).
+    Poll,
+}
+
+/// What happened: what the target's API said, as [`super::meaning`] reads
+/// it, or what the decision met without asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     InvalidSpec(String),
@@ -121,7 +230,7 @@ pub enum Outcome {
     /// be asked for. Nothing watches ServiceAccounts (that would take the
     /// right to list every one), so it is asked again sooner than a Secret.
     ServiceAccountUnavailable(String),
-    /// What the operations list said before the first cancel request.
+    /// What the target's record says the cancel is for.
     Targeted(Targeting),
     /// Past `spec.notAfter`: nothing is sent.
     Expired,

@@ -5,7 +5,6 @@
 use jiff::Timestamp;
 use std::time::Duration;
 
-use super::model::reason;
 use crate::claim::{Claim, Claimant};
 use crate::crd::{
     OfferCancellation, OfferCancellationSpec, OfferCancellationStatus, Phase, RETRY_ANNOTATION,
@@ -171,36 +170,19 @@ pub(super) fn cancel_accepted(status: &OfferCancellationStatus) -> bool {
         || (status.http_status == Some(200) && status.operation_location.is_some())
 }
 
-/// What the resource targets, in the words its messages and reasons use:
-/// the decision reads the same answers for both APIs, but says whose they
-/// are.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Words {
-    /// Who answers: `CPP`, `the Product Ingestion API`.
-    pub(super) api: &'static str,
-    /// What is polled after an accepted cancel.
-    pub(super) followed: &'static str,
-    /// The reason when the target ended otherwise than cancelled.
-    pub(super) ended: &'static str,
-    /// Whether the API lists a cancel as an operation of its own.
-    pub(super) lists_cancels: bool,
+/// The operation the cancel is for, when the spec names one: CPP's
+/// `operationId` (or the one a shared cancel followed), or the job itself.
+pub(super) fn wanted(obs: &Observed) -> Option<&str> {
+    match obs.spec.target() {
+        Ok(crate::crd::Target::Job { job_id, .. }) => Some(job_id),
+        _ => obs.operation_named(),
+    }
 }
 
-pub(super) fn words(obs: &Observed) -> Words {
-    match obs.spec.product_ingestion {
-        Some(_) => Words {
-            api: "the Product Ingestion API",
-            followed: "the job",
-            ended: reason::JOB_ALREADY_COMPLETED,
-            lists_cancels: false,
-        },
-        None => Words {
-            api: "CPP",
-            followed: "the cancel operation",
-            ended: reason::OPERATION_ENDED,
-            lists_cancels: true,
-        },
-    }
+/// The operation the intent recorded.
+pub(super) fn recorded(obs: &Observed) -> Option<&str> {
+    let target = obs.status.target_operation.as_ref();
+    target.map(|t| t.id.as_str())
 }
 
 pub(super) fn stale(obs: &Observed) -> bool {

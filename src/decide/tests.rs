@@ -1,5 +1,6 @@
 use super::conditions::MAX_EVENT_NOTE;
-use super::target::describe;
+use super::settle::settle;
+use super::target::{describe, target};
 use super::*;
 use crate::claim::{self, Claim, ClaimAnswer, ClaimWrite, Claimant};
 use crate::crd::{OfferCancellation, Phase};

@@ -9,12 +9,11 @@ use super::conditions::{Readiness, notice, set_readiness};
 use super::model::{
     ListAfterNotFound, NotFound, Notice, Outcome, Requeue, Transition, condition, reason,
 };
-use super::observed::{
-    Observed, Stage, Words, cancel_accepted, deadline, expired, stage, timed_out, words,
-};
+use super::observed::{Observed, Stage, cancel_accepted, deadline, expired, stage, timed_out};
 use super::rearm::{Rearm, rearmed};
 use super::settle::Settlement;
 use super::target::{self, Targeting, describe};
+use super::words::{Words, words};
 use crate::claim::{self, Acquire, Claim, ClaimAnswer, ClaimWrite, Verdict};
 use crate::crd::{MAX_EARLIER_RETRY_REQUESTS, OfferCancellationStatus, Phase};
 use crate::operation::{CancelOutcome, Operation, OperationState, PolledOperation};
