@@ -44,6 +44,20 @@ fn fold(raw: &str) -> String {
         .collect()
 }
 
+/// Whether a status word says running: `notStarted` or `running`, in any
+/// spelling (a CPP operation's `status`, a job's `jobStatus`). Every other
+/// word, known or not, does not.
+pub(crate) fn says_running(status: &str) -> bool {
+    matches!(fold(status).as_str(), "notstarted" | "running")
+}
+
+/// Whether a status word says ended by a cancel: `canceled` or
+/// `cancelled`, in any spelling (a CPP operation's `status`, a job's
+/// `jobResult`).
+pub(crate) fn says_cancelled(status: &str) -> bool {
+    matches!(fold(status).as_str(), "canceled" | "cancelled")
+}
+
 /// An API's answer to the cancel call when it was not an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -106,12 +120,12 @@ impl Operation {
     /// Running as the operations list means it: `notStarted` or
     /// `running` in any spelling. Every other status, known or not, is not.
     pub(crate) fn is_running(&self) -> bool {
-        matches!(fold(&self.status).as_str(), "notstarted" | "running")
+        says_running(&self.status)
     }
 
     /// Ended by a cancel: `canceled` or `cancelled`, in any spelling.
     pub(crate) fn was_cancelled(&self) -> bool {
-        matches!(fold(&self.status).as_str(), "canceled" | "cancelled")
+        says_cancelled(&self.status)
     }
 
     /// The detail, or words saying there is none.

@@ -14,7 +14,6 @@
 //! status kept in memory and a report that prints.
 
 use jiff::Timestamp;
-use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -34,7 +33,7 @@ use crate::decide::{
 };
 use crate::execute::{execute, send_cancel};
 use crate::metrics::{Metrics, OutcomeLabels, ReconcileResult, Stage, StageClock};
-use crate::status::{KubeStatus, StatusWriter, WriteError};
+use crate::status::{KubeStatus, StatusWriter, WriteError, read_fresh};
 use crate::timing::CONFLICT_REQUEUE;
 
 /// What failed in a reconcile, outside what status records.
@@ -220,16 +219,8 @@ async fn read_current(
         return Ok(Some(obj));
     }
     ctx.metrics.stale_reads.inc();
-    let ns = obj.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
-    let current = api
-        .get_opt(&obj.name_any())
-        .await
-        .map_err(Error::ReadResource)?;
-    let version = current
-        .as_ref()
-        .and_then(|c| c.meta().resource_version.clone());
-    ctx.written.set(key, version);
+    obj.namespace().ok_or(Error::NoNamespace)?;
+    let current = read_fresh(ctx, &obj).await.map_err(Error::ReadResource)?;
     Ok(current.map(Arc::new))
 }
 

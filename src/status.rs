@@ -84,9 +84,7 @@ impl StatusWriter for KubeStatus<'_> {
         if !matches!(refused, WriteError::Conflict) {
             return None;
         }
-        let ns = self.obj.namespace()?;
-        let api: Api<OfferCancellation> = Api::namespaced(self.ctx.client.clone(), &ns);
-        let fresh = match api.get_opt(&self.obj.name_any()).await {
+        let fresh = match read_fresh(self.ctx, self.obj).await {
             Ok(fresh) => fresh?,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the resource after a refused write failed");
@@ -94,10 +92,25 @@ impl StatusWriter for KubeStatus<'_> {
             }
         };
         self.resource_version = fresh.meta().resource_version.clone();
-        let key = ObjectRef::from_obj(self.obj);
-        self.ctx.written.set(key, self.resource_version.clone());
         Some(fresh)
     }
+}
+
+/// The resource as the API server has it now (`None`: deleted), read past
+/// the watch cache. Its version becomes the one a cached copy must reach
+/// before it is decided from again.
+pub(crate) async fn read_fresh(
+    ctx: &Context,
+    obj: &OfferCancellation,
+) -> Result<Option<OfferCancellation>, kube::Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
+    let fresh = api.get_opt(&obj.name_any()).await?;
+    let version = fresh
+        .as_ref()
+        .and_then(|f| f.meta().resource_version.clone());
+    ctx.written.set(ObjectRef::from_obj(obj), version);
+    Ok(fresh)
 }
 
 /// Server-side apply of the whole status, on condition that the object is

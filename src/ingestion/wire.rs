@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::http::wire::{ErrorBody, bounded, parse_utc, scalar_text};
-use crate::operation::{Operation, OperationState};
+use crate::operation::{Operation, OperationState, says_cancelled, says_running};
 
 /// What the decision's words call a configure job.
 const JOB_KIND: &str = "configure job";
@@ -25,30 +25,18 @@ pub(crate) struct JobStatus {
     pub errors: String,
 }
 
-/// Lower case without spaces, `_` or `-`.
-fn fold(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
 impl JobStatus {
-    fn running(&self) -> bool {
-        matches!(fold(&self.status).as_str(), "notstarted" | "running")
-    }
-
     /// What the job's status means for a cancel of it: still going, done
     /// (it ended `cancelled`), or failed (it ended otherwise: the cancel
     /// did not take). An unknown `jobStatus` is not in progress, as the
     /// reference's enum has it; the result then says how it ended.
     pub fn state(&self) -> OperationState {
-        if self.running() {
+        if says_running(&self.status) {
             return OperationState::InProgress;
         }
-        match fold(&self.result).as_str() {
-            "cancelled" | "canceled" => OperationState::Done,
-            _ => OperationState::Failed,
+        match says_cancelled(&self.result) {
+            true => OperationState::Done,
+            false => OperationState::Failed,
         }
     }
 
@@ -62,7 +50,7 @@ impl JobStatus {
     /// In the operations list's words: a running job shows its
     /// `jobStatus`, an ended one its `jobResult`.
     pub fn into_operation(self, job: &str) -> Operation {
-        let status = if self.running() {
+        let status = if says_running(&self.status) {
             self.status
         } else {
             self.result
