@@ -88,7 +88,7 @@ pub enum Command {
 /// Where CPP, the Product Ingestion API and Entra ID are, and how to talk
 /// to them.
 #[derive(Debug, Clone, Args)]
-pub struct CppArgs {
+pub struct ApiArgs {
     /// CPP base URL.
     #[arg(
         long,
@@ -124,7 +124,7 @@ pub struct CppArgs {
     pub rate_limit_burst: u32,
 }
 
-impl CppArgs {
+impl ApiArgs {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new(self.endpoint.clone(), self.authority_host.clone());
         config.product_ingestion_endpoint = self.product_ingestion_endpoint.clone();
@@ -148,7 +148,7 @@ impl ControllerArgs {
             self.namespace.as_deref(),
         );
         controller::Config {
-            client: self.cpp.client_config(),
+            client: self.apis.client_config(),
             reconcile: context::Config {
                 claim_namespace,
                 namespace: self.namespace,
@@ -165,7 +165,7 @@ impl ControllerArgs {
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
     #[command(flatten)]
-    pub cpp: CppArgs,
+    pub apis: ApiArgs,
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
@@ -215,7 +215,7 @@ pub struct CancelArgs {
     #[arg(short = 'f', long = "file", required_unless_present = "job_id")]
     pub file: Option<PathBuf>,
     #[command(flatten)]
-    pub cpp: CppArgs,
+    pub apis: ApiArgs,
     /// Return once CPP accepted the cancel (exit 0, phase Cancelling)
     /// instead of waiting until it ends.
     #[arg(long, conflicts_with = "wait")]
@@ -294,7 +294,7 @@ impl CancelArgs {
         let credentials = self.credentials();
         cancel::Config {
             file: self.file,
-            client: self.cpp.client_config(),
+            client: self.apis.client_config(),
             credentials,
             wait: !self.no_wait,
             quiet: self.quiet,
@@ -381,15 +381,15 @@ mod tests {
             panic!("expected cancel");
         };
         assert_eq!(
-            args.cpp.endpoint.as_str(),
+            args.apis.endpoint.as_str(),
             "https://cloudpartner.azure.com/"
         );
         assert_eq!(
-            args.cpp.authority_host.as_str(),
+            args.apis.authority_host.as_str(),
             "https://login.microsoftonline.com/"
         );
         assert_eq!(
-            args.cpp.product_ingestion_endpoint.as_str(),
+            args.apis.product_ingestion_endpoint.as_str(),
             "https://graph.microsoft.com/rp/product-ingestion"
         );
         assert!(!args.wait);

@@ -29,7 +29,7 @@ fn error_policy(_obj: Arc<OfferCancellation>, error: &Error, ctx: Arc<Context>) 
     ctx.metrics
         .reconcile_errors
         .get_or_create(&ErrorLabels {
-            error: error.kind(),
+            error: error.label(),
         })
         .inc();
     Action::requeue(ERROR_REQUEUE)

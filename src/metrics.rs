@@ -195,8 +195,8 @@ pub struct Metrics {
     pub(crate) cancellations: Family<PhaseLabels, Gauge>,
     /// 1 while this replica runs the controller (it leads, or runs alone).
     pub leader: Gauge,
-    pub(crate) cpp_requests: Family<RequestLabels, Counter>,
-    pub(crate) cpp_request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
+    pub(crate) api_requests: Family<RequestLabels, Counter>,
+    pub(crate) api_request_duration: Family<EndpointLabels, Histogram, fn() -> Histogram>,
     pub(crate) rate_limit_wait: Family<UrgencyLabels, Histogram, fn() -> Histogram>,
     /// Rounds that sent a cancel, stage by stage ([`Stage`]).
     pub(crate) first_cancel_stages: Family<StageLabels, Histogram, fn() -> Histogram>,
@@ -222,8 +222,8 @@ impl Default for Metrics {
             cancellations_ended: Family::default(),
             cancellations: Family::default(),
             leader: Gauge::default(),
-            cpp_requests: Family::default(),
-            cpp_request_duration: Family::new_with_constructor(latency_histogram),
+            api_requests: Family::default(),
+            api_request_duration: Family::new_with_constructor(latency_histogram),
             rate_limit_wait: Family::new_with_constructor(latency_histogram),
             first_cancel_stages: Family::new_with_constructor(stage_histogram),
             first_cancel_duration: stage_histogram(),
@@ -314,18 +314,36 @@ impl Metrics {
     fn register_requests(&mut self) {
         let r = &mut self.registry;
         r.register(
-            "cpp_requests",
+            "api_requests",
             "Requests to CPP, Product Ingestion and Entra ID, by endpoint and HTTP status",
-            self.cpp_requests.clone(),
+            self.api_requests.clone(),
+        );
+        r.register(
+            "api_request_duration_seconds",
+            "Latency of requests to CPP, Product Ingestion and Entra ID",
+            self.api_request_duration.clone(),
+        );
+        r.register(
+            "rate_limit_wait_seconds",
+            "Time a request to CPP, Product Ingestion or Entra ID waited for its slot of the rate limit, by urgency (first_cancel goes first)",
+            self.rate_limit_wait.clone(),
+        );
+        // The names of 0.1.0, which said CPP of requests to every API, kept
+        // for one release (CHANGELOG.md): the same series under both names,
+        // so dashboards and alerts move at their own pace.
+        r.register(
+            "cpp_requests",
+            "Deprecated: offercancel_api_requests_total, the same series; kept for one release",
+            self.api_requests.clone(),
         );
         r.register(
             "cpp_request_duration_seconds",
-            "Latency of requests to CPP, Product Ingestion and Entra ID",
-            self.cpp_request_duration.clone(),
+            "Deprecated: offercancel_api_request_duration_seconds, the same series; kept for one release",
+            self.api_request_duration.clone(),
         );
         r.register(
             "cpp_rate_limit_wait_seconds",
-            "Time a request to CPP waited for its slot of the rate limit, by urgency (first_cancel goes first)",
+            "Deprecated: offercancel_rate_limit_wait_seconds, the same series; kept for one release",
             self.rate_limit_wait.clone(),
         );
         r.register(
@@ -367,13 +385,13 @@ impl Metrics {
 impl RequestObserver for Metrics {
     fn observe(&self, endpoint: Endpoint, status: Option<u16>, took: Duration) {
         let (endpoint_label, code) = (endpoint.as_str(), status.unwrap_or(0));
-        self.cpp_requests
+        self.api_requests
             .get_or_create(&RequestLabels {
                 endpoint: endpoint_label,
                 code,
             })
             .inc();
-        self.cpp_request_duration
+        self.api_request_duration
             .get_or_create(&EndpointLabels {
                 endpoint: endpoint_label,
             })
@@ -461,11 +479,15 @@ mod tests {
         m.observe(Endpoint::Cancel, Some(202), Duration::from_millis(3));
         let text = m.encode();
         assert!(
-            text.contains(r#"offercancel_cpp_requests_total{endpoint="cancel",code="202"} 2"#),
+            text.contains(r#"offercancel_api_requests_total{endpoint="cancel",code="202"} 2"#),
             "{text}"
         );
         assert!(
-            text.contains("offercancel_cpp_request_duration_seconds_count{endpoint=\"cancel\"} 2")
+            text.contains("offercancel_api_request_duration_seconds_count{endpoint=\"cancel\"} 2")
+        );
+        assert!(
+            text.contains(r#"offercancel_cpp_requests_total{endpoint="cancel",code="202"} 2"#),
+            "the deprecated name counts the same: {text}"
         );
     }
 }

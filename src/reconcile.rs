@@ -56,8 +56,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// Metric label.
-    pub fn kind(&self) -> &'static str {
+    /// The metric label (`error`).
+    pub fn label(&self) -> &'static str {
         match self {
             Error::NoNamespace => "no_namespace",
             Error::ReadSecret { .. } => "read_secret",

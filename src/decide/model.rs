@@ -27,12 +27,13 @@ pub mod reason {
     pub const CANCEL_IN_PROGRESS: &str = "CancelInProgress";
     pub const CANCELLED: &str = "Cancelled";
     /// The answer to the cancel was lost (or a resend found nothing to
-    /// cancel), and CPP shows nothing in progress: the purpose is met.
+    /// cancel), and the target's API shows nothing in progress: the purpose
+    /// is met.
     pub const NOTHING_IN_PROGRESS: &str = "NothingInProgress";
     /// The cancel is sent again: its first answer was lost and the
     /// operation it cancels is still in progress.
     pub const CANCEL_RESENT: &str = "CancelResent";
-    /// A Failed resource resumes the cancel CPP had accepted.
+    /// A Failed resource resumes the cancel the target's API had accepted.
     pub const RESUMING: &str = "Resuming";
     /// A Failed resource was re-armed and starts a new attempt: the list
     /// read, then a cancel, with every guard of a first one.
@@ -236,7 +237,8 @@ pub enum Outcome {
     Expired,
     /// CPP answered the cancel with 404, and then its operations list.
     CancelNotFound(Box<NotFound>),
-    /// A retried Failed resource picks up the cancel CPP accepted before.
+    /// A retried Failed resource picks up the cancel the target's API
+    /// accepted before.
     Resumed,
     /// A retried Failed resource starts over: it is a first cancel again
     /// (Pending, no intent), so what happens on the way (a transient
@@ -251,12 +253,14 @@ pub enum Outcome {
     /// The API refused the cancel (a job's 400: already completed, or too
     /// far along), and then showed this of the target.
     CancelRefused {
+        /// The HTTP status the API refused the cancel with.
+        http: u16,
         message: String,
         settlement: Settlement,
     },
     /// One poll of what the cancel follows, as its client read it.
     Polled(PolledOperation),
-    /// A terminal error. `cancel_status` is CPP's answer to the cancel call
+    /// A terminal error. `cancel_status` is the API's answer to the cancel call
     /// itself, when that is what was rejected.
     Rejected {
         reason: &'static str,
@@ -280,6 +284,8 @@ pub enum Outcome {
 /// answer means the first cancel went through.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotFound {
+    /// The HTTP status CPP answered the cancel with.
+    pub http: u16,
     /// CPP's answer to the cancel, in words.
     pub message: String,
     pub list: ListAfterNotFound,

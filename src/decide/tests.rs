@@ -1187,6 +1187,7 @@ fn not_found(offer_missing: bool, settlement: Option<Settlement>) -> Outcome {
 
 fn not_found_with(list: ListAfterNotFound) -> Outcome {
     Outcome::CancelNotFound(Box::new(NotFound {
+        http: 404,
         message: "CPP cancel call answered HTTP 404".into(),
         list,
     }))
@@ -1736,6 +1737,7 @@ fn a_refused_cancel_says_how_the_job_ended() {
     ] {
         let mut w = job_sending();
         let t = w.apply(Outcome::CancelRefused {
+            http: 400,
             message: "HTTP 400 (badRequest: Cannot cancel job, job has already completed.)".into(),
             settlement,
         });
@@ -1749,6 +1751,7 @@ fn a_refused_cancel_says_how_the_job_ended() {
     }
     let mut w = job_sending();
     let t = w.apply(Outcome::CancelRefused {
+        http: 400,
         message: "HTTP 400 (badRequest: too far along)".into(),
         settlement: Settlement::TargetRunning,
     });
@@ -1796,6 +1799,7 @@ fn a_resent_cancel_refused_because_our_first_one_took_effect_is_cancelled() {
     w.apply(Outcome::Settled(Settlement::TargetRunning));
     let operation = describe(&job("cancelled"));
     let t = w.apply(Outcome::CancelRefused {
+        http: 400,
         message: "HTTP 400 (badRequest: Cannot cancel job, job has already completed.)".into(),
         settlement: Settlement::TargetCancelled { operation },
     });

@@ -69,6 +69,7 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
             claim: Some(ClaimWrite::Answer(ClaimAnswer::Cancelled)),
             ..cancelled(
                 obs,
+                // Cancelled at once is a 200 from either API.
                 with_answer(next, 200),
                 reason::CANCELLED,
                 format!("{} cancelled the operation synchronously", words(obs).api),
@@ -85,9 +86,10 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
             ..accepted(obs, with_answer(next, http), location, retry_after)
         },
         CancelRefused {
+            http,
             message,
             settlement,
-        } => refused(obs, with_answer(next, 400), message, settlement),
+        } => refused(obs, with_answer(next, http), message, settlement),
         Polled(answer) => Transition {
             progress: answer.operation.progress.clone(),
             ..polled(obs, next, answer)
@@ -132,6 +134,8 @@ impl Transition {
     }
 }
 
+/// `status` with the HTTP status the API answered the cancel with
+/// (`httpStatus`).
 fn with_answer(mut status: OfferCancellationStatus, http: u16) -> OfferCancellationStatus {
     status.http_status = Some(http);
     status
@@ -438,10 +442,11 @@ fn nothing_left(
     latest: Option<Operation>,
     untracked: bool,
 ) -> Transition {
+    let api = words(obs).api;
     let how = if untracked {
-        "CPP accepted the cancel without a location and now shows nothing in progress"
+        format!("{api} accepted the cancel without a location and now shows nothing in progress")
     } else {
-        "the answer to the cancel request was lost; CPP shows nothing in progress"
+        format!("the answer to the cancel request was lost; {api} shows nothing in progress")
     };
     match latest {
         Some(op) if op.was_cancelled() => cancelled(
@@ -725,8 +730,12 @@ fn refused(
 /// shows of the operation decides (cancelled: the first POST did it;
 /// ended otherwise: too late). A first POST: nothing was cancelled.
 fn not_found(obs: &Observed, next: OfferCancellationStatus, found: NotFound) -> Transition {
-    let NotFound { message, list } = found;
-    let next = with_answer(next, 404);
+    let NotFound {
+        http,
+        message,
+        list,
+    } = found;
+    let next = with_answer(next, http);
     let (settlement, latest) = match list {
         ListAfterNotFound::Unread => return fail(obs, next, reason::NOT_FOUND, message),
         ListAfterNotFound::OfferMissing => {
@@ -988,8 +997,8 @@ fn unchanged(obs: &Observed, requeue: Requeue) -> Transition {
     .restamp(obs)
 }
 
-/// The timeout ran out while the last POST's answer was unknown, and CPP's
-/// record shows the cancel not done: a cancel operation still running
+/// The timeout ran out while the last POST's answer was unknown, and the
+/// target's record shows the cancel not done: a cancel operation still running
 /// (kept, so a retry resumes it), or none beside the running operation
 /// (nothing is resent past the timeout).
 fn timed_out_in_doubt(
@@ -998,14 +1007,22 @@ fn timed_out_in_doubt(
     found: Settlement,
 ) -> Transition {
     let seconds = obs.spec.timeout_seconds.unwrap_or_default();
+    let w = words(obs);
     let shows = match found {
         Settlement::Follow { location } => {
             next.operation_location = Some(location);
-            "CPP lists the cancel operation as still running"
+            format!("{} shows {} as still running", w.api, w.followed)
         }
-        _ => {
-            "CPP lists the operation as still in progress and no cancel operation; nothing was resent"
-        }
+        _ => match w.lists_cancels {
+            true => format!(
+                "{} shows the operation still in progress and no cancel operation; nothing was resent",
+                w.api
+            ),
+            false => format!(
+                "{} shows the operation still in progress; nothing was resent",
+                w.api
+            ),
+        },
     };
     let message = format!(
         "the cancel did not complete within timeoutSeconds ({seconds}s) and its answer was lost: {shows}"

@@ -67,6 +67,7 @@ fn offer_refused_late(
     failure: &Failure,
     then: Result<Listing, Failure>,
 ) -> Option<Outcome> {
+    let http = answered_status(failure)?;
     let list = match then {
         Ok(listing) => ListAfterNotFound::Shows {
             settlement: Some(settle_by(obs, recorded(obs), &listing)),
@@ -76,6 +77,7 @@ fn offer_refused_late(
         Err(_) => ListAfterNotFound::Unread,
     };
     Some(Outcome::CancelNotFound(Box::new(NotFound {
+        http,
         message: failure.message.clone(),
         list,
     })))
@@ -89,11 +91,21 @@ fn job_refused_late(
     failure: &Failure,
     then: Result<Listing, Failure>,
 ) -> Option<Outcome> {
+    let http = answered_status(failure)?;
     let listing = then.ok()?;
     Some(Outcome::CancelRefused {
+        http,
         settlement: settle_by(obs, wanted(obs), &listing),
         message: failure.message.clone(),
     })
+}
+
+/// The status the API refused with (`None`: it did not answer).
+fn answered_status(failure: &Failure) -> Option<u16> {
+    match failure.class {
+        FailureClass::Terminal(Refusal::Answered { status, .. }) => Some(status),
+        _ => None,
+    }
 }
 
 fn answered(status: u16, to: Request) -> FailureClass {
