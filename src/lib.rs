@@ -45,8 +45,9 @@
 //!     clap; the binary's `main.rs` calls it).
 //! - `fixtures`: test builders (tests and the `fixtures` feature only).
 //!
-//! The CPP simulator is a crate of its own (`crates/cpp-simulator`),
-//! reached through the default `simulator` feature.
+//! The simulator of CPP and Product Ingestion is a crate of its own
+//! (`crates/marketplace-simulator`), reached through the default
+//! `simulator` feature.
 pub mod apis;
 pub mod claim;
 pub mod cli;

@@ -1,7 +1,7 @@
 //! The one-shot CLI (the real binary) against the simulator.
 
-use cpp_simulator::scenario::DEFAULT_TOKEN;
-use cpp_simulator::{self as simulator, Scenario};
+use marketplace_simulator::scenario::DEFAULT_TOKEN;
+use marketplace_simulator::{self as simulator, Scenario};
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_offer-cancel-operator");
@@ -90,7 +90,7 @@ async fn async_offers_of_both_shapes_complete_with_wait() {
 
 #[tokio::test]
 async fn client_credentials_work_and_the_secret_is_never_printed() {
-    use cpp_simulator::scenario::*;
+    use marketplace_simulator::scenario::*;
     let sim = default_simulator().await;
     let args = [
         "--tenant-id",

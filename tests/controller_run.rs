@@ -6,8 +6,8 @@ mod common;
 
 use common::fake_api::FakeApi;
 use common::*;
-use cpp_simulator::scenario::DEFAULT_TOKEN;
-use cpp_simulator::{self as simulator, Scenario};
+use marketplace_simulator::scenario::DEFAULT_TOKEN;
+use marketplace_simulator::{self as simulator, Scenario};
 use offer_cancel_operator::context;
 use offer_cancel_operator::control_loop::{self, in_flight};
 use offer_cancel_operator::crd::Phase;

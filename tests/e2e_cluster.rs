@@ -11,14 +11,14 @@
 #[path = "cluster/envtest.rs"]
 mod envtest;
 
-use cpp_simulator::scenario::DEFAULT_TOKEN;
-use cpp_simulator::{self as simulator, Scenario};
 use envtest::wait_phase;
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, CustomResourceExt};
+use marketplace_simulator::scenario::DEFAULT_TOKEN;
+use marketplace_simulator::{self as simulator, Scenario};
 use offer_cancel_operator::apis::Apis;
 use offer_cancel_operator::context::{self, Context};
 use offer_cancel_operator::control_loop;

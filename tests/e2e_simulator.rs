@@ -5,9 +5,9 @@ mod common;
 
 use common::fake_api::FakeApi;
 use common::*;
-use cpp_simulator::scenario::DEFAULT_TOKEN;
-use cpp_simulator::{self as simulator, Scenario};
 use kube::runtime::controller::Action;
+use marketplace_simulator::scenario::DEFAULT_TOKEN;
+use marketplace_simulator::{self as simulator, Scenario};
 use offer_cancel_operator::context::{self, Context};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use offer_cancel_operator::reconcile::{next_look, reconcile};
@@ -98,7 +98,7 @@ fn setup(
 }
 
 fn default_principal() -> k8s_openapi::api::core::v1::Secret {
-    use cpp_simulator::scenario::*;
+    use marketplace_simulator::scenario::*;
     principal_secret(DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
 }
 

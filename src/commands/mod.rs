@@ -34,7 +34,7 @@ pub async fn run(command: Command) -> ExitCode {
             .map_err(failed),
         #[cfg(feature = "simulator")]
         Command::Simulator { scenario, listen } => {
-            cpp_simulator::serve(scenario.as_deref(), &listen, shutdown_signal())
+            marketplace_simulator::serve(scenario.as_deref(), &listen, shutdown_signal())
                 .await
                 .map_err(failed)
         }

@@ -2,11 +2,11 @@
 //! credentials Secret, the simulator, the operator as a child process (so it
 //! can be SIGKILLed), and counts read back from CPP and Kubernetes.
 
-use cpp_simulator::{self as simulator, Scenario};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use marketplace_simulator::{self as simulator, Scenario};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
 use serde_json::Value;
 use std::collections::BTreeMap;

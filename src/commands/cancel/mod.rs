@@ -22,9 +22,9 @@ use crate::decide::{Observed, Requeue};
 use crate::http::{ClientConfig, Credentials, Unobserved};
 use crate::reconcile::{requeue_delay, step};
 use crate::timing::{CLI_MAX_BACKOFF, CLI_MIN_BACKOFF};
-#[cfg(feature = "simulator")]
-use cpp_simulator::{Scenario, scenario};
 use display::{Display, InMemory, Voice};
+#[cfg(feature = "simulator")]
+use marketplace_simulator::{Scenario, scenario};
 
 /// What one cancel runs with.
 #[derive(Debug, Clone)]
@@ -95,7 +95,7 @@ pub enum Error {
     Client(#[from] reqwest::Error),
     #[cfg(feature = "simulator")]
     #[error("starting the simulator: {0}")]
-    Simulator(#[from] cpp_simulator::Error),
+    Simulator(#[from] marketplace_simulator::Error),
     #[cfg(feature = "simulator")]
     #[error("the simulator's address is not a URL: {0}")]
     SimulatorAddress(#[source] url::ParseError),
@@ -264,7 +264,7 @@ struct Target {
     credentials: Credentials,
     /// With `--simulate`: the simulator, served while this lives.
     #[cfg(feature = "simulator")]
-    _simulator: Option<cpp_simulator::Running>,
+    _simulator: Option<marketplace_simulator::Running>,
 }
 
 /// The services the flags name, or with `--simulate` a simulator started here.
@@ -285,7 +285,7 @@ async fn target(args: &Config, voice: Voice) -> Result<Target, Error> {
 /// Starts the built-in simulator and points the client at it.
 #[cfg(feature = "simulator")]
 async fn simulated(args: &Config, voice: Voice) -> Result<Target, Error> {
-    let running = cpp_simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0").await?;
+    let running = marketplace_simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0").await?;
     voice.say(&format!("simulator listening on {}", running.url()));
     let url = reqwest::Url::parse(&running.url()).map_err(Error::SimulatorAddress)?;
     let mut config = args.client.clone();

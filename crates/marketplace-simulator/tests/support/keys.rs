@@ -22,7 +22,7 @@ impl TestKey {
     pub fn generate(days: u32) -> TestKey {
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "cpp-simulator-keys-{}-{}",
+            "marketplace-simulator-keys-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
@@ -37,7 +37,7 @@ impl TestKey {
                 "-days",
                 &days.to_string(),
                 "-subj",
-                "/CN=cpp-simulator-test",
+                "/CN=marketplace-simulator-test",
             ])
             .output()
             .expect("openssl must be installed to run these tests");

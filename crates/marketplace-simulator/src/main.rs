@@ -1,4 +1,5 @@
-//! `cpp-simulator`: serves a local Cloud Partner Portal until Ctrl-C or SIGTERM.
+//! `marketplace-simulator`: serves a local Cloud Partner Portal and Product
+//! Ingestion API (and Entra ID's token endpoints) until Ctrl-C or SIGTERM.
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -6,7 +7,7 @@ use std::process::ExitCode;
 
 /// A local Cloud Partner Portal for offer-cancel-operator.
 #[derive(Debug, Parser)]
-#[command(name = "cpp-simulator", version)]
+#[command(name = "marketplace-simulator", version)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "SIMULATOR_LISTEN", default_value = "127.0.0.1:8089")]
@@ -24,7 +25,7 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    match cpp_simulator::serve(args.scenario.as_deref(), &args.listen, stopped()).await {
+    match marketplace_simulator::serve(args.scenario.as_deref(), &args.listen, stopped()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

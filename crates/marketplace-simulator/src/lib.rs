@@ -1,8 +1,10 @@
-//! A local Cloud Partner Portal: the part of the API offer-cancel-operator
-//! uses, with its odd corners and injectable faults. It is a test tool, kept
+//! A local Cloud Partner Portal and Product Ingestion API: the parts of
+//! both that offer-cancel-operator uses, with their odd corners and
+//! injectable faults. It is a test tool, kept
 //! out of the operator's image: the operator reaches it only through its
 //! default `simulator` cargo feature. See the operator's README for the
-//! `/_sim` endpoints and `docs/cpp-api.md` for the API it follows.
+//! `/_sim` endpoints, and `docs/cpp-api.md` and
+//! `docs/product-ingestion-api.md` for the APIs it follows.
 //!
 //! Tokens come from Azure AD's v1 endpoint (`POST /{tenant}/oauth2/token`,
 //! a client secret and a `resource`) or Entra ID's v2.0 one (`POST

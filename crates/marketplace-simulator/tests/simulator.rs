@@ -1,8 +1,8 @@
 //! The simulator over HTTP: documented answers, test endpoints, faults, and
 //! no panic on any input.
 
-use cpp_simulator::scenario::DEFAULT_TOKEN;
-use cpp_simulator::{self as simulator, Scenario};
+use marketplace_simulator::scenario::DEFAULT_TOKEN;
+use marketplace_simulator::{self as simulator, Scenario};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -4,16 +4,16 @@
 
 mod support;
 
-use cpp_simulator::entra::{CPP_SCOPE, GRAPH_SCOPE};
-use cpp_simulator::scenario::{DEFAULT_JOB_API_VERSION, DEFAULT_JOB_ID, DEFAULT_TENANT};
-use cpp_simulator::{self as simulator, FederatedCredential, Issuer, Principal, Scenario};
 use jsonwebtoken::Algorithm;
+use marketplace_simulator::entra::{CPP_SCOPE, GRAPH_SCOPE};
+use marketplace_simulator::scenario::{DEFAULT_JOB_API_VERSION, DEFAULT_JOB_ID, DEFAULT_TENANT};
+use marketplace_simulator::{self as simulator, FederatedCredential, Issuer, Principal, Scenario};
 use serde_json::{Value, json};
 use support::keys::{TestKey, client_claims, now, service_account_claims};
 
 const K8S: &str = "https://kubernetes.default.svc";
 const SA: &str = "system:serviceaccount:team-a:offercancel";
-const JWT_BEARER: &str = cpp_simulator::assertion::JWT_BEARER;
+const JWT_BEARER: &str = marketplace_simulator::assertion::JWT_BEARER;
 
 /// `federated-client`, trusting [`SA`]'s tokens from each of `issuers`.
 fn federated_principal(issuers: &[&str]) -> Principal {

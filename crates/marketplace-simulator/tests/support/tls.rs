@@ -35,7 +35,7 @@ fn openssl(dir: &std::path::Path, args: &str) {
 /// Serves `body` as `application/json` at every path, until the test ends.
 pub fn serve(body: String) -> Https {
     let dir = std::env::temp_dir().join(format!(
-        "cpp-simulator-tls-{}-{}",
+        "marketplace-simulator-tls-{}-{}",
         std::process::id(),
         fastrand::u64(..)
     ));
