@@ -1,9 +1,11 @@
-//! The `OfferCancellation` custom resource: spec, status, and the checks the
-//! operator applies to a spec before it trusts it (the schema does the same on
-//! the API server, but the one-shot CLI reads YAML that no server has seen).
+//! The resource's types: spec, status, target, phase, and the limits and
+//! rules the generated schema carries (`#[schemars]`, `#[x_kube]`). What a
+//! spec targets ([`OfferCancellationSpec::target`]) and its defaults are
+//! read here; the checks that repeat the schema for specs no API server
+//! has seen are `validation.rs`'s.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -13,48 +15,48 @@ pub(crate) const RETRY_ANNOTATION: &str = "offercancel.dev/retry";
 pub(crate) const DEFAULT_API_VERSION: &str = "2017-10-31";
 /// The Product Ingestion `$version` used when the spec names none: the only
 /// one its reference documents for cancel.
-const DEFAULT_JOB_API_VERSION: &str = "2022-03-01-preview2";
+pub(super) const DEFAULT_JOB_API_VERSION: &str = "2022-03-01-preview2";
 /// Seconds between polls when the spec names none: CPP's cancel operations
 /// finish in seconds; Product Ingestion asks for at most one status
 /// request a minute.
-const DEFAULT_POLL_INTERVAL_SECONDS: u32 = 30;
-const DEFAULT_JOB_POLL_INTERVAL_SECONDS: u32 = 60;
+pub(super) const DEFAULT_POLL_INTERVAL_SECONDS: u32 = 30;
+pub(super) const DEFAULT_JOB_POLL_INTERVAL_SECONDS: u32 = 60;
 /// Pattern of a configure job's id: GUID-like (letters, digits, `-`), so
 /// it is always one plain path segment.
-const JOB_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9-]*$";
-const MAX_JOB_ID_LEN: usize = 64;
+pub(super) const JOB_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9-]*$";
+pub(super) const MAX_JOB_ID_LEN: usize = 64;
 /// Exactly one target: the schema's rule (no `oldSelf`, so it holds on
 /// create too) and `OfferCancellationSpec::target` say the same.
-const ONE_TARGET_RULE: &str = "has(self.productIngestion) ? !has(self.publisherId) && !has(self.offerId) && !has(self.operationId) : has(self.publisherId) && has(self.offerId)";
+pub(super) const ONE_TARGET_RULE: &str = "has(self.productIngestion) ? !has(self.publisherId) && !has(self.offerId) && !has(self.operationId) : has(self.publisherId) && has(self.offerId)";
 /// The Product Ingestion API asks for at most one status request a
 /// minute per job: the schema refuses a faster poll of a job.
-const JOB_POLL_RULE: &str = "!has(self.productIngestion) || !has(self.pollIntervalSeconds) || self.pollIntervalSeconds >= 60";
+pub(super) const JOB_POLL_RULE: &str = "!has(self.productIngestion) || !has(self.pollIntervalSeconds) || self.pollIntervalSeconds >= 60";
 /// Lower bound of `pollIntervalSeconds`; also enforced by the schema.
-const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
+pub(super) const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
 
 /// Pattern of an operation id (CPP's ids are GUIDs; any plain token is let in).
-const OPERATION_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._$-]*$";
+pub(super) const OPERATION_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._$-]*$";
 /// Pattern of publisherId and offerId, as the schema has it.
-const ID_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
+pub(super) const ID_PATTERN: &str = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$";
 /// Pattern of one notification address, as the schema has it.
-const EMAIL_PATTERN: &str = r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#;
+pub(super) const EMAIL_PATTERN: &str = r#"^[^@\s,;<>"]+@[^@\s,;<>"]+\.[^@\s,;<>"]+$"#;
 /// Pattern of a Secret name (a DNS-1123 subdomain), as the schema has it.
-const SECRET_NAME_PATTERN: &str =
+pub(super) const SECRET_NAME_PATTERN: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// Longest `timeoutSeconds`: a year.
-const MAX_TIMEOUT_SECONDS: u32 = 31_536_000;
+pub(super) const MAX_TIMEOUT_SECONDS: u32 = 31_536_000;
 /// Longest operation location the operator stores or follows.
 pub(crate) const MAX_LOCATION_LEN: usize = 2048;
 /// Longest status message (and condition message) the operator writes.
 pub(crate) const MAX_MESSAGE_LEN: usize = 1024;
 /// Longest retry-annotation value kept as is; longer ones are kept as a digest.
-const MAX_RETRY_REQUEST_LEN: usize = 128;
+pub(super) const MAX_RETRY_REQUEST_LEN: usize = 128;
 /// How many answered values of the retry annotation status keeps besides
 /// the current one: enough for any revert GitOps makes.
 pub const MAX_EARLIER_RETRY_REQUESTS: usize = 8;
-const MAX_ID_LEN: usize = 128;
-const MAX_EMAIL_LEN: usize = 254;
-const MAX_EMAILS: usize = 20;
+pub(super) const MAX_ID_LEN: usize = 128;
+pub(super) const MAX_EMAIL_LEN: usize = 254;
+pub(super) const MAX_EMAILS: usize = 20;
 
 /// Cancels the operation in progress (publish, go-live, ...) on one Cloud
 /// Partner Portal offer, or one Partner Center Product Ingestion configure job.
@@ -407,81 +409,11 @@ pub enum SpecError {
     Invalid { field: &'static str, why: String },
 }
 
-fn invalid(field: &'static str, why: impl Into<String>) -> SpecError {
+pub(super) fn invalid(field: &'static str, why: impl Into<String>) -> SpecError {
     SpecError::Invalid {
         field,
         why: why.into(),
     }
-}
-
-/// Same rule as the schema's pattern: segments of letters, digits, `-`, `_`
-/// joined by single dots, so no `/`, `$`, `..`, whitespace or dot-segments.
-fn check_id(field: &'static str, value: &str) -> Result<(), SpecError> {
-    if value.is_empty() || value.len() > MAX_ID_LEN {
-        return Err(invalid(
-            field,
-            format!("must be 1 to {MAX_ID_LEN} characters"),
-        ));
-    }
-    let segment_ok = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if !value.split('.').all(segment_ok) {
-        return Err(invalid(
-            field,
-            "only letters, digits, '-', '_' and single inner dots are allowed",
-        ));
-    }
-    Ok(())
-}
-
-fn check_operation_id(id: &str) -> Result<(), SpecError> {
-    let first_ok = id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
-    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'$' | b'-');
-    if id.len() > MAX_ID_LEN || !first_ok || !id.bytes().all(ok) {
-        return Err(invalid(
-            "operationId",
-            "must be an operation id as the operations list shows it (letters, digits, . _ $ -)",
-        ));
-    }
-    Ok(())
-}
-
-fn check_job_id(id: &str) -> Result<(), SpecError> {
-    let first_ok = id.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
-    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
-    if id.len() > MAX_JOB_ID_LEN || !first_ok || !id.bytes().all(ok) {
-        return Err(invalid(
-            "productIngestion.jobId",
-            format!("must be a job id (letters, digits, '-'), at most {MAX_JOB_ID_LEN}"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_api_version(field: &'static str, version: &str) -> Result<(), SpecError> {
-    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
-    if version.is_empty() || version.len() > 32 || !version.bytes().all(ok) {
-        return Err(invalid(field, "must look like 2017-10-31"));
-    }
-    Ok(())
-}
-
-fn check_email(value: &str) -> Result<(), SpecError> {
-    let bad_char = |c: char| c.is_whitespace() || ",;<>\"".contains(c);
-    let shape_ok = match value.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.contains('@'),
-        None => false,
-    };
-    if value.len() > MAX_EMAIL_LEN || value.chars().any(bad_char) || !shape_ok {
-        return Err(invalid(
-            "notificationEmails",
-            format!("{value:?} is not an email address"),
-        ));
-    }
-    Ok(())
 }
 
 impl OfferCancellationSpec {
@@ -525,82 +457,10 @@ impl OfferCancellationSpec {
         }
     }
 
-    /// Checks what the schema checks, for specs that never met an API server.
-    pub fn validate(&self) -> Result<(), SpecError> {
-        match self.target()? {
-            Target::Offer {
-                publisher_id,
-                offer_id,
-                api_version,
-            } => {
-                check_id("publisherId", publisher_id)?;
-                check_id("offerId", offer_id)?;
-                check_api_version("apiVersion", api_version)?;
-            }
-            Target::Job {
-                job_id,
-                api_version,
-            } => {
-                check_job_id(job_id)?;
-                check_api_version("productIngestion.apiVersion", api_version)?;
-            }
-        }
-        self.validate_options()
-    }
-
-    /// What the schema checks besides the target.
-    fn validate_options(&self) -> Result<(), SpecError> {
-        if self.notification_emails.len() > MAX_EMAILS {
-            return Err(invalid(
-                "notificationEmails",
-                format!("at most {MAX_EMAILS} addresses"),
-            ));
-        }
-        self.notification_emails
-            .iter()
-            .try_for_each(|e| check_email(e))?;
-        if !is_dns_subdomain(&self.credentials_secret_ref.name) {
-            return Err(invalid(
-                "credentialsSecretRef.name",
-                "must be a Secret name: lower-case letters, digits, '-' and '.', at most 253",
-            ));
-        }
-        if self.poll_interval_seconds() < MIN_POLL_INTERVAL_SECONDS {
-            return Err(invalid("pollIntervalSeconds", "must be at least 5"));
-        }
-        if self
-            .timeout_seconds
-            .is_some_and(|t| t == 0 || t > MAX_TIMEOUT_SECONDS)
-        {
-            return Err(invalid(
-                "timeoutSeconds",
-                format!("must be 1 to {MAX_TIMEOUT_SECONDS}"),
-            ));
-        }
-        if let Some(id) = &self.operation_id {
-            check_operation_id(id)?;
-        }
-        Ok(())
-    }
-
     /// The comma-joined list CPP expects in `metadata.notification-emails`.
     pub(crate) fn notification_emails_joined(&self) -> String {
         self.notification_emails.join(",")
     }
-}
-
-/// The schema's SECRET_NAME_PATTERN: so a name can never become a path
-/// such as `../../kube-system/secrets/x` in a request.
-fn is_dns_subdomain(name: &str) -> bool {
-    let label_ok = |l: &str| {
-        let b = l.as_bytes();
-        !b.is_empty()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            && b[0] != b'-'
-            && b[b.len() - 1] != b'-'
-    };
-    name.len() <= 253 && name.split('.').all(label_ok)
 }
 
 /// The retry annotation's value as status keeps it: as is when short, else
@@ -614,273 +474,4 @@ pub(crate) fn retry_request_token(value: &str) -> String {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     format!("fnv1a:{digest:016x}:{}", value.len())
-}
-
-/// The CRD as YAML, as `offer-cancel-operator crd` prints it.
-pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
-    let yaml = serde_yaml::to_string(&OfferCancellation::crd())?;
-    Ok(quote_date_like_scalars(&yaml))
-}
-
-/// serde_yaml writes `2017-10-31` bare, which is a YAML 1.2 string but a
-/// YAML 1.1 timestamp: kubectl's YAML reader would turn the default into
-/// `2017-10-31T00:00:00Z`. Quote such scalars so every reader sees a string.
-fn quote_date_like_scalars(yaml: &str) -> String {
-    let date_like = |v: &str| {
-        let b = v.as_bytes();
-        b.len() == 10
-            && b[4] == b'-'
-            && b[7] == b'-'
-            && b.iter()
-                .enumerate()
-                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-    };
-    let mut out = String::with_capacity(yaml.len() + 16);
-    for line in yaml.lines() {
-        match line.rsplit_once(": ") {
-            Some((key, value)) if date_like(value) => {
-                out.push_str(&format!("{key}: '{value}'"));
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec() -> OfferCancellationSpec {
-        serde_yaml::from_str(
-            "publisherId: contoso\nofferId: contoso-offer\ncredentialsSecretRef: {name: cpp}\n",
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn defaults_fill_api_version_and_poll_interval() {
-        let s = spec();
-        assert_eq!(s.api_version, "2017-10-31");
-        assert_eq!(s.poll_interval_seconds(), 30);
-        assert_eq!(s.timeout_seconds, None);
-        assert!(s.validate().is_ok());
-    }
-
-    #[test]
-    fn ids_reject_path_tricks() {
-        for bad in [
-            "", "a/b", "a$b", "..", "a..b", ".a", "a.", "a b", "ä", "a%2F",
-        ] {
-            let mut s = spec();
-            s.offer_id = Some(bad.to_string());
-            assert!(s.validate().is_err(), "{bad:?} should be refused");
-        }
-        let mut s = spec();
-        s.offer_id = Some("x".repeat(129));
-        assert!(s.validate().is_err());
-        s.offer_id = Some("contoso.offer_v2-preview".into());
-        assert!(s.validate().is_ok());
-    }
-
-    #[test]
-    fn emails_are_checked_and_comma_joined() {
-        let mut s = spec();
-        s.notification_emails = vec!["jondoe@contoso.com".into(), "ops@contoso.com".into()];
-        assert!(s.validate().is_ok());
-        assert_eq!(
-            s.notification_emails_joined(),
-            "jondoe@contoso.com,ops@contoso.com"
-        );
-        for bad in ["nobody", "a,b@c.d", "a@b", "a b@c.d", "@c.d"] {
-            s.notification_emails = vec![bad.into()];
-            assert!(s.validate().is_err(), "{bad:?} should be refused");
-        }
-    }
-
-    #[test]
-    fn secret_names_are_dns_subdomains_never_paths() {
-        for bad in [
-            "../../kube-system/secrets/admin-token",
-            "a/b",
-            "A",
-            "-a",
-            "a-",
-            "a..b",
-            "",
-            &"a".repeat(254),
-        ] {
-            let mut s = spec();
-            s.credentials_secret_ref.name = bad.to_string();
-            assert!(s.validate().is_err(), "{bad:?} should be refused");
-        }
-        let mut s = spec();
-        s.credentials_secret_ref.name = "cpp-credentials.v2".into();
-        assert!(s.validate().is_ok());
-    }
-
-    #[test]
-    fn timeout_is_bounded_in_code_and_schema() {
-        let mut s = spec();
-        s.timeout_seconds = Some(MAX_TIMEOUT_SECONDS + 1);
-        assert!(s.validate().is_err());
-        let crd = serde_json::to_value(OfferCancellation::crd()).unwrap();
-        let props = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
-        let number = |v: &serde_json::Value| v.as_f64().unwrap_or(-1.0);
-        let timeout = &props["spec"]["properties"]["timeoutSeconds"];
-        assert_eq!(number(&timeout["maximum"]), f64::from(MAX_TIMEOUT_SECONDS));
-        assert_eq!(
-            props["spec"]["properties"]["credentialsSecretRef"]["properties"]["name"]["pattern"],
-            SECRET_NAME_PATTERN
-        );
-        let status = &props["status"]["properties"];
-        assert_eq!(number(&status["attempts"]["maximum"]), f64::from(u32::MAX));
-        assert_eq!(status["operationLocation"]["maxLength"], MAX_LOCATION_LEN);
-        assert_eq!(status["message"]["maxLength"], MAX_MESSAGE_LEN);
-        assert_eq!(status["retryRequest"]["maxLength"], MAX_RETRY_REQUEST_LEN);
-    }
-
-    #[test]
-    fn long_retry_values_become_a_stable_digest_that_fits() {
-        let long = "x".repeat(10_000);
-        let token = retry_request_token(&long);
-        assert!(token.len() <= MAX_RETRY_REQUEST_LEN);
-        assert_eq!(token, retry_request_token(&long));
-        assert_ne!(token, retry_request_token(&"y".repeat(10_000)));
-        assert_eq!(retry_request_token("2026-11-25"), "2026-11-25");
-    }
-
-    #[test]
-    fn a_job_is_never_polled_more_than_once_a_minute() {
-        let mut s = spec();
-        s.publisher_id = None;
-        s.offer_id = None;
-        s.product_ingestion = Some(ProductIngestion {
-            job_id: "9f1c".into(),
-            api_version: DEFAULT_JOB_API_VERSION.into(),
-        });
-        s.poll_interval_seconds = Some(5);
-        assert_eq!(s.poll_interval_seconds(), 60);
-        let crd = serde_json::to_string(&OfferCancellation::crd()).unwrap();
-        assert!(crd.contains(JOB_POLL_RULE), "the schema refuses it");
-    }
-
-    #[test]
-    fn poll_interval_below_five_is_refused() {
-        let mut s = spec();
-        s.poll_interval_seconds = Some(4);
-        assert!(s.validate().is_err());
-    }
-
-    #[test]
-    fn schema_patterns_match_the_code_constants() {
-        // The schema is generated from these constants; this pins the result.
-        let crd = serde_json::to_value(OfferCancellation::crd()).unwrap();
-        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
-        assert_eq!(spec["publisherId"]["pattern"], ID_PATTERN);
-        assert_eq!(spec["offerId"]["pattern"], ID_PATTERN);
-        assert_eq!(
-            spec["notificationEmails"]["items"]["pattern"],
-            EMAIL_PATTERN
-        );
-        assert_eq!(
-            spec["offerId"]["x-kubernetes-validations"][0]["rule"],
-            "self == oldSelf"
-        );
-        assert_eq!(spec["operationId"]["pattern"], OPERATION_ID_PATTERN);
-        assert_eq!(spec["notAfter"]["format"], "date-time");
-    }
-
-    #[test]
-    fn operation_ids_are_plain_tokens() {
-        let mut s = spec();
-        for ok in [
-            "7f3c2a1e-0000-4000-8000-000000000001",
-            "contoso$offer$2$preview",
-        ] {
-            s.operation_id = Some(ok.into());
-            assert_eq!(s.validate(), Ok(()), "{ok}");
-        }
-        for bad in ["", "../x", "a b", "-lead"] {
-            s.operation_id = Some(bad.into());
-            assert!(s.validate().is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn crd_yaml_quotes_the_default_api_version() {
-        let yaml = crd_yaml().unwrap();
-        assert!(yaml.contains("default: '2017-10-31'"), "{yaml}");
-        let back: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
-        assert_eq!(back["spec"]["names"]["shortNames"][0], "ocancel");
-    }
-
-    fn job_spec() -> OfferCancellationSpec {
-        serde_yaml::from_str(
-            "productIngestion: {jobId: 9f1c0e2a-1b2c-4d5e-8f90-123456789abc}\ncredentialsSecretRef: {name: pc}\n",
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn a_job_target_takes_its_own_defaults() {
-        let s = job_spec();
-        assert_eq!(s.validate(), Ok(()));
-        assert_eq!(s.poll_interval_seconds(), 60);
-        let Ok(Target::Job { api_version, .. }) = s.target() else {
-            panic!("a job: {:?}", s.target());
-        };
-        assert_eq!(api_version, "2022-03-01-preview2");
-        assert_eq!(
-            s.target().unwrap().to_string(),
-            "job 9f1c0e2a-1b2c-4d5e-8f90-123456789abc"
-        );
-        assert_eq!(
-            spec().target().unwrap().to_string(),
-            "contoso/contoso-offer"
-        );
-    }
-
-    #[test]
-    fn exactly_one_target_is_named_in_code_and_schema() {
-        let mut both = job_spec();
-        both.publisher_id = Some("contoso".into());
-        both.offer_id = Some("offer".into());
-        assert!(both.validate().is_err(), "both targets");
-        let mut half = spec();
-        half.offer_id = None;
-        assert!(half.validate().is_err(), "a publisher without an offer");
-        let mut job_with_operation = job_spec();
-        job_with_operation.operation_id = Some("abc".into());
-        assert!(job_with_operation.validate().is_err());
-        for bad in ["", "../x", "a/b", "-x", &"a".repeat(65)] {
-            let mut s = job_spec();
-            s.product_ingestion.as_mut().unwrap().job_id = bad.into();
-            assert!(s.validate().is_err(), "{bad:?}");
-        }
-        let crd = serde_json::to_value(OfferCancellation::crd()).unwrap();
-        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
-        assert_eq!(spec["x-kubernetes-validations"][0]["rule"], ONE_TARGET_RULE);
-        let required = spec["required"].as_array().cloned().unwrap_or_default();
-        assert!(!required.contains(&"publisherId".into()), "{required:?}");
-        let job = &spec["properties"]["productIngestion"]["properties"]["jobId"];
-        assert_eq!(job["pattern"], JOB_ID_PATTERN);
-        assert!(spec["properties"]["pollIntervalSeconds"]["default"].is_null());
-    }
-
-    #[test]
-    fn one_key_per_target_whatever_the_case_of_a_job_id() {
-        let mut upper = job_spec();
-        let job = upper.product_ingestion.as_mut().unwrap();
-        job.job_id = job.job_id.to_uppercase();
-        assert_eq!(
-            upper.target().unwrap().key(),
-            job_spec().target().unwrap().key()
-        );
-        assert_ne!(
-            spec().target().unwrap().key(),
-            job_spec().target().unwrap().key()
-        );
-    }
 }
