@@ -69,10 +69,10 @@ impl Error {
     }
 }
 
-/// The controller's reconcile, once the gate lets it in: a resource whose
-/// first cancel is still to go waits only for other first cancels.
+/// The controller's reconcile: the resource waits its turn at the gate (a
+/// first cancel still to go waits only for other first cancels), then
+/// runs one round.
 pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let observed = Observed::of(&obj, None, 0, Timestamp::now());
     // Kept until the round that sends is counted (or the sweep finds the
     // resource gone or past its first cancel): a first round that does not
     // send (an error, a claim held by another) leaves the clock running.
@@ -81,19 +81,19 @@ pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result
     if seen.is_some() {
         clock.mark(Stage::Queued);
     }
-    let _worker = ctx.gate.enter(observed.turn()).await;
+    let turn = crate::decide::waiting_turn(&obj, std::time::Instant::now());
+    let _worker = ctx.gate.enter(turn).await;
     clock.mark(Stage::Gate);
-    drop(observed);
     // Boxed: a reconcile waiting at the gate keeps only this small future.
-    let wait = Box::pin(next_look(obj, ctx.clone(), clock)).await?;
+    let wait = Box::pin(counted_round(obj, ctx.clone(), clock)).await?;
     Ok(wait.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// One reconcile, timed and counted, every log line inside carrying the
+/// One round, timed and counted, every log line inside carrying the
 /// resource's namespace and name; returns when to look again (`None`:
 /// only on a change). `clock` times the stages of a round that sends a
 /// cancel.
-pub async fn next_look(
+pub async fn counted_round(
     obj: Arc<OfferCancellation>,
     ctx: Arc<Context>,
     clock: StageClock,
@@ -105,7 +105,7 @@ pub async fn next_look(
         namespace = obj.namespace().unwrap_or_default(),
         name = obj.name_any()
     );
-    let result = reconcile_once(obj, &ctx, clock).instrument(span).await;
+    let result = round(obj, &ctx, clock).instrument(span).await;
     let took = started.elapsed().as_secs_f64();
     ctx.metrics.reconcile_duration.observe(took);
     let ended = match &result {
@@ -126,26 +126,35 @@ pub async fn next_look(
     }
 }
 
-/// Read, decide, execute, write, requeue.
-async fn reconcile_once(
+/// Everything a round decides from, read before the decision.
+struct Reading {
+    /// The resource as the API server has it (or our own last write).
+    resource: Arc<OfferCancellation>,
+    /// What the decision looks at: the resource, what its Secret yields,
+    /// the target's claim, the error streak, the clock.
+    observed: Observed,
+    secret: Option<SecretReading>,
+}
+
+/// Read everything, decide, execute, write; when to look again.
+async fn round(
     obj: Arc<OfferCancellation>,
     ctx: &Context,
     mut clock: StageClock,
 ) -> Result<Option<Duration>, Error> {
-    let Some(current) = read_current(obj, ctx).await? else {
+    let Some(Reading {
+        resource,
+        mut observed,
+        secret,
+    }) = read_all(obj, ctx).await?
+    else {
         return Ok(None);
     };
-    let key = ObjectRef::from_obj(current.as_ref());
-    let errors = ctx.errors_in_row.get(&key).unwrap_or(0);
-    let mut observed = Observed::of(&current, None, errors, Timestamp::now());
-    let secret = read_secret(&current, &observed, ctx).await?;
-    observed.credentials_version = secret.as_ref().and_then(|s| s.version.clone());
-    observed.claim = read_claim(&observed, ctx).await?;
     clock.mark(Stage::Reads);
-    let mut writer = KubeStatus::new(ctx, &current);
+    let mut writer = KubeStatus::new(ctx, &resource);
     let mut report = Announce {
         ctx,
-        obj: &current,
+        obj: &resource,
         clock,
     };
     let creds = secret.as_ref().and_then(SecretReading::yielded);
@@ -158,18 +167,44 @@ async fn reconcile_once(
         &mut report,
     )
     .await?;
-    if observed.follows_a_claim()
-        && let Some(target) = claim_key(&observed)
-    {
-        ctx.claims.wait_on(&target, key.clone());
-    }
-    let streak = requeue.errors_in_row();
-    ctx.errors_in_row.set(key, (streak > 0).then_some(streak));
+    remember(ctx, &resource, &observed, requeue);
     Ok(requeue_delay(
         requeue,
         ctx.config.min_backoff,
         ctx.config.max_backoff,
     ))
+}
+
+/// The read phase: the resource, then its Secret and the target's claim
+/// where the decision will need them. `None`: the resource is gone.
+async fn read_all(obj: Arc<OfferCancellation>, ctx: &Context) -> Result<Option<Reading>, Error> {
+    let Some(resource) = read_current(obj, ctx).await? else {
+        return Ok(None);
+    };
+    let key = ObjectRef::from_obj(resource.as_ref());
+    let errors = ctx.errors_in_row.get(&key).unwrap_or(0);
+    let mut observed = Observed::of(&resource, None, errors, Timestamp::now());
+    let secret = read_secret(&resource, &observed, ctx).await?;
+    observed.credentials_version = secret.as_ref().and_then(|s| s.version.clone());
+    observed.claim = read_claim(&observed, ctx).await?;
+    Ok(Some(Reading {
+        resource,
+        observed,
+        secret,
+    }))
+}
+
+/// What the next round needs from this one: the error streak, and a wake
+/// when the claim this resource follows is let go.
+fn remember(ctx: &Context, resource: &OfferCancellation, observed: &Observed, requeue: Requeue) {
+    let key = ObjectRef::from_obj(resource);
+    if observed.follows_a_claim()
+        && let Some(target) = claim_key(observed)
+    {
+        ctx.claims.wait_on(&target, key.clone());
+    }
+    let streak = requeue.errors_in_row();
+    ctx.errors_in_row.set(key, (streak > 0).then_some(streak));
 }
 
 /// The target's claim, read from the API server when the next step may

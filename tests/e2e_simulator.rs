@@ -10,7 +10,7 @@ use marketplace_simulator::scenario::DEFAULT_TOKEN;
 use marketplace_simulator::{self as simulator, Scenario};
 use offer_cancel_operator::context::{self, Context};
 use offer_cancel_operator::crd::{OfferCancellation, Phase};
-use offer_cancel_operator::reconcile::{next_look, reconcile};
+use offer_cancel_operator::reconcile::{counted_round, reconcile};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +50,7 @@ async fn drive(fake: &FakeApi, ctx: &Arc<Context>, limit: Duration) -> OfferCanc
     let run = async {
         loop {
             let obj = fake.object();
-            let wait = next_look(
+            let wait = counted_round(
                 Arc::new(obj.clone()),
                 ctx.clone(),
                 offer_cancel_operator::metrics::StageClock::since(std::time::Instant::now()),

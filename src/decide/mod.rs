@@ -101,6 +101,21 @@ impl Observed {
     }
 }
 
+/// A resource's place in line before anything else is read (the
+/// reconcile workers' gate): its urgency, read from its status and retry
+/// annotation, and its namespace, waiting since `since`.
+pub fn waiting_turn(
+    resource: &crate::crd::OfferCancellation,
+    since: std::time::Instant,
+) -> Turn<'_> {
+    let observed = Observed::of(resource, None, 0, jiff::Timestamp::now());
+    Turn {
+        urgency: observed.urgency(),
+        tenant: resource.metadata.namespace.as_deref().unwrap_or_default(),
+        since,
+    }
+}
+
 /// What to do next. Once the cancel was sent (Cancelling, Cancelled, Failed)
 /// no path leads back to a first cancel except a retry of a Failed one that
 /// someone asked for ([`rearm`]).
