@@ -56,17 +56,7 @@ pub async fn run(
     ctx.metrics.leader.set(1);
     let metrics = ctx.metrics.clone();
     let stamped = ctx.clone();
-    let resources = resources.inspect(move |event| {
-        // A resource with no status yet starts its first cancel's clock.
-        if let Ok(resource) = event
-            && resource.status.is_none()
-        {
-            let key = ObjectRef::from_obj(resource);
-            stamped
-                .first_seen
-                .set_if_absent(key, std::time::Instant::now());
-        }
-    });
+    let resources = resources.inspect(move |event| stamp_first_seen(&stamped, event));
     Controller::for_stream(resources, store.clone())
         .watches_stream(secrets, move |secret| {
             // Any touch (add, change, delete) drops what was read before.
@@ -76,7 +66,7 @@ pub async fn run(
             referencing(&store.state(), &ns, &name)
         })
         .reconcile_on(woken)
-        // Unbounded here: the gate (`gate.rs`) limits and orders the work,
+        // Unbounded here: the gate (`scheduling/gate.rs`) limits and orders the work,
         // since kube-runtime takes waiting work in hash order.
         .with_config(controller::Config::default().concurrency(0))
         .shutdown_on_signal()
@@ -94,6 +84,16 @@ pub async fn run(
     claims_swept.abort();
     metrics.leader.set(0);
     metrics.set_phases(by_phase(&[]));
+}
+
+/// A resource with no status yet starts its first cancel's clock.
+fn stamp_first_seen<E>(ctx: &Context, event: &Result<OfferCancellation, E>) {
+    if let Ok(resource) = event
+        && resource.status.is_none()
+    {
+        let key = ObjectRef::from_obj(resource);
+        ctx.first_seen.set_if_absent(key, std::time::Instant::now());
+    }
 }
 
 /// Before the first reconcile: every intent whose POST may still be in

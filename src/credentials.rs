@@ -101,24 +101,7 @@ pub(crate) fn from_secret(
 ) -> Result<Credentials, CredentialsError> {
     let read = |key| value(secret, name, key);
     if let Some(token) = read(TOKEN_KEY)? {
-        // A token left beside another way would win without a word: a
-        // move to workload identity must not keep using the old token.
-        let others = [
-            CLIENT_SECRET_KEY,
-            CLIENT_CERTIFICATE_KEY,
-            WORKLOAD_IDENTITY_KEY,
-            SERVICE_ACCOUNT_KEY,
-            CLIENT_CERTIFICATE_PASSWORD_KEY,
-        ];
-        for other in others {
-            if read(other)?.is_some_and(|v| other != WORKLOAD_IDENTITY_KEY || v != "false") {
-                return Err(CredentialsError::TwoWays {
-                    name: name.into(),
-                    pair: (TOKEN_KEY, other),
-                });
-            }
-        }
-        return Ok(Credentials::Token(SecretString::from(token)));
+        return token_alone(secret, name, token);
     }
     let missing = || CredentialsError::MissingKeys { name: name.into() };
     let tenant_id = read(TENANT_KEY)?.ok_or_else(missing)?;
@@ -153,6 +136,33 @@ pub(crate) fn from_secret(
         proof,
         scope,
     })
+}
+
+/// A bearer token, the Secret's only way in: a token left beside another
+/// way would win without a word, and a move to workload identity must not
+/// keep using the old token.
+fn token_alone(
+    secret: &Secret,
+    name: &str,
+    token: String,
+) -> Result<Credentials, CredentialsError> {
+    let others = [
+        CLIENT_SECRET_KEY,
+        CLIENT_CERTIFICATE_KEY,
+        WORKLOAD_IDENTITY_KEY,
+        SERVICE_ACCOUNT_KEY,
+        CLIENT_CERTIFICATE_PASSWORD_KEY,
+    ];
+    for other in others {
+        let set = value(secret, name, other)?;
+        if set.is_some_and(|v| other != WORKLOAD_IDENTITY_KEY || v != "false") {
+            return Err(CredentialsError::TwoWays {
+                name: name.into(),
+                pair: (TOKEN_KEY, other),
+            });
+        }
+    }
+    Ok(Credentials::Token(SecretString::from(token)))
 }
 
 /// How an Entra ID app signs in.

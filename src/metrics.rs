@@ -242,6 +242,8 @@ impl Default for Metrics {
 impl Metrics {
     fn register(&mut self) {
         self.register_reconciles();
+        self.register_resources();
+        self.register_first_cancels();
         self.register_requests();
     }
 
@@ -264,26 +266,6 @@ impl Metrics {
             self.reconcile_duration.clone(),
         );
         r.register(
-            "first_cancel_stage_seconds",
-            "Rounds that sent a cancel (first, resent after a lost answer, or retried), by stage: queued (watch event to the sending round's reconcile), gate (waiting for a worker), reads (resource, Secret, claim), target_read (operations list or job), intent (claim, intent and its Event written), post (the cancel answered), answer (answer, its Event and the claim written)",
-            self.first_cancel_stages.clone(),
-        );
-        r.register(
-            "first_cancel_seconds",
-            "Rounds that sent a cancel, from the watch event that brought the resource (or the start-up list that showed it, when the operator started later) to the answer written",
-            self.first_cancel_duration.clone(),
-        );
-        r.register(
-            "cancellations_ended",
-            "Cancellations that reached a final phase, by outcome",
-            self.cancellations_ended.clone(),
-        );
-        r.register(
-            "cancellations",
-            "OfferCancellations by phase in the watch cache (no phase yet counts as Pending); 0 on a standby",
-            self.cancellations.clone(),
-        );
-        r.register(
             "leader",
             "1 while this replica runs the controller (holds the leader Lease, or runs without election)",
             self.leader.clone(),
@@ -303,10 +285,40 @@ impl Metrics {
             "OfferCancellations skipped because they could not be read (see the log for namespace and name)",
             self.unreadable_resources.clone(),
         );
+    }
+
+    /// The resources by phase, and how the cancels ended.
+    fn register_resources(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "cancellations_ended",
+            "Cancellations that reached a final phase, by outcome",
+            self.cancellations_ended.clone(),
+        );
+        r.register(
+            "cancellations",
+            "OfferCancellations by phase in the watch cache (no phase yet counts as Pending); 0 on a standby",
+            self.cancellations.clone(),
+        );
         r.register(
             "in_flight_cancellations",
             "Resources in Pending or Cancelling",
             self.in_flight.clone(),
+        );
+    }
+
+    /// Where the time of a round that sent a cancel goes.
+    fn register_first_cancels(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "first_cancel_stage_seconds",
+            "Rounds that sent a cancel (first, resent after a lost answer, or retried), by stage: queued (watch event to the sending round's reconcile), gate (waiting for a worker), reads (resource, Secret, claim), target_read (operations list or job), intent (claim, intent and its Event written), post (the cancel answered), answer (answer, its Event and the claim written)",
+            self.first_cancel_stages.clone(),
+        );
+        r.register(
+            "first_cancel_seconds",
+            "Rounds that sent a cancel, from the watch event that brought the resource (or the start-up list that showed it, when the operator started later) to the answer written",
+            self.first_cancel_duration.clone(),
         );
     }
 

@@ -39,13 +39,7 @@ fn poll_wait(obs: &Observed, retry_after: Option<Duration>) -> Duration {
 /// The status after `outcome`. Fields not named by the outcome are kept.
 pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
     use Outcome::*;
-    let mut next = obs.status.clone();
-    next.observed_generation = Some(obs.generation);
-    next.target = obs
-        .spec
-        .target()
-        .ok()
-        .map(|t| crate::text::clip(&t.to_string(), 300));
+    let next = next_status(obs);
     match outcome {
         InvalidSpec(message) => fail(obs, next, reason::INVALID_SPEC, message),
         CredentialsUnavailable(message) => {
@@ -65,26 +59,7 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         Resumed => resumed(obs, next),
         Restarted => restarted(obs, next),
         Settled(settlement) => settled(obs, next, settlement),
-        Answered(CancelOutcome::Cancelled) => Transition {
-            claim: Some(ClaimWrite::Answer(ClaimAnswer::Cancelled)),
-            ..cancelled(
-                obs,
-                // Cancelled at once is a 200 from either API.
-                with_answer(next, 200),
-                reason::CANCELLED,
-                format!("{} cancelled the operation synchronously", words(obs).api),
-            )
-        },
-        Answered(CancelOutcome::Accepted {
-            http,
-            location,
-            retry_after,
-        }) => Transition {
-            claim: Some(ClaimWrite::Answer(ClaimAnswer::Accepted {
-                location: location.clone(),
-            })),
-            ..accepted(obs, with_answer(next, http), location, retry_after)
-        },
+        Answered(answer) => answered(obs, next, answer),
         CancelRefused {
             http,
             message,
@@ -106,6 +81,46 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         TimedOut => timed_out_transition(obs, next),
         Acknowledged => unchanged(obs, Requeue::Never),
         ClaimTaken => unchanged(obs, Requeue::After(Duration::ZERO)),
+    }
+}
+
+/// The status a transition starts from: the current one, seen at this
+/// generation, naming the target as the printer column shows it.
+fn next_status(obs: &Observed) -> OfferCancellationStatus {
+    let mut next = obs.status.clone();
+    next.observed_generation = Some(obs.generation);
+    next.target = obs
+        .spec
+        .target()
+        .ok()
+        .map(|t| crate::text::clip(&t.to_string(), 300));
+    next
+}
+
+/// The API answered our cancel: cancelled at once, or accepted and
+/// followed from here; the claim is told, for the others to follow.
+fn answered(obs: &Observed, next: OfferCancellationStatus, answer: CancelOutcome) -> Transition {
+    match answer {
+        CancelOutcome::Cancelled => Transition {
+            claim: Some(ClaimWrite::Answer(ClaimAnswer::Cancelled)),
+            ..cancelled(
+                obs,
+                // Cancelled at once is a 200 from either API.
+                with_answer(next, 200),
+                reason::CANCELLED,
+                format!("{} cancelled the operation synchronously", words(obs).api),
+            )
+        },
+        CancelOutcome::Accepted {
+            http,
+            location,
+            retry_after,
+        } => Transition {
+            claim: Some(ClaimWrite::Answer(ClaimAnswer::Accepted {
+                location: location.clone(),
+            })),
+            ..accepted(obs, with_answer(next, http), location, retry_after)
+        },
     }
 }
 
@@ -368,15 +383,7 @@ fn answer_retry_request(obs: &Observed, next: &mut OfferCancellationStatus) {
 /// without a location.
 fn settled(obs: &Observed, mut next: OfferCancellationStatus, found: Settlement) -> Transition {
     let untracked = stage(&obs.status) == Stage::Untracked;
-    // An earlier release's intent names no target; the operation it was
-    // for, found in the list, is recorded before anything is resent.
-    let found = match found {
-        Settlement::EarlierTargetRunning(operation) => {
-            next.target_operation = Some(operation);
-            Settlement::TargetRunning
-        }
-        found => found,
-    };
+    let found = record_earlier_target(&mut next, found);
     match found {
         Settlement::Follow { .. } | Settlement::TargetRunning
             if timed_out(obs) && !untracked =>
@@ -392,24 +399,8 @@ fn settled(obs: &Observed, mut next: OfferCancellationStatus, found: Settlement)
             format!("the answer to the cancel request was lost; {operation} has ended cancelled"),
         ),
         Settlement::NothingInProgress { latest } => nothing_left(obs, next, latest, untracked),
-        Settlement::EarlierTargetUnknown => fail(
-            obs,
-            next,
-            reason::OPERATION_NOT_FOUND,
-            format!(
-                "the answer to a cancel requested by a release before 0.1.0 was lost, and its intent names no operation; {}'s list cannot tell which one it was for (one started within two minutes of it, or one without a start time or an id): nothing was sent (to cancel one, apply an OfferCancellation naming it in spec.operationId)",
-                words(obs).api
-            ),
-        ),
-        Settlement::TargetMissing { id } => fail(
-            obs,
-            next,
-            reason::OPERATION_NOT_FOUND,
-            format!(
-                "{} no longer lists operation {id}: nothing shows it was cancelled",
-                words(obs).api
-            ),
-        ),
+        Settlement::EarlierTargetUnknown => not_listed(obs, next, None),
+        Settlement::TargetMissing { id } => not_listed(obs, next, Some(&id)),
         Settlement::TargetRunning if untracked => fail(
             obs,
             next,
@@ -432,6 +423,32 @@ fn settled(obs: &Observed, mut next: OfferCancellationStatus, found: Settlement)
             resend_unless_claimed(obs, next)
         }
     }
+}
+
+/// An earlier release's intent names no target; the operation it was for,
+/// found in the list, is recorded before anything is resent.
+fn record_earlier_target(next: &mut OfferCancellationStatus, found: Settlement) -> Settlement {
+    match found {
+        Settlement::EarlierTargetRunning(operation) => {
+            next.target_operation = Some(operation);
+            Settlement::TargetRunning
+        }
+        found => found,
+    }
+}
+
+/// The list shows nothing of the operation the lost cancel was for: the
+/// recorded one (`id`) is gone from it, or an earlier release's intent
+/// named none the list can tell.
+fn not_listed(obs: &Observed, next: OfferCancellationStatus, id: Option<&str>) -> Transition {
+    let api = words(obs).api;
+    let message = match id {
+        Some(id) => format!("{api} no longer lists operation {id}: nothing shows it was cancelled"),
+        None => format!(
+            "the answer to a cancel requested by a release before 0.1.0 was lost, and its intent names no operation; {api}'s list cannot tell which one it was for (one started within two minutes of it, or one without a start time or an id): nothing was sent (to cancel one, apply an OfferCancellation naming it in spec.operationId)"
+        ),
+    };
+    fail(obs, next, reason::OPERATION_NOT_FOUND, message)
 }
 
 /// An intent that named no target (an earlier release's), and nothing in

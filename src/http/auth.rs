@@ -371,27 +371,40 @@ impl TokenSource {
                 proof,
                 ..
             } => {
-                let url = self.token_url(tenant_id, true)?;
-                let assertion = self.assertion(proof, client_id, &url, turn).await?;
-                let form = vec![
-                    ("grant_type", "client_credentials".to_string()),
-                    ("client_id", client_id.clone()),
-                    ("client_assertion_type", JWT_BEARER.to_string()),
-                    ("client_assertion", assertion.expose_secret().to_string()),
-                    ("scope", audience.scope().to_string()),
-                ];
-                let hint = Hint {
-                    client: client_id.clone(),
-                    kind: match proof {
-                        Proof::ServiceAccount { .. } => ProofKind::Federated(proof.subject()),
-                        Proof::TokenFile(_) => ProofKind::Federated(None),
-                        Proof::Certificate(_) => ProofKind::Certificate,
-                    },
-                };
-                (url, form, hint)
+                self.assertion_request(tenant_id, client_id, proof, audience, turn)
+                    .await?
             }
         };
         self.exchange(url, &form, &hint).await
+    }
+
+    /// The v2.0 endpoint's request for a token signed in with `proof`.
+    async fn assertion_request(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        proof: &Proof,
+        audience: Audience,
+        turn: Turn<'_>,
+    ) -> Result<(reqwest::Url, Vec<(&'static str, String)>, Hint), AuthError> {
+        let url = self.token_url(tenant_id, true)?;
+        let assertion = self.assertion(proof, client_id, &url, turn).await?;
+        let form = vec![
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", client_id.to_string()),
+            ("client_assertion_type", JWT_BEARER.to_string()),
+            ("client_assertion", assertion.expose_secret().to_string()),
+            ("scope", audience.scope().to_string()),
+        ];
+        let hint = Hint {
+            client: client_id.to_string(),
+            kind: match proof {
+                Proof::ServiceAccount { .. } => ProofKind::Federated(proof.subject()),
+                Proof::TokenFile(_) => ProofKind::Federated(None),
+                Proof::Certificate(_) => ProofKind::Certificate,
+            },
+        };
+        Ok((url, form, hint))
     }
 
     /// The client assertion `proof` gives: a ServiceAccount token asked
