@@ -1,6 +1,9 @@
 //! The two API clients, built once on one shared transport: one HTTP
 //! client, one rate limit and one token cache serve both, so the limit
 //! counts every request and a token is cached per audience.
+//!
+//! It may not decide anything, nor read a resource: it only builds the
+//! clients.
 
 use std::sync::Arc;
 use std::time::Duration;

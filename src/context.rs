@@ -1,5 +1,8 @@
 //! What every reconcile shares: the clients, the Event publisher, metrics,
 //! settings, and what is remembered per resource between reconciles.
+//!
+//! It holds what reconciles share and may not decide or call anything
+//! itself.
 
 use kube::Client;
 use kube::runtime::reflector::ObjectRef;

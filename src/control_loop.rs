@@ -1,6 +1,9 @@
 //! The control loop: what is watched (through `watch`), which resources a
 //! Secret change wakes, readiness, and the periodic sweep. Each reconcile
 //! is [`reconcile::reconcile`], read top to bottom in `reconcile.rs`.
+//!
+//! It may not decide a resource's next step nor write status: that is one
+//! round's work, in `reconcile.rs`.
 
 use futures::StreamExt;
 use kube::ResourceExt;

@@ -3,6 +3,9 @@
 //! certificate, or workload identity (a token for one of the namespace's
 //! own ServiceAccounts). Error texts name the Secret and its keys, never
 //! a value.
+//!
+//! It may not ask for a token nor call an API: `http::auth` does, with what
+//! this yields.
 
 use k8s_openapi::api::core::v1::Secret;
 use secrecy::SecretString;

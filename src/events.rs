@@ -1,6 +1,9 @@
 //! Kubernetes Events (events.k8s.io/v1) for transitions: one Event per
 //! notice, created and forgotten.
 //!
+//! It may not decide which transitions are announced: the decision's
+//! `Notice` says.
+//!
 //! kube-runtime's `Recorder` keeps every Event it published for six minutes
 //! to fold repeats into a series, and scans that cache on each publish. The
 //! decision already announces each transition once (a streak of transient

@@ -1,6 +1,9 @@
 //! `/metrics`, `/healthz` and `/readyz` on the metrics address. Served by
 //! hyper itself (already in the build through kube and reqwest), so the
 //! operator carries no web framework.
+//!
+//! It may not change what it serves: the probes' state and the metrics are
+//! set elsewhere.
 
 use bytes::Bytes;
 use http_body_util::Full;

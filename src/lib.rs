@@ -8,7 +8,8 @@
 //! down this list's layers:
 //!
 //! - Words every layer uses:
-//!   - [`crd`]: the `OfferCancellation` resource and its target.
+//!   - [`crd`]: the `OfferCancellation` resource and its target: types,
+//!     validation, the generated schema.
 //!   - [`operation`]: what an API says of an operation or a job.
 //!   - [`scheduling`]: who goes next when work waits (first cancels,
 //!     then namespaces in turn): the reconcile workers' gate and the
@@ -18,7 +19,8 @@
 //!   - [`claim`]: one cancel per target: the claim the API server
 //!     arbitrates, its pure rules, and the one place it is read and
 //!     written (Leases).
-//!   - [`decide`]: the pure decision (what next, and what status follows).
+//!   - [`decide`]: the pure decision (what next, what an API's answer
+//!     means, and what status follows).
 //!   - [`http`]: what both clients share (HTTP, tokens per
 //!     audience, Location rules, retry classes).
 //!   - [`cpp`]: the Cloud Partner Portal client; [`ingestion`]: the
@@ -28,7 +30,7 @@
 //! - Doing:
 //!   - [`reconcile`]: read → decide → execute → write → report → requeue.
 //!   - [`execute`]: the call a step names, to the target's API, and what
-//!     its answer means.
+//!     the API said (what it means is [`decide`]'s to say).
 //!   - [`status`]: the one status writer.
 //!   - [`context`]: what every reconcile shares.
 //!   - [`credentials`]: what a Secret yields, and its cache;

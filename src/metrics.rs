@@ -1,6 +1,8 @@
 //! Prometheus metrics. Every label value is a `&'static str` from an
 //! exhaustive match (or an HTTP status code), never `Debug` text, so label
 //! cardinality stays bounded whatever CPP or the API server send.
+//!
+//! It counts what others report and may not decide or call anything.
 
 use prometheus_client::encoding::EncodeLabelSet;
 

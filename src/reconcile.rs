@@ -12,6 +12,9 @@
 //!
 //! The one-shot CLI runs steps 2 to 5 through the same [`step`], with
 //! status kept in memory and a report that prints.
+//!
+//! It may not say what an API's answer means (`decide` does) nor build a
+//! request (`execute` does).
 
 use jiff::Timestamp;
 use kube::runtime::controller::Action;

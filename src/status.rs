@@ -3,6 +3,8 @@
 //! decision was made from. It applies and remembers what it wrote; what
 //! follows a write (its Event, its count) is the reconcile's
 //! ([`crate::reconcile::Report`]).
+//!
+//! It may not decide what the status becomes: `decide::transition` does.
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;

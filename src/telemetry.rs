@@ -1,6 +1,8 @@
 //! Logging setup: text or JSON, filtered by `RUST_LOG` (default `info`);
 //! with the `otel` feature and `--otel`, spans are also exported over
 //! OTLP/HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT`.
+//!
+//! It may not log a secret: what it is given is already safe to show.
 
 #[cfg(feature = "otel")]
 use tracing_subscriber::Registry;

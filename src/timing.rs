@@ -2,6 +2,8 @@
 //! shapes its behaviour, in one place, each with its reason. (Protocol
 //! limits, such as the longest `Retry-After` honoured, stay with the code
 //! that reads the protocol.)
+//!
+//! Only durations and their reasons: no clock is read here.
 
 use jiff::SignedDuration;
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! are read leniently (one that does not deserialise is reported and
 //! skipped, never stopping the others) and trimmed to what the operator
 //! reads; Secrets are watched as metadata only.
+//!
+//! It may not decide or write: it only brings resources and Secret metadata
+//! in.
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Secret;

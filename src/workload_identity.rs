@@ -3,6 +3,9 @@
 //! operator never exchanges its own token, so a namespace can act only
 //! with an identity whose federated credential names one of its own
 //! ServiceAccounts.
+//!
+//! It may not exchange a token at Entra ID (`http::auth` does) nor read a
+//! Secret.
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};

@@ -2,6 +2,9 @@
 //! and the offer's operations list. What it shares with the Product
 //! Ingestion client (HTTP, rate limit, tokens, Location rules) is
 //! [`crate::http`]; what it answers is [`crate::operation`]'s vocabulary.
+//!
+//! It may not interpret an answer for the decision (`decide::meaning` does)
+//! nor know of Kubernetes.
 
 mod wire;
 

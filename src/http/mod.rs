@@ -3,6 +3,9 @@
 //! body caps, Location rules, and the observer the metrics listen
 //! through. The CPP client and the Product Ingestion client are peers on
 //! top of it; neither knows the other.
+//!
+//! It may not know which target or resource a request is for, beyond its
+//! turn in line.
 
 mod assertion;
 mod auth;

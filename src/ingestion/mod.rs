@@ -3,6 +3,9 @@
 //! [`crate::http`] transport; it answers in [`crate::operation`]'s words,
 //! so the decision never learns which API answered. What the public
 //! reference says and leaves unsaid: `docs/product-ingestion-api.md`.
+//!
+//! It may not interpret an answer for the decision (`decide::meaning` does)
+//! nor know of Kubernetes.
 
 mod reads;
 mod wire;
