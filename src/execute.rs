@@ -14,7 +14,7 @@ use crate::cpp::{CppClient, OfferRef};
 use crate::crd::Target;
 use crate::credentials::Yield;
 use crate::decide::{
-    Call, Failure, FailureClass, Listing, NotAsked, Observed, Refusal, Refused, Request, Said,
+    Asking, Call, Failure, FailureClass, Listing, NotAsked, Refusal, Refused, Request, Said,
 };
 use crate::http::{ApiError, Credentials, Endpoint, RetryClass};
 use crate::ingestion::{JobClient, JobRef};
@@ -25,20 +25,16 @@ use crate::scheduling::fair::Turn;
 pub(crate) async fn execute(
     apis: &Apis,
     call: Call,
-    observed: &Observed,
+    asking: &Asking<'_>,
     credentials: Yield<'_>,
 ) -> Said {
-    let (api, creds) = match reach(apis, observed, credentials) {
+    let (api, creds) = match reach(apis, asking, credentials) {
         Ok(reached) => reached,
         Err(why) => return Said::NotAsked(why),
     };
-    let turn = observed.turn();
+    let turn = asking.turn;
     match call {
-        Call::ReadTarget => {
-            let after =
-                crate::claim::read_after(observed.claim.as_ref(), &observed.claimant, observed.now);
-            Said::Target(api.listing(creds, turn, after).await)
-        }
+        Call::ReadTarget => Said::Target(api.listing(creds, turn, asking.record_after).await),
         Call::Settle => Said::Record(api.listing(creds, turn, Some(Timestamp::now())).await),
         Call::Poll { location } => Said::Poll(
             api.poll(&location, creds, turn)
@@ -51,19 +47,19 @@ pub(crate) async fn execute(
 /// The cancel POST, to the API of the resource's target. Only ever sent
 /// after a transition that recorded the intent (`Transition::post`), once
 /// that intent is durable; abandoned at the intent's `postDeadline`.
-pub(crate) async fn send_cancel(apis: &Apis, observed: &Observed, credentials: Yield<'_>) -> Said {
-    let (api, creds) = match reach(apis, observed, credentials) {
+pub(crate) async fn send_cancel(apis: &Apis, asking: &Asking<'_>, credentials: Yield<'_>) -> Said {
+    let (api, creds) = match reach(apis, asking, credentials) {
         Ok(reached) => reached,
         Err(why) => return Said::NotAsked(why),
     };
-    Said::Cancel(within_post_deadline(observed, post_cancel(&api, observed, creds)).await)
+    Said::Cancel(within_post_deadline(asking, post_cancel(&api, asking, creds)).await)
 }
 
 /// The target's API and the credentials for it; or why neither can be
 /// had.
 fn reach<'a>(
     apis: &'a Apis,
-    observed: &'a Observed,
+    asking: &Asking<'a>,
     credentials: Yield<'a>,
 ) -> Result<(TargetApi<'a>, &'a Credentials), NotAsked> {
     let creds = credentials
@@ -72,9 +68,9 @@ fn reach<'a>(
             true => NotAsked::UnusableCredentials(e.to_string()),
             false => NotAsked::NoCredentials(e.to_string()),
         })?;
-    let target = observed
-        .spec
-        .target()
+    let target = asking
+        .target
+        .clone()
         .map_err(|e| NotAsked::NoTarget(e.to_string()))?;
     Ok((TargetApi::of(apis, target), creds))
 }
@@ -141,15 +137,12 @@ impl<'a> TargetApi<'a> {
 
     async fn cancel(
         &self,
-        observed: &Observed,
+        asking: &Asking<'_>,
         creds: &Credentials,
     ) -> Result<CancelOutcome, ApiError> {
-        let turn = observed.turn();
+        let turn = asking.turn;
         match self {
-            TargetApi::Offer(cpp, offer) => {
-                let emails = observed.spec.notification_emails_joined();
-                cpp.cancel(*offer, &emails, creds, turn).await
-            }
+            TargetApi::Offer(cpp, offer) => cpp.cancel(*offer, &asking.emails, creds, turn).await,
             TargetApi::Job(jobs, job) => jobs.cancel(*job, creds, turn).await,
         }
     }
@@ -200,14 +193,12 @@ impl<'a> TargetApi<'a> {
 /// The POST, abandoned at the intent's `postDeadline`: another writer
 /// takes an unanswered intent for a lost answer only after it.
 async fn within_post_deadline(
-    observed: &Observed,
+    asking: &Asking<'_>,
     post: impl std::future::Future<Output = Result<CancelOutcome, Refused>>,
 ) -> Result<CancelOutcome, Refused> {
-    let left = observed
-        .status
+    let left = asking
         .post_deadline
-        .as_ref()
-        .map(|d| Timestamp::now().duration_until(d.0))
+        .map(|d| Timestamp::now().duration_until(d))
         .and_then(|left| Duration::try_from(left).ok())
         .unwrap_or(Duration::ZERO);
     let abandoned = || Refused {
@@ -226,16 +217,16 @@ async fn within_post_deadline(
 /// after it.
 async fn post_cancel(
     api: &TargetApi<'_>,
-    observed: &Observed,
+    asking: &Asking<'_>,
     creds: &Credentials,
 ) -> Result<CancelOutcome, Refused> {
-    let e = match api.cancel(observed, creds).await {
+    let e = match api.cancel(asking, creds).await {
         Ok(answer) => return Ok(answer),
         Err(e) => e,
     };
     let then = match api.refused_late(&e) {
         true => Some(
-            api.listing(creds, observed.turn(), Some(Timestamp::now()))
+            api.listing(creds, asking.turn, Some(Timestamp::now()))
                 .await,
         ),
         false => None,

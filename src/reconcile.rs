@@ -392,7 +392,10 @@ pub async fn step<W: StatusWriter, R: Report, C: ClaimStore>(
         Step::Idle => return Ok(Requeue::Never),
         Step::Wait(wait) => return Ok(Requeue::After(wait)),
         Step::Record(outcome) => return Ok(write(observed, &mut edges, outcome).await?.requeue),
-        Step::Call(call) => meaning(observed, execute(apis, call, observed, credentials).await),
+        Step::Call(call) => {
+            let said = execute(apis, call, &observed.asking(), credentials).await;
+            meaning(observed, said)
+        }
     };
     edges.report.reached(Stage::TargetRead);
     let t = record_answer(observed, &mut edges, answer).await?;
@@ -400,7 +403,8 @@ pub async fn step<W: StatusWriter, R: Report, C: ClaimStore>(
         return Ok(t.requeue);
     }
     edges.report.reached(Stage::Intent);
-    let answer = meaning(observed, send_cancel(apis, observed, credentials).await);
+    let said = send_cancel(apis, &observed.asking(), credentials).await;
+    let answer = meaning(observed, said);
     edges.report.reached(Stage::Post);
     let requeue = record_answer(observed, &mut edges, answer).await?.requeue;
     edges.report.reached(Stage::Answer);

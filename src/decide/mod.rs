@@ -34,11 +34,11 @@ mod words;
 pub use meaning::meaning;
 #[cfg(any(test, feature = "fixtures"))]
 pub(crate) use model::reason_for_status;
-pub(crate) use model::{Call, Step};
 pub use model::{
-    Failure, FailureClass, ListAfterNotFound, Listing, NotAsked, NotFound, Notice, Outcome,
+    Asking, Failure, FailureClass, ListAfterNotFound, Listing, NotAsked, NotFound, Notice, Outcome,
     Refusal, Refused, Request, Requeue, Said, Transition, condition, reason,
 };
+pub(crate) use model::{Call, Step};
 pub use observed::Observed;
 pub use settle::Settlement;
 pub use target::Targeting;
@@ -92,6 +92,17 @@ impl Observed {
     }
 
     /// The turn this resource's work takes: its urgency, for its namespace.
+    /// What the executor needs of this resource to ask its target's API.
+    pub fn asking(&self) -> Asking<'_> {
+        Asking {
+            target: self.spec.target(),
+            turn: self.turn(),
+            record_after: crate::claim::read_after(self.claim.as_ref(), &self.claimant, self.now),
+            emails: self.spec.notification_emails_joined(),
+            post_deadline: self.status.post_deadline.as_ref().map(|d| d.0),
+        }
+    }
+
     pub fn turn(&self) -> Turn<'_> {
         Turn {
             urgency: self.urgency(),

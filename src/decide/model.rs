@@ -115,6 +115,22 @@ pub(crate) enum Call {
     Poll { location: String },
 }
 
+/// What the executor needs of the resource to ask the target's API, and
+/// nothing else of it ([`super::Observed::asking`]).
+#[derive(Debug, Clone)]
+pub struct Asking<'a> {
+    /// The target; `Err` for a spec that names none (nothing is asked).
+    pub target: Result<crate::crd::Target<'a>, crate::crd::SpecError>,
+    /// The resource's place in the request budget's line.
+    pub turn: crate::scheduling::fair::Turn<'a>,
+    /// A record read taken after this may answer ([`crate::claim::read_after`]).
+    pub record_after: Option<jiff::Timestamp>,
+    /// CPP's `notification-emails`, comma-joined.
+    pub emails: String,
+    /// The intent's `postDeadline`: the POST is abandoned then.
+    pub post_deadline: Option<jiff::Timestamp>,
+}
+
 /// What the target's API said to the call a step named (or to the cancel
 /// POST after an intent), as the executor reports it: nothing in here is
 /// interpreted yet. [`super::meaning`] alone says what it means.
