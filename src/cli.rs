@@ -85,6 +85,11 @@ pub enum Command {
     Simulator(SimulatorArgs),
 }
 
+/// CPP's base URL unless told otherwise.
+const CPP_ENDPOINT: &str = "https://cloudpartner.azure.com";
+/// Entra ID's authority unless told otherwise.
+const AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+
 /// Where CPP, the Product Ingestion API and Entra ID are, and how to talk
 /// to them.
 #[derive(Debug, Clone, Args)]
@@ -93,7 +98,7 @@ pub struct ApiArgs {
     #[arg(
         long,
         env = "CPP_ENDPOINT",
-        default_value = "https://cloudpartner.azure.com"
+        default_value = CPP_ENDPOINT
     )]
     pub endpoint: Url,
     /// Product Ingestion API base URL (configure jobs). With `--endpoint`,
@@ -108,7 +113,7 @@ pub struct ApiArgs {
     #[arg(
         long,
         env = "AZURE_AUTHORITY_HOST",
-        default_value = "https://login.microsoftonline.com"
+        default_value = AUTHORITY_HOST
     )]
     pub authority_host: Url,
     /// Timeout of one HTTP request, in seconds.
@@ -246,8 +251,8 @@ pub struct CancelArgs {
     /// 2026-12-01T18:00:00Z); sets the file's spec.notAfter.
     #[arg(long)]
     pub not_after: Option<jiff::Timestamp>,
-    /// Start the built-in simulator and cancel against it (ignores --endpoint,
-    /// --authority-host and credentials).
+    /// Start the built-in simulator and cancel against it (ignores the
+    /// endpoints and credentials, and says which it was given).
     #[cfg(feature = "simulator")]
     #[arg(long)]
     pub simulate: bool,
@@ -292,6 +297,8 @@ pub struct CancelArgs {
 impl CancelArgs {
     fn config(self) -> cancel::Config {
         let credentials = self.credentials();
+        #[cfg(feature = "simulator")]
+        let simulate_ignores = self.simulate_ignores();
         cancel::Config {
             file: self.file,
             client: self.apis.client_config(),
@@ -307,7 +314,47 @@ impl CancelArgs {
             not_after: self.not_after,
             #[cfg(feature = "simulator")]
             simulate: self.simulate,
+            #[cfg(feature = "simulator")]
+            simulate_ignores,
         }
+    }
+
+    /// The flags (or their environment variables) `--simulate` does not
+    /// use: the simulator's own endpoints and credentials stand in.
+    #[cfg(feature = "simulator")]
+    fn simulate_ignores(&self) -> Vec<&'static str> {
+        let moved = |url: &Url, default: &str| Url::parse(default).is_ok_and(|d| &d != url);
+        let apis = &self.apis;
+        [
+            ("--endpoint", moved(&apis.endpoint, CPP_ENDPOINT)),
+            (
+                "--product-ingestion-endpoint",
+                moved(
+                    &apis.product_ingestion_endpoint,
+                    crate::http::PRODUCT_INGESTION_ENDPOINT,
+                ),
+            ),
+            (
+                "--authority-host",
+                moved(&apis.authority_host, AUTHORITY_HOST),
+            ),
+            ("--token", self.token.is_some()),
+            ("--tenant-id", self.tenant_id.is_some()),
+            ("--client-id", self.client_id.is_some()),
+            ("--client-secret", self.client_secret.is_some()),
+            ("--client-certificate", self.client_certificate.is_some()),
+            (
+                "--client-certificate-password",
+                self.client_certificate_password.is_some(),
+            ),
+            (
+                "--federated-token-file",
+                self.federated_token_file.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
     }
 
     /// A token, else a service principal with a client secret, a

@@ -388,7 +388,7 @@ fn a_job_is_cancelled_end_to_end_with_simulate_and_job_id() {
         .unwrap();
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
-    assert!(shown.contains("on job 0b7e4c1d"), "{shown}");
+    assert!(shown.contains("cancelling job 0b7e4c1d"), "{shown}");
     assert!(shown.contains("result: Cancelled"), "{shown}");
 }
 
@@ -499,4 +499,183 @@ async fn a_saved_status_is_ignored_and_the_cancel_is_sent() {
             .await
             .unwrap();
     }
+}
+
+/// `cancel --simulate -f` of a file holding `text`, with `extra` flags.
+fn simulate_file(text: &str, extra: &[&str]) -> Output {
+    let file = file_with(text);
+    Command::new(BIN)
+        .args(["cancel", "--simulate", "-f"])
+        .arg(file.path())
+        .args(extra)
+        .env_remove("CPP_TOKEN")
+        .env_remove("AZURE_CLIENT_SECRET")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_file_of_another_kind_is_refused_by_its_kind() {
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n\
+                      spec:\n  publisherId: contoso\n  offerId: contoso-offer\n  credentialsSecretRef: {name: x}\n";
+    let out = simulate_file(deployment, &[]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("kind Deployment of apiVersion apps/v1"),
+        "{shown}"
+    );
+    assert!(!shown.contains("result:"), "nothing ran: {shown}");
+}
+
+#[test]
+fn a_file_of_several_documents_is_refused_saying_so() {
+    let one = resource_yaml("contoso", "contoso-offer");
+    let out = simulate_file(&format!("{one}---\n{one}"), &[]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(shown.contains("holds 2 documents"), "{shown}");
+    // A leading `---` and a trailing one are no documents of their own.
+    let out = simulate_file(&format!("---\n{one}---\n"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn the_cli_needs_no_credentials_secret_ref() {
+    let without = "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\n\
+                   metadata: {name: x}\nspec:\n  publisherId: contoso\n  offerId: contoso-offer\n  pollIntervalSeconds: 5\n";
+    let out = simulate_file(without, &[]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("result: Cancelled"), "{shown}");
+}
+
+#[test]
+fn job_id_drops_every_cpp_only_field_of_the_file_and_says_which() {
+    let out = Command::new(BIN)
+        .args([
+            "cancel",
+            "-f",
+            "examples/offercancellation.yaml",
+            "--simulate",
+        ])
+        .args(["--job-id", "0b7e4c1d-0000-4000-8000-000000000001"])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("drops the file's publisherId, offerId, operationId, notificationEmails, pollIntervalSeconds"),
+        "{shown}"
+    );
+    assert!(shown.contains("result: Cancelled"), "{shown}");
+}
+
+#[test]
+fn yaml_output_quotes_what_a_yaml_1_1_reader_takes_for_a_date() {
+    let out = Command::new(BIN)
+        .args([
+            "cancel",
+            "-f",
+            "examples/offercancellation.yaml",
+            "--simulate",
+            "-o",
+            "yaml",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout.contains("apiVersion: '2017-10-31'"), "{stdout}");
+    assert!(!stdout.contains("apiVersion: 2017-10-31"), "{stdout}");
+}
+
+#[test]
+fn the_first_line_says_what_will_be_sent() {
+    let guarded = Command::new(BIN)
+        .args([
+            "cancel",
+            "-f",
+            "examples/offercancellation.yaml",
+            "--simulate",
+        ])
+        .output()
+        .unwrap();
+    let shown = text(&guarded);
+    assert!(
+        shown.contains("cancelling operation contoso-offer-publish-1 on contoso/contoso-offer if it is still in progress"),
+        "{shown}"
+    );
+    let late = Command::new(BIN)
+        .args([
+            "cancel",
+            "-f",
+            "examples/offercancellation.yaml",
+            "--simulate",
+        ])
+        .args(["--not-after", "2020-01-01T00:00:00Z"])
+        .output()
+        .unwrap();
+    let shown = text(&late);
+    assert!(
+        shown.contains("nothing will be sent to contoso/contoso-offer"),
+        "{shown}"
+    );
+    assert!(!shown.contains("cancelling"), "{shown}");
+}
+
+#[test]
+fn simulate_says_which_flags_it_ignores() {
+    let out = Command::new(BIN)
+        .args([
+            "cancel",
+            "-f",
+            "examples/offercancellation.yaml",
+            "--simulate",
+        ])
+        .args([
+            "--token",
+            "mine",
+            "--product-ingestion-endpoint",
+            "https://example.test/",
+        ])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("--simulate ignores --product-ingestion-endpoint, --token"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("mine"),
+        "the token's value is never shown: {shown}"
+    );
+    let plain = Command::new(BIN)
+        .args([
+            "cancel",
+            "-f",
+            "examples/offercancellation.yaml",
+            "--simulate",
+        ])
+        .env_remove("CPP_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!text(&plain).contains("ignores"), "{}", text(&plain));
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_not_in_a_panic() {
+    let mut child = Command::new(BIN)
+        .arg("crd")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Gone before the first line is written, as `| head -0` would be.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }

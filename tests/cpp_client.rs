@@ -400,7 +400,7 @@ async fn server_errors_and_timeouts_are_transient() {
 }
 
 #[tokio::test]
-async fn connection_refused_is_transient() {
+async fn connection_refused_is_transient_and_names_the_host_alone() {
     let url: reqwest::Url = "http://127.0.0.1:9".parse().unwrap();
     let c = Apis::new(
         ClientConfig::new(url.clone(), url),
@@ -416,6 +416,9 @@ async fn connection_refused_is_transient() {
         matches!(err.retry_class(), RetryClass::Transient { .. }),
         "{err:?}"
     );
+    let said = err.to_string();
+    assert!(said.contains("request to 127.0.0.1 failed"), "{said}");
+    assert!(!said.contains("/api/"), "no path in the error: {said}");
 }
 
 #[tokio::test]

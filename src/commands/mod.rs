@@ -24,13 +24,21 @@ pub enum Command {
     },
 }
 
+/// Writes `text` on stdout. A reader that went away (`| head`) ends the
+/// output, not the program: `print!` would panic there.
+pub(crate) fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// Runs `command`; an error is printed, and the exit code says how it ended.
 pub async fn run(command: Command) -> ExitCode {
     let result = match command {
         Command::Controller(config) => controller::run(config).await.map_err(failed),
         Command::Cancel(config) => return cancel::run_and_exit(config).await,
         Command::Crd => crate::crd::crd_yaml()
-            .map(|yaml| print!("{yaml}"))
+            .map(|yaml| print_out(&yaml))
             .map_err(failed),
         #[cfg(feature = "simulator")]
         Command::Simulator { scenario, listen } => {

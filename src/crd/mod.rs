@@ -14,6 +14,7 @@ mod types;
 mod validation;
 
 pub use schema::crd_yaml;
+pub(crate) use schema::quote_date_like_scalars;
 pub use types::*;
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
 /// serde_yaml writes `2017-10-31` bare, which is a YAML 1.2 string but a
 /// YAML 1.1 timestamp: kubectl's YAML reader would turn the default into
 /// `2017-10-31T00:00:00Z`. Quote such scalars so every reader sees a string.
-fn quote_date_like_scalars(yaml: &str) -> String {
+pub(crate) fn quote_date_like_scalars(yaml: &str) -> String {
     let date_like = |v: &str| {
         let b = v.as_bytes();
         b.len() == 10

@@ -20,7 +20,7 @@ pub(super) const DEFAULT_JOB_API_VERSION: &str = "2022-03-01-preview2";
 /// finish in seconds; Product Ingestion asks for at most one status
 /// request a minute.
 pub(super) const DEFAULT_POLL_INTERVAL_SECONDS: u32 = 30;
-pub(super) const DEFAULT_JOB_POLL_INTERVAL_SECONDS: u32 = 60;
+pub(crate) const DEFAULT_JOB_POLL_INTERVAL_SECONDS: u32 = 60;
 /// Pattern of a configure job's id: GUID-like (letters, digits, `-`), so
 /// it is always one plain path segment.
 pub(super) const JOB_ID_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9-]*$";

@@ -36,7 +36,7 @@ pub use meaning::meaning;
 pub(crate) use model::reason_for_status;
 pub use model::{
     Asking, Failure, FailureClass, ListAfterNotFound, Listing, NotAsked, NotFound, Notice, Outcome,
-    Refusal, Refused, Request, Requeue, Said, Transition, condition, reason,
+    Refusal, Refused, Request, Requeue, Said, TRANSIENT_PREFIX, Transition, condition, reason,
 };
 pub(crate) use model::{Call, Step};
 pub use observed::Observed;

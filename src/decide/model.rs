@@ -74,6 +74,10 @@ pub mod reason {
     pub const REJECTED: &str = "Rejected";
 }
 
+/// How a transient error's status message begins: the controller tries
+/// again.
+pub const TRANSIENT_PREFIX: &str = "transient error, will retry: ";
+
 /// The condition reason for a terminal HTTP status.
 pub(crate) fn reason_for_status(status: u16) -> &'static str {
     match status {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::conditions::{Readiness, notice, set_readiness};
 use super::model::{
-    ListAfterNotFound, NotFound, Notice, Outcome, Requeue, Transition, condition, reason,
+    ListAfterNotFound, NotFound, Notice, Outcome, Requeue, TRANSIENT_PREFIX, Transition, condition,
+    reason,
 };
 use super::observed::{Observed, Stage, cancel_accepted, deadline, expired, stage, timed_out};
 use super::rearm::{Rearm, rearmed};
@@ -980,7 +981,7 @@ fn transient(
         return unchanged(obs, requeue);
     }
     next.phase.get_or_insert(Phase::Pending);
-    let message = format!("transient error, will retry: {message}");
+    let message = format!("{TRANSIENT_PREFIX}{message}");
     set_readiness(
         obs,
         &mut next,

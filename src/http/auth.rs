@@ -151,7 +151,7 @@ type SlotKey = (Identity, Audience);
 /// Why no token could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("token request failed: {kind}")]
+    #[error("token request{} failed: {kind}", super::to_host(source))]
     Request {
         kind: &'static str,
         #[source]

@@ -166,7 +166,7 @@ pub(crate) fn request_error_kind(e: &reqwest::Error) -> &'static str {
 /// What failed while talking to an API.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{endpoint} request failed: {kind}")]
+    #[error("{endpoint} request{} failed: {kind}", to_host(source))]
     Request {
         endpoint: Endpoint,
         kind: &'static str,
@@ -441,6 +441,16 @@ pub(crate) fn checked_location(
         }
         None => Ok(None),
     }
+}
+
+/// ` to HOST` for a request that failed on its way to HOST (no path, no
+/// query: nothing the request carried), so an error says where it could
+/// not go; empty when reqwest does not say.
+pub(crate) fn to_host(e: &reqwest::Error) -> String {
+    e.url()
+        .and_then(|u| u.host_str())
+        .map(|h| format!(" to {}", crate::text::clip(h, 253)))
+        .unwrap_or_default()
 }
 
 /// rustls needs one process-wide crypto provider; ring is the one kube uses.

@@ -32,7 +32,7 @@ impl Voice {
         if self.to_stderr {
             eprintln!("{line}");
         } else {
-            println!("{line}");
+            super::super::print_out(&format!("{line}\n"));
         }
     }
 

@@ -9,6 +9,7 @@ mod display;
 
 #[cfg(feature = "simulator")]
 use secrecy::SecretString;
+use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -52,6 +53,9 @@ pub struct Config {
     /// Start the built-in simulator and cancel against it.
     #[cfg(feature = "simulator")]
     pub simulate: bool,
+    /// The flags given that `simulate` does not use.
+    #[cfg(feature = "simulator")]
+    pub simulate_ignores: Vec<&'static str>,
 }
 
 /// Formats of the final resource (`-o`).
@@ -79,6 +83,14 @@ pub enum Error {
         #[source]
         source: serde_yaml::Error,
     },
+    /// As `kubectl apply` would refuse it: not our kind, or no kind.
+    #[error(
+        "{path}: {found} is not an OfferCancellation (apiVersion {API_VERSION}, kind OfferCancellation)"
+    )]
+    NotOurs { path: String, found: String },
+    /// `kubectl apply` would apply each; a cancel is one target at a time.
+    #[error("{path} holds {count} documents: give one OfferCancellation per run")]
+    ManyDocuments { path: String, count: usize },
     /// As `kubectl apply` with strict field validation: a misspelt field
     /// is an error, not a silent default.
     #[error("{path}: unknown field {}", fields.join(", "))]
@@ -158,7 +170,13 @@ fn read_resource(args: &Config) -> Result<(OfferCancellation, bool), Error> {
         None => ((from_flags(), false), "the flags".to_string()),
     };
     if let Some(job_id) = &args.job_id {
-        aim_at_job(&mut resource.spec, job_id);
+        let dropped = aim_at_job(&mut resource.spec, job_id);
+        if !dropped.is_empty() && !args.quiet {
+            eprintln!(
+                "note: --job-id drops the file's {} (they apply to a CPP offer only)",
+                dropped.join(", ")
+            );
+        }
     }
     if let Some(id) = &args.operation_id {
         resource.spec.operation_id = Some(id.clone());
@@ -176,15 +194,40 @@ fn read_resource(args: &Config) -> Result<(OfferCancellation, bool), Error> {
     Ok((resource, had_status))
 }
 
-/// `--job-id`: the job is the target, in place of the file's offer.
-fn aim_at_job(spec: &mut OfferCancellationSpec, job_id: &str) {
-    spec.publisher_id = None;
-    spec.offer_id = None;
+/// `--job-id`: the job is the target, in place of the file's offer; every
+/// field that applies to a CPP offer only goes with it, and a poll
+/// interval a job may not have (under a minute). Says what went.
+fn aim_at_job(spec: &mut OfferCancellationSpec, job_id: &str) -> Vec<&'static str> {
+    let mut dropped = Vec::new();
+    let mut drop = |field: &'static str, was_set: bool| {
+        if was_set {
+            dropped.push(field);
+        }
+    };
+    drop("publisherId", spec.publisher_id.take().is_some());
+    drop("offerId", spec.offer_id.take().is_some());
+    drop("operationId", spec.operation_id.take().is_some());
+    drop(
+        "notificationEmails",
+        !std::mem::take(&mut spec.notification_emails).is_empty(),
+    );
+    let job_poll = crate::crd::DEFAULT_JOB_POLL_INTERVAL_SECONDS;
+    drop(
+        "pollIntervalSeconds",
+        spec.poll_interval_seconds
+            .take_if(|s| *s < job_poll)
+            .is_some(),
+    );
+    if spec.api_version != crate::crd::DEFAULT_API_VERSION {
+        spec.api_version = crate::crd::DEFAULT_API_VERSION.into();
+        dropped.push("apiVersion");
+    }
     let api_version = spec.product_ingestion.take().map(|p| p.api_version);
     spec.product_ingestion = Some(ProductIngestion {
         job_id: job_id.to_string(),
         api_version: api_version.unwrap_or_else(|| ProductIngestion::DEFAULT_API_VERSION.into()),
     });
+    dropped
 }
 
 /// A resource named by flags alone (`--job-id` without `-f`).
@@ -196,7 +239,9 @@ fn from_flags() -> OfferCancellation {
             offer_id: None,
             product_ingestion: None,
             notification_emails: Vec::new(),
-            credentials_secret_ref: SecretRef { name: "cli".into() },
+            credentials_secret_ref: SecretRef {
+                name: CLI_SECRET.into(),
+            },
             api_version: crate::crd::DEFAULT_API_VERSION.into(),
             poll_interval_seconds: None,
             timeout_seconds: None,
@@ -209,15 +254,24 @@ fn from_flags() -> OfferCancellation {
 }
 
 /// An OfferCancellation file, as `kubectl apply` with strict field
-/// validation reads it: a misspelt field is an error. Its `status` (a
-/// manifest saved with `kubectl get -o yaml`) is dropped unread, as
-/// `kubectl apply` drops it, whatever it holds; says whether there was one.
+/// validation reads it: one document of our kind, a misspelt field is an
+/// error. Its `status` (a manifest saved with `kubectl get -o yaml`) is
+/// dropped unread, as `kubectl apply` drops it, whatever it holds; says
+/// whether there was one. `credentialsSecretRef` may be left out: the CLI
+/// takes its credentials from flags.
 fn parse_file(file: &std::path::Path) -> Result<(OfferCancellation, bool), Error> {
     let shown = file.display().to_string();
     let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
         path: shown.clone(),
         source,
     })?;
+    let parse_error = |source| Error::Parse {
+        path: shown.clone(),
+        source,
+    };
+    let (document, alone) = one_document(&text, &shown)?;
+    // A stray `---` leaves the text unreadable as one document.
+    let edited = for_the_cli(document.clone()).or_else(|| (!alone).then(|| document.clone()));
     let mut unknown = Vec::new();
     let mut note = |field: serde_ignored::Path| {
         // The type's derive fills these two from the type itself.
@@ -226,37 +280,94 @@ fn parse_file(file: &std::path::Path) -> Result<(OfferCancellation, bool), Error
             unknown.push(field);
         }
     };
-    let parse_error = |source| Error::Parse {
-        path: shown.clone(),
-        source,
-    };
-    let (resource, had_status): (OfferCancellation, bool) = match without_status(&text) {
+    let resource: OfferCancellation = match &edited {
         // Read from the text, so an error names its line and column.
-        None => (
-            serde_ignored::deserialize(serde_yaml::Deserializer::from_str(&text), &mut note)
-                .map_err(parse_error)?,
-            false,
-        ),
-        Some(value) => (
-            serde_ignored::deserialize(value, &mut note).map_err(parse_error)?,
-            true,
-        ),
-    };
+        None => serde_ignored::deserialize(serde_yaml::Deserializer::from_str(&text), &mut note),
+        Some(value) => serde_ignored::deserialize(value.clone(), &mut note),
+    }
+    .map_err(parse_error)?;
     if !unknown.is_empty() {
         return Err(Error::UnknownFields {
             path: shown,
             fields: unknown,
         });
     }
+    let had_status = document.get("status").is_some();
     Ok((resource, had_status))
 }
 
-/// The document without its `status`, when it is a mapping that has one.
-fn without_status(text: &str) -> Option<serde_yaml::Value> {
-    let mut value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
-    value.as_mapping_mut()?.remove("status")?;
-    Some(value)
+/// The apiVersion an OfferCancellation is written with.
+const API_VERSION: &str = "offercancel.dev/v1alpha1";
+
+/// The file's one document, when it is an OfferCancellation, and whether
+/// the text holds nothing else (no empty document beside it).
+fn one_document(text: &str, shown: &str) -> Result<(serde_yaml::Value, bool), Error> {
+    let parse_error = |source| Error::Parse {
+        path: shown.to_string(),
+        source,
+    };
+    let mut documents = Vec::new();
+    let mut raw = 0;
+    for document in serde_yaml::Deserializer::from_str(text) {
+        raw += 1;
+        let value = serde_yaml::Value::deserialize(document).map_err(parse_error)?;
+        // An empty document (a stray `---`) is no document.
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    let document = match documents.len() {
+        1 => documents.remove(0),
+        count => {
+            return Err(Error::ManyDocuments {
+                path: shown.into(),
+                count,
+            });
+        }
+    };
+    let said = |key: &str| {
+        document
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    match (said("apiVersion"), said("kind")) {
+        (Some(api), Some(kind)) if api == API_VERSION && kind == "OfferCancellation" => {
+            Ok((document, raw == 1))
+        }
+        (api, kind) => Err(Error::NotOurs {
+            path: shown.into(),
+            found: format!(
+                "kind {} of apiVersion {}",
+                kind.as_deref().unwrap_or("(none)"),
+                api.as_deref().unwrap_or("(none)")
+            ),
+        }),
+    }
 }
+
+/// The document as the CLI reads it, when that differs from the file: no
+/// status, and a placeholder `credentialsSecretRef` where there is none
+/// (`None`: read the file's text as it is).
+fn for_the_cli(mut document: serde_yaml::Value) -> Option<serde_yaml::Value> {
+    let mapping = document.as_mapping_mut()?;
+    let had_status = mapping.remove("status").is_some();
+    let spec = mapping.get_mut("spec").and_then(|s| s.as_mapping_mut());
+    let added_ref = match spec {
+        Some(spec) if !spec.contains_key("credentialsSecretRef") => {
+            let mut name = serde_yaml::Mapping::new();
+            name.insert("name".into(), CLI_SECRET.into());
+            spec.insert("credentialsSecretRef".into(), name.into());
+            true
+        }
+        _ => false,
+    };
+    (had_status || added_ref).then_some(document)
+}
+
+/// The Secret name a resource read by the CLI is given when it names none
+/// (the CLI never reads a Secret).
+const CLI_SECRET: &str = "cli";
 
 /// Where the cancel goes, and as whom.
 struct Target {
@@ -287,6 +398,12 @@ async fn target(args: &Config, voice: Voice) -> Result<Target, Error> {
 async fn simulated(args: &Config, voice: Voice) -> Result<Target, Error> {
     let running = marketplace_simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0").await?;
     voice.say(&format!("simulator listening on {}", running.url()));
+    if !args.simulate_ignores.is_empty() {
+        voice.say(&format!(
+            "--simulate ignores {}: the simulator's own endpoints and credentials are used",
+            args.simulate_ignores.join(", ")
+        ));
+    }
     let url = reqwest::Url::parse(&running.url()).map_err(Error::SimulatorAddress)?;
     let mut config = args.client.clone();
     config.endpoint = url.clone();
@@ -345,8 +462,8 @@ pub async fn run(args: Config) -> Result<Ending, Error> {
         Apis::new(target.config, Arc::new(Unobserved))?,
         target.credentials,
     );
-    if let Ok(target) = resource.spec.target() {
-        voice.say(&format!("cancelling the operation in progress on {target}"));
+    if let Some(line) = what_will_happen(&resource.spec, jiff::Timestamp::now()) {
+        voice.say(&line);
     }
     let mut display = Display::new(voice);
     let (ending, status) = drive(&apis, &resource, &creds, args.wait, &mut display).await;
@@ -354,16 +471,40 @@ pub async fn run(args: Config) -> Result<Ending, Error> {
     voice.result(&ending.to_string());
     resource.status = Some(status);
     if let Some(format) = args.output {
-        println!("{}", rendered(&resource, format)?);
+        super::print_out(&format!("{}\n", rendered(&resource, format)?));
     }
     Ok(ending)
+}
+
+/// The first line: what this run will do, as the spec says (`None`: a
+/// spec with no target, refused before this).
+fn what_will_happen(spec: &OfferCancellationSpec, now: jiff::Timestamp) -> Option<String> {
+    let target = spec.target().ok()?;
+    if let Some(at) = spec.not_after.as_ref().filter(|at| at.0 <= now) {
+        return Some(format!(
+            "nothing will be sent to {target}: spec.notAfter ({}) has passed",
+            at.0
+        ));
+    }
+    Some(match (&target, &spec.operation_id) {
+        (crate::crd::Target::Job { .. }, _) => {
+            format!("cancelling {target} if it is still running")
+        }
+        (_, Some(id)) => {
+            format!("cancelling operation {id} on {target} if it is still in progress")
+        }
+        (_, None) => format!("cancelling the operation in progress on {target}, if there is one"),
+    })
 }
 
 /// The resource as `kubectl get -o json|yaml` would show it.
 fn rendered(resource: &OfferCancellation, format: Output) -> Result<String, Error> {
     match format {
         Output::Json => Ok(serde_json::to_string_pretty(resource)?),
-        Output::Yaml => serde_yaml::to_string(resource).map_err(Error::RenderYaml),
+        // Quoted where a YAML 1.1 reader (kubectl's) would see a date.
+        Output::Yaml => serde_yaml::to_string(resource)
+            .map(|yaml| crate::crd::quote_date_like_scalars(&yaml))
+            .map_err(Error::RenderYaml),
     }
 }
 
@@ -404,9 +545,21 @@ fn ending(observed: &Observed, requeue: Requeue, wait: bool) -> Option<Ending> {
         (Some(Phase::Failed), _) => Some(Ending::Failed(message())),
         (Some(Phase::Cancelling), _) if !wait => Some(Ending::Accepted),
         (_, Requeue::Never) => Some(Ending::GaveUp(message())),
-        _ if observed.errors_in_row >= MAX_ERRORS_IN_ROW => Some(Ending::GaveUp(message())),
+        _ if observed.errors_in_row >= MAX_ERRORS_IN_ROW => Some(Ending::GaveUp(format!(
+            "{} transient errors in a row; the last: {}",
+            observed.errors_in_row,
+            last_error(&message())
+        ))),
         _ => None,
     }
+}
+
+/// A transient error's status message without the controller's "will
+/// retry", which the CLI no longer does once it gives up.
+fn last_error(message: &str) -> &str {
+    message
+        .strip_prefix(crate::decide::TRANSIENT_PREFIX)
+        .unwrap_or(message)
 }
 
 #[cfg(test)]
@@ -448,6 +601,13 @@ mod tests {
         );
         observed.errors_in_row = MAX_ERRORS_IN_ROW;
         let gave_up = ending(&observed, backoff(MAX_ERRORS_IN_ROW), true);
-        assert!(matches!(gave_up, Some(Ending::GaveUp(m)) if m.contains("503")));
+        let Some(Ending::GaveUp(m)) = gave_up else {
+            panic!("gives up at the limit: {gave_up:?}");
+        };
+        assert!(m.contains("503"), "{m}");
+        assert!(
+            !m.contains("will retry"),
+            "gave up, so no retry is promised: {m}"
+        );
     }
 }
