@@ -679,3 +679,50 @@ fn a_reader_that_goes_away_ends_the_output_not_in_a_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn simulate_makes_up_an_offer_or_a_job_its_scenario_does_not_name_and_says_so() {
+    let mine = "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\n\
+                metadata: {name: mine}\nspec:\n  publisherId: my-publisher\n  offerId: my-offer\n  pollIntervalSeconds: 5\n";
+    let out = simulate_file(mine, &[]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("does not name my-publisher/my-offer: it simulates one (an asynchronous publish in progress)"),
+        "{shown}"
+    );
+    assert!(shown.contains("result: Cancelled"), "{shown}");
+    let job = Command::new(BIN)
+        .args([
+            "cancel",
+            "--simulate",
+            "--job-id",
+            "5d1e6a7b-aaaa-4bbb-8ccc-000000000042",
+        ])
+        .output()
+        .unwrap();
+    let shown = text(&job);
+    assert_eq!(job.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("it simulates one (a running job"), "{shown}");
+    assert!(shown.contains("result: Cancelled"), "{shown}");
+    let named = simulate_file(&resource_yaml("contoso", "contoso-offer"), &[]);
+    assert!(!text(&named).contains("simulates one"), "{}", text(&named));
+}
+
+#[test]
+fn simulate_keeps_the_scenarios_404_examples() {
+    let out = simulate_file(&resource_yaml("contoso", "no-such-offer"), &[]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("HTTP 404"), "{shown}");
+    let job = Command::new(BIN)
+        .args(["cancel", "--simulate", "--job-id", "no-such-job"])
+        .output()
+        .unwrap();
+    let shown = text(&job);
+    assert_eq!(job.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("JobNotFound") || shown.contains("404"),
+        "{shown}"
+    );
+}

@@ -96,27 +96,43 @@ impl SimState {
         Ok(id.to_ascii_lowercase())
     }
 
+    /// A job made from its publisher's template: the publisher, and the job.
+    fn job_template(&self, id: &str) -> Option<(String, Job)> {
+        let key = id.to_ascii_lowercase();
+        self.scenario.publishers.iter().find_map(|p| {
+            let t = p
+                .job_templates
+                .iter()
+                .find(|t| key.starts_with(&t.id.to_ascii_lowercase()))?;
+            Some((
+                p.id.clone(),
+                Job {
+                    id: id.to_string(),
+                    ..t.clone()
+                },
+            ))
+        })
+    }
+
     /// A job by id, made from its publisher's template on first use.
     fn job_mut(&mut self, id: &str) -> Option<&mut JobState> {
         let key = id.to_ascii_lowercase();
         if !self.jobs.contains_key(&key) {
-            let (publisher, template) = self.scenario.publishers.iter().find_map(|p| {
-                let t = p
-                    .job_templates
-                    .iter()
-                    .find(|t| key.starts_with(&t.id.to_ascii_lowercase()))?;
-                Some((p.id.clone(), t.clone()))
+            let (publisher, job) = self.job_template(id).or_else(|| {
+                let unnamed = !self.scenario.names_job(id);
+                (self.scenario.make_up_unknown_targets && unnamed)
+                    .then(|| (MADE_UP_PUBLISHER.to_string(), Job::made_up(id)))
             })?;
-            let job = Job {
-                id: id.to_string(),
-                ..template
-            };
             self.jobs
                 .insert(key.clone(), JobState::new(&publisher, job));
         }
         self.jobs.get_mut(&key)
     }
 }
+
+/// The publisher a made-up job belongs to: named by no scenario, so open
+/// to every caller where targets are made up.
+const MADE_UP_PUBLISHER: &str = "(made up)";
 
 fn missing() -> Reply {
     error(404, "notFound", "The job does not exist.")

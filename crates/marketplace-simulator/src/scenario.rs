@@ -34,6 +34,14 @@ pub struct Scenario {
     /// Faults on every request.
     #[serde(default)]
     pub faults: Faults,
+    /// An offer or job the scenario does not name (nor a template, nor a
+    /// publisher's `missing`) is made up on first use: an asynchronous
+    /// publish in progress ([`Offer::made_up`]), a running job
+    /// ([`Job::made_up`]); a publisher the scenario does not name is open
+    /// to every caller. `cancel --simulate` turns it on, so a user's own
+    /// manifest can be tried.
+    #[serde(default)]
+    pub make_up_unknown_targets: bool,
 }
 
 /// The api-version CPP's cancel call documents.
@@ -195,6 +203,10 @@ pub struct Publisher {
     /// Jobs made on first use, as offer templates are.
     #[serde(default)]
     pub job_templates: Vec<Job>,
+    /// Ids of offers and jobs of this publisher that do not exist (404),
+    /// even where unknown targets are made up.
+    #[serde(default)]
+    pub missing: Vec<String>,
 }
 
 /// How a configure job answers a cancel.
@@ -319,6 +331,42 @@ pub struct Offer {
     pub faults: Faults,
 }
 
+impl Offer {
+    /// An offer the scenario does not name, as it is made up: an
+    /// asynchronous publish in progress, its cancel done after two polls.
+    pub fn made_up(id: &str) -> Offer {
+        Offer {
+            id: id.to_string(),
+            in_progress: default_in_progress(),
+            cancel: CancelMode::Async,
+            location: LocationShape::Migrated,
+            polls_until_done: default_polls(),
+            seconds_until_done: None,
+            result: CancelResult::Completed,
+            messages: vec![],
+            body: BodyShape::Object,
+            retry_after_seconds: None,
+            faults: Faults::default(),
+        }
+    }
+}
+
+impl Job {
+    /// A job the scenario does not name, as it is made up: running until
+    /// the cancel, which stops it at once (a status poll would come only a
+    /// minute later).
+    pub fn made_up(id: &str) -> Job {
+        Job {
+            id: id.to_string(),
+            cancel: JobCancelMode::Immediate,
+            polls_until_done: 1,
+            ended: JobEnding::Succeeded,
+            errors: vec![],
+            faults: Faults::default(),
+        }
+    }
+}
+
 fn default_in_progress() -> Option<String> {
     Some("publish".into())
 }
@@ -414,7 +462,48 @@ impl Scenario {
             tokens: vec![],
             publishers: vec![],
             faults: Faults::default(),
+            make_up_unknown_targets: false,
         }
+    }
+
+    /// The built-in scenario, making up every target it does not name
+    /// (`cancel --simulate`).
+    pub fn any_target() -> Scenario {
+        Scenario {
+            make_up_unknown_targets: true,
+            ..Scenario::default_scenario()
+        }
+    }
+
+    /// Whether the scenario names offer `offer` of `publisher` (itself, a
+    /// template of it, or as missing): what it says of it is not made up.
+    pub fn names_offer(&self, publisher: &str, offer: &str) -> bool {
+        self.publishers
+            .iter()
+            .filter(|p| p.id == publisher)
+            .any(|p| {
+                p.offers.iter().any(|o| o.id == offer)
+                    || p.offer_templates.iter().any(|t| offer.starts_with(&t.id))
+                    || p.missing.iter().any(|m| m == offer)
+            })
+    }
+
+    /// Whether the scenario names job `id` (itself, a template of it, or
+    /// as missing), whatever its case.
+    pub fn names_job(&self, id: &str) -> bool {
+        let id = id.to_ascii_lowercase();
+        self.publishers.iter().any(|p| {
+            p.jobs.iter().any(|j| j.id.eq_ignore_ascii_case(&id))
+                || p.job_templates
+                    .iter()
+                    .any(|t| id.starts_with(&t.id.to_ascii_lowercase()))
+                || p.missing.iter().any(|m| m.eq_ignore_ascii_case(&id))
+        })
+    }
+
+    /// Whether the scenario names `publisher`.
+    pub fn names_publisher(&self, publisher: &str) -> bool {
+        self.publishers.iter().any(|p| p.id == publisher)
     }
 
     pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {

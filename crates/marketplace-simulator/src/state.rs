@@ -447,6 +447,7 @@ impl SimState {
             Caller::Static(i) => &self.scenario.tokens[i].publishers,
         };
         allowed.iter().any(|p| p == publisher)
+            || (self.scenario.make_up_unknown_targets && !self.scenario.names_publisher(publisher))
     }
 
     /// Whether the caller of `authorization` was granted reads only
@@ -485,14 +486,17 @@ impl SimState {
         }
         let key = (publisher.to_string(), offer.to_string());
         if !self.offers.contains_key(&key) {
-            let Some(template) = self.template_for(publisher, offer) else {
+            let Some(made) = self.template_for(publisher, offer).or_else(|| {
+                let unnamed = !self.scenario.names_offer(publisher, offer);
+                (self.scenario.make_up_unknown_targets && unnamed).then(|| Offer::made_up(offer))
+            }) else {
                 return Err(Reply::error(
                     404,
                     "NotFound",
                     "The publisher or offer does not exist.",
                 ));
             };
-            self.offers.insert(key.clone(), OfferState::new(template));
+            self.offers.insert(key.clone(), OfferState::new(made));
         }
         Ok(key)
     }

@@ -732,3 +732,50 @@ publishers:
     assert_eq!(stats["offers"]["contoso/sync-offer"]["cancelPosts"], 3);
     assert_eq!(stats["jobs"]["job-1"]["cancelPosts"], 1);
 }
+
+#[tokio::test]
+async fn unknown_targets_are_made_up_only_where_asked_and_named_ones_keep_their_answers() {
+    let c = client();
+    let plain = simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let mine = cancel_url(&plain, "my-publisher", "my-offer", "2017-10-31");
+    let (status, _) = post_cancel(&c, &mine, Some(DEFAULT_TOKEN), BODY).await;
+    assert_eq!(status, 403, "a publisher the token may not use");
+    let any = simulator::spawn(Scenario::any_target(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let listed = get_json(
+        &c,
+        format!(
+            "{}/api/publishers/my-publisher/offers/my-offer/submissions?api-version=2017-10-31",
+            any.url()
+        ),
+    )
+    .await;
+    assert_eq!(listed[0]["status"], json!("running"), "{listed}");
+    let mine = cancel_url(&any, "my-publisher", "my-offer", "2017-10-31");
+    let (status, _) = post_cancel(&c, &mine, Some(DEFAULT_TOKEN), BODY).await;
+    assert_eq!(status, 202, "made up: an asynchronous publish in progress");
+    for (publisher, offer, expected) in [
+        ("contoso", "no-such-offer", 404),
+        ("fabrikam", "fabrikam-offer", 403),
+        ("contoso", "sync-offer", 200),
+    ] {
+        let url = cancel_url(&any, publisher, offer, "2017-10-31");
+        let (status, _) = post_cancel(&c, &url, Some(DEFAULT_TOKEN), BODY).await;
+        assert_eq!(status, expected, "{publisher}/{offer}");
+    }
+    let job = job_url(&any, "5d1e6a7b-aaaa-4bbb-8ccc-000000000042", "cancel");
+    let (status, body) = job_call(&c, true, &job, GRAPH_TOKEN).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["jobResult"], json!("cancelled"), "{body}");
+    let (status, _) = job_call(
+        &c,
+        true,
+        &job_url(&any, "no-such-job", "cancel"),
+        GRAPH_TOKEN,
+    )
+    .await;
+    assert_eq!(status, 404);
+}

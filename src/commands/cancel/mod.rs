@@ -378,12 +378,17 @@ struct Target {
     _simulator: Option<marketplace_simulator::Running>,
 }
 
-/// The services the flags name, or with `--simulate` a simulator started here.
+/// The services the flags name, or with `--simulate` a simulator started
+/// here for `spec`'s target.
 #[cfg_attr(not(feature = "simulator"), allow(unused_variables))]
-async fn target(args: &Config, voice: Voice) -> Result<Target, Error> {
+async fn target(
+    args: &Config,
+    voice: Voice,
+    spec: &OfferCancellationSpec,
+) -> Result<Target, Error> {
     #[cfg(feature = "simulator")]
     if args.simulate {
-        return simulated(args, voice).await;
+        return simulated(args, voice, spec).await;
     }
     Ok(Target {
         config: args.client.clone(),
@@ -393,11 +398,35 @@ async fn target(args: &Config, voice: Voice) -> Result<Target, Error> {
     })
 }
 
-/// Starts the built-in simulator and points the client at it.
+/// Starts the built-in simulator and points the client at it. A target
+/// its scenario does not name is made up, and said so.
 #[cfg(feature = "simulator")]
-async fn simulated(args: &Config, voice: Voice) -> Result<Target, Error> {
-    let running = marketplace_simulator::spawn(Scenario::default_scenario(), "127.0.0.1:0").await?;
+async fn simulated(
+    args: &Config,
+    voice: Voice,
+    spec: &OfferCancellationSpec,
+) -> Result<Target, Error> {
+    let scenario = Scenario::any_target();
+    let made_up = match spec.target() {
+        Ok(crate::crd::Target::Offer {
+            publisher_id,
+            offer_id,
+            ..
+        }) if !scenario.names_offer(publisher_id, offer_id) => {
+            Some("an asynchronous publish in progress")
+        }
+        Ok(crate::crd::Target::Job { job_id, .. }) if !scenario.names_job(job_id) => {
+            Some("a running job, which the cancel stops at once")
+        }
+        _ => None,
+    };
+    let running = marketplace_simulator::spawn(scenario, "127.0.0.1:0").await?;
     voice.say(&format!("simulator listening on {}", running.url()));
+    if let (Some(what), Ok(target)) = (made_up, spec.target()) {
+        voice.say(&format!(
+            "the simulator's scenario does not name {target}: it simulates one ({what})"
+        ));
+    }
     if !args.simulate_ignores.is_empty() {
         voice.say(&format!(
             "--simulate ignores {}: the simulator's own endpoints and credentials are used",
@@ -457,7 +486,7 @@ pub async fn run(args: Config) -> Result<Ending, Error> {
     if had_status {
         eprintln!("note: the file's status is ignored; the cancel starts from the spec");
     }
-    let target = target(&args, voice).await?;
+    let target = target(&args, voice, &resource.spec).await?;
     let (apis, creds) = (
         Apis::new(target.config, Arc::new(Unobserved))?,
         target.credentials,
