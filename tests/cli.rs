@@ -726,3 +726,26 @@ fn simulate_keeps_the_scenarios_404_examples() {
         "{shown}"
     );
 }
+
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::BufRead;
+    let mut child = Command::new(BIN)
+        .args(["simulator", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let stderr = child.stderr.take().unwrap();
+    std::io::BufReader::new(stderr)
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("listening"), "{line:?}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "an escape code in a piped log: {line:?}"
+    );
+}
