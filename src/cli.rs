@@ -242,8 +242,8 @@ pub struct CancelArgs {
     #[arg(long, conflicts_with = "job_id")]
     pub operation_id: Option<String>,
     /// Cancel this Product Ingestion configure job instead of an offer's
-    /// operation: sets spec.productIngestion.jobId (the file's
-    /// publisherId/offerId are dropped). Without -f, the resource is built
+    /// operation: sets spec.productIngestion.jobId (the file's CPP-only
+    /// fields are dropped, and named). Without -f, the resource is built
     /// from the flags.
     #[arg(long)]
     pub job_id: Option<String>,

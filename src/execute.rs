@@ -1,9 +1,8 @@
 //! The call a step names, made to the target's API, and what the API
 //! said ([`Said`]): a thin adapter. It picks the client for the target,
-//! classifies a failure, and (the one thing it does unasked) reads the
-//! target's record once after a cancel refused the way its API refuses
-//! one that came too late. What any of it means is
-//! [`crate::decide::meaning`]'s to say.
+//! classifies a failure, and reads the target's record once after a
+//! cancel refused with the status [`Asking::refused_late`] names. What any
+//! of it means is [`crate::decide::meaning`]'s to say.
 
 use jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -178,16 +177,6 @@ impl<'a> TargetApi<'a> {
             TargetApi::Job(jobs, job) => jobs.status_location(*job).unwrap_or_default(),
         }
     }
-
-    /// Whether the API refused the cancel the way it refuses one that came
-    /// too late (docs/cpp-api.md, docs/product-ingestion-api.md): its
-    /// record then says why.
-    fn refused_late(&self, e: &ApiError) -> bool {
-        match self {
-            TargetApi::Offer(..) => e.http_status() == Some(404),
-            TargetApi::Job(..) => e.http_status() == Some(400),
-        }
-    }
 }
 
 /// The POST, abandoned at the intent's `postDeadline`: another writer
@@ -224,7 +213,7 @@ async fn post_cancel(
         Ok(answer) => return Ok(answer),
         Err(e) => e,
     };
-    let then = match api.refused_late(&e) {
+    let then = match e.http_status() == Some(asking.refused_late) {
         true => Some(
             api.listing(creds, asking.turn, Some(Timestamp::now()))
                 .await,

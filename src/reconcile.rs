@@ -84,7 +84,7 @@ pub async fn reconcile(obj: Arc<OfferCancellation>, ctx: Arc<Context>) -> Result
     if seen.is_some() {
         clock.mark(Stage::Queued);
     }
-    let turn = crate::decide::waiting_turn(&obj, std::time::Instant::now());
+    let turn = crate::decide::waiting_turn(&obj, Timestamp::now(), std::time::Instant::now());
     let _worker = ctx.gate.enter(turn).await;
     clock.mark(Stage::Gate);
     // Boxed: a reconcile waiting at the gate keeps only this small future.

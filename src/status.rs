@@ -105,7 +105,9 @@ pub(crate) async fn read_fresh(
     ctx: &Context,
     obj: &OfferCancellation,
 ) -> Result<Option<OfferCancellation>, kube::Error> {
-    let ns = obj.namespace().unwrap_or_default();
+    let Some(ns) = obj.namespace() else {
+        return Ok(None);
+    };
     let api: Api<OfferCancellation> = Api::namespaced(ctx.client.clone(), &ns);
     let fresh = api.get_opt(&obj.name_any()).await?;
     let version = fresh

@@ -541,6 +541,28 @@ fn a_file_of_several_documents_is_refused_saying_so() {
 }
 
 #[test]
+fn an_empty_file_is_refused_as_such() {
+    let out = simulate_file("# nothing here\n", &[]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("an empty file is not an OfferCancellation"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_placeholder_secret_is_never_printed() {
+    let without = "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\n\
+                   metadata: {name: x}\nspec:\n  publisherId: contoso\n  offerId: sync-offer\n";
+    let out = simulate_file(without, &["-o", "yaml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout.contains("offerId: sync-offer"), "{stdout}");
+    assert!(!stdout.contains("credentialsSecretRef"), "{stdout}");
+}
+
+#[test]
 fn the_cli_needs_no_credentials_secret_ref() {
     let without = "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\n\
                    metadata: {name: x}\nspec:\n  publisherId: contoso\n  offerId: contoso-offer\n  pollIntervalSeconds: 5\n";
@@ -644,7 +666,7 @@ fn simulate_says_which_flags_it_ignores() {
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(
-        shown.contains("--simulate ignores --product-ingestion-endpoint, --token"),
+        shown.contains("--simulate ignores --product-ingestion-endpoint, --token (given"),
         "{shown}"
     );
     assert!(

@@ -180,6 +180,16 @@ mod tests {
     }
 
     #[test]
+    fn block_scalars_are_text_and_never_quoted() {
+        let yaml = "message: |-\n  failed\n  at: 2024-01-01\nnotAfter: 2024-01-02\n";
+        let quoted = super::schema::quote_date_like_scalars(yaml);
+        assert_eq!(
+            quoted,
+            "message: |-\n  failed\n  at: 2024-01-01\nnotAfter: '2024-01-02'\n"
+        );
+    }
+
+    #[test]
     fn crd_yaml_quotes_the_default_api_version() {
         let yaml = crd_yaml().unwrap();
         assert!(yaml.contains("default: '2017-10-31'"), "{yaml}");

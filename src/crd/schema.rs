@@ -25,10 +25,24 @@ pub(crate) fn quote_date_like_scalars(yaml: &str) -> String {
                 .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
     };
     let mut out = String::with_capacity(yaml.len() + 16);
+    // The indentation of the key whose block scalar (`|`, `>`) is being
+    // read: its lines are text, never rewritten.
+    let mut block: Option<usize> = None;
     for line in yaml.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if block.is_some_and(|key| line.trim().is_empty() || indent > key) {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        block = None;
         match line.rsplit_once(": ") {
             Some((key, value)) if date_like(value) => {
                 out.push_str(&format!("{key}: '{value}'"));
+            }
+            Some((_, value)) if value.starts_with('|') || value.starts_with('>') => {
+                block = Some(indent);
+                out.push_str(line);
             }
             _ => out.push_str(line),
         }

@@ -91,7 +91,6 @@ impl Observed {
         })
     }
 
-    /// The turn this resource's work takes: its urgency, for its namespace.
     /// What the executor needs of this resource to ask its target's API.
     pub fn asking(&self) -> Asking<'_> {
         Asking {
@@ -100,9 +99,11 @@ impl Observed {
             record_after: crate::claim::read_after(self.claim.as_ref(), &self.claimant, self.now),
             emails: self.spec.notification_emails_joined(),
             post_deadline: self.status.post_deadline.as_ref().map(|d| d.0),
+            refused_late: words::words(self).refused_late_with,
         }
     }
 
+    /// The turn this resource's work takes: its urgency, for its namespace.
     pub fn turn(&self) -> Turn<'_> {
         Turn {
             urgency: self.urgency(),
@@ -114,12 +115,13 @@ impl Observed {
 
 /// A resource's place in line before anything else is read (the
 /// reconcile workers' gate): its urgency, read from its status and retry
-/// annotation, and its namespace, waiting since `since`.
+/// annotation at `now`, and its namespace, waiting since `since`.
 pub fn waiting_turn(
     resource: &crate::crd::OfferCancellation,
+    now: jiff::Timestamp,
     since: std::time::Instant,
 ) -> Turn<'_> {
-    let observed = Observed::of(resource, None, 0, jiff::Timestamp::now());
+    let observed = Observed::of(resource, None, 0, now);
     Turn {
         urgency: observed.urgency(),
         tenant: resource.metadata.namespace.as_deref().unwrap_or_default(),

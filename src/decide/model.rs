@@ -133,6 +133,10 @@ pub struct Asking<'a> {
     pub emails: String,
     /// The intent's `postDeadline`: the POST is abandoned then.
     pub post_deadline: Option<jiff::Timestamp>,
+    /// The status the target's API refuses a cancel with when it came too
+    /// late (CPP's 404, a job's 400): the executor then reads the target's
+    /// record once, for [`super::meaning`] to read the refusal by.
+    pub refused_late: u16,
 }
 
 /// What the target's API said to the call a step named (or to the cancel

@@ -1027,17 +1027,21 @@ fn timed_out_in_doubt(
     let seconds = obs.spec.timeout_seconds.unwrap_or_default();
     let w = words(obs);
     let shows = match found {
+        // CPP's wording is as before; a job's says whose record it is.
         Settlement::Follow { location } => {
             next.operation_location = Some(location);
-            format!("{} shows {} as still running", w.api, w.followed)
+            match w.lists_cancels {
+                true => format!("{} lists {} as still running", w.api, w.followed),
+                false => format!("{} shows {} as still running", w.api, w.followed),
+            }
         }
         _ => match w.lists_cancels {
             true => format!(
-                "{} shows the operation still in progress and no cancel operation; nothing was resent",
+                "{} lists the operation as still in progress and no cancel operation; nothing was resent",
                 w.api
             ),
             false => format!(
-                "{} shows the operation still in progress; nothing was resent",
+                "{} shows the operation as still in progress; nothing was resent",
                 w.api
             ),
         },

@@ -29,6 +29,9 @@ pub(super) struct Words {
     pub(super) refused_late: fn(&Observed, &Failure, Result<Listing, Failure>) -> Option<Outcome>,
     /// The reason for a status the API answered to a request.
     pub(super) refusal_reason: fn(u16, Request) -> &'static str,
+    /// The status the API refuses a cancel with when it came too late
+    /// (docs/cpp-api.md, docs/product-ingestion-api.md).
+    pub(super) refused_late_with: u16,
 }
 
 pub(super) fn words(obs: &Observed) -> Words {
@@ -40,6 +43,7 @@ pub(super) fn words(obs: &Observed) -> Words {
             lists_cancels: false,
             refused_late: job_refused_late,
             refusal_reason: job_refusal_reason,
+            refused_late_with: 400,
         },
         None => Words {
             api: "CPP",
@@ -48,6 +52,7 @@ pub(super) fn words(obs: &Observed) -> Words {
             lists_cancels: true,
             refused_late: offer_refused_late,
             refusal_reason: offer_refusal_reason,
+            refused_late_with: 404,
         },
     }
 }

@@ -296,6 +296,12 @@ fn parse_file(file: &std::path::Path) -> Result<(OfferCancellation, bool), Error
     Ok((resource, had_status))
 }
 
+/// Whether the file named a `credentialsSecretRef` (else the CLI's
+/// placeholder stands in, and is never printed).
+fn names_secret(resource: &OfferCancellation) -> bool {
+    resource.spec.credentials_secret_ref.name != CLI_SECRET
+}
+
 /// The apiVersion an OfferCancellation is written with.
 const API_VERSION: &str = "offercancel.dev/v1alpha1";
 
@@ -318,6 +324,12 @@ fn one_document(text: &str, shown: &str) -> Result<(serde_yaml::Value, bool), Er
     }
     let document = match documents.len() {
         1 => documents.remove(0),
+        0 => {
+            return Err(Error::NotOurs {
+                path: shown.into(),
+                found: "an empty file".into(),
+            });
+        }
         count => {
             return Err(Error::ManyDocuments {
                 path: shown.into(),
@@ -366,8 +378,8 @@ fn for_the_cli(mut document: serde_yaml::Value) -> Option<serde_yaml::Value> {
 }
 
 /// The Secret name a resource read by the CLI is given when it names none
-/// (the CLI never reads a Secret).
-const CLI_SECRET: &str = "cli";
+/// (the CLI never reads a Secret); never printed.
+const CLI_SECRET: &str = "offercancel-cli-reads-no-secret";
 
 /// Where the cancel goes, and as whom.
 struct Target {
@@ -429,7 +441,7 @@ async fn simulated(
     }
     if !args.simulate_ignores.is_empty() {
         voice.say(&format!(
-            "--simulate ignores {}: the simulator's own endpoints and credentials are used",
+            "--simulate ignores {} (given as flags or in the environment): the simulator's own endpoints and credentials are used",
             args.simulate_ignores.join(", ")
         ));
     }
@@ -526,12 +538,19 @@ fn what_will_happen(spec: &OfferCancellationSpec, now: jiff::Timestamp) -> Optio
     })
 }
 
-/// The resource as `kubectl get -o json|yaml` would show it.
+/// The resource as `kubectl get -o json|yaml` would show it, without the
+/// placeholder Secret the CLI gave a file that named none.
 fn rendered(resource: &OfferCancellation, format: Output) -> Result<String, Error> {
+    let mut shown = serde_json::to_value(resource)?;
+    if !names_secret(resource)
+        && let Some(spec) = shown.get_mut("spec").and_then(|s| s.as_object_mut())
+    {
+        spec.remove("credentialsSecretRef");
+    }
     match format {
-        Output::Json => Ok(serde_json::to_string_pretty(resource)?),
+        Output::Json => Ok(serde_json::to_string_pretty(&shown)?),
         // Quoted where a YAML 1.1 reader (kubectl's) would see a date.
-        Output::Yaml => serde_yaml::to_string(resource)
+        Output::Yaml => serde_yaml::to_string(&shown)
             .map(|yaml| crate::crd::quote_date_like_scalars(&yaml))
             .map_err(Error::RenderYaml),
     }
@@ -574,10 +593,11 @@ fn ending(observed: &Observed, requeue: Requeue, wait: bool) -> Option<Ending> {
         (Some(Phase::Failed), _) => Some(Ending::Failed(message())),
         (Some(Phase::Cancelling), _) if !wait => Some(Ending::Accepted),
         (_, Requeue::Never) => Some(Ending::GaveUp(message())),
+        // Status records a streak once, at its first error.
         _ if observed.errors_in_row >= MAX_ERRORS_IN_ROW => Some(Ending::GaveUp(format!(
-            "{} transient errors in a row; the last: {}",
+            "{} transient errors in a row, the first: {}",
             observed.errors_in_row,
-            last_error(&message())
+            first_error(&message())
         ))),
         _ => None,
     }
@@ -585,7 +605,7 @@ fn ending(observed: &Observed, requeue: Requeue, wait: bool) -> Option<Ending> {
 
 /// A transient error's status message without the controller's "will
 /// retry", which the CLI no longer does once it gives up.
-fn last_error(message: &str) -> &str {
+fn first_error(message: &str) -> &str {
     message
         .strip_prefix(crate::decide::TRANSIENT_PREFIX)
         .unwrap_or(message)
@@ -638,5 +658,6 @@ mod tests {
             !m.contains("will retry"),
             "gave up, so no retry is promised: {m}"
         );
+        assert!(m.contains("8 transient errors in a row, the first"), "{m}");
     }
 }
