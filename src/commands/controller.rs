@@ -54,6 +54,27 @@ pub enum Error {
     Cpp(#[from] reqwest::Error),
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
+    #[error("finding the Kubernetes API server: {0}")]
+    NoConfig(#[from] kube::config::InferConfigError),
+    #[error(
+        "the API server at {url} has no OfferCancellation resource type: install the CRD first (kubectl apply -k crds/)"
+    )]
+    NoCrd { url: String },
+    #[error(
+        "the API server at {url} refuses to list OfferCancellations {scope} (HTTP {code}: {message}): the operator's RBAC (deploy/) must allow it"
+    )]
+    Refused {
+        url: String,
+        scope: String,
+        code: u16,
+        message: String,
+    },
+    #[error("cannot list OfferCancellations at {url}: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("serving metrics on {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -93,7 +114,10 @@ pub fn claim_namespace(flag: Option<&str>, lease: Option<&str>, watched: Option<
 
 /// Runs the controller until SIGTERM, or until it loses the Lease.
 pub async fn run(config: Config) -> Result<(), Error> {
-    let client = Client::try_default().await?;
+    let kube_config = kube::Config::infer().await?;
+    let url = kube_config.cluster_url.to_string();
+    let client = Client::try_from(kube_config)?;
+    preflight(&client, config.reconcile.namespace.as_deref(), &url).await?;
     let metrics = Arc::new(Metrics::default());
     let service_accounts = Arc::new(TokenRequests::new(client.clone()));
     let apis = Arc::new(Apis::with_service_accounts(
@@ -119,6 +143,34 @@ pub async fn run(config: Config) -> Result<(), Error> {
     };
     lead(Lease::named(&lease), &client, ctx, probes).await;
     Ok(())
+}
+
+/// One list of what the controller will watch, before anything starts: a
+/// CRD not installed, RBAC that refuses the list, or an API server out of
+/// reach ends the start with words that say which, instead of a watch
+/// that retries unseen.
+async fn preflight(client: &Client, namespace: Option<&str>, url: &str) -> Result<(), Error> {
+    let api: Api<crate::crd::OfferCancellation> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let url = url.to_string();
+    match api
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::NoCrd { url }),
+        Err(kube::Error::Api(status)) if matches!(status.code, 401 | 403) => Err(Error::Refused {
+            url,
+            scope: namespace.map_or("in every namespace".into(), |ns| {
+                format!("in namespace {ns}")
+            }),
+            code: status.code,
+            message: crate::text::clip(&status.message, 300),
+        }),
+        Err(source) => Err(Error::Unreachable { url, source }),
+    }
 }
 
 /// With leader election: wait as a standby (healthy and ready), then run

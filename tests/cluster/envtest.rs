@@ -239,6 +239,13 @@ impl ControlPlane {
 
     /// Waits for /readyz, then installs the CRD.
     pub async fn ready(&self) -> Result<Client, String> {
+        let client = self.ready_without_crd().await?;
+        install_envtest_crd(&client).await?;
+        Ok(client)
+    }
+
+    /// Serving, with no OfferCancellation CRD installed yet.
+    pub async fn ready_without_crd(&self) -> Result<Client, String> {
         let client = self.admin_client().await;
         let started = Instant::now();
         loop {
@@ -256,7 +263,6 @@ impl ControlPlane {
                 _ => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
-        install_envtest_crd(&client).await?;
         Ok(client)
     }
 }

@@ -121,6 +121,11 @@ fn main() -> std::process::ExitCode {
         ),
         trial(
             &plane,
+            "a_start_without_the_crd_or_the_rights_says_which_and_stops",
+            a_start_without_the_crd_or_the_rights_says_which_and_stops,
+        ),
+        trial(
+            &plane,
             "one_namespace_never_borrows_another_token",
             one_namespace_never_borrows_another_token,
         ),
@@ -725,6 +730,62 @@ async fn own_plane() -> ControlPlane {
     let plane = ControlPlane::start().expect("control plane");
     plane.ready().await.expect("control plane ready");
     plane
+}
+
+/// The controller, started against `kubeconfig`, must stop within 30 s,
+/// unsuccessfully; what it printed.
+async fn a_start_that_fails(kubeconfig: std::path::PathBuf) -> String {
+    let binary = env!("CARGO_BIN_EXE_offer-cancel-operator");
+    let mut child = std::process::Command::new(binary)
+        .args(["controller", "--namespace", "default"])
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the controller runs");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the controller did not stop by itself within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = child.wait_with_output().expect("its output");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "a start that cannot work fails: {said}"
+    );
+    said
+}
+
+/// Without the CRD, and then without RBAC to list the resources, the
+/// controller stops at once and says which, naming the API server: no
+/// watch retrying unseen.
+async fn a_start_without_the_crd_or_the_rights_says_which_and_stops(_shared: Plane) {
+    let plane = ControlPlane::start().expect("control plane");
+    plane
+        .ready_without_crd()
+        .await
+        .expect("control plane ready");
+    let said = a_start_that_fails(plane.kubeconfig(false)).await;
+    assert!(
+        said.contains("has no OfferCancellation resource type") && said.contains(&plane.url),
+        "{said}"
+    );
+    plane.ready().await.expect("the CRD installed");
+    // The operator's ServiceAccount, bound to nothing on this plane.
+    let said = a_start_that_fails(plane.kubeconfig(true)).await;
+    assert!(
+        said.contains("refuses to list OfferCancellations in namespace default (HTTP 403"),
+        "{said}"
+    );
 }
 
 /// An older CRD (no maximum on timeoutSeconds) lets a resource in that no
