@@ -20,9 +20,10 @@ pub enum LogFormat {
 /// Installs the global subscriber. A second call (tests) keeps the first.
 pub fn init(format: LogFormat, otel: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour only for a terminal: a file or a pipe (a log collector) gets
-    // plain text, no escape codes.
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Colour only for a terminal, and not when NO_COLOR is set
+    // (no-color.org): a file or a pipe (a log collector) gets plain text.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let colour = !no_color && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour);

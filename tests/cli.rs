@@ -552,14 +552,15 @@ fn an_empty_file_is_refused_as_such() {
 }
 
 #[test]
-fn a_placeholder_secret_is_never_printed() {
+fn a_file_without_a_secret_ref_prints_the_readmes_secret_and_says_so() {
     let without = "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\n\
                    metadata: {name: x}\nspec:\n  publisherId: contoso\n  offerId: sync-offer\n";
     let out = simulate_file(without, &["-o", "yaml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(stdout.contains("offerId: sync-offer"), "{stdout}");
-    assert!(!stdout.contains("credentialsSecretRef"), "{stdout}");
+    assert!(stdout.contains("name: cpp-credentials"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("names no credentialsSecretRef"), "{stderr}");
 }
 
 #[test]
@@ -729,6 +730,12 @@ fn simulate_makes_up_an_offer_or_a_job_its_scenario_does_not_name_and_says_so() 
     assert!(shown.contains("result: Cancelled"), "{shown}");
     let named = simulate_file(&resource_yaml("contoso", "contoso-offer"), &[]);
     assert!(!text(&named).contains("simulates one"), "{}", text(&named));
+    // A publisher the scenario names and the simulated principal may not
+    // use is refused, not made up.
+    let theirs = simulate_file(&resource_yaml("fabrikam", "other-offer"), &[]);
+    let shown = text(&theirs);
+    assert!(!shown.contains("simulates one"), "{shown}");
+    assert!(shown.contains("HTTP 403"), "{shown}");
 }
 
 #[test]

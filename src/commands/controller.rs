@@ -61,15 +61,16 @@ pub enum Error {
     )]
     NoCrd { url: String },
     #[error(
-        "the API server at {url} refuses to list OfferCancellations {scope} (HTTP {code}: {message}): the operator's RBAC (deploy/) must allow it"
+        "the API server at {url} refuses to list OfferCancellations {scope} (HTTP {code}: {message}): {fix}"
     )]
     Refused {
         url: String,
         scope: String,
         code: u16,
         message: String,
+        fix: &'static str,
     },
-    #[error("cannot list OfferCancellations at {url}: {source}")]
+    #[error("cannot list OfferCancellations at {url} (tried for {PREFLIGHT_PATIENCE:?}): {source}")]
     Unreachable {
         url: String,
         #[source]
@@ -117,7 +118,6 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let kube_config = kube::Config::infer().await?;
     let url = kube_config.cluster_url.to_string();
     let client = Client::try_from(kube_config)?;
-    preflight(&client, config.reconcile.namespace.as_deref(), &url).await?;
     let metrics = Arc::new(Metrics::default());
     let service_accounts = Arc::new(TokenRequests::new(client.clone()));
     let apis = Arc::new(Apis::with_service_accounts(
@@ -131,6 +131,8 @@ pub async fn run(config: Config) -> Result<(), Error> {
         .await
         .map_err(|source| Error::Metrics { addr, source })?;
     tokio::spawn(health::serve(listener, probes.clone()));
+    // After the probes are served: a slow answer is not a failed liveness.
+    preflight(&client, config.reconcile.namespace.as_deref(), &url).await?;
     let ctx = Arc::new(Context::new(
         client.clone(),
         apis,
@@ -145,32 +147,69 @@ pub async fn run(config: Config) -> Result<(), Error> {
     Ok(())
 }
 
+/// How long the start-up list is tried while the API server fails in a
+/// way that may pass (out of reach, 5xx, no answer).
+const PREFLIGHT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One list of what the controller will watch, before anything starts: a
-/// CRD not installed, RBAC that refuses the list, or an API server out of
-/// reach ends the start with words that say which, instead of a watch
-/// that retries unseen.
+/// CRD not installed or RBAC that refuses the list ends the start at once,
+/// an API server out of reach after [`PREFLIGHT_PATIENCE`], each with words
+/// that say which, instead of a watch that retries unseen.
 async fn preflight(client: &Client, namespace: Option<&str>, url: &str) -> Result<(), Error> {
     let api: Api<crate::crd::OfferCancellation> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let url = url.to_string();
-    match api
-        .list_metadata(&kube::api::ListParams::default().limit(1))
+    let started = tokio::time::Instant::now();
+    let mut pause = std::time::Duration::from_secs(1);
+    loop {
+        let listed = tokio::time::timeout(
+            crate::timing::REQUEST_TIMEOUT,
+            api.list_metadata(&kube::api::ListParams::default().limit(1)),
+        )
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(Error::NoCrd { url }),
-        Err(kube::Error::Api(status)) if matches!(status.code, 401 | 403) => Err(Error::Refused {
-            url,
-            scope: namespace.map_or("in every namespace".into(), |ns| {
-                format!("in namespace {ns}")
-            }),
-            code: status.code,
-            message: crate::text::clip(&status.message, 300),
-        }),
-        Err(source) => Err(Error::Unreachable { url, source }),
+        .unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into())));
+        let source = match listed {
+            Ok(_) => return Ok(()),
+            Err(e) => match refusal(e, namespace, url) {
+                Ok(refused) => return Err(refused),
+                Err(passing) => passing,
+            },
+        };
+        if started.elapsed() + pause > PREFLIGHT_PATIENCE {
+            let url = url.to_string();
+            return Err(Error::Unreachable { url, source });
+        }
+        tracing::warn!(%url, error = %source, "the API server cannot list OfferCancellations yet; trying again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(10));
     }
+}
+
+/// A start-up list's failure that will not pass by itself (`Ok`: the
+/// error to stop with), or the error to try again after.
+fn refusal(e: kube::Error, namespace: Option<&str>, url: &str) -> Result<Error, kube::Error> {
+    let kube::Error::Api(status) = &e else {
+        return Err(e);
+    };
+    let url = url.to_string();
+    let fix = match status.code {
+        404 => return Ok(Error::NoCrd { url }),
+        401 => {
+            "the operator's credentials are not accepted (its ServiceAccount token, or the kubeconfig's)"
+        }
+        403 => "the operator's RBAC (deploy/) must allow it",
+        _ => return Err(e),
+    };
+    Ok(Error::Refused {
+        url,
+        scope: namespace.map_or("in every namespace".into(), |ns| {
+            format!("in namespace {ns}")
+        }),
+        code: status.code,
+        message: crate::text::clip(&status.message, 300),
+        fix,
+    })
 }
 
 /// With leader election: wait as a standby (healthy and ready), then run

@@ -35,7 +35,11 @@ pub(crate) fn print_out(text: &str) {
 /// Runs `command`; an error is printed, and the exit code says how it ended.
 pub async fn run(command: Command) -> ExitCode {
     let result = match command {
-        Command::Controller(config) => controller::run(config).await.map_err(failed),
+        Command::Controller(config) => controller::run(config).await.map_err(|e| {
+            // In the log's own format too (JSON in deploy/), for collectors.
+            tracing::error!(error = %e, "the controller stopped");
+            failed(e)
+        }),
         Command::Cancel(config) => return cancel::run_and_exit(config).await,
         Command::Crd => crate::crd::crd_yaml()
             .map(|yaml| print_out(&yaml))

@@ -126,6 +126,11 @@ fn main() -> std::process::ExitCode {
         ),
         trial(
             &plane,
+            "cancel_output_applies_with_kubectl_as_it_stands",
+            cancel_output_applies_with_kubectl_as_it_stands,
+        ),
+        trial(
+            &plane,
             "one_namespace_never_borrows_another_token",
             one_namespace_never_borrows_another_token,
         ),
@@ -730,6 +735,59 @@ async fn own_plane() -> ControlPlane {
     let plane = ControlPlane::start().expect("control plane");
     plane.ready().await.expect("control plane ready");
     plane
+}
+
+/// `cancel -o yaml`, run with `args` against the built-in simulator: its
+/// stdout.
+fn cancel_output(args: &[&str], file: Option<&std::path::Path>) -> String {
+    let binary = env!("CARGO_BIN_EXE_offer-cancel-operator");
+    let mut cmd = std::process::Command::new(binary);
+    cmd.args(["cancel", "--simulate", "-o", "yaml"]).args(args);
+    if let Some(file) = file {
+        cmd.arg("-f").arg(file);
+    }
+    let out = cmd.output().expect("cancel runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What `cancel -o yaml` prints is taken by `kubectl apply` as it stands
+/// (server-side dry run on the real API server): the example, a job named
+/// by flags alone, and a file that named no Secret.
+async fn cancel_output_applies_with_kubectl_as_it_stands(plane: Plane) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let no_secret = dir.path().join("no-secret.yaml");
+    std::fs::write(
+        &no_secret,
+        "apiVersion: offercancel.dev/v1alpha1\nkind: OfferCancellation\n\
+         metadata: {name: no-secret}\nspec:\n  publisherId: contoso\n  offerId: sync-offer\n",
+    )
+    .expect("write");
+    let example = std::path::Path::new("examples/offercancellation.yaml");
+    let outputs = [
+        cancel_output(&[], Some(example)),
+        cancel_output(&["--job-id", "0b7e4c1d-0000-4000-8000-000000000001"], None),
+        cancel_output(&[], Some(&no_secret)),
+    ];
+    for (i, yaml) in outputs.iter().enumerate() {
+        let file = dir.path().join(format!("out-{i}.yaml"));
+        std::fs::write(&file, yaml).expect("write");
+        let applied = std::process::Command::new("kubectl")
+            .args(["apply", "--dry-run=server", "-f"])
+            .arg(&file)
+            .env("KUBECONFIG", plane.kubeconfig(false))
+            .output()
+            .expect("kubectl (it is on every machine of this project)");
+        assert!(
+            applied.status.success(),
+            "kubectl apply refused output {i}: {}\n{yaml}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+    }
 }
 
 /// The controller, started against `kubeconfig`, must stop within 30 s,

@@ -118,6 +118,9 @@ impl SimState {
     fn job_mut(&mut self, id: &str) -> Option<&mut JobState> {
         let key = id.to_ascii_lowercase();
         if !self.jobs.contains_key(&key) {
+            if self.scenario.lists_missing_job(id) {
+                return None;
+            }
             let (publisher, job) = self.job_template(id).or_else(|| {
                 let unnamed = !self.scenario.names_job(id);
                 (self.scenario.make_up_unknown_targets && unnamed)

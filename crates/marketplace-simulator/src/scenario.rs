@@ -501,6 +501,41 @@ impl Scenario {
         })
     }
 
+    /// Whether `publisher` lists `offer` as missing.
+    pub fn lists_missing(&self, publisher: &str, offer: &str) -> bool {
+        self.publishers
+            .iter()
+            .filter(|p| p.id == publisher)
+            .any(|p| p.missing.iter().any(|m| m == offer))
+    }
+
+    /// Whether a publisher lists job `id` as missing, whatever its case.
+    pub fn lists_missing_job(&self, id: &str) -> bool {
+        self.publishers
+            .iter()
+            .any(|p| p.missing.iter().any(|m| m.eq_ignore_ascii_case(id)))
+    }
+
+    /// Whether `cancel --simulate`'s principal (`client_id`) would find
+    /// offer `offer` of `publisher` made up: unnamed, in a publisher it
+    /// may use or one the scenario does not name.
+    pub fn makes_up_offer_for(&self, client_id: &str, publisher: &str, offer: &str) -> bool {
+        let may_use = self
+            .principals
+            .iter()
+            .filter(|p| p.client_id == client_id)
+            .any(|p| p.publishers.iter().any(|x| x == publisher));
+        self.make_up_unknown_targets
+            && !self.names_offer(publisher, offer)
+            && (may_use || !self.names_publisher(publisher))
+    }
+
+    /// Whether job `id` would be made up (made-up jobs belong to no named
+    /// publisher, so every caller may use them).
+    pub fn makes_up_job(&self, id: &str) -> bool {
+        self.make_up_unknown_targets && !self.names_job(id)
+    }
+
     /// Whether the scenario names `publisher`.
     pub fn names_publisher(&self, publisher: &str) -> bool {
         self.publishers.iter().any(|p| p.id == publisher)

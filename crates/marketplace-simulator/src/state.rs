@@ -257,15 +257,16 @@ impl SimState {
         Ok(self.offer_mut(offer)?.start_publish(created))
     }
 
-    /// An offer by `"publisher/offer"`, made from its template on first use.
+    /// An offer by `"publisher/offer"`, made on first use as a request
+    /// would make it.
     fn offer_mut(&mut self, offer: &str) -> Result<&mut OfferState, String> {
         let (p, o) = offer
             .split_once('/')
             .ok_or("offer must be publisher/offer")?;
         let key = (p.to_string(), o.to_string());
         if !self.offers.contains_key(&key) {
-            let template = self.template_for(p, o).ok_or("no such offer")?;
-            self.offers.insert(key.clone(), OfferState::new(template));
+            let made = self.made_offer(p, o).ok_or("no such offer")?;
+            self.offers.insert(key.clone(), OfferState::new(made));
         }
         self.offers
             .get_mut(&key)
@@ -486,10 +487,7 @@ impl SimState {
         }
         let key = (publisher.to_string(), offer.to_string());
         if !self.offers.contains_key(&key) {
-            let Some(made) = self.template_for(publisher, offer).or_else(|| {
-                let unnamed = !self.scenario.names_offer(publisher, offer);
-                (self.scenario.make_up_unknown_targets && unnamed).then(|| Offer::made_up(offer))
-            }) else {
+            let Some(made) = self.made_offer(publisher, offer) else {
                 return Err(Reply::error(
                     404,
                     "NotFound",
@@ -499,6 +497,19 @@ impl SimState {
             self.offers.insert(key.clone(), OfferState::new(made));
         }
         Ok(key)
+    }
+
+    /// An offer the scenario does not list, made on first use: never one
+    /// its publisher lists as `missing`; else from a template; else, where
+    /// unknown targets are made up, [`Offer::made_up`].
+    fn made_offer(&self, publisher: &str, offer: &str) -> Option<Offer> {
+        if self.scenario.lists_missing(publisher, offer) {
+            return None;
+        }
+        self.template_for(publisher, offer).or_else(|| {
+            let unnamed = !self.scenario.names_offer(publisher, offer);
+            (self.scenario.make_up_unknown_targets && unnamed).then(|| Offer::made_up(offer))
+        })
     }
 
     /// An offer of an `offerTemplates` entry whose id prefixes `offer`.

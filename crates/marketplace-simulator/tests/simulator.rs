@@ -779,3 +779,29 @@ async fn unknown_targets_are_made_up_only_where_asked_and_named_ones_keep_their_
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn missing_wins_over_templates_and_made_up_offers_take_test_publishes() {
+    let c = client();
+    let scenario = Scenario::from_yaml(
+        "makeUpUnknownTargets: true\ntokens: [{token: t, publishers: [contoso]}]\n\
+         publishers:\n  - id: contoso\n    offerTemplates: [{id: no-, cancel: sync}]\n    missing: [no-such-offer]\n",
+    )
+    .unwrap();
+    let sim = simulator::spawn(scenario, "127.0.0.1:0").await.unwrap();
+    let missing = cancel_url(&sim, "contoso", "no-such-offer", "2017-10-31");
+    assert_eq!(post_cancel(&c, &missing, Some("t"), BODY).await.0, 404);
+    let templated = cancel_url(&sim, "contoso", "no-other", "2017-10-31");
+    assert_eq!(post_cancel(&c, &templated, Some("t"), BODY).await.0, 200);
+    let published = c
+        .post(format!("{}/_sim/publish", sim.url()))
+        .json(&json!({"offer": "elsewhere/made-up"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        published.status().as_u16(),
+        200,
+        "a made-up offer takes a publish"
+    );
+}

@@ -167,7 +167,13 @@ impl Ending {
 fn read_resource(args: &Config) -> Result<(OfferCancellation, bool), Error> {
     let ((mut resource, had_status), shown) = match &args.file {
         Some(file) => (parse_file(file)?, file.display().to_string()),
-        None => ((from_flags(), false), "the flags".to_string()),
+        None => (
+            (
+                from_flags(args.job_id.as_deref().unwrap_or_default()),
+                false,
+            ),
+            "the flags".to_string(),
+        ),
     };
     if let Some(job_id) = &args.job_id {
         let dropped = aim_at_job(&mut resource.spec, job_id);
@@ -231,9 +237,12 @@ fn aim_at_job(spec: &mut OfferCancellationSpec, job_id: &str) -> Vec<&'static st
 }
 
 /// A resource named by flags alone (`--job-id` without `-f`).
-fn from_flags() -> OfferCancellation {
+fn from_flags(job_id: &str) -> OfferCancellation {
+    // A name `kubectl apply` takes (a job id is letters, digits and `-`,
+    // at most 64), in the namespace a bare apply uses.
+    let name = format!("cancel-{}", job_id.to_ascii_lowercase());
     let mut resource = OfferCancellation::new(
-        "cli",
+        &name,
         OfferCancellationSpec {
             publisher_id: None,
             offer_id: None,
@@ -249,7 +258,7 @@ fn from_flags() -> OfferCancellation {
             not_after: None,
         },
     );
-    resource.metadata.namespace = Some("cli".into());
+    resource.metadata.namespace = Some("default".into());
     resource
 }
 
@@ -293,13 +302,13 @@ fn parse_file(file: &std::path::Path) -> Result<(OfferCancellation, bool), Error
         });
     }
     let had_status = document.get("status").is_some();
+    let spec = document.get("spec");
+    if spec.is_some_and(|s| s.get("credentialsSecretRef").is_none()) {
+        eprintln!(
+            "note: {shown} names no credentialsSecretRef; the resource names {CLI_SECRET}, the Secret the README's set-up creates (the CLI itself reads none)"
+        );
+    }
     Ok((resource, had_status))
-}
-
-/// Whether the file named a `credentialsSecretRef` (else the CLI's
-/// placeholder stands in, and is never printed).
-fn names_secret(resource: &OfferCancellation) -> bool {
-    resource.spec.credentials_secret_ref.name != CLI_SECRET
 }
 
 /// The apiVersion an OfferCancellation is written with.
@@ -377,9 +386,10 @@ fn for_the_cli(mut document: serde_yaml::Value) -> Option<serde_yaml::Value> {
     (had_status || added_ref).then_some(document)
 }
 
-/// The Secret name a resource read by the CLI is given when it names none
-/// (the CLI never reads a Secret); never printed.
-const CLI_SECRET: &str = "offercancel-cli-reads-no-secret";
+/// The Secret a resource read by the CLI names when its file names none
+/// (the CLI reads no Secret): the one the README's set-up creates, so `-o`
+/// output applies as it stands.
+const CLI_SECRET: &str = "cpp-credentials";
 
 /// Where the cancel goes, and as whom.
 struct Target {
@@ -424,10 +434,10 @@ async fn simulated(
             publisher_id,
             offer_id,
             ..
-        }) if !scenario.names_offer(publisher_id, offer_id) => {
+        }) if scenario.makes_up_offer_for(scenario::DEFAULT_CLIENT_ID, publisher_id, offer_id) => {
             Some("an asynchronous publish in progress")
         }
-        Ok(crate::crd::Target::Job { job_id, .. }) if !scenario.names_job(job_id) => {
+        Ok(crate::crd::Target::Job { job_id, .. }) if scenario.makes_up_job(job_id) => {
             Some("a running job, which the cancel stops at once")
         }
         _ => None,
@@ -538,15 +548,10 @@ fn what_will_happen(spec: &OfferCancellationSpec, now: jiff::Timestamp) -> Optio
     })
 }
 
-/// The resource as `kubectl get -o json|yaml` would show it, without the
-/// placeholder Secret the CLI gave a file that named none.
+/// The resource as `kubectl get -o json|yaml` would show it: as it
+/// applies, with the status the run reached.
 fn rendered(resource: &OfferCancellation, format: Output) -> Result<String, Error> {
-    let mut shown = serde_json::to_value(resource)?;
-    if !names_secret(resource)
-        && let Some(spec) = shown.get_mut("spec").and_then(|s| s.as_object_mut())
-    {
-        spec.remove("credentialsSecretRef");
-    }
+    let shown = serde_json::to_value(resource)?;
     match format {
         Output::Json => Ok(serde_json::to_string_pretty(&shown)?),
         // Quoted where a YAML 1.1 reader (kubectl's) would see a date.
