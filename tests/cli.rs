@@ -514,6 +514,21 @@ fn simulate_file(text: &str, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `cancel --simulate -f examples/offercancellation.yaml` with `extra`.
+fn simulate_example(extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .args([
+            "cancel",
+            "-f",
+            "examples/offercancellation.yaml",
+            "--simulate",
+        ])
+        .args(extra)
+        .env_remove("CPP_TOKEN")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_file_of_another_kind_is_refused_by_its_kind() {
     let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n\
@@ -575,16 +590,7 @@ fn the_cli_needs_no_credentials_secret_ref() {
 
 #[test]
 fn job_id_drops_every_cpp_only_field_of_the_file_and_says_which() {
-    let out = Command::new(BIN)
-        .args([
-            "cancel",
-            "-f",
-            "examples/offercancellation.yaml",
-            "--simulate",
-        ])
-        .args(["--job-id", "0b7e4c1d-0000-4000-8000-000000000001"])
-        .output()
-        .unwrap();
+    let out = simulate_example(&["--job-id", "0b7e4c1d-0000-4000-8000-000000000001"]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(
@@ -596,17 +602,7 @@ fn job_id_drops_every_cpp_only_field_of_the_file_and_says_which() {
 
 #[test]
 fn yaml_output_quotes_what_a_yaml_1_1_reader_takes_for_a_date() {
-    let out = Command::new(BIN)
-        .args([
-            "cancel",
-            "-f",
-            "examples/offercancellation.yaml",
-            "--simulate",
-            "-o",
-            "yaml",
-        ])
-        .output()
-        .unwrap();
+    let out = simulate_example(&["-o", "yaml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(stdout.contains("apiVersion: '2017-10-31'"), "{stdout}");
@@ -615,30 +611,13 @@ fn yaml_output_quotes_what_a_yaml_1_1_reader_takes_for_a_date() {
 
 #[test]
 fn the_first_line_says_what_will_be_sent() {
-    let guarded = Command::new(BIN)
-        .args([
-            "cancel",
-            "-f",
-            "examples/offercancellation.yaml",
-            "--simulate",
-        ])
-        .output()
-        .unwrap();
+    let guarded = simulate_example(&[]);
     let shown = text(&guarded);
     assert!(
         shown.contains("cancelling operation contoso-offer-publish-1 on contoso/contoso-offer if it is still in progress"),
         "{shown}"
     );
-    let late = Command::new(BIN)
-        .args([
-            "cancel",
-            "-f",
-            "examples/offercancellation.yaml",
-            "--simulate",
-        ])
-        .args(["--not-after", "2020-01-01T00:00:00Z"])
-        .output()
-        .unwrap();
+    let late = simulate_example(&["--not-after", "2020-01-01T00:00:00Z"]);
     let shown = text(&late);
     assert!(
         shown.contains("nothing will be sent to contoso/contoso-offer"),
@@ -649,21 +628,12 @@ fn the_first_line_says_what_will_be_sent() {
 
 #[test]
 fn simulate_says_which_flags_it_ignores() {
-    let out = Command::new(BIN)
-        .args([
-            "cancel",
-            "-f",
-            "examples/offercancellation.yaml",
-            "--simulate",
-        ])
-        .args([
-            "--token",
-            "mine",
-            "--product-ingestion-endpoint",
-            "https://example.test/",
-        ])
-        .output()
-        .unwrap();
+    let out = simulate_example(&[
+        "--token",
+        "mine",
+        "--product-ingestion-endpoint",
+        "https://example.test/",
+    ]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(
@@ -674,16 +644,7 @@ fn simulate_says_which_flags_it_ignores() {
         !shown.contains("mine"),
         "the token's value is never shown: {shown}"
     );
-    let plain = Command::new(BIN)
-        .args([
-            "cancel",
-            "-f",
-            "examples/offercancellation.yaml",
-            "--simulate",
-        ])
-        .env_remove("CPP_TOKEN")
-        .output()
-        .unwrap();
+    let plain = simulate_example(&[]);
     assert!(!text(&plain).contains("ignores"), "{}", text(&plain));
 }
 
