@@ -118,6 +118,7 @@ fn subject(i: usize) -> Observed {
             timeout_seconds: None,
             operation_id: None,
             not_after: None,
+            preview: None,
         },
         status: OfferCancellationStatus::default(),
         generation: 1,

@@ -66,8 +66,9 @@ impl Cli {
 
 /// The `cancel` command's exit codes, as the README's table has them.
 const CANCEL_EXIT_CODES: &str = "Exit codes:
-  0  Cancelled; or, with --no-wait, accepted by CPP
-  1  Failed (the message says why)
+  0  Cancelled; or, with --no-wait, accepted by CPP; or, with --preview
+     (or spec.preview in the file), a cancel would be sent
+  1  Failed (the message says why); with --preview, no cancel would be sent
   2  nothing decided: eight transient errors in a row, missing credentials,
      or a resource file that cannot be read, parsed or validated";
 
@@ -251,6 +252,10 @@ pub struct CancelArgs {
     /// 2026-12-01T18:00:00Z); sets the file's spec.notAfter.
     #[arg(long)]
     pub not_after: Option<jiff::Timestamp>,
+    /// Read what the cancel would be for and print it, sending nothing
+    /// (sets spec.preview): exit 0 when a cancel would be sent, 1 when not.
+    #[arg(long)]
+    pub preview: bool,
     /// Start the built-in simulator and cancel against it (ignores the
     /// endpoints and credentials, and says which it was given).
     #[cfg(feature = "simulator")]
@@ -312,6 +317,7 @@ impl CancelArgs {
             operation_id: self.operation_id,
             job_id: self.job_id,
             not_after: self.not_after,
+            preview: self.preview,
             #[cfg(feature = "simulator")]
             simulate: self.simulate,
             #[cfg(feature = "simulator")]

@@ -60,6 +60,7 @@ impl OfferCancellation {
             timeout_seconds: None,
             operation_id: None,
             not_after: None,
+            preview: None,
         };
         let mut oc = OfferCancellation::new("contoso-offer-cancel", spec);
         oc.metadata.namespace = Some("default".into());
@@ -105,6 +106,24 @@ impl OfferCancellation {
         let generation = self.metadata.generation.unwrap_or(1);
         self.metadata.generation = Some(generation + 1);
         self
+    }
+
+    /// Asks for a preview only (`spec.preview: true`).
+    pub fn previewing(mut self) -> Self {
+        self.spec.preview = Some(true);
+        self
+    }
+
+    /// A preview recorded at [`T0`] that the running publish `publish-1`
+    /// is what the cancel would be for.
+    pub fn previewed(self) -> Self {
+        self.previewing().after([intent()])
+    }
+
+    /// The user turned the preview off (`spec.preview: false`): confirmed.
+    pub fn confirmed(mut self) -> Self {
+        self.spec.preview = Some(false);
+        self.edited()
     }
 
     /// The intent was recorded at [`T0`] and the POST's answer never came.

@@ -739,3 +739,105 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
         "an escape code in a piped log: {line:?}"
     );
 }
+
+/// `cancel --preview` prints what the cancel would be for, sends nothing,
+/// and exits 0 when a cancel would be sent, 1 when not; the line it
+/// prints to confirm cancels exactly the operation it showed.
+#[tokio::test]
+async fn preview_shows_what_would_be_cancelled_and_sends_nothing() {
+    offer_cancel_operator::http::install_crypto_provider();
+    let sim = default_simulator().await;
+    let stats = || async {
+        let stats: serde_json::Value = reqwest::get(format!("{}/_sim/stats", sim.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats
+    };
+    let posts = |stats: &serde_json::Value, offer: &str| {
+        stats["offers"][format!("contoso/{offer}")]["cancelPosts"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let running = cancel(
+        &sim,
+        "contoso",
+        "sync-offer",
+        &[TOKEN[0], TOKEN[1], "--preview", "-o", "yaml"],
+    )
+    .await;
+    let shown = text(&running);
+    assert_eq!(running.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("nothing will be sent"), "{shown}");
+    assert!(
+        shown.contains("result: PreviewReady: preview: would cancel publish sync-offer-publish-1"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("run again without --preview, with --operation-id sync-offer-publish-1"),
+        "{shown}"
+    );
+    let resource: serde_json::Value = serde_yaml::from_slice(&running.stdout).expect("YAML");
+    assert_eq!(resource["spec"]["preview"], true);
+    assert_eq!(
+        resource["status"]["targetOperation"]["id"],
+        "sync-offer-publish-1"
+    );
+    let ready = &resource["status"]["conditions"][0];
+    assert_eq!(
+        (ready["type"].as_str(), ready["reason"].as_str()),
+        (Some("Ready"), Some("PreviewReady"))
+    );
+    let idle = cancel(
+        &sim,
+        "contoso",
+        "idle-offer",
+        &[TOKEN[0], TOKEN[1], "--preview"],
+    )
+    .await;
+    assert_eq!(idle.status.code(), Some(1), "{}", text(&idle));
+    assert!(
+        text(&idle).contains("NothingToCancel") || text(&idle).contains("nothing in progress"),
+        "{}",
+        text(&idle)
+    );
+    let seen = stats().await;
+    assert_eq!(posts(&seen, "sync-offer"), 0, "a preview sends nothing");
+    assert_eq!(posts(&seen, "idle-offer"), 0, "a preview sends nothing");
+    let confirmed = cancel(
+        &sim,
+        "contoso",
+        "sync-offer",
+        &[TOKEN[0], TOKEN[1], "--operation-id", "sync-offer-publish-1"],
+    )
+    .await;
+    assert_eq!(confirmed.status.code(), Some(0), "{}", text(&confirmed));
+    assert_eq!(posts(&stats().await, "sync-offer"), 1);
+}
+
+/// `--preview` with `--simulate` on a job the scenario does not name.
+#[test]
+fn preview_of_a_job_with_simulate() {
+    let out = Command::new(BIN)
+        .args([
+            "cancel",
+            "--simulate",
+            "--preview",
+            "--job-id",
+            "0d1e2f3a-aaaa-bbbb-cccc-ddddeeeeffff",
+        ])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("would cancel configure job 0d1e2f3a-aaaa-bbbb-cccc-ddddeeeeffff"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("to cancel it: run again without --preview"),
+        "{shown}"
+    );
+}

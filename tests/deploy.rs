@@ -656,6 +656,20 @@ fn argo_cd_health_maps_every_phase() {
     assert_eq!(argo_health(&stale).0, "Progressing");
 }
 
+/// A preview waits for the user: Suspended, neither healthy nor failed;
+/// once confirmed (a new generation) it is Progressing again.
+#[test]
+fn argo_cd_shows_a_preview_as_suspended_until_confirmed() {
+    let previewed = offer_cancel_operator::crd::OfferCancellation::test().previewed();
+    let (health, message) = argo_health(&previewed);
+    assert_eq!(health, "Suspended", "{message}");
+    assert!(
+        message.contains("would cancel publish publish-1"),
+        "{message}"
+    );
+    assert_eq!(argo_health(&previewed.confirmed()).0, "Progressing");
+}
+
 /// Every case of health_test.yaml, as Argo CD's own test runner reads it,
 /// so the folder can be proposed upstream as it is.
 #[test]

@@ -31,6 +31,10 @@ pub(super) const ONE_TARGET_RULE: &str = "has(self.productIngestion) ? !has(self
 /// The Product Ingestion API asks for at most one status request a
 /// minute per job: the schema refuses a faster poll of a job.
 pub(super) const JOB_POLL_RULE: &str = "!has(self.productIngestion) || !has(self.pollIntervalSeconds) || self.pollIntervalSeconds >= 60";
+/// A preview is confirmed by turning it off; turning it on later would
+/// not stop a cancel already sent, so the schema refuses it.
+pub(super) const PREVIEW_ONLY_TURNS_OFF_RULE: &str =
+    "!has(self.preview) || !self.preview || (has(oldSelf.preview) && oldSelf.preview)";
 /// Lower bound of `pollIntervalSeconds`; also enforced by the schema.
 pub(super) const MIN_POLL_INTERVAL_SECONDS: u32 = 5;
 
@@ -117,13 +121,13 @@ pub(super) const MAX_EMAILS: usize = 20;
     printcolumn(
         name = "Cancels",
         type_ = "string",
-        json_path = ".status.targetOperation.id",
-        priority = 1
+        json_path = ".status.targetOperation.id"
     )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new(ONE_TARGET_RULE).message("name exactly one target: publisherId and offerId (a CPP offer), or productIngestion (a configure job; operationId does not apply)"))]
 #[x_kube(validation = Rule::new(JOB_POLL_RULE).message("a configure job is polled at most once a minute: pollIntervalSeconds must be at least 60 with productIngestion"))]
+#[x_kube(validation = Rule::new(PREVIEW_ONLY_TURNS_OFF_RULE).message("spec.preview can only be turned off (that confirms the cancel the preview recorded): create a new OfferCancellation to preview again"))]
 #[x_kube(validation = Rule::new("has(self.productIngestion) == has(oldSelf.productIngestion)").message("the target cannot change between an offer and a job: create a new OfferCancellation instead"))]
 pub struct OfferCancellationSpec {
     /// Publisher identifier in the Cloud Partner Portal, e.g. `contoso`.
@@ -192,6 +196,15 @@ pub struct OfferCancellationSpec {
     /// a cancel accepted before it is still followed to its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<Time>,
+
+    /// Preview only: read what the cancel would be for (the operation in
+    /// progress, or the job), record it in `status.targetOperation` with
+    /// reason PreviewReady, and send nothing. Turning it off (false, or
+    /// removing it) confirms: the cancel is then sent for the operation
+    /// the preview recorded and no other, as if `operationId` named it.
+    /// Cannot be turned on again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<bool>,
 }
 
 /// Reference to a Secret in the resource's own namespace.
@@ -365,6 +378,11 @@ pub struct OfferCancellationStatus {
     /// When the resource reached Cancelled or Failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,
+    /// When a preview (`spec.preview`) read what the cancel would be for;
+    /// `targetOperation` then names it (none: nothing would be sent). A
+    /// confirmed preview cancels that operation and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previewed_at: Option<Time>,
     /// How many times the cancel request was sent or about to be sent.
     #[serde(default)]
     #[schemars(range(min = 0, max = 4294967295u32))]
@@ -455,6 +473,11 @@ impl OfferCancellationSpec {
             Some(_) => interval.max(DEFAULT_JOB_POLL_INTERVAL_SECONDS),
             None => interval,
         }
+    }
+
+    /// Whether this spec asks only for a preview (`spec.preview: true`).
+    pub fn is_preview(&self) -> bool {
+        self.preview == Some(true)
     }
 
     /// The comma-joined list CPP expects in `metadata.notification-emails`.

@@ -18,6 +18,10 @@ pub(super) enum Readiness {
     Succeeded,
     /// Final failure: Stalled.
     Failed,
+    /// A preview waits for the user to confirm it: not done (Ready=False)
+    /// and not failed, so kstatus reads it as in progress (Reconciling),
+    /// and nothing (Flux, `kubectl wait`) takes it for a finished cancel.
+    AwaitingConfirmation,
 }
 
 pub(super) fn set_readiness(
@@ -32,6 +36,7 @@ pub(super) fn set_readiness(
         Readiness::Blocked => (false, false, true),
         Readiness::Succeeded => (true, false, false),
         Readiness::Failed => (false, false, true),
+        Readiness::AwaitingConfirmation => (false, true, false),
     };
     let message = &clip(message, MAX_MESSAGE_LEN);
     status.message = Some(message.clone());

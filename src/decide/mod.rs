@@ -14,6 +14,7 @@
 //!   how it says what the other says otherwise.
 //! - `meaning.rs`: what the target's API said ([`Said`]) means: the one
 //!   place answers and failures become [`Outcome`]s.
+//! - `preview.rs`: what a preview records, and what confirming it sends.
 //! - `rearm.rs`: what re-arms a Failed resource (the README's table).
 //! - `conditions.rs`: how a transition reads as conditions and an Event.
 //! - `transition.rs`: the table of transitions, one function per outcome.
@@ -23,6 +24,7 @@ mod conditions;
 mod meaning;
 mod model;
 mod observed;
+mod preview;
 mod rearm;
 mod settle;
 mod target;
@@ -147,7 +149,7 @@ pub(crate) fn next_step(obs: &Observed) -> Step {
     }
     match stage {
         Stage::Fresh if expired(obs) => Step::Record(Outcome::Expired),
-        Stage::Fresh => send_if_valid(obs),
+        Stage::Fresh => preview::next_step(obs).unwrap_or_else(|| send_if_valid(obs)),
         Stage::InDoubt | Stage::Untracked => Step::Call(Call::Settle),
         Stage::Polling(location) => Step::Call(Call::Poll { location }),
         Stage::Failed if rearmed(obs).is_some() => retry(obs),

@@ -55,6 +55,9 @@ pub mod reason {
     /// The configure job had completed (succeeded, failed, or cancelled
     /// by someone else) before this resource's cancel could stop it.
     pub const JOB_ALREADY_COMPLETED: &str = "JobAlreadyCompleted";
+    /// A preview (`spec.preview`) recorded what the cancel would be for;
+    /// nothing was sent, and turning the preview off sends it.
+    pub const PREVIEW_READY: &str = "PreviewReady";
     /// Past `spec.notAfter`: nothing sent.
     pub const EXPIRED: &str = "Expired";
     pub const TRANSIENT_ERROR: &str = "TransientError";

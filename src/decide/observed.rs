@@ -101,7 +101,8 @@ impl Observed {
     /// The operation a first cancel is for, when it is known before the
     /// list is read: the one `spec.operationId` names, or the one this
     /// resource found in progress and follows another resource's cancel
-    /// of (from then on it is as if `operationId` named it).
+    /// of (from then on it is as if `operationId` named it), or the one a
+    /// confirmed preview recorded.
     pub fn operation_named(&self) -> Option<&str> {
         let followed = (self.status.shared_cancel && stage(&self.status) == Stage::Fresh)
             .then_some(self.status.target_operation.as_ref())
@@ -110,6 +111,7 @@ impl Observed {
             .operation_id
             .as_deref()
             .or(followed.map(|t| t.id.as_str()))
+            .or(super::preview::confirmed_operation(self))
     }
 }
 

@@ -11,6 +11,7 @@ use super::model::{
     reason,
 };
 use super::observed::{Observed, Stage, cancel_accepted, deadline, expired, stage, timed_out};
+use super::preview;
 use super::rearm::{Rearm, rearmed};
 use super::settle::Settlement;
 use super::target::{self, Targeting, describe};
@@ -49,6 +50,7 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         ServiceAccountUnavailable(message) => {
             credentials_unavailable(obs, next, message, SERVICE_ACCOUNT_RETRY)
         }
+        Targeted(found) if preview::records(obs, &found) => preview::ready(obs, next, found),
         Targeted(found) => targeted(obs, next, found),
         Expired => fail(
             obs,
@@ -332,6 +334,7 @@ fn restarted(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
     next.requested_at = None;
     next.post_deadline = None;
     next.target_operation = None;
+    next.previewed_at = None;
     next.shared_cancel = false;
     next.http_status = None;
     next.operation_location = None;

@@ -7,6 +7,7 @@ mod claims;
 mod credentials;
 mod envtest;
 mod lag_proxy;
+mod preview;
 mod releases;
 mod support;
 
@@ -138,6 +139,16 @@ fn main() -> std::process::ExitCode {
             &plane,
             "kubectl_wait_and_kstatus_as_the_readme_says",
             kubectl_wait_and_kstatus_as_the_readme_says,
+        ),
+        trial(
+            &plane,
+            "a_preview_sends_nothing_and_its_confirmation_cancels_only_that_publish",
+            preview::a_preview_sends_nothing_and_its_confirmation_cancels_only_that_publish,
+        ),
+        trial(
+            &plane,
+            "kubectl_wait_and_argo_cd_read_a_preview_as_waiting",
+            preview::kubectl_wait_and_argo_cd_read_a_preview_as_waiting,
         ),
         trial(
             &plane,
@@ -994,8 +1005,8 @@ async fn kubectl_wait_and_kstatus_as_the_readme_says(plane: Plane) {
     ])
     .await;
     assert_eq!(String::from_utf8_lossy(&stalled.stdout), "True Failed");
-    // The columns, by the category name: TARGET PHASE READY REASON AGE,
-    // and -o wide adds the operation, the message and the timeout.
+    // The columns, by the category name: TARGET PHASE READY REASON AGE
+    // CANCELS, and -o wide adds the operation, the message and the timeout.
     let listed = kubectl(vec!["get".into(), "offercancel".into()]).await;
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
     let header: Vec<&str> = listed
@@ -1006,7 +1017,9 @@ async fn kubectl_wait_and_kstatus_as_the_readme_says(plane: Plane) {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "TARGET", "PHASE", "READY", "REASON", "AGE"],
+        [
+            "NAME", "TARGET", "PHASE", "READY", "REASON", "AGE", "CANCELS"
+        ],
         "{listed}"
     );
     let row = listed
@@ -1027,7 +1040,7 @@ async fn kubectl_wait_and_kstatus_as_the_readme_says(plane: Plane) {
     ])
     .await;
     let wide = String::from_utf8_lossy(&wide.stdout).to_string();
-    for column in ["OPERATION", "MESSAGE", "TIMEOUT", "OPERATIONID", "CANCELS"] {
+    for column in ["OPERATION", "MESSAGE", "TIMEOUT", "OPERATIONID"] {
         assert!(
             wide.lines().next().unwrap_or("").contains(column),
             "{column}: {wide}"

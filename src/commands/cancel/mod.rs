@@ -50,6 +50,8 @@ pub struct Config {
     pub job_id: Option<String>,
     /// Sets `spec.notAfter`.
     pub not_after: Option<jiff::Timestamp>,
+    /// Sets `spec.preview`: read what the cancel would be for, send nothing.
+    pub preview: bool,
     /// Start the built-in simulator and cancel against it.
     #[cfg(feature = "simulator")]
     pub simulate: bool,
@@ -124,6 +126,8 @@ pub enum Ending {
     /// Accepted and not waited for (`--no-wait`).
     Accepted,
     Failed(String),
+    /// A preview recorded what a cancel would be for; nothing was sent.
+    Previewed(String),
     /// Stuck on something only the user can fix (credentials), or on
     /// transient errors for too long.
     GaveUp(String),
@@ -137,6 +141,7 @@ impl std::fmt::Display for Ending {
                 f.write_str("result: Cancelling (accepted; not waiting, as --no-wait asked)")
             }
             Ending::Failed(m) => write!(f, "result: Failed: {m}"),
+            Ending::Previewed(m) => write!(f, "result: PreviewReady: {m}"),
             Ending::GaveUp(m) => write!(f, "result: gave up: {m}"),
         }
     }
@@ -153,7 +158,7 @@ impl Error {
 impl Ending {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Ending::Cancelled | Ending::Accepted => 0,
+            Ending::Cancelled | Ending::Accepted | Ending::Previewed(_) => 0,
             Ending::Failed(_) => 1,
             Ending::GaveUp(_) => 2,
         }
@@ -189,6 +194,9 @@ fn read_resource(args: &Config) -> Result<(OfferCancellation, bool), Error> {
     }
     if let Some(at) = args.not_after {
         resource.spec.not_after = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at));
+    }
+    if args.preview {
+        resource.spec.preview = Some(true);
     }
     resource
         .spec
@@ -256,6 +264,7 @@ fn from_flags(job_id: &str) -> OfferCancellation {
             timeout_seconds: None,
             operation_id: None,
             not_after: None,
+            preview: None,
         },
     );
     resource.metadata.namespace = Some("default".into());
@@ -520,6 +529,9 @@ pub async fn run(args: Config) -> Result<Ending, Error> {
     let (ending, status) = drive(&apis, &resource, &creds, args.wait, &mut display).await;
     display.finish();
     voice.result(&ending.to_string());
+    if let (Ending::Previewed(_), Some(line)) = (&ending, how_to_confirm(&resource.spec, &status)) {
+        voice.say(&line);
+    }
     resource.status = Some(status);
     if let Some(format) = args.output {
         super::print_out(&format!("{}\n", rendered(&resource, format)?));
@@ -537,6 +549,11 @@ fn what_will_happen(spec: &OfferCancellationSpec, now: jiff::Timestamp) -> Optio
             at.0
         ));
     }
+    if spec.is_preview() {
+        return Some(format!(
+            "previewing: reading {target}'s record to show what a cancel would be for; nothing will be sent"
+        ));
+    }
     Some(match (&target, &spec.operation_id) {
         (crate::crd::Target::Job { .. }, _) => {
             format!("cancelling {target} if it is still running")
@@ -545,6 +562,21 @@ fn what_will_happen(spec: &OfferCancellationSpec, now: jiff::Timestamp) -> Optio
             format!("cancelling operation {id} on {target} if it is still in progress")
         }
         (_, None) => format!("cancelling the operation in progress on {target}, if there is one"),
+    })
+}
+
+/// After a preview: how to send the cancel it showed, and that one only.
+fn how_to_confirm(
+    spec: &OfferCancellationSpec,
+    status: &OfferCancellationStatus,
+) -> Option<String> {
+    let operation = status.target_operation.as_ref()?;
+    Some(match spec.product_ingestion {
+        Some(_) => "to cancel it: run again without --preview".to_string(),
+        None => format!(
+            "to cancel it and nothing else: run again without --preview, with --operation-id {}",
+            operation.id
+        ),
     })
 }
 
@@ -597,6 +629,9 @@ fn ending(observed: &Observed, requeue: Requeue, wait: bool) -> Option<Ending> {
         (Some(Phase::Cancelled), _) => Some(Ending::Cancelled),
         (Some(Phase::Failed), _) => Some(Ending::Failed(message())),
         (Some(Phase::Cancelling), _) if !wait => Some(Ending::Accepted),
+        (Some(Phase::Pending), _) if observed.status.previewed_at.is_some() => {
+            Some(Ending::Previewed(message()))
+        }
         (_, Requeue::Never) => Some(Ending::GaveUp(message())),
         // Status records a streak once, at its first error.
         _ if observed.errors_in_row >= MAX_ERRORS_IN_ROW => Some(Ending::GaveUp(format!(

@@ -1,5 +1,7 @@
 -- Argo CD health check for offercancel.dev/OfferCancellation.
 -- Cancelled: Healthy. Pending, Cancelling: Progressing. Failed: Degraded.
+-- A preview (Ready reason PreviewReady) waits for the user to confirm it:
+-- Suspended, as a paused rollout is, neither healthy nor failed.
 -- A status older than the spec (observedGeneration behind) is Progressing.
 local hs = {}
 local status = obj.status
@@ -15,7 +17,17 @@ if generation ~= nil and status.observedGeneration ~= nil and status.observedGen
   return hs
 end
 local phase = status.phase
-if phase == "Cancelled" then
+local previewed = false
+if status.conditions ~= nil then
+  for _, condition in ipairs(status.conditions) do
+    if condition.type == "Ready" and condition.reason == "PreviewReady" then
+      previewed = true
+    end
+  end
+end
+if phase == "Pending" and previewed then
+  hs.status = "Suspended"
+elseif phase == "Cancelled" then
   hs.status = "Healthy"
 elseif phase == "Failed" then
   hs.status = "Degraded"
