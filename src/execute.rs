@@ -40,6 +40,11 @@ pub(crate) async fn execute(
                 .await
                 .map_err(|e| failure(&e, Request::Poll)),
         ),
+        Call::ReadJobDetail => Said::JobDetail(
+            api.job_detail(creds, turn)
+                .await
+                .map_err(|e| failure(&e, Request::Record)),
+        ),
     }
 }
 
@@ -119,6 +124,19 @@ impl<'a> TargetApi<'a> {
         match self {
             TargetApi::Offer(cpp, offer) => cpp.operations(*offer, creds, turn).await,
             TargetApi::Job(jobs, job) => jobs.operations(*job, creds, turn, after).await,
+        }
+    }
+
+    /// A job's detail; an offer has none (the decision never asks for
+    /// one: nothing is sent).
+    async fn job_detail(
+        &self,
+        creds: &Credentials,
+        turn: Turn<'_>,
+    ) -> Result<Vec<crate::crd::JobResource>, ApiError> {
+        match self {
+            TargetApi::Offer(..) => Err(ApiError::BadEndpoint),
+            TargetApi::Job(jobs, job) => jobs.detail(*job, creds, turn).await,
         }
     }
 
@@ -257,7 +275,7 @@ fn refusal(e: &ApiError, asked: Request) -> Refusal {
 /// Which of the target API's requests an endpoint serves.
 fn request_of(endpoint: Endpoint) -> Option<Request> {
     match endpoint {
-        Endpoint::Submissions | Endpoint::JobStatus => Some(Request::Record),
+        Endpoint::Submissions | Endpoint::JobStatus | Endpoint::JobDetail => Some(Request::Record),
         Endpoint::Cancel | Endpoint::JobCancel => Some(Request::Cancel),
         Endpoint::Operation => Some(Request::Poll),
         Endpoint::Token => None,

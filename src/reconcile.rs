@@ -394,7 +394,7 @@ pub async fn step<W: StatusWriter, R: Report, C: ClaimStore>(
         Step::Record(outcome) => return Ok(write(observed, &mut edges, outcome).await?.requeue),
         Step::Call(call) => {
             let said = execute(apis, call, &observed.asking(), credentials).await;
-            meaning(observed, said)
+            with_job_detail(apis, observed, credentials, meaning(observed, said)).await
         }
     };
     edges.report.reached(Stage::TargetRead);
@@ -404,11 +404,35 @@ pub async fn step<W: StatusWriter, R: Report, C: ClaimStore>(
     }
     edges.report.reached(Stage::Intent);
     let said = send_cancel(apis, &observed.asking(), credentials).await;
-    let answer = meaning(observed, said);
+    let answer = with_job_detail(apis, observed, credentials, meaning(observed, said)).await;
     edges.report.reached(Stage::Post);
     let requeue = record_answer(observed, &mut edges, answer).await?.requeue;
     edges.report.reached(Stage::Answer);
     Ok(requeue)
+}
+
+/// `answer`, and when it ends a job cancelled, the job's detail read right
+/// after, so the end and what the job had already applied take one write.
+async fn with_job_detail(
+    apis: &Apis,
+    observed: &Observed,
+    credentials: Yield<'_>,
+    answer: Outcome,
+) -> Outcome {
+    if !crate::decide::job_detail_follows(observed, &answer) {
+        return answer;
+    }
+    let said = execute(
+        apis,
+        crate::decide::Call::ReadJobDetail,
+        &observed.asking(),
+        credentials,
+    )
+    .await;
+    match meaning(observed, said) {
+        Outcome::JobDetail(read) => Outcome::EndedWithDetail(Box::new(answer), read),
+        _ => answer,
+    }
 }
 
 /// Where a round's transitions go: the target's claim (held before an

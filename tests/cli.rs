@@ -841,3 +841,30 @@ fn preview_of_a_job_with_simulate() {
         "{shown}"
     );
 }
+
+/// A job's cancel ends saying what the job had already applied (the
+/// simulator's made-up job had processed one of its three resources).
+#[test]
+fn a_cancelled_job_says_what_it_had_already_applied() {
+    let out = Command::new(BIN)
+        .args([
+            "cancel",
+            "--simulate",
+            "--job-id",
+            "1e2d3c4b-aaaa-bbbb-cccc-ddddeeeeffff",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("it had already processed 1 resource(s), which the cancel left applied"),
+        "{shown}"
+    );
+    let resource: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let listed = &resource["status"]["processedResources"]["resources"];
+    assert_eq!(listed[0]["state"], "succeeded", "{resource}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+}

@@ -390,3 +390,63 @@ async fn a_given_cpp_token_is_never_sent_to_graph() {
     assert_eq!(err.retry_class(), RetryClass::Terminal);
     assert!(graph.received_requests().await.unwrap().is_empty());
 }
+
+const DETAIL: &str = "/rp/product-ingestion/configure/9f1c0e2a-1b2c-4d5e-8f90-123456789abc";
+
+/// The job's detail: `GET configure/{jobId}` at the job's `$version`, with
+/// the Graph token; each resource by id, kind and state; a body that is
+/// not a detail is an error that says so, never a panic.
+#[tokio::test]
+async fn detail_reads_each_resource_by_id_kind_and_state() {
+    let (cpp, graph, login) = servers().await;
+    Mock::given(method("GET"))
+        .and(path(DETAIL))
+        .and(query_param("$version", "2022-03-01-preview2"))
+        .and(header("authorization", "Bearer graph-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "$schema": "https://schema.mp.microsoft.com/schema/configure/2022-03-01-preview2",
+            "resources": [
+                {"$schema": "https://schema.mp.microsoft.com/schema/plan/2022-03-01-preview2",
+                 "id": "plan/1", "status": "succeeded"},
+                {"$schema": "https://schema.mp.microsoft.com/schema/listing/2022-03-01-preview2",
+                 "id": "listing/2", "status": "cancelled"}
+            ]
+        })))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let apis = apis(&cpp, &graph, &login);
+    let read = apis.jobs.detail(JOB, &token(), Turn::any()).await.unwrap();
+    let seen: Vec<(&str, Option<&str>, &str)> = read
+        .iter()
+        .map(|r| (r.id.as_str(), r.kind.as_deref(), r.state.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("plan/1", Some("plan"), "succeeded"),
+            ("listing/2", Some("listing"), "cancelled")
+        ]
+    );
+    let sent = &graph.received_requests().await.unwrap()[0];
+    assert!(sent.url.as_str().contains("?$version="), "{}", sent.url);
+    assert!(cpp.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_detail_that_is_not_one_is_an_error_not_a_panic() {
+    let (cpp, graph, login) = servers().await;
+    Mock::given(method("GET"))
+        .and(path(DETAIL))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>maintenance</html>"))
+        .mount(&graph)
+        .await;
+    let apis = apis(&cpp, &graph, &login);
+    let error = apis
+        .jobs
+        .detail(JOB, &token(), Turn::any())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ApiError::Malformed { .. }), "{error}");
+    assert!(error.to_string().contains("not JSON"), "{error}");
+}

@@ -511,14 +511,18 @@ async fn a_job_is_read_then_its_intent_written_then_cancelled_with_one_post() {
             assert_eq!(s["phase"], "Cancelled");
             assert_eq!(s["httpStatus"], 200);
             assert_eq!(condition(s, "Ready")["reason"], reason::CANCELLED);
+            // What the job had already applied, written with the end.
+            let processed = &s["processedResources"];
+            assert_eq!(processed["resources"][0]["id"], "plan/1", "{processed}");
+            assert_eq!(processed["resources"].as_array().map(Vec::len), Some(1));
         }),
         Call::Event(reason::CANCELLED),
     ];
     let (action, applied) = run(contoso().job(JOB_ID), &jobs, calls).await;
     assert_eq!(action, Action::await_change());
-    assert_eq!(applied.len(), 2);
+    assert_eq!(applied.len(), 2, "the end and the detail take one write");
     let sent = jobs.received_requests().await.unwrap();
-    assert_eq!(sent.len(), 2, "one status read, one POST");
+    assert_eq!(sent.len(), 3, "one status read, one POST, one detail read");
     assert!(sent.iter().all(|r| r.url.path().starts_with(JOB_BASE)));
 }
 

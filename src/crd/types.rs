@@ -330,7 +330,8 @@ pub struct OfferCancellationStatus {
     #[schemars(length(max = 300))]
     pub target: Option<String>,
     /// Ready (True only when Cancelled), Reconciling (True while work is in
-    /// flight) and Stalled (True on a failure that needs a change to clear).
+    /// flight, or a preview waits for its confirmation) and Stalled (True
+    /// on a failure that needs a change to clear).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -357,7 +358,8 @@ pub struct OfferCancellationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<Time>,
     /// The operation this resource cancels, as the offer's operations list
-    /// showed it in progress right before the first cancel request.
+    /// showed it in progress right before the first cancel request (or as
+    /// a preview found it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_operation: Option<TargetOperation>,
     /// True when the cancel was already requested for this offer (by
@@ -383,6 +385,11 @@ pub struct OfferCancellationStatus {
     /// confirmed preview cancels that operation and no other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previewed_at: Option<Time>,
+    /// A configure job only: what the job had already processed when its
+    /// cancel ended (a cancel stops only resources not yet processed; the
+    /// others stay applied), read once from the job's detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_resources: Option<ProcessedResources>,
     /// How many times the cancel request was sent or about to be sent.
     #[serde(default)]
     #[schemars(range(min = 0, max = 4294967295u32))]
@@ -402,6 +409,53 @@ pub struct OfferCancellationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 128))]
     pub credentials_version: Option<String>,
+}
+
+/// Most resources `status.processedResources` lists; it counts the rest.
+pub const MAX_PROCESSED_RESOURCES: usize = 20;
+
+/// What a cancelled configure job had already processed, which its cancel
+/// left applied.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessedResources {
+    /// When the job's detail was read; unset: it is still to be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<Time>,
+    /// The resources the job had processed, and how (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_PROCESSED_RESOURCES))]
+    pub resources: Vec<JobResource>,
+    /// How many more it had processed than are listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0, max = 4294967295u32))]
+    pub more: u32,
+    /// Why the detail could not be read (it is not read again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_MESSAGE_LEN))]
+    pub error: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One resource of a configure job, as the job's detail shows it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResource {
+    /// Its id (`id`, else `durableId` or `resourceName`).
+    #[schemars(length(max = 256))]
+    pub id: String,
+    /// What it is (`product`, `plan`, `price-and-availability-offer`, ...),
+    /// from its `$schema`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub kind: Option<String>,
+    /// How the job left it (its `status`, else `state`), as the API says
+    /// it; `listed` when the detail gives none.
+    #[schemars(length(max = 64))]
+    pub state: String,
 }
 
 /// An operation on the offer, as its operations list showed it.

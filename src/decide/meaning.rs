@@ -20,6 +20,9 @@ pub fn meaning(obs: &Observed, said: Said) -> Outcome {
         Said::Record(Ok(listing)) => Outcome::Settled(settle_by(obs, recorded(obs), &listing)),
         Said::Poll(Ok(polled)) => Outcome::Polled(polled),
         Said::Cancel(Ok(answer)) => Outcome::Answered(answer),
+        // Whatever it says, the cancel's outcome stands: only the record
+        // of what the job had already applied waits on it.
+        Said::JobDetail(read) => Outcome::JobDetail(read),
         Said::Target(Err(failure)) | Said::Record(Err(failure)) | Said::Poll(Err(failure)) => {
             failed(obs, failure, false)
         }

@@ -15,6 +15,7 @@
 //! - `meaning.rs`: what the target's API said ([`Said`]) means: the one
 //!   place answers and failures become [`Outcome`]s.
 //! - `preview.rs`: what a preview records, and what confirming it sends.
+//! - `processed.rs`: what a cancelled job had already processed.
 //! - `rearm.rs`: what re-arms a Failed resource (the README's table).
 //! - `conditions.rs`: how a transition reads as conditions and an Event.
 //! - `transition.rs`: the table of transitions, one function per outcome.
@@ -25,6 +26,7 @@ mod meaning;
 mod model;
 mod observed;
 mod preview;
+mod processed;
 mod rearm;
 mod settle;
 mod target;
@@ -42,6 +44,7 @@ pub use model::{
 };
 pub(crate) use model::{Call, Step};
 pub use observed::Observed;
+pub use processed::read_after as job_detail_follows;
 pub use settle::Settlement;
 pub use target::Targeting;
 pub use transition::transition;
@@ -153,6 +156,7 @@ pub(crate) fn next_step(obs: &Observed) -> Step {
         Stage::InDoubt | Stage::Untracked => Step::Call(Call::Settle),
         Stage::Polling(location) => Step::Call(Call::Poll { location }),
         Stage::Failed if rearmed(obs).is_some() => retry(obs),
+        Stage::Cancelled if processed::pending(obs) => Step::Call(Call::ReadJobDetail),
         Stage::Cancelled | Stage::Failed if stale(obs) => Step::Record(Outcome::Acknowledged),
         Stage::Cancelled | Stage::Failed => Step::Idle,
     }

@@ -120,6 +120,8 @@ pub(crate) enum Call {
     Settle,
     /// GET what the cancel follows: CPP's cancel operation, or the job.
     Poll { location: String },
+    /// Read a cancelled job's detail once: what it had already processed.
+    ReadJobDetail,
 }
 
 /// What the executor needs of the resource to ask the target's API, and
@@ -159,6 +161,9 @@ pub enum Said {
     Poll(Result<PolledOperation, Failure>),
     /// The answer to the cancel POST.
     Cancel(Result<CancelOutcome, Refused>),
+    /// A job's detail: its resources and how it left each
+    /// ([`Call::ReadJobDetail`]).
+    JobDetail(Result<Vec<crate::crd::JobResource>, Failure>),
 }
 
 /// Why nothing was asked of the target's API.
@@ -299,6 +304,12 @@ pub enum Outcome {
         retry_after: Option<Duration>,
     },
     TimedOut,
+    /// What a cancelled job's detail showed of its resources, or why it
+    /// could not be read.
+    JobDetail(Result<Vec<crate::crd::JobResource>, Failure>),
+    /// An outcome that ends a job cancelled, and its detail read right
+    /// after: both recorded in one write.
+    EndedWithDetail(Box<Outcome>, Result<Vec<crate::crd::JobResource>, Failure>),
     /// The generation moved on a final resource: record that it was seen.
     Acknowledged,
     /// Another resource took the target's claim first: nothing is written

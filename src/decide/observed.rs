@@ -161,7 +161,13 @@ impl Observed {
     /// start-up every Cancelled resource is reconciled once, and each would
     /// otherwise cost a Secret read.
     pub(crate) fn needs_credentials(&self) -> bool {
-        stage(&self.status) != Stage::Cancelled
+        stage(&self.status) != Stage::Cancelled || super::processed::pending(self)
+    }
+
+    /// Whether a cancelled job's detail is still to be read (the CLI waits
+    /// for it before it reports).
+    pub fn reads_job_detail(&self) -> bool {
+        super::processed::pending(self)
     }
 }
 

@@ -38,20 +38,47 @@ pub(super) fn next_step(obs: &Observed) -> Option<Step> {
     })
 }
 
+/// Why a preview that found only another request's cancel running fails:
+/// confirming it could send nothing of its own.
+pub(super) const ONLY_ANOTHER_CANCEL: &str = "preview: a cancel is already in progress on the target and no operation of its own is; confirming would send nothing";
+
+/// Whether this resource is a preview its user confirmed: from then on
+/// (retries included) it cancels what the preview recorded, and nothing
+/// else, as if `operationId` named it.
+pub(super) fn confirmed(obs: &Observed) -> bool {
+    obs.status.previewed_at.is_some() && !obs.spec.is_preview()
+}
+
 /// The operation a confirmed preview cancels: the one it recorded.
 pub(super) fn confirmed_operation(obs: &Observed) -> Option<&str> {
-    let confirmed = obs.status.previewed_at.is_some()
-        && !obs.spec.is_preview()
-        && stage(&obs.status) == Stage::Fresh;
+    let confirmed = confirmed(obs) && stage(&obs.status) == Stage::Fresh;
     let target = obs.status.target_operation.as_ref();
     target.filter(|_| confirmed).map(|t| t.id.as_str())
 }
 
-/// Whether what the target's record says is for a preview to record:
-/// a cancel would be sent, or another's would be followed. Anything else
-/// means nothing would be sent, and fails as a cancel would.
+/// Whether what the target's record says is for a preview to record: a
+/// cancel would be sent, or another's cancel of the same operation would
+/// be followed. Anything else means nothing would be sent, and fails as a
+/// cancel would.
 pub(super) fn records(obs: &Observed, found: &Targeting) -> bool {
-    obs.spec.is_preview() && matches!(found, Targeting::Send(_) | Targeting::Follow { .. })
+    let recordable = match found {
+        Targeting::Send(_) => true,
+        Targeting::Follow { target, .. } => target.is_some(),
+        _ => false,
+    };
+    obs.spec.is_preview() && recordable
+}
+
+/// When a recorded preview is looked at again though nothing changes:
+/// at `notAfter`, to end as Expired. Anything else: never.
+pub(super) fn wake(obs: &Observed) -> Requeue {
+    let previewing = obs.spec.is_preview()
+        && obs.status.previewed_at.is_some()
+        && stage(&obs.status) == Stage::Fresh;
+    match previewing {
+        true => until_not_after(obs),
+        false => Requeue::Never,
+    }
 }
 
 /// Records what a cancel would be for: Pending, `PreviewReady`, nothing
@@ -67,6 +94,7 @@ pub(super) fn ready(
         Targeting::Follow { target, .. } => (target, true),
         _ => (None, false),
     };
+    // `records` let in only an operation to cancel.
     let message = message(obs, target.as_ref(), following);
     next.phase = Some(Phase::Pending);
     next.target_operation = target;
@@ -92,10 +120,7 @@ pub(super) fn ready(
 fn message(obs: &Observed, target: Option<&TargetOperation>, following: bool) -> String {
     let confirm = "set spec.preview to false to confirm";
     let Some(target) = target else {
-        return format!(
-            "preview: a cancel is already in progress on the target and {} lists no operation of its own in progress; confirming sends nothing",
-            words(obs).api
-        );
+        return ONLY_ANOTHER_CANCEL.into();
     };
     let what = describe(target);
     match following {
@@ -259,20 +284,6 @@ mod tests {
         previewed.status = Some(t.status);
         let confirmed = previewed.confirmed().observed();
         assert_eq!(confirmed.operation_named(), Some("publish-1"));
-
-        // The record listed the cancel and nothing in progress of its own:
-        // confirming sends nothing, whatever runs by then.
-        let t = read(&obs, vec![cancel]);
-        assert_eq!(t.status.target_operation, None);
-        let mut previewed = OfferCancellation::test().previewing();
-        previewed.status = Some(t.status);
-        let confirmed = previewed.confirmed().observed();
-        let Step::Record(outcome) = next_step(&confirmed) else {
-            panic!("nothing to ask: {:?}", next_step(&confirmed));
-        };
-        let t = transition(&confirmed, outcome);
-        assert!(!t.post);
-        assert_eq!(t.status.phase, Some(Phase::Failed));
     }
 
     #[test]
@@ -318,5 +329,58 @@ mod tests {
         assert_eq!(next_step(&obs), Step::Call(Call::ReadTarget));
         obs.apply(intent());
         assert_eq!(obs.condition(condition::READY).1, reason::PREVIEW_READY);
+    }
+
+    #[test]
+    fn a_confirmed_preview_rearmed_by_a_rotated_secret_cancels_only_its_operation() {
+        let mut obs = OfferCancellation::test().previewed().confirmed().observed();
+        obs.apply(Outcome::Rejected {
+            reason: reason::CREDENTIALS_REJECTED,
+            message: "AADSTS7000222: client secret expired".into(),
+            cancel_status: None,
+        });
+        assert_eq!(obs.status.phase, Some(Phase::Failed));
+        obs.credentials_version = Some("101".into());
+        let Step::Record(outcome) = next_step(&obs) else {
+            panic!("re-armed: {:?}", next_step(&obs));
+        };
+        obs.apply(outcome);
+        assert_eq!(
+            obs.operation_named(),
+            Some("publish-1"),
+            "still the previewed one"
+        );
+        let ops = vec![
+            operation("publish-1", "canceled"),
+            operation("publish-2", "running"),
+        ];
+        let t = read(&obs, ops);
+        assert!(!t.post, "publish-2 was never previewed");
+    }
+
+    #[test]
+    fn a_preview_that_finds_only_another_cancel_would_send_nothing() {
+        let mut cancel = operation("cancel-1", "running");
+        cancel.kind = Some("cancel".into());
+        let obs = OfferCancellation::test().previewing().observed();
+        let t = read(&obs, vec![cancel]);
+        assert!(!t.post);
+        assert_eq!(
+            t.status.phase,
+            Some(Phase::Failed),
+            "confirming could send nothing"
+        );
+        assert_eq!(t.status.operation_location, None, "and nothing is followed");
+    }
+
+    #[test]
+    fn an_edited_preview_still_wakes_at_not_after() {
+        let mut previewing = OfferCancellation::test().previewing();
+        previewing.spec.not_after = Some(Time(at(60)));
+        let previewed = previewing.after([intent()]).edited();
+        let obs = previewed.observed();
+        assert_eq!(next_step(&obs), Step::Record(Outcome::Acknowledged));
+        let t = transition(&obs, Outcome::Acknowledged);
+        assert_eq!(t.requeue, Requeue::After(Duration::from_secs(61)));
     }
 }

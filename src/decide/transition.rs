@@ -12,6 +12,7 @@ use super::model::{
 };
 use super::observed::{Observed, Stage, cancel_accepted, deadline, expired, stage, timed_out};
 use super::preview;
+use super::processed;
 use super::rearm::{Rearm, rearmed};
 use super::settle::Settlement;
 use super::target::{self, Targeting, describe};
@@ -51,6 +52,12 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
             credentials_unavailable(obs, next, message, SERVICE_ACCOUNT_RETRY)
         }
         Targeted(found) if preview::records(obs, &found) => preview::ready(obs, next, found),
+        Targeted(Targeting::Follow { target: None, .. }) if obs.spec.is_preview() => fail(
+            obs,
+            next,
+            reason::NOTHING_TO_CANCEL,
+            preview::ONLY_ANOTHER_CANCEL.into(),
+        ),
         Targeted(found) => targeted(obs, next, found),
         Expired => fail(
             obs,
@@ -82,7 +89,9 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
             retry_after,
         } => transient(obs, next, message, retry_after),
         TimedOut => timed_out_transition(obs, next),
-        Acknowledged => unchanged(obs, Requeue::Never),
+        JobDetail(read) => processed::recorded(obs, next, read),
+        EndedWithDetail(ended, read) => processed::after(obs, transition(obs, *ended), read),
+        Acknowledged => unchanged(obs, preview::wake(obs)),
         ClaimTaken => unchanged(obs, Requeue::After(Duration::ZERO)),
     }
 }
@@ -333,8 +342,12 @@ fn restarted(obs: &Observed, mut next: OfferCancellationStatus) -> Transition {
     next.phase = Some(Phase::Pending);
     next.requested_at = None;
     next.post_deadline = None;
-    next.target_operation = None;
-    next.previewed_at = None;
+    // A confirmed preview stays bound to what it previewed, as an
+    // `operationId` would; one still previewing reads again.
+    if !preview::confirmed(obs) {
+        next.target_operation = None;
+        next.previewed_at = None;
+    }
     next.shared_cancel = false;
     next.http_status = None;
     next.operation_location = None;
@@ -800,9 +813,13 @@ fn cancelled(
     next.phase = Some(Phase::Cancelled);
     next.completed_at = Some(Time(obs.now));
     set_readiness(obs, &mut next, Readiness::Succeeded, why, &message);
+    let read_detail = processed::mark(obs, &mut next);
     Transition {
         status: next,
-        requeue: Requeue::Never,
+        requeue: match read_detail {
+            true => Requeue::After(Duration::ZERO),
+            false => Requeue::Never,
+        },
         notice: notice(reason::CANCELLED, false, &message),
         post: false,
         progress: None,

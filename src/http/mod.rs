@@ -49,6 +49,8 @@ pub enum Endpoint {
     JobCancel,
     /// Product Ingestion's status of a configure job.
     JobStatus,
+    /// Product Ingestion's detail of a configure job (its resources).
+    JobDetail,
     /// Entra ID's token endpoint.
     Token,
 }
@@ -61,6 +63,7 @@ impl Endpoint {
             Endpoint::Submissions => "submissions",
             Endpoint::JobCancel => "job_cancel",
             Endpoint::JobStatus => "job_status",
+            Endpoint::JobDetail => "job_detail",
             Endpoint::Token => "token",
         }
     }
@@ -72,7 +75,7 @@ impl Endpoint {
             Endpoint::Cancel | Endpoint::Operation | Endpoint::Submissions | Endpoint::Token => {
                 Audience::Cpp
             }
-            Endpoint::JobCancel | Endpoint::JobStatus => Audience::Graph,
+            Endpoint::JobCancel | Endpoint::JobStatus | Endpoint::JobDetail => Audience::Graph,
         }
     }
 }
@@ -86,6 +89,7 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Submissions => f.write_str("CPP submissions"),
             Endpoint::JobCancel => f.write_str("Product Ingestion cancel"),
             Endpoint::JobStatus => f.write_str("Product Ingestion status"),
+            Endpoint::JobDetail => f.write_str("Product Ingestion detail"),
             Endpoint::Token => f.write_str("Entra ID token"),
         }
     }

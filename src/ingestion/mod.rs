@@ -55,7 +55,7 @@ impl JobClient {
         creds: &Credentials,
         turn: Turn<'_>,
     ) -> Result<CancelOutcome, ApiError> {
-        let url = self.job_url(job, "cancel")?;
+        let url = self.job_url(job, Some("cancel"))?;
         let answer = self
             .transport
             .send(Endpoint::JobCancel, creds, turn, |token| {
@@ -110,7 +110,7 @@ impl JobClient {
         turn: Turn<'_>,
         after: Option<jiff::Timestamp>,
     ) -> Result<Vec<Operation>, ApiError> {
-        let url = self.job_url(job, "status")?;
+        let url = self.job_url(job, Some("status"))?;
         let polled = self
             .reads
             .read(job.job_id, creds, after, || {
@@ -140,19 +140,37 @@ impl JobClient {
         })
     }
 
-    /// Where the job's status is read, as status records it.
-    pub fn status_location(&self, job: JobRef<'_>) -> Result<String, ApiError> {
-        Ok(self.job_url(job, "status")?.to_string())
+    /// The job's detail (`GET configure/{jobId}` at the job's `$version`):
+    /// its resources and how it left each. Read once, after its cancel
+    /// ended; not a status read, so not spaced as those are.
+    pub async fn detail(
+        &self,
+        job: JobRef<'_>,
+        creds: &Credentials,
+        turn: Turn<'_>,
+    ) -> Result<Vec<crate::crd::JobResource>, ApiError> {
+        let url = self.job_url(job, None)?;
+        let answer = self
+            .transport
+            .get_ok(Endpoint::JobDetail, url, creds, turn)
+            .await?;
+        answer.parsed(wire::parse_job_detail).await
     }
 
-    /// `{endpoint}/configure/{jobId}/{action}?$version=..`, the id
+    /// Where the job's status is read, as status records it.
+    pub fn status_location(&self, job: JobRef<'_>) -> Result<String, ApiError> {
+        Ok(self.job_url(job, Some("status"))?.to_string())
+    }
+
+    /// `{endpoint}/configure/{jobId}[/{action}]?$version=..`, the id
     /// percent-encoded as one segment.
-    fn job_url(&self, job: JobRef<'_>, action: &str) -> Result<Url, ApiError> {
+    fn job_url(&self, job: JobRef<'_>, action: Option<&str>) -> Result<Url, ApiError> {
         let mut url = self.endpoint.clone();
         url.path_segments_mut()
             .map_err(|_| ApiError::BadEndpoint)?
             .pop_if_empty()
-            .extend(["configure", job.job_id, action]);
+            .extend(["configure", job.job_id])
+            .extend(action);
         // The parameter's name is the literal `$version`; a form encoder
         // would send `%24version`.
         let version: String =

@@ -6,8 +6,10 @@
 
 use serde_json::Value;
 
+use crate::crd::JobResource;
 use crate::http::wire::{ErrorBody, bounded, parse_utc, scalar_text};
 use crate::operation::{Operation, OperationState, says_cancelled, says_running};
+use crate::text::clip;
 
 /// What the decision's words call a configure job.
 const JOB_KIND: &str = "configure job";
@@ -90,6 +92,59 @@ pub(crate) fn parse_job_status(body: &[u8]) -> Result<JobStatus, String> {
     })
 }
 
+/// The most resources of one job's detail read (the rest are counted
+/// nowhere: a job of more is beyond any product's size).
+const MAX_DETAIL_RESOURCES: usize = 10_000;
+
+/// A configure job's detail (`GET configure/{jobId}`): its resources, each
+/// with its id, kind and state as far as the answer gives them. The
+/// reference says the detail lists what the job applied and shows no
+/// schema for it: an object with a `resources` list is read, each entry's
+/// `id` (else `durableId`, `resourceName`), the kind named in its
+/// `$schema` (else `resourceType`), and its `status` (else `state`).
+pub(crate) fn parse_job_detail(body: &[u8]) -> Result<Vec<JobResource>, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("job detail is not JSON: {e}"))?;
+    let resources = value
+        .get("resources")
+        .and_then(Value::as_array)
+        .ok_or("job detail has no resources list")?;
+    Ok(resources
+        .iter()
+        .take(MAX_DETAIL_RESOURCES)
+        .filter(|r| r.is_object())
+        .map(job_resource)
+        .collect())
+}
+
+fn job_resource(r: &Value) -> JobResource {
+    let first = |keys: &[&str]| keys.iter().find_map(|k| r.get(*k).and_then(scalar_text));
+    JobResource {
+        id: clip(
+            &first(&["id", "durableId", "resourceName"]).unwrap_or_default(),
+            256,
+        ),
+        kind: r
+            .get("$schema")
+            .and_then(Value::as_str)
+            .and_then(schema_kind)
+            .or_else(|| first(&["resourceType"]))
+            .map(|k| clip(&k, 64)),
+        state: clip(
+            &first(&["status", "state"]).unwrap_or_else(|| "listed".into()),
+            64,
+        ),
+    }
+}
+
+/// `https://schema.mp.microsoft.com/schema/plan/2022-03-01-preview2` →
+/// `plan`.
+fn schema_kind(schema: &str) -> Option<String> {
+    let (_, rest) = schema.split_once("/schema/")?;
+    let kind = rest.split('/').next().filter(|k| !k.is_empty())?;
+    Some(kind.to_string())
+}
+
 /// The job's `errors` in one line: each as `code: message`, at most five.
 fn error_texts(errors: &Value) -> String {
     let Some(items) = errors.as_array() else {
@@ -150,6 +205,44 @@ mod tests {
         assert!(op.detail.contains("badRequest"), "{}", op.detail);
         assert!(op.created.is_some());
         assert!(!op.is_running());
+    }
+
+    #[test]
+    fn a_detail_lists_each_resource_by_id_kind_and_state() {
+        let body = br#"{"$schema": "https://schema.mp.microsoft.com/schema/configure/2022-03-01-preview2",
+            "resources": [
+              {"$schema": "https://schema.mp.microsoft.com/schema/plan/2022-03-01-preview2", "id": "plan/1", "status": "succeeded"},
+              {"resourceType": "price", "durableId": 7, "state": "notStarted"},
+              {"resourceName": "listing"},
+              "not an object"
+            ]}"#;
+        let resources = parse_job_detail(body).unwrap();
+        let seen: Vec<(&str, Option<&str>, &str)> = resources
+            .iter()
+            .map(|r| (r.id.as_str(), r.kind.as_deref(), r.state.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("plan/1", Some("plan"), "succeeded"),
+                ("7", Some("price"), "notStarted"),
+                ("listing", None, "listed"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hostile_detail_is_an_error_or_bounded() {
+        for body in [&b"[]"[..], b"null", b"{}", b"{\"resources\": 5}", b"\xff"] {
+            assert!(parse_job_detail(body).is_err(), "{body:?}");
+        }
+        let huge = format!(
+            r#"{{"resources": [{{"id": "{}", "status": "{}"}}]}}"#,
+            "i".repeat(9_000),
+            "s".repeat(9_000)
+        );
+        let read = parse_job_detail(huge.as_bytes()).unwrap();
+        assert!(read[0].id.len() <= 256 && read[0].state.len() <= 64);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod claims;
 mod credentials;
 mod envtest;
+mod job_detail;
 mod lag_proxy;
 mod preview;
 mod releases;
@@ -144,6 +145,11 @@ fn main() -> std::process::ExitCode {
             &plane,
             "a_preview_sends_nothing_and_its_confirmation_cancels_only_that_publish",
             preview::a_preview_sends_nothing_and_its_confirmation_cancels_only_that_publish,
+        ),
+        trial(
+            &plane,
+            "a_cancelled_job_says_what_it_had_already_applied",
+            job_detail::a_cancelled_job_says_what_it_had_already_applied,
         ),
         trial(
             &plane,

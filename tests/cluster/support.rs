@@ -46,6 +46,7 @@ publishers:
       - {id: job-, cancel: running, pollsUntilDone: 1}
       - {id: jobnow-, cancel: immediate}
       - {id: jobtwice-, cancel: running, pollsUntilDone: 2}
+      - {id: jobpart-, cancel: immediate, resources: 4, processedBeforeCancel: 2}
 "#;
 
 /// A scenario being changed for one trial's namespace `ns`.
@@ -633,7 +634,7 @@ pub fn mixed_offers(prefix: &str, n: usize) -> Vec<String> {
 
 /// Whether a trial's target name is a configure job's id.
 pub fn is_job(target: &str) -> bool {
-    ["job-", "jobnow-", "jobtwice-"]
+    ["job-", "jobnow-", "jobtwice-", "jobpart-"]
         .iter()
         .any(|kind| target.starts_with(kind))
 }

@@ -20,6 +20,7 @@ const JOB_CANCEL: &str =
     "/rp/product-ingestion/configure/9f1c0e2a-1b2c-4d5e-8f90-123456789abc/cancel";
 const JOB_STATUS: &str =
     "/rp/product-ingestion/configure/9f1c0e2a-1b2c-4d5e-8f90-123456789abc/status";
+const JOB_DETAIL: &str = "/rp/product-ingestion/configure/9f1c0e2a-1b2c-4d5e-8f90-123456789abc";
 
 /// A conversation with CPP about contoso/contoso-offer. Every first
 /// cancel is preceded by one read of the operations list, which shows the
@@ -42,7 +43,8 @@ pub enum Conversation {
     /// Azure AD refuses the client secret (and echoes it in its text).
     TokenRefused,
     /// Product Ingestion: the job's status shows it running; one cancel
-    /// POST answered 200 with the job `completed`/`cancelled`.
+    /// POST answered 200 with the job `completed`/`cancelled`; its detail
+    /// lists one resource processed and one the cancel stopped.
     JobCancelledAtOnce,
     /// Product Ingestion: the job's status shows it `completed`/`succeeded`.
     /// No POST.
@@ -67,6 +69,17 @@ impl Conversation {
                 Mock::given(method("POST"))
                     .and(path(JOB_CANCEL))
                     .respond_with(done)
+                    .expect(1)
+                    .mount(&cpp)
+                    .await;
+                let detail = json!({"resources": [
+                    {"$schema": "https://schema.mp.microsoft.com/schema/plan/2022-03-01-preview2",
+                     "id": "plan/1", "status": "succeeded"},
+                    {"id": "listing/2", "status": "cancelled"},
+                ]});
+                Mock::given(method("GET"))
+                    .and(path(JOB_DETAIL))
+                    .respond_with(ResponseTemplate::new(200).set_body_json(detail))
                     .expect(1)
                     .mount(&cpp)
                     .await;

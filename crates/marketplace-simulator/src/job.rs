@@ -14,6 +14,8 @@ pub struct JobStats {
     /// Cancel POSTs that reached the job, whatever the answer.
     pub cancel_posts: u64,
     pub status_gets: u64,
+    /// Detail GETs (`GET configure/{jobId}`).
+    pub detail_gets: u64,
     /// When the first cancel POST arrived, in ms since the Unix epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_cancel_post_ms: Option<u64>,
@@ -32,6 +34,9 @@ pub struct JobState {
     ended: Option<jiff::Timestamp>,
     /// Status GETs since a cancel was accepted while it runs.
     polls_since_cancel: Option<u32>,
+    /// Resources processed so far (all of them once it ended otherwise
+    /// than cancelled).
+    processed: u32,
     pub stats: JobStats,
 }
 
@@ -45,8 +50,10 @@ impl JobState {
             started: jiff::Timestamp::now(),
             ended: None,
             polls_since_cancel: None,
+            processed: 0,
             stats: JobStats::default(),
         };
+        job.processed = job.config.processed_before_cancel.min(job.config.resources);
         if job.config.cancel == JobCancelMode::AlreadyCompleted {
             job.end();
         }
@@ -65,6 +72,7 @@ impl JobState {
             JobEnding::Failed => "failed",
         };
         self.ended = Some(jiff::Timestamp::now());
+        self.processed = self.config.resources;
     }
 
     fn cancelled(&mut self) {
@@ -91,6 +99,37 @@ impl JobState {
             "jobEnd": self.ended.map(|t| t.to_string()),
             "errors": errors,
         })
+    }
+
+    /// The job's detail: each resource, with how the job left it
+    /// (`succeeded` once processed; `cancelled` once the cancel stopped it
+    /// before; `notStarted` while the job runs).
+    pub(crate) fn detail(&self) -> Reply {
+        const KINDS: [&str; 4] = ["product", "plan", "price-and-availability-plan", "listing"];
+        let resources: Vec<Value> = (0..self.config.resources)
+            .map(|i| {
+                let kind = KINDS[i as usize % KINDS.len()];
+                let state = match (i < self.processed, self.result) {
+                    (true, "failed") => "failed",
+                    (true, _) => "succeeded",
+                    (false, "cancelled") => "cancelled",
+                    (false, _) => "notStarted",
+                };
+                json!({
+                    "$schema": format!("https://schema.mp.microsoft.com/schema/{kind}/2022-03-01-preview2"),
+                    "id": format!("{kind}/{}-{i}", self.config.id),
+                    "status": state,
+                })
+            })
+            .collect();
+        Reply::json(
+            200,
+            json!({
+                "$schema": "https://schema.mp.microsoft.com/schema/configure/2022-03-01-preview2",
+                "jobId": self.config.id,
+                "resources": resources,
+            }),
+        )
     }
 
     /// Answers a cancel as the job's mode says.

@@ -49,6 +49,22 @@ impl SimState {
         }
     }
 
+    /// `GET {base}/configure/{jobId}?$version=`: the job's resources.
+    pub fn job_detail(
+        &mut self,
+        authorization: Option<&str>,
+        version: Option<&str>,
+        id: &str,
+    ) -> Reply {
+        match self.admit_job(authorization, version, id) {
+            Ok(key) => self.jobs.get_mut(&key).map_or_else(missing, |job| {
+                job.stats.detail_gets += 1;
+                job.detail()
+            }),
+            Err(reply) => reply,
+        }
+    }
+
     /// Starts (or starts again) a job a test describes, for `publisher`.
     pub fn start_job(&mut self, publisher: &str, job: Job) -> Result<String, String> {
         if !self.scenario.publishers.iter().any(|p| p.id == publisher) {

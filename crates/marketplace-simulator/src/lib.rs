@@ -140,6 +140,7 @@ pub fn router(state: Shared) -> Router {
             "/rp/product-ingestion/configure/{id}/status",
             get(job_status),
         )
+        .route("/rp/product-ingestion/configure/{id}", get(job_detail))
         .route("/_sim/jobs", post(start_job))
         .route("/_sim/stats", get(stats))
         .route("/_sim/requests", get(requests))
@@ -373,6 +374,18 @@ async fn job_status(
 ) -> Response {
     answer_job(&state, "job_status", &id, |s| {
         s.job_status(auth(&headers), job_version(&q), &id)
+    })
+    .await
+}
+
+async fn job_detail(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Response {
+    answer_job(&state, "job_detail", &id, |s| {
+        s.job_detail(auth(&headers), job_version(&q), &id)
     })
     .await
 }

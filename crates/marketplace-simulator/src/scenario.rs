@@ -254,6 +254,21 @@ pub struct Job {
     /// Faults for this job only, on top of the global ones.
     #[serde(default)]
     pub faults: Faults,
+    /// How many resources the job configures (its detail lists them).
+    #[serde(default = "default_job_resources")]
+    pub resources: u32,
+    /// How many of them it had processed when a cancel stops it: those
+    /// stay applied (`succeeded` in its detail), the rest read `cancelled`.
+    #[serde(default = "default_processed_before_cancel")]
+    pub processed_before_cancel: u32,
+}
+
+fn default_job_resources() -> u32 {
+    3
+}
+
+fn default_processed_before_cancel() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
@@ -363,6 +378,8 @@ impl Job {
             ended: JobEnding::Succeeded,
             errors: vec![],
             faults: Faults::default(),
+            resources: default_job_resources(),
+            processed_before_cancel: default_processed_before_cancel(),
         }
     }
 }

@@ -805,3 +805,41 @@ async fn missing_wins_over_templates_and_made_up_offers_take_test_publishes() {
         "a made-up offer takes a publish"
     );
 }
+
+/// The job's detail (`GET configure/{jobId}`): each resource with its
+/// `$schema`, `id` and `status`; what a cancel found processed stays
+/// `succeeded`, the rest reads `cancelled`; the same admission as status.
+#[tokio::test]
+async fn a_jobs_detail_shows_what_its_cancel_left_applied() {
+    let (sim, c) = sim().await;
+    let id = simulator::scenario::DEFAULT_JOB_ID;
+    let detail = format!(
+        "{}/rp/product-ingestion/configure/{id}?$version=2022-03-01-preview2",
+        sim.url()
+    );
+    let states = |body: &Value| -> Vec<String> {
+        body["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let (status, running) = job_call(&c, false, &detail, GRAPH_TOKEN).await;
+    assert_eq!(status, 200, "{running}");
+    assert_eq!(states(&running), ["succeeded", "notStarted", "notStarted"]);
+    assert!(
+        running["resources"][0]["$schema"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/schema/product/")
+    );
+    job_call(&c, true, &job_url(&sim, id, "cancel"), GRAPH_TOKEN).await;
+    job_call(&c, false, &job_url(&sim, id, "status"), GRAPH_TOKEN).await;
+    let (_, cancelled) = job_call(&c, false, &detail, GRAPH_TOKEN).await;
+    assert_eq!(states(&cancelled), ["succeeded", "cancelled", "cancelled"]);
+    let (refused, _) = job_call(&c, false, &detail, DEFAULT_TOKEN).await;
+    assert_eq!(refused, 401, "a CPP token");
+    let stats = get_json(&c, format!("{}/_sim/stats", sim.url())).await;
+    assert_eq!(stats["jobs"][id]["detailGets"], 2);
+}

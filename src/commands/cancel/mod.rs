@@ -529,7 +529,8 @@ pub async fn run(args: Config) -> Result<Ending, Error> {
     let (ending, status) = drive(&apis, &resource, &creds, args.wait, &mut display).await;
     display.finish();
     voice.result(&ending.to_string());
-    if let (Ending::Previewed(_), Some(line)) = (&ending, how_to_confirm(&resource.spec, &status)) {
+    let hint = how_to_confirm(&resource.spec, &status, !args.preview);
+    if let (Ending::Previewed(_), Some(line)) = (&ending, hint) {
         voice.say(&line);
     }
     resource.status = Some(status);
@@ -569,12 +570,17 @@ fn what_will_happen(spec: &OfferCancellationSpec, now: jiff::Timestamp) -> Optio
 fn how_to_confirm(
     spec: &OfferCancellationSpec,
     status: &OfferCancellationStatus,
+    asked_by_the_file: bool,
 ) -> Option<String> {
     let operation = status.target_operation.as_ref()?;
+    let again = match asked_by_the_file {
+        true => "remove spec.preview from the file and run again",
+        false => "run again without --preview",
+    };
     Some(match spec.product_ingestion {
-        Some(_) => "to cancel it: run again without --preview".to_string(),
+        Some(_) => format!("to cancel it: {again}"),
         None => format!(
-            "to cancel it and nothing else: run again without --preview, with --operation-id {}",
+            "to cancel it and nothing else: {again}, with --operation-id {}",
             operation.id
         ),
     })
@@ -626,6 +632,7 @@ async fn drive(
 fn ending(observed: &Observed, requeue: Requeue, wait: bool) -> Option<Ending> {
     let message = || observed.status.message.clone().unwrap_or_default();
     match (observed.status.phase, requeue) {
+        (Some(Phase::Cancelled), _) if observed.reads_job_detail() => None,
         (Some(Phase::Cancelled), _) => Some(Ending::Cancelled),
         (Some(Phase::Failed), _) => Some(Ending::Failed(message())),
         (Some(Phase::Cancelling), _) if !wait => Some(Ending::Accepted),
