@@ -404,8 +404,9 @@ pub async fn step<W: StatusWriter, R: Report, C: ClaimStore>(
     }
     edges.report.reached(Stage::Intent);
     let said = send_cancel(apis, &observed.asking(), credentials).await;
-    let answer = with_job_detail(apis, observed, credentials, meaning(observed, said)).await;
+    let answer = meaning(observed, said);
     edges.report.reached(Stage::Post);
+    let answer = with_job_detail(apis, observed, credentials, answer).await;
     let requeue = record_answer(observed, &mut edges, answer).await?.requeue;
     edges.report.reached(Stage::Answer);
     Ok(requeue)
@@ -422,10 +423,14 @@ async fn with_job_detail(
     if !crate::decide::job_detail_follows(observed, &answer) {
         return answer;
     }
+    // The end is known: the detail waits its turn as routine work, behind
+    // other tenants' first cancels.
+    let mut asking = observed.asking();
+    asking.turn.urgency = crate::scheduling::fair::Urgency::Routine;
     let said = execute(
         apis,
         crate::decide::Call::ReadJobDetail,
-        &observed.asking(),
+        &asking,
         credentials,
     )
     .await;

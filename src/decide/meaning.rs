@@ -12,6 +12,10 @@ use super::words::{settle_by, words};
 /// What `said` means for the resource `obs` sees.
 pub fn meaning(obs: &Observed, said: Said) -> Outcome {
     match said {
+        // Only a cancelled job's detail is asked for once the cancel ended.
+        Said::NotAsked(why) if super::processed::pending(obs) => {
+            Outcome::JobDetail(Err(super::processed::not_asked(&why)))
+        }
         Said::NotAsked(why) => not_asked(why),
         Said::Target(Ok(listing)) => {
             let locate = |id: &str| listing.location(id);

@@ -163,12 +163,6 @@ impl Observed {
     pub(crate) fn needs_credentials(&self) -> bool {
         stage(&self.status) != Stage::Cancelled || super::processed::pending(self)
     }
-
-    /// Whether a cancelled job's detail is still to be read (the CLI waits
-    /// for it before it reports).
-    pub fn reads_job_detail(&self) -> bool {
-        super::processed::pending(self)
-    }
 }
 
 /// The API accepted the cancel and it was followed: CPP's 202, or a job's

@@ -44,7 +44,13 @@ pub(super) fn pending(obs: &Observed) -> bool {
 /// Whether `outcome` ends a job cancelled with its detail still to read:
 /// the round then reads it before it writes, so both take one write.
 pub fn read_after(obs: &Observed, outcome: &Outcome) -> bool {
-    if obs.spec.product_ingestion.is_none() || matches!(outcome, Outcome::EndedWithDetail(..)) {
+    // Only an outcome that ends the job here: a round that read the
+    // detail (or failed to) has had its one read.
+    let detail = matches!(
+        outcome,
+        Outcome::EndedWithDetail(..) | Outcome::JobDetail(_)
+    );
+    if obs.spec.product_ingestion.is_none() || detail || pending(obs) {
         return false;
     }
     let ended = super::transition(obs, outcome.clone()).status;
@@ -60,7 +66,8 @@ pub(super) fn after(
     ended: Transition,
     read: Result<Vec<JobResource>, Failure>,
 ) -> Transition {
-    let detail = recorded(obs, ended.status.clone(), read);
+    // The detail's own tries start here, whatever errors the cancel met.
+    let detail = recorded_after(obs, ended.status.clone(), read, 0);
     let asked_again = matches!(detail.requeue, Requeue::Backoff { .. });
     Transition {
         status: if asked_again {
@@ -70,6 +77,18 @@ pub(super) fn after(
         },
         requeue: detail.requeue,
         ..ended
+    }
+}
+
+/// Why the detail could not be asked for (the Secret gone or unusable
+/// since the cancel ended: often deleted once a cancel is done), as a
+/// failure of the detail alone: the cancel's outcome stands.
+pub(super) fn not_asked(why: &super::model::NotAsked) -> Failure {
+    use super::model::NotAsked::*;
+    let (NoCredentials(m) | UnusableCredentials(m) | NoTarget(m)) = why;
+    Failure {
+        class: FailureClass::Terminal(super::model::Refusal::Unsent),
+        message: format!("no usable credentials to read it: {m}"),
     }
 }
 
@@ -86,16 +105,32 @@ pub(super) fn mark(obs: &Observed, next: &mut OfferCancellationStatus) -> bool {
 /// terminal failure, or a streak of transient ones).
 pub(super) fn recorded(
     obs: &Observed,
-    mut next: OfferCancellationStatus,
+    next: OfferCancellationStatus,
     read: Result<Vec<JobResource>, Failure>,
 ) -> Transition {
+    recorded_after(obs, next, read, obs.errors_in_row)
+}
+
+/// [`recorded`], after `tries` failed reads of the detail in a row. A
+/// failure that may pass (a busy API, a token source not there yet) is
+/// asked again, up to [`MAX_DETAIL_ERRORS`] in a row.
+fn recorded_after(
+    obs: &Observed,
+    mut next: OfferCancellationStatus,
+    read: Result<Vec<JobResource>, Failure>,
+    tries: u32,
+) -> Transition {
+    let may_pass = |class: &FailureClass| match class {
+        FailureClass::Transient { retry_after } => Some(*retry_after),
+        FailureClass::SourceUnavailable => Some(None),
+        FailureClass::Terminal(_) => None,
+    };
     let record = match read {
         Ok(resources) => of(resources),
-        Err(Failure {
-            class: FailureClass::Transient { retry_after },
-            ..
-        }) if obs.errors_in_row + 1 < MAX_DETAIL_ERRORS => {
-            return again(obs, retry_after);
+        Err(Failure { ref class, .. })
+            if tries + 1 < MAX_DETAIL_ERRORS && may_pass(class).is_some() =>
+        {
+            return again(obs, tries, may_pass(class).flatten());
         }
         Err(failure) => ProcessedResources {
             error: Some(crate::text::clip(
@@ -133,13 +168,13 @@ fn ready_reason(status: &OfferCancellationStatus) -> String {
 }
 
 /// Nothing written: the detail is asked again after a backoff.
-fn again(obs: &Observed, retry_after: Option<Duration>) -> Transition {
+fn again(obs: &Observed, tries: u32, retry_after: Option<Duration>) -> Transition {
     let mut status = obs.status.clone();
     status.observed_generation = Some(obs.generation);
     Transition {
         status,
         requeue: Requeue::Backoff {
-            errors: obs.errors_in_row.saturating_add(1),
+            errors: tries.saturating_add(1),
             at_least: retry_after.unwrap_or_default(),
         },
         notice: None,
@@ -340,5 +375,62 @@ mod tests {
         let pending = t.status.processed_resources.clone().unwrap_or_default();
         assert_eq!(pending.read_at, None);
         assert!(matches!(t.requeue, Requeue::Backoff { .. }));
+    }
+
+    /// A job whose end was written alone, its detail still to read.
+    fn pending_detail() -> Observed {
+        let accepted = OfferCancellation::test().job("job-1").after([intent()]);
+        let mut obs = accepted.observed();
+        let ended = Outcome::EndedWithDetail(
+            Box::new(Outcome::Answered(CancelOutcome::Cancelled)),
+            Err(busy()),
+        );
+        obs.apply(ended);
+        assert!(pending(&obs));
+        obs
+    }
+
+    #[test]
+    fn a_secret_gone_while_the_detail_waits_never_changes_the_cancel() {
+        let mut obs = pending_detail();
+        obs.errors_in_row = 0;
+        let gone = crate::decide::NotAsked::NoCredentials("Secret cpp not found".into());
+        let outcome = crate::decide::meaning(&obs, crate::decide::Said::NotAsked(gone));
+        let t = obs.apply(outcome);
+        assert_eq!(t.status.phase, Some(Phase::Cancelled));
+        assert_eq!(
+            obs.condition("Ready"),
+            ("True".into(), reason::CANCELLED.into())
+        );
+        assert_eq!(obs.condition("Stalled").0, "False");
+        let processed = t.status.processed_resources.unwrap_or_default();
+        let error = processed.error.unwrap_or_default();
+        assert!(error.contains("Secret cpp not found"), "{error}");
+        assert_eq!(t.requeue, Requeue::Never);
+        assert_eq!(next_step(&obs), Step::Idle, "not asked again");
+    }
+
+    #[test]
+    fn a_round_that_read_the_detail_reads_it_no_more() {
+        let obs = pending_detail();
+        assert!(!read_after(&obs, &Outcome::JobDetail(Err(busy()))));
+        assert!(!read_after(&obs, &Outcome::JobDetail(Ok(vec![]))));
+    }
+
+    #[test]
+    fn the_detail_counts_its_own_tries_not_the_cancels_errors() {
+        let mut accepted = OfferCancellation::test()
+            .job("job-1")
+            .after([intent()])
+            .observed();
+        accepted.errors_in_row = MAX_DETAIL_ERRORS - 1;
+        let ended = Outcome::EndedWithDetail(
+            Box::new(Outcome::Answered(CancelOutcome::Cancelled)),
+            Err(busy()),
+        );
+        let t = transition(&accepted, ended);
+        let processed = t.status.processed_resources.unwrap_or_default();
+        assert_eq!(processed.error, None, "one busy answer is asked again");
+        assert_eq!(t.requeue.errors_in_row(), 1);
     }
 }

@@ -632,7 +632,6 @@ async fn drive(
 fn ending(observed: &Observed, requeue: Requeue, wait: bool) -> Option<Ending> {
     let message = || observed.status.message.clone().unwrap_or_default();
     match (observed.status.phase, requeue) {
-        (Some(Phase::Cancelled), _) if observed.reads_job_detail() => None,
         (Some(Phase::Cancelled), _) => Some(Ending::Cancelled),
         (Some(Phase::Failed), _) => Some(Ending::Failed(message())),
         (Some(Phase::Cancelling), _) if !wait => Some(Ending::Accepted),
