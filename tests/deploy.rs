@@ -670,6 +670,85 @@ fn argo_cd_shows_a_preview_as_suspended_until_confirmed() {
     assert_eq!(argo_health(&previewed.confirmed()).0, "Progressing");
 }
 
+/// Where each reason the operator writes stands, as its transitions write
+/// it (phase; Ready, Reconciling, Stalled), and what Argo CD shows then. A
+/// reason without a row here fails: every reason has its case.
+fn argo_cases(reason: &str) -> Vec<(&'static str, [bool; 3], &'static str)> {
+    const WORKING: [bool; 3] = [false, true, false];
+    const DONE: [bool; 3] = [true, false, false];
+    const STALLED: [bool; 3] = [false, false, true];
+    match reason {
+        "CancelRequested" | "CancelResent" | "Resuming" | "Retrying" => {
+            vec![("Pending", WORKING, "Progressing")]
+        }
+        "CancelAccepted" | "CancelInProgress" => vec![("Cancelling", WORKING, "Progressing")],
+        "TransientError" => vec![
+            ("Pending", WORKING, "Progressing"),
+            ("Cancelling", WORKING, "Progressing"),
+        ],
+        "CancelShared" => vec![
+            ("Pending", WORKING, "Progressing"),
+            ("Cancelling", WORKING, "Progressing"),
+            ("Cancelled", DONE, "Healthy"),
+        ],
+        "Cancelled" | "NothingInProgress" => vec![("Cancelled", DONE, "Healthy")],
+        "PreviewReady" => vec![("Pending", WORKING, "Suspended")],
+        "CredentialsUnavailable" => vec![
+            ("Pending", STALLED, "Degraded"),
+            ("Cancelling", STALLED, "Degraded"),
+        ],
+        // Nothing was sent, by design: the safe endings.
+        "OperationEnded" | "NothingToCancel" | "Expired" => vec![("Failed", STALLED, "Healthy")],
+        "OperationNotFound"
+        | "OfferNotFound"
+        | "JobNotFound"
+        | "JobAlreadyCompleted"
+        | "CredentialsRejected"
+        | "InvalidSpec"
+        | "Timeout"
+        | "OperationFailed"
+        | "LocationUnavailable"
+        | "InvalidLocation"
+        | "MalformedResponse"
+        | "BadRequest"
+        | "Unauthorized"
+        | "Forbidden"
+        | "NotFound"
+        | "Conflict"
+        | "Rejected" => {
+            vec![("Failed", STALLED, "Degraded")]
+        }
+        // An Event's reason only: no condition carries it.
+        "CancelFailed" => vec![],
+        other => panic!("{other}: no Argo CD health case; add one here"),
+    }
+}
+
+#[test]
+fn argo_cd_health_has_a_case_for_every_reason() {
+    use offer_cancel_operator::decide::reason;
+    for &why in reason::ALL {
+        for (phase, [ready, reconciling, stalled], want) in argo_cases(why) {
+            let condition = |kind: &str, on: bool| {
+                serde_json::json!({"type": kind, "status": if on { "True" } else { "False" },
+                    "reason": why, "message": format!("{why} here"), "observedGeneration": 1,
+                    "lastTransitionTime": "2026-11-25T10:00:00Z"})
+            };
+            let object = serde_json::json!({
+                "apiVersion": "offercancel.dev/v1alpha1", "kind": "OfferCancellation",
+                "metadata": {"name": "x", "generation": 1},
+                "spec": {"publisherId": "contoso", "offerId": "o", "credentialsSecretRef": {"name": "s"}},
+                "status": {"phase": phase, "observedGeneration": 1, "message": format!("{why} here"),
+                    "conditions": [condition("Ready", ready), condition("Reconciling", reconciling),
+                                   condition("Stalled", stalled)]}
+            });
+            let (health, message) = argo_health_of(&object);
+            assert_eq!(health, want, "{why} in {phase}");
+            assert_eq!(message, format!("{why} here"));
+        }
+    }
+}
+
 /// Every case of health_test.yaml, as Argo CD's own test runner reads it,
 /// so the folder can be proposed upstream as it is.
 #[test]

@@ -102,3 +102,16 @@ fn lib_rs_table_of_contents_names_every_module() {
         );
     }
 }
+
+/// Every reason the operator writes (conditions and Events) is named in
+/// the README, as a user looks it up there.
+#[test]
+fn the_readme_names_every_reason() {
+    let readme = std::fs::read_to_string("README.md").expect("README.md");
+    let missing: Vec<&str> = offer_cancel_operator::decide::reason::ALL
+        .iter()
+        .copied()
+        .filter(|r| !readme.contains(&format!("`{r}`")))
+        .collect();
+    assert!(missing.is_empty(), "README names no {missing:?}");
+}

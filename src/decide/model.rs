@@ -75,6 +75,43 @@ pub mod reason {
     pub const NOT_FOUND: &str = "NotFound";
     pub const CONFLICT: &str = "Conflict";
     pub const REJECTED: &str = "Rejected";
+    /// Every reason above: what the README's list, the Argo CD health
+    /// check's cases and the docs are checked against.
+    pub const ALL: &[&str] = &[
+        CANCEL_REQUESTED,
+        CANCEL_ACCEPTED,
+        CANCEL_IN_PROGRESS,
+        CANCELLED,
+        NOTHING_IN_PROGRESS,
+        CANCEL_RESENT,
+        RESUMING,
+        RETRYING,
+        CANCEL_FAILED,
+        CANCEL_SHARED,
+        OPERATION_ENDED,
+        OPERATION_NOT_FOUND,
+        NOTHING_TO_CANCEL,
+        OFFER_NOT_FOUND,
+        JOB_NOT_FOUND,
+        JOB_ALREADY_COMPLETED,
+        PREVIEW_READY,
+        EXPIRED,
+        TRANSIENT_ERROR,
+        CREDENTIALS_UNAVAILABLE,
+        CREDENTIALS_REJECTED,
+        INVALID_SPEC,
+        TIMEOUT,
+        OPERATION_FAILED,
+        LOCATION_UNAVAILABLE,
+        INVALID_LOCATION,
+        MALFORMED_RESPONSE,
+        BAD_REQUEST,
+        UNAUTHORIZED,
+        FORBIDDEN,
+        NOT_FOUND,
+        CONFLICT,
+        REJECTED,
+    ];
 }
 
 /// How a transient error's status message begins: the controller tries
@@ -394,4 +431,27 @@ pub struct Transition {
     /// What the target's claim needs: held before an intent, told the
     /// answer after our POST, let go when our cancel failed.
     pub claim: Option<ClaimWrite>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// A reason added without a place in `reason::ALL` would escape every
+    /// check that reads the list.
+    #[test]
+    fn every_reason_is_in_the_list() {
+        let source = include_str!("model.rs");
+        let module = source
+            .split("pub mod reason {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}").next())
+            .unwrap_or_default();
+        let declared = module
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub const "))
+            .filter(|l| l.contains(": &str = \""))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect::<Vec<_>>();
+        assert!(declared.len() > 30, "{declared:?}");
+        assert_eq!(declared, super::reason::ALL);
+    }
 }

@@ -51,14 +51,7 @@ pub fn transition(obs: &Observed, outcome: Outcome) -> Transition {
         ServiceAccountUnavailable(message) => {
             credentials_unavailable(obs, next, message, SERVICE_ACCOUNT_RETRY)
         }
-        Targeted(found) if preview::records(obs, &found) => preview::ready(obs, next, found),
-        Targeted(Targeting::Follow { target: None, .. }) if obs.spec.is_preview() => fail(
-            obs,
-            next,
-            reason::NOTHING_TO_CANCEL,
-            preview::ONLY_ANOTHER_CANCEL.into(),
-        ),
-        Targeted(found) => targeted(obs, next, found),
+        Targeted(found) => found_for(obs, next, found),
         Expired => fail(
             obs,
             next,
@@ -539,6 +532,19 @@ fn listed_cancel_ended(
     }
     let message = format!("the cancel operation CPP lists ended: {}", cancel.status);
     cancelled(obs, next, reason::CANCELLED, message)
+}
+
+/// What the target's record says, for a preview (recorded, nothing sent)
+/// or for a cancel ([`targeted`]).
+fn found_for(obs: &Observed, next: OfferCancellationStatus, found: Targeting) -> Transition {
+    if preview::records(obs, &found) {
+        return preview::ready(obs, next, found);
+    }
+    if obs.spec.is_preview() && matches!(found, Targeting::Follow { target: None, .. }) {
+        let why = preview::ONLY_ANOTHER_CANCEL.into();
+        return fail(obs, next, reason::NOTHING_TO_CANCEL, why);
+    }
+    targeted(obs, next, found)
 }
 
 /// What a fresh resource found before its first cancel request. An

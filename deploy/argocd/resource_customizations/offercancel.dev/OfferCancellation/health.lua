@@ -1,8 +1,14 @@
--- Argo CD health check for offercancel.dev/OfferCancellation.
--- Cancelled: Healthy. Pending, Cancelling: Progressing. Failed: Degraded.
--- A preview (Ready reason PreviewReady) waits for the user to confirm it:
--- Suspended, as a paused rollout is, neither healthy nor failed.
--- A status older than the spec (observedGeneration behind) is Progressing.
+-- Argo CD health check for offercancel.dev/OfferCancellation. It reads the
+-- conditions as kstatus does, with two readings of its own:
+-- - a preview waiting for its confirmation (reason PreviewReady) is
+--   Suspended: it waits for a person, as a paused rollout does;
+-- - a safe ending, where nothing was sent by design (OperationEnded,
+--   NothingToCancel, Expired), is Healthy with its message: the resource
+--   did its job, never to cancel the wrong operation, and a manifest
+--   applied again after its operation ended stays green.
+-- Otherwise Ready=True is Healthy, Stalled=True is Degraded whatever the
+-- phase (a failure, or credentials missing), and anything else, or a
+-- status older than the spec, is Progressing.
 local hs = {}
 local status = obj.status
 if status == nil or status.phase == nil then
@@ -16,20 +22,26 @@ if generation ~= nil and status.observedGeneration ~= nil and status.observedGen
   hs.message = "Waiting for the operator to observe the latest spec"
   return hs
 end
-local phase = status.phase
-local previewed = false
+local ready = {}
+local stalled = {}
 if status.conditions ~= nil then
   for _, condition in ipairs(status.conditions) do
-    if condition.type == "Ready" and condition.reason == "PreviewReady" then
-      previewed = true
+    if condition.type == "Ready" then
+      ready = condition
+    elseif condition.type == "Stalled" then
+      stalled = condition
     end
   end
 end
-if phase == "Pending" and previewed then
+local safe = {OperationEnded = true, NothingToCancel = true, Expired = true}
+local phase = status.phase
+if phase == "Pending" and ready.reason == "PreviewReady" then
   hs.status = "Suspended"
-elseif phase == "Cancelled" then
+elseif phase == "Failed" and safe[ready.reason] then
   hs.status = "Healthy"
-elseif phase == "Failed" then
+elseif ready.status == "True" or phase == "Cancelled" then
+  hs.status = "Healthy"
+elseif stalled.status == "True" or phase == "Failed" then
   hs.status = "Degraded"
 elseif phase == "Pending" or phase == "Cancelling" then
   hs.status = "Progressing"
