@@ -654,6 +654,15 @@ fn argo_cd_health_maps_every_phase() {
     );
     stale.metadata.generation = Some(2);
     assert_eq!(argo_health(&stale).0, "Progressing");
+    // A safe ending is Healthy only while nothing was sent: an Expired
+    // after a cancel whose answer was lost is a failure.
+    use offer_cancel_operator::decide::Targeting;
+    let idle = vec![Outcome::Targeted(Targeting::NothingToCancel(None))];
+    let idle = resource("contoso-offer", Some(status_after("contoso-offer", idle)));
+    assert_eq!(argo_health(&idle).0, "Healthy");
+    let lost = vec![offer_cancel_operator::fixtures::intent(), Outcome::Expired];
+    let lost = resource("contoso-offer", Some(status_after("contoso-offer", lost)));
+    assert_eq!(argo_health(&lost).0, "Degraded");
 }
 
 /// A preview waits for the user: Suspended, neither healthy nor failed;
@@ -671,38 +680,46 @@ fn argo_cd_shows_a_preview_as_suspended_until_confirmed() {
 }
 
 /// Where each reason the operator writes stands, as its transitions write
-/// it (phase; Ready, Reconciling, Stalled), and what Argo CD shows then. A
-/// reason without a row here fails: every reason has its case.
-fn argo_cases(reason: &str) -> Vec<(&'static str, [bool; 3], &'static str)> {
+/// it (phase; Ready, Reconciling, Stalled; cancels sent), and what Argo CD
+/// shows then. A reason without a row here fails: every reason has its
+/// case.
+fn argo_cases(reason: &str) -> Vec<(&'static str, [bool; 3], u32, &'static str)> {
     const WORKING: [bool; 3] = [false, true, false];
     const DONE: [bool; 3] = [true, false, false];
     const STALLED: [bool; 3] = [false, false, true];
     match reason {
-        "CancelRequested" | "CancelResent" | "Resuming" | "Retrying" => {
-            vec![("Pending", WORKING, "Progressing")]
+        "CancelRequested" | "CancelResent" | "Retrying" => {
+            vec![("Pending", WORKING, 1, "Progressing")]
         }
-        "CancelAccepted" | "CancelInProgress" => vec![("Cancelling", WORKING, "Progressing")],
+        "Resuming" => vec![
+            ("Pending", WORKING, 1, "Progressing"),
+            ("Cancelling", WORKING, 1, "Progressing"),
+        ],
+        "CancelInProgress" => vec![("Cancelling", WORKING, 1, "Progressing")],
         "TransientError" => vec![
-            ("Pending", WORKING, "Progressing"),
-            ("Cancelling", WORKING, "Progressing"),
+            ("Pending", WORKING, 0, "Progressing"),
+            ("Cancelling", WORKING, 1, "Progressing"),
         ],
         "CancelShared" => vec![
-            ("Pending", WORKING, "Progressing"),
-            ("Cancelling", WORKING, "Progressing"),
-            ("Cancelled", DONE, "Healthy"),
+            ("Pending", WORKING, 0, "Progressing"),
+            ("Cancelled", DONE, 0, "Healthy"),
         ],
-        "Cancelled" | "NothingInProgress" => vec![("Cancelled", DONE, "Healthy")],
-        "PreviewReady" => vec![("Pending", WORKING, "Suspended")],
+        "Cancelled" | "NothingInProgress" => vec![("Cancelled", DONE, 1, "Healthy")],
+        "PreviewReady" => vec![("Pending", WORKING, 0, "Suspended")],
         "CredentialsUnavailable" => vec![
-            ("Pending", STALLED, "Degraded"),
-            ("Cancelling", STALLED, "Degraded"),
+            ("Pending", STALLED, 0, "Degraded"),
+            ("Cancelling", STALLED, 1, "Degraded"),
         ],
-        // Nothing was sent, by design: the safe endings.
-        "OperationEnded" | "NothingToCancel" | "Expired" => vec![("Failed", STALLED, "Healthy")],
+        // Nothing sent, by design: the safe endings; the same reason after
+        // a cancel was sent (too late, or its answer lost past notAfter)
+        // is a failure.
+        "OperationEnded" | "JobAlreadyCompleted" | "NothingToCancel" | "Expired" => vec![
+            ("Failed", STALLED, 0, "Healthy"),
+            ("Failed", STALLED, 1, "Degraded"),
+        ],
         "OperationNotFound"
         | "OfferNotFound"
         | "JobNotFound"
-        | "JobAlreadyCompleted"
         | "CredentialsRejected"
         | "InvalidSpec"
         | "Timeout"
@@ -716,10 +733,10 @@ fn argo_cases(reason: &str) -> Vec<(&'static str, [bool; 3], &'static str)> {
         | "NotFound"
         | "Conflict"
         | "Rejected" => {
-            vec![("Failed", STALLED, "Degraded")]
+            vec![("Failed", STALLED, 1, "Degraded")]
         }
         // An Event's reason only: no condition carries it.
-        "CancelFailed" => vec![],
+        "CancelFailed" | "CancelAccepted" => vec![],
         other => panic!("{other}: no Argo CD health case; add one here"),
     }
 }
@@ -728,7 +745,7 @@ fn argo_cases(reason: &str) -> Vec<(&'static str, [bool; 3], &'static str)> {
 fn argo_cd_health_has_a_case_for_every_reason() {
     use offer_cancel_operator::decide::reason;
     for &why in reason::ALL {
-        for (phase, [ready, reconciling, stalled], want) in argo_cases(why) {
+        for (phase, [ready, reconciling, stalled], attempts, want) in argo_cases(why) {
             let condition = |kind: &str, on: bool| {
                 serde_json::json!({"type": kind, "status": if on { "True" } else { "False" },
                     "reason": why, "message": format!("{why} here"), "observedGeneration": 1,
@@ -739,11 +756,12 @@ fn argo_cd_health_has_a_case_for_every_reason() {
                 "metadata": {"name": "x", "generation": 1},
                 "spec": {"publisherId": "contoso", "offerId": "o", "credentialsSecretRef": {"name": "s"}},
                 "status": {"phase": phase, "observedGeneration": 1, "message": format!("{why} here"),
+                    "attempts": attempts,
                     "conditions": [condition("Ready", ready), condition("Reconciling", reconciling),
                                    condition("Stalled", stalled)]}
             });
             let (health, message) = argo_health_of(&object);
-            assert_eq!(health, want, "{why} in {phase}");
+            assert_eq!(health, want, "{why} in {phase} after {attempts} cancel(s)");
             assert_eq!(message, format!("{why} here"));
         }
     }
