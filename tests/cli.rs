@@ -514,6 +514,16 @@ fn simulate_file(text: &str, extra: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `cancel --simulate --job-id JOB` with `extra`.
+fn simulate_job(job: &str, extra: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["cancel", "--simulate", "--job-id", job])
+        .args(extra)
+        .env_remove("CPP_TOKEN")
+        .output()
+        .unwrap()
+}
+
 /// `cancel --simulate -f examples/offercancellation.yaml` with `extra`.
 fn simulate_example(extra: &[&str]) -> Output {
     Command::new(BIN)
@@ -820,16 +830,7 @@ async fn preview_shows_what_would_be_cancelled_and_sends_nothing() {
 /// `--preview` with `--simulate` on a job the scenario does not name.
 #[test]
 fn preview_of_a_job_with_simulate() {
-    let out = Command::new(BIN)
-        .args([
-            "cancel",
-            "--simulate",
-            "--preview",
-            "--job-id",
-            "0d1e2f3a-aaaa-bbbb-cccc-ddddeeeeffff",
-        ])
-        .output()
-        .unwrap();
+    let out = simulate_job("0d1e2f3a-aaaa-bbbb-cccc-ddddeeeeffff", &["--preview"]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(
@@ -846,17 +847,7 @@ fn preview_of_a_job_with_simulate() {
 /// simulator's made-up job had processed one of its three resources).
 #[test]
 fn a_cancelled_job_says_what_it_had_already_applied() {
-    let out = Command::new(BIN)
-        .args([
-            "cancel",
-            "--simulate",
-            "--job-id",
-            "1e2d3c4b-aaaa-bbbb-cccc-ddddeeeeffff",
-            "-o",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let out = simulate_job("1e2d3c4b-aaaa-bbbb-cccc-ddddeeeeffff", &["-o", "json"]);
     let shown = text(&out);
     assert_eq!(out.status.code(), Some(0), "{shown}");
     assert!(

@@ -180,6 +180,16 @@ mod tests {
         transition(obs, meaning(obs, Said::Target(Ok(listing))))
     }
 
+    /// The reason the Ready condition gives after `t`.
+    fn ready_reason(t: &Transition) -> Option<&str> {
+        let ready = t
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition::READY);
+        ready.map(|c| c.reason.as_str())
+    }
+
     #[test]
     fn a_preview_records_the_running_operation_and_sends_nothing() {
         let obs = OfferCancellation::test().previewing().observed();
@@ -239,15 +249,7 @@ mod tests {
         let t = read(&obs, ops);
         assert!(!t.post);
         assert_eq!(t.status.phase, Some(Phase::Failed));
-        let ready = t
-            .status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == condition::READY);
-        assert_eq!(
-            ready.map(|c| c.reason.as_str()),
-            Some(reason::OPERATION_ENDED)
-        );
+        assert_eq!(ready_reason(&t), Some(reason::OPERATION_ENDED));
     }
 
     #[test]
@@ -256,15 +258,7 @@ mod tests {
         let t = read(&obs, vec![operation("publish-1", "succeeded")]);
         assert!(!t.post);
         assert_eq!(t.status.phase, Some(Phase::Failed));
-        let ready = t
-            .status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == condition::READY);
-        assert_eq!(
-            ready.map(|c| c.reason.as_str()),
-            Some(reason::NOTHING_TO_CANCEL)
-        );
+        assert_eq!(ready_reason(&t), Some(reason::NOTHING_TO_CANCEL));
     }
 
     #[test]

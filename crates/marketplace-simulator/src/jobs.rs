@@ -40,13 +40,10 @@ impl SimState {
         version: Option<&str>,
         id: &str,
     ) -> Reply {
-        match self.admit_job(authorization, version, id) {
-            Ok(key) => self.jobs.get_mut(&key).map_or_else(missing, |job| {
-                job.stats.status_gets += 1;
-                job.status()
-            }),
-            Err(reply) => reply,
-        }
+        self.read_job(authorization, version, id, |job| {
+            job.stats.status_gets += 1;
+            job.status()
+        })
     }
 
     /// `GET {base}/configure/{jobId}?$version=`: the job's resources.
@@ -56,11 +53,23 @@ impl SimState {
         version: Option<&str>,
         id: &str,
     ) -> Reply {
+        self.read_job(authorization, version, id, |job| {
+            job.stats.detail_gets += 1;
+            job.detail()
+        })
+    }
+
+    /// A GET of job `id`, admitted as the service admits it, answered by
+    /// `read`.
+    fn read_job(
+        &mut self,
+        authorization: Option<&str>,
+        version: Option<&str>,
+        id: &str,
+        read: impl FnOnce(&mut JobState) -> Reply,
+    ) -> Reply {
         match self.admit_job(authorization, version, id) {
-            Ok(key) => self.jobs.get_mut(&key).map_or_else(missing, |job| {
-                job.stats.detail_gets += 1;
-                job.detail()
-            }),
+            Ok(key) => self.jobs.get_mut(&key).map_or_else(missing, read),
             Err(reply) => reply,
         }
     }
